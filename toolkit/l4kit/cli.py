@@ -1,0 +1,168 @@
+"""The ``l4kit`` command line: thin commands that hand work to plain functions.
+
+One error boundary (:func:`main`): an :class:`~l4kit.errors.L4kitError` becomes
+one Rich error line on stderr and its exit code; Ctrl-C exits 130 quietly.
+Heavy imports (Scapy) happen inside the commands, so ``l4kit --help`` is fast.
+"""
+
+from __future__ import annotations
+
+import enum
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+
+from l4kit import __version__
+from l4kit.errors import ConfigError, L4kitError
+
+app = typer.Typer(
+    name="l4kit",
+    help=(
+        "TCP at layer 4, in the open: a userspace TCP responder, a capture analyser "
+        "and notebooks that step through a handshake one packet at a time."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+err_console = Console(stderr=True, highlight=False)
+
+
+class Codec(str, enum.Enum):
+    scapy = "scapy"
+    fast = "fast"
+
+
+class ReplayFormat(str, enum.Enum):
+    table = "table"
+    json = "json"
+    mermaid = "mermaid"
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"l4kit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """TCP at layer 4, in the open."""
+
+
+@app.command()
+def respond(
+    iface: Annotated[str, typer.Option(help="Interface to sniff and send on.", envvar="L4KIT_IFACE")] = "lo",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port to answer on.", envvar="L4KIT_PORT")] = 8888,
+    address: Annotated[
+        str, typer.Option(help="IP address to answer on (must be on the interface).", envvar="L4KIT_ADDRESS")
+    ] = "127.0.0.1",
+    routes: Annotated[
+        Path | None,
+        typer.Option(help="TOML file of command = \"reply\" routes (default: toppage, ping, help).",
+                     exists=False, dir_okay=False),
+    ] = None,
+    keep_open: Annotated[
+        bool, typer.Option("--keep-open", help="Keep each connection open until the client closes it.")
+    ] = False,
+    pcap: Annotated[Path | None, typer.Option(help="Write every frame in and out to this pcap file.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the exit summary.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also show drops and timers as they happen.")] = False,
+    max_conns: Annotated[int, typer.Option(min=1, help="Most connections held at once.")] = 1024,
+    max_half_open: Annotated[
+        int, typer.Option(min=1, help="Most half-open (SYN-RECEIVED) connections before SYN cookies take over.")
+    ] = 256,
+    no_firewall: Annotated[
+        bool,
+        typer.Option("--no-firewall", help="Change no firewall rule or sysctl; print what would be needed."),
+    ] = False,
+    sandbox: Annotated[
+        bool, typer.Option("--sandbox", help="Run in a throw-away network namespace (host left untouched).")
+    ] = False,
+    codec: Annotated[Codec, typer.Option(help="How replies are built: Scapy layers or the struct codec.")] = Codec.scapy,
+    duration: Annotated[
+        float | None, typer.Option(min=0, help="Stop by itself after this many seconds.")
+    ] = None,
+) -> None:
+    """Answer TCP on [bold]--address[/]:[bold]--port[/] from userspace: handshake, string replies, close.
+
+    Needs root (CAP_NET_RAW for the packet socket, CAP_NET_ADMIN for the rule that
+    stops the kernel's RST and for the loopback sysctls). Everything it changes is
+    restored on exit; [bold]l4kit cleanup[/] removes leftovers of a killed run.
+    """
+    raise L4kitError("l4kit respond is not yet available (issue 5)")
+
+
+@app.command()
+def replay(
+    file: Annotated[Path, typer.Argument(help="A pcap or pcapng capture.", dir_okay=False)],
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Only connections on this port.")] = None,
+    filter: Annotated[str | None, typer.Option("--filter", help="A BPF filter applied while reading.")] = None,
+    stream: Annotated[int | None, typer.Option(min=0, help="Only this connection (its id in the summary).")] = None,
+    format: Annotated[ReplayFormat, typer.Option("--format", "-f", help="Output format.")] = ReplayFormat.table,
+    step: Annotated[bool, typer.Option("--step", help="Walk one packet at a time (Enter to advance).")] = False,
+    through_responder: Annotated[
+        bool,
+        typer.Option("--through-responder", help="Feed each client side to l4kit's responder and show differences."),
+    ] = False,
+    routes: Annotated[
+        Path | None, typer.Option(help="Routes for --through-responder (default: the embedded ones).")
+    ] = None,
+) -> None:
+    """Show the TCP conversations in a capture: flag transitions, states, checksums, anomalies."""
+    raise L4kitError("l4kit replay is not yet available (issue 6)")
+
+
+@app.command()
+def cleanup(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show what would be removed.")] = False,
+) -> None:
+    """Remove firewall rules and restore sysctls left behind by a killed responder."""
+    raise L4kitError("l4kit cleanup is not yet available (issue 5)")
+
+
+@app.command()
+def doctor() -> None:
+    """Check what the live commands need (privileges, tcpdump, nft/iptables, ip netns) and how to fix it."""
+    raise L4kitError("l4kit doctor is not yet available")
+
+
+@app.command()
+def demo(
+    message: Annotated[str, typer.Option(help="The request the client sends.")] = "toppage",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8888,
+) -> None:
+    """Run the whole thing once: the responder in a throw-away namespace, `echo toppage | nc` against it,
+    the flag-transition table, a clean stop."""
+    raise L4kitError("l4kit demo is not yet available (issue 5)")
+
+
+def _fail(exc: L4kitError) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
+    sys.exit(exc.exit_code)
+
+
+def main() -> None:
+    """Console-script entry point: the one error boundary."""
+    try:
+        app()
+    except L4kitError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except ConfigError as exc:  # pragma: no cover - subclass of L4kitError, kept for clarity
+        _fail(exc)
+
+
+if __name__ == "__main__":
+    main()

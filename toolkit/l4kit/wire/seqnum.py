@@ -1,0 +1,93 @@
+"""TCP sequence numbers: 32-bit values compared modulo 2**32.
+
+RFC 9293 §3.4: "the sequence number space is finite ... all arithmetic dealing
+with sequence numbers must be performed modulo 2**32". Comparisons use the
+serial-number rule (RFC 1982): ``a < b`` when ``(b - a) mod 2**32`` is in
+``(0, 2**31)``. Two numbers exactly 2**31 apart are neither less nor greater;
+TCP never needs to compare values that far apart inside one window.
+
+Plain ``int`` arithmetic silently breaks at the wrap (0xFFFFFFFF + 1 == 0), so
+the core never stores a sequence number as a raw int.
+"""
+
+from __future__ import annotations
+
+from typing import Final, overload
+
+MOD: Final = 1 << 32
+_HALF: Final = 1 << 31
+
+
+class SeqNum:
+    """An immutable 32-bit TCP sequence number.
+
+    ``SeqNum + int`` and ``SeqNum - int`` wrap; ``SeqNum - SeqNum`` gives the
+    signed distance (an int in ``[-2**31, 2**31)``), so ``b - a`` is the number
+    of octets from ``a`` to ``b``.
+    """
+
+    __slots__ = ("value",)
+    value: int
+
+    def __init__(self, value: int) -> None:
+        object.__setattr__(self, "value", value % MOD)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("SeqNum is immutable")
+
+    def __add__(self, other: int) -> SeqNum:
+        if isinstance(other, SeqNum):  # adding two sequence numbers is meaningless
+            raise TypeError("cannot add two sequence numbers; add an octet count")
+        return SeqNum(self.value + other)
+
+    @overload
+    def __sub__(self, other: SeqNum) -> int: ...
+    @overload
+    def __sub__(self, other: int) -> SeqNum: ...
+    def __sub__(self, other: SeqNum | int) -> int | SeqNum:
+        if isinstance(other, SeqNum):
+            d = (self.value - other.value) % MOD
+            return d - MOD if d >= _HALF else d
+        return SeqNum(self.value - other)
+
+    def distance(self, other: SeqNum) -> int:
+        """Signed distance ``self - other`` as an int (a typed spelling of ``-``)."""
+        d = (self.value - other.value) % MOD
+        return d - MOD if d >= _HALF else d
+
+    def __lt__(self, other: SeqNum) -> bool:
+        return 0 < (other.value - self.value) % MOD < _HALF
+
+    def __le__(self, other: SeqNum) -> bool:
+        return (other.value - self.value) % MOD < _HALF
+
+    def __gt__(self, other: SeqNum) -> bool:
+        return 0 < (self.value - other.value) % MOD < _HALF
+
+    def __ge__(self, other: SeqNum) -> bool:
+        return (self.value - other.value) % MOD < _HALF
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SeqNum) and other.value == self.value
+
+    def __hash__(self) -> int:
+        return hash(("SeqNum", self.value))
+
+    def __int__(self) -> int:
+        return self.value
+
+    def __index__(self) -> int:
+        return self.value
+
+    def __repr__(self) -> str:
+        return f"SeqNum({self.value})"
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __reduce__(self) -> tuple[type[SeqNum], tuple[int]]:
+        return (SeqNum, (self.value,))
+
+    def in_window(self, start: SeqNum, size: int) -> bool:
+        """``start <= self < start + size`` modulo 2**32 (RFC 9293 §3.4)."""
+        return (self.value - start.value) % MOD < size
