@@ -1,0 +1,1 @@
+"""Rendering: Rich tables, JSON and Mermaid. Imported by the CLI only."""

@@ -1,0 +1,75 @@
+"""The flag-transition table: one row per segment, shared by ``respond`` and ``replay``.
+
+Both commands print the same table so that what a user sees live and what they
+see later from the capture line up row by row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from rich.table import Table
+from rich.text import Text
+
+_DIR_STYLE = {"c2s": "cyan", "s2c": "magenta"}
+_ARROW = {"c2s": "→", "s2c": "←"}
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionRow:
+    """One segment as shown in a flag-transition table.
+
+    ``t`` is seconds since the connection's first segment; ``direction`` is
+    ``"c2s"`` (client to server) or ``"s2c"``; ``seq``/``ack`` are relative to
+    each side's ISN (as Wireshark shows them); ``before``/``after`` are the
+    server-side RFC 9293 states (equal when the segment changed nothing).
+    """
+
+    t: float
+    direction: str
+    flags: str
+    seq: int
+    ack: int | None
+    length: int
+    window: int | None = None
+    before: str = ""
+    after: str = ""
+    checksum: str = ""
+    notes: tuple[str, ...] = ()
+    payload_preview: str = ""
+
+
+def transition_table(title: str, rows: Iterable[TransitionRow], *, show_checksum: bool = False) -> Table:
+    """A Rich table of ``rows`` under ``title`` (typically ``client <-> server``)."""
+    table = Table(title=title, title_justify="left", header_style="bold", expand=False)
+    table.add_column("t (s)", justify="right", no_wrap=True)
+    table.add_column("dir", justify="center", no_wrap=True)
+    table.add_column("flags", no_wrap=True)
+    table.add_column("seq", justify="right")
+    table.add_column("ack", justify="right")
+    table.add_column("len", justify="right")
+    table.add_column("win", justify="right")
+    if show_checksum:
+        table.add_column("cksum")
+    table.add_column("state")
+    table.add_column("data / notes")
+    for row in rows:
+        style = _DIR_STYLE.get(row.direction, "")
+        state = row.after if row.before == row.after else f"{row.before} → {row.after}"
+        extras = [row.payload_preview] if row.payload_preview else []
+        extras += [f"[{n}]" for n in row.notes]
+        cells: list[str | Text] = [
+            f"{row.t:.6f}",
+            Text(f"{'client' if row.direction == 'c2s' else 'server'} {_ARROW.get(row.direction, '?')}", style=style),
+            Text(row.flags or ".", style="bold " + style),
+            str(row.seq),
+            "" if row.ack is None else str(row.ack),
+            str(row.length),
+            "" if row.window is None else str(row.window),
+        ]
+        if show_checksum:
+            cells.append(Text(row.checksum, style="red" if row.checksum == "bad" else ""))
+        cells += [state, Text(" ".join(extras))]
+        table.add_row(*cells)
+    return table
