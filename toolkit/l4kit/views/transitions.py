@@ -14,6 +14,7 @@ from rich.text import Text
 
 _DIR_STYLE = {"c2s": "cyan", "s2c": "magenta"}
 _ARROW = {"c2s": "→", "s2c": "←"}
+_WHO = {"c2s": "client", "s2c": "server"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +25,11 @@ class TransitionRow:
     ``"c2s"`` (client to server) or ``"s2c"``; ``seq``/``ack`` are relative to
     each side's ISN (as Wireshark shows them); ``before``/``after`` are the
     server-side RFC 9293 states (equal when the segment changed nothing).
+
+    Added for ``replay`` (optional, so existing callers are unchanged):
+    ``frame`` is the capture's frame number (Wireshark's ``frame.number``) and
+    ``client_before``/``client_after`` the client side's RFC 9293 states, shown
+    when the table is made with ``show_client_state=True``.
     """
 
     t: float
@@ -38,11 +44,31 @@ class TransitionRow:
     checksum: str = ""
     notes: tuple[str, ...] = ()
     payload_preview: str = ""
+    frame: int | None = None
+    client_before: str = ""
+    client_after: str = ""
 
 
-def transition_table(title: str, rows: Iterable[TransitionRow], *, show_checksum: bool = False) -> Table:
-    """A Rich table of ``rows`` under ``title`` (typically ``client <-> server``)."""
+def _state_cell(before: str, after: str) -> str:
+    return after if before == after else f"{before} → {after}"
+
+
+def transition_table(
+    title: str,
+    rows: Iterable[TransitionRow],
+    *,
+    show_checksum: bool = False,
+    show_client_state: bool = False,
+    show_frame: bool = False,
+) -> Table:
+    """A Rich table of ``rows`` under ``title`` (typically ``client <-> server``).
+
+    ``show_frame`` adds the frame number column, ``show_client_state`` a client
+    state column next to the (then so named) server state column.
+    """
     table = Table(title=title, title_justify="left", header_style="bold", expand=False)
+    if show_frame:
+        table.add_column("frame", justify="right", no_wrap=True)
     table.add_column("t (s)", justify="right", no_wrap=True)
     table.add_column("dir", justify="center", no_wrap=True)
     table.add_column("flags", no_wrap=True)
@@ -52,16 +78,19 @@ def transition_table(title: str, rows: Iterable[TransitionRow], *, show_checksum
     table.add_column("win", justify="right")
     if show_checksum:
         table.add_column("cksum")
-    table.add_column("state")
+    if show_client_state:
+        table.add_column("client state")
+    table.add_column("server state" if show_client_state else "state")
     table.add_column("data / notes")
     for row in rows:
         style = _DIR_STYLE.get(row.direction, "")
-        state = row.after if row.before == row.after else f"{row.before} → {row.after}"
+        state = _state_cell(row.before, row.after)
         extras = [row.payload_preview] if row.payload_preview else []
         extras += [f"[{n}]" for n in row.notes]
-        cells: list[str | Text] = [
+        cells: list[str | Text] = ["" if row.frame is None else str(row.frame)] if show_frame else []
+        cells += [
             f"{row.t:.6f}",
-            Text(f"{'client' if row.direction == 'c2s' else 'server'} {_ARROW.get(row.direction, '?')}", style=style),
+            Text(f"{_WHO.get(row.direction, '?')} {_ARROW.get(row.direction, '?')}", style=style),
             Text(row.flags or ".", style="bold " + style),
             str(row.seq),
             "" if row.ack is None else str(row.ack),
@@ -70,6 +99,8 @@ def transition_table(title: str, rows: Iterable[TransitionRow], *, show_checksum
         ]
         if show_checksum:
             cells.append(Text(row.checksum, style="red" if row.checksum == "bad" else ""))
+        if show_client_state:
+            cells.append(_state_cell(row.client_before, row.client_after))
         cells += [state, Text(" ".join(extras))]
         table.add_row(*cells)
     return table
