@@ -38,6 +38,12 @@ class Codec(str, enum.Enum):
     fast = "fast"
 
 
+class FirewallBackend(enum.StrEnum):
+    auto = "auto"
+    nft = "nft"
+    iptables = "iptables"
+
+
 class ReplayFormat(str, enum.Enum):
     table = "table"
     json = "json"
@@ -93,6 +99,10 @@ def respond(
     duration: Annotated[
         float | None, typer.Option(min=0, help="Stop by itself after this many seconds.")
     ] = None,
+    firewall: Annotated[
+        FirewallBackend,
+        typer.Option(help="How the kernel's RST is dropped: nft (own table), iptables (own chain), auto."),
+    ] = FirewallBackend.auto,
 ) -> None:
     """Answer TCP on [bold]--address[/]:[bold]--port[/] from userspace: handshake, string replies, close.
 
@@ -100,7 +110,17 @@ def respond(
     stops the kernel's RST and for the loopback sysctls). Everything it changes is
     restored on exit; [bold]l4kit cleanup[/] removes leftovers of a killed run.
     """
-    raise L4kitError("l4kit respond is not yet available (issue 5)")
+    from l4kit.views import live as live_view
+
+    code = live_view.respond(
+        live_view.RespondRequest(
+            iface=iface, port=port, address=address, routes=routes, keep_open=keep_open, pcap=pcap,
+            quiet=quiet, verbose=verbose, max_conns=max_conns, max_half_open=max_half_open,
+            no_firewall=no_firewall, sandbox=sandbox, codec=codec.value, duration=duration,
+            firewall=firewall.value,
+        )
+    )  # fmt: skip
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -128,13 +148,17 @@ def cleanup(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show what would be removed.")] = False,
 ) -> None:
     """Remove firewall rules and restore sysctls left behind by a killed responder."""
-    raise L4kitError("l4kit cleanup is not yet available (issue 5)")
+    from l4kit.views import live as live_view
+
+    raise typer.Exit(live_view.cleanup(dry_run=dry_run))
 
 
 @app.command()
 def doctor() -> None:
     """Check what the live commands need (privileges, tcpdump, nft/iptables, ip netns) and how to fix it."""
-    raise L4kitError("l4kit doctor is not yet available")
+    from l4kit.views import live as live_view
+
+    raise typer.Exit(live_view.doctor())
 
 
 @app.command()
@@ -144,7 +168,9 @@ def demo(
 ) -> None:
     """Run the whole thing once: the responder in a throw-away namespace, `echo toppage | nc` against it,
     the flag-transition table, a clean stop."""
-    raise L4kitError("l4kit demo is not yet available (issue 5)")
+    from l4kit.views import live as live_view
+
+    raise typer.Exit(live_view.demo(message=message, port=port))
 
 
 def _fail(exc: L4kitError) -> NoReturn:

@@ -1,0 +1,22 @@
+"""The live responder: ``l4kit respond`` on a real interface.
+
+The sans-IO core (:mod:`l4kit.core`) decides what to send; this package moves
+frames between it and the kernel, and prepares the host so that the kernel's
+own TCP stays out of the way (DESIGN.md, "Linux loopback traps"):
+
+- :mod:`~l4kit.live.privileges`: which capabilities the process has.
+- :mod:`~l4kit.live.preflight`: interface, address, BPF compiler and port checks
+  that turn foreseeable mistakes into one-line errors.
+- :mod:`~l4kit.live.host`: the RST-dropping firewall rule and the loopback
+  sysctls, recorded in a state file and restored on every exit path.
+- :mod:`~l4kit.live.capture`: the packet socket with the BPF filter that the
+  Scapy ``AsyncSniffer`` reads, without dissecting frames.
+- :mod:`~l4kit.live.sender`: one persistent Scapy L2 socket for every reply.
+- :mod:`~l4kit.live.pcap`: a pcap writer thread (``--pcap``).
+- :mod:`~l4kit.live.responder`: the driver that owns the core's listener.
+- :mod:`~l4kit.live.sandbox`: run all of it inside a throw-away network namespace.
+- :mod:`~l4kit.live.doctor`: what the live commands need, checked.
+
+Nothing here prints with Rich: events and the exit summary go to the caller
+(``l4kit.views.live`` renders them), so that the layers stay as DESIGN.md draws them.
+"""

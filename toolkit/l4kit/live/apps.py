@@ -1,0 +1,46 @@
+"""The application the live responder serves: the string server of DESIGN.md.
+
+Scapy-free, so that ``l4kit demo`` can ask the core what the right reply is
+without loading the packet machinery.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+
+from l4kit.core.app import Application
+from l4kit.errors import ConfigError
+from l4kit.wire.segment import Endpoint, FourTuple
+
+
+def load_app_factory(routes_file: Path | None, keep_open: bool) -> Callable[[FourTuple], Application]:
+    """One string server per connection, on the embedded routes or a TOML file."""
+    from l4kit.core import Routes, StringServer
+
+    if routes_file is None:
+        routes = Routes.default()
+    else:
+        try:
+            text = routes_file.read_text()
+        except OSError as exc:
+            raise ConfigError(f"cannot read routes file {routes_file}: {exc.strerror}") from None
+        try:
+            routes = Routes.parse_toml(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"routes file {routes_file} is not valid TOML: {exc}") from None
+
+    def factory(_key: FourTuple) -> Application:
+        return StringServer(routes, keep_open=keep_open)
+
+    return factory
+
+
+def expected_reply(message: str, routes_file: Path | None = None) -> str:
+    """What the core's string server answers to one request line: the demo
+    compares the bytes a real ``nc`` printed with this."""
+    key = FourTuple(Endpoint("127.0.0.1", 8888), Endpoint("127.0.0.1", 40000))
+    app = load_app_factory(routes_file, keep_open=False)(key)
+    reply = app.on_data((message + "\n").encode())
+    return reply.data.decode("utf-8", "replace")

@@ -1,0 +1,227 @@
+"""``l4kit doctor``: is this machine ready for the live commands, and if not, how to fix it.
+
+Each check is a :class:`Check` with a status (``ok``, ``missing`` for a required
+piece, ``warn`` for an optional one, ``info``), what was found, and the fix.
+The checks only read: the one exception is the ``ip netns`` probe, which
+creates and at once deletes a namespace, because only doing it proves it works.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+from l4kit.live.host import (
+    LOOPBACK_SYSCTLS,
+    cleanup,
+    iptables_usable,
+    nft_usable,
+    read_sysctl,
+    sysctl_name,
+)
+from l4kit.live.privileges import Capability, effective_capabilities
+
+OK = "ok"
+MISSING = "missing"
+WARN = "warn"
+INFO = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    status: str
+    found: str
+    fix: str = ""
+    required: bool = True
+
+
+def _version(argv: list[str]) -> str:
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    text = (done.stdout or done.stderr).strip().splitlines()
+    return text[0] if text else ""
+
+
+def check_privileges() -> list[Check]:
+    mask = effective_capabilities()
+    checks = []
+    for cap, why in (
+        (Capability.CAP_NET_RAW, "respond: the packet socket"),
+        (Capability.CAP_NET_ADMIN, "respond: the RST rule and loopback sysctls"),
+        (Capability.CAP_SYS_ADMIN, "--sandbox, demo, live tests: network namespaces"),
+    ):
+        have = bool(mask >> int(cap) & 1)
+        checks.append(
+            Check(
+                cap.name,
+                OK if have else MISSING,
+                ("present" if have else "absent") + f" ({why})" + (" [root]" if os.geteuid() == 0 else ""),
+                "" if have else "run as root (sudo l4kit ...)",
+            )
+        )
+    return checks
+
+
+def check_bpf_compiler() -> list[Check]:
+    """Scapy 2.6+ compiles BPF with libpcap through ctypes; tcpdump (which
+    links libpcap) is the fallback and the packet capture the tests use."""
+    checks = []
+    try:
+        from scapy.arch.common import compile_filter, free_filter
+
+        program = compile_filter("inbound and tcp and dst port 8888", linktype=1)
+        free_filter(program)
+        checks.append(Check("BPF compiler (libpcap)", OK, "Scapy compiles filters with libpcap"))
+        libpcap = True
+    except Exception as exc:
+        libpcap = False
+        checks.append(
+            Check(
+                "BPF compiler (libpcap)",
+                WARN,
+                f"unavailable: {exc}",
+                "apt-get install libpcap0.8",
+                required=False,
+            )
+        )
+    tcpdump = shutil.which("tcpdump")
+    if tcpdump:
+        checks.append(
+            Check("tcpdump", OK, _version(["tcpdump", "--version"]) or tcpdump, required=not libpcap)
+        )
+    else:
+        checks.append(
+            Check(
+                "tcpdump",
+                WARN if libpcap else MISSING,
+                "not installed" + ("" if libpcap else ": no way to compile the sniffer's BPF filter"),
+                "apt-get install tcpdump",
+                required=not libpcap,
+            )
+        )
+    return checks
+
+
+def check_firewall() -> list[Check]:
+    nft = shutil.which("nft")
+    ipt = shutil.which("iptables")
+    root = os.geteuid() == 0
+    nft_ok = bool(nft) and (not root or nft_usable())
+    ipt_ok = bool(ipt) and (not root or iptables_usable())
+    chosen = "nft" if nft_ok else "iptables" if ipt_ok else ""
+    checks = [
+        Check(
+            "nft",
+            OK if nft_ok else (WARN if ipt_ok else MISSING),
+            (_version(["nft", "--version"]) if nft else "not installed")
+            + (" (used)" if chosen == "nft" else ""),
+            "" if nft_ok else "apt-get install nftables",
+            required=not ipt_ok,
+        ),
+        Check(
+            "iptables",
+            OK if ipt_ok else (INFO if nft_ok else MISSING),
+            (_version(["iptables", "--version"]) if ipt else "not installed")
+            + (" (used)" if chosen == "iptables" else " (fallback)" if ipt_ok else ""),
+            "" if ipt_ok or nft_ok else "apt-get install iptables",
+            required=not nft_ok,
+        ),
+    ]
+    return checks
+
+
+def check_netns() -> Check:
+    if shutil.which("ip") is None:
+        return Check("ip netns", MISSING, "the ip command is not installed", "apt-get install iproute2")
+    if os.geteuid() != 0:
+        return Check("ip netns", WARN, "not probed (needs root)", "run l4kit doctor as root", required=False)
+    name = f"l4kit-doctor-{os.getpid()}"
+    add = subprocess.run(
+        ["ip", "netns", "add", name], capture_output=True, text=True, check=False, timeout=10
+    )
+    if add.returncode != 0:
+        return Check(
+            "ip netns",
+            MISSING,
+            f"cannot create a namespace: {add.stderr.strip()}",
+            "run on a host (or container with --privileged) that allows network namespaces",
+        )
+    subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False, timeout=10)
+    return Check("ip netns", OK, "created and deleted a test namespace")
+
+
+def check_optional_tools() -> list[Check]:
+    out = []
+    tshark = shutil.which("tshark")
+    out.append(
+        Check(
+            "tshark",
+            OK if tshark else WARN,
+            (_version(["tshark", "--version"]) if tshark else "not installed")
+            + " (reference dissector for tests)",
+            "" if tshark else "DEBIAN_FRONTEND=noninteractive apt-get install tshark",
+            required=False,
+        )
+    )
+    nc = shutil.which("nc")
+    out.append(
+        Check(
+            "nc",
+            OK if nc else WARN,
+            (_version(["nc", "-h"]) if nc else "not installed") + " (the demo's client)",
+            "" if nc else "apt-get install netcat-openbsd",
+            required=False,
+        )
+    )
+    return out
+
+
+def check_sysctls() -> list[Check]:
+    out = []
+    for name in LOOPBACK_SYSCTLS:
+        for conf in ("all", "lo"):
+            key = f"net/ipv4/conf/{conf}/{name}"
+            try:
+                value = read_sysctl(key)
+            except Exception as exc:
+                value = f"unreadable ({exc})"
+            out.append(
+                Check(
+                    sysctl_name(key),
+                    INFO,
+                    f"{value} (respond sets 1 for 127.0.0.0/8 while it runs, then restores)",
+                    required=False,
+                )
+            )
+    return out
+
+
+def check_leftovers() -> Check:
+    """What ``l4kit cleanup`` would remove (a dry run of it)."""
+    if os.geteuid() != 0:
+        return Check("leftovers", INFO, "not checked (needs root)", required=False)
+    report = cleanup(dry_run=True)
+    if report.actions:
+        return Check("leftovers", WARN, "; ".join(report.actions), "l4kit cleanup", required=False)
+    running = f" ({len(report.skipped)} responder(s) running)" if report.skipped else ""
+    return Check("leftovers", OK, f"none{running}", required=False)
+
+
+def run_checks() -> list[Check]:
+    checks = check_privileges()
+    checks += check_bpf_compiler()
+    checks += check_firewall()
+    checks.append(check_netns())
+    checks += check_optional_tools()
+    checks += check_sysctls()
+    checks.append(check_leftovers())
+    return checks
+
+
+def all_required_present(checks: list[Check]) -> bool:
+    return all(c.status != MISSING for c in checks if c.required)

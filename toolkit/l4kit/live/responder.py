@@ -1,0 +1,446 @@
+"""The live driver: frames from the sniffer into the core, the core's segments onto the wire.
+
+Threads (the core is not thread-safe, so exactly one thread touches it):
+
+- Scapy's ``AsyncSniffer`` thread owns the :class:`~l4kit.core.listener.Listener`.
+  Its ``prn`` callback (:meth:`Responder.on_sniffed`) decodes each frame, feeds
+  the core, sends the replies and serves the core's timers (the sniffer socket
+  wakes it at ``poll_at()``, see :mod:`l4kit.live.capture`).
+- The main thread prepares the host, starts the sniffer, waits for a stop
+  (SIGINT, SIGTERM, SIGHUP, ``--duration``, an error), then stops the sniffer and,
+  with the sniffer thread gone, aborts what is still open (``Listener.shutdown``).
+- Off the packet path: the pcap writer thread, and whatever consumes the event
+  batches handed to ``sink`` (the CLI's renderer thread). The packet thread only
+  appends to queues there; rendering never slows the responder.
+
+Signal handlers only set a flag: no exception is ever raised in the middle of
+host preparation or restoration, so the ``with HostPreparation`` block always
+runs to its end and restores the host.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from l4kit.checksum import ChecksumStatus
+from l4kit.core.events import (
+    ConnectionClosed,
+    ConnectionReset,
+    Event,
+    Output,
+    SegmentDropped,
+    SegmentSent,
+    SynCookie,
+)
+from l4kit.core.listener import Listener, ListenerConfig
+from l4kit.errors import ConfigError, L4kitError, ParseError
+from l4kit.live import preflight
+from l4kit.live.apps import load_app_factory
+from l4kit.live.capture import (
+    DEFAULT_SOCKET_BUFFER,
+    ETHERNET_HEADER_LEN,
+    TIMER_DUE,
+    CapturedFrame,
+    InboundTcpSocket,
+    TimerDue,
+    bpf_filter_text,
+    compile_bpf,
+)
+from l4kit.live.host import HostPlan, HostPreparation, plan_host
+from l4kit.live.pcap import PcapWriterThread
+from l4kit.live.privileges import require_live_privileges
+from l4kit.live.report import FrameDropped, ReadyInfo, ResponderSummary
+from l4kit.live.sender import FrameEncoder, L2Sender, frame_encoder
+from l4kit.wire.flags import TcpFlags
+from l4kit.wire.segment import Endpoint, Segment
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+READY_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResponderOptions:
+    """Everything ``l4kit respond`` was asked to do."""
+
+    iface: str = "lo"
+    address: str = "127.0.0.1"
+    port: int = 8888
+    routes_file: Path | None = None
+    keep_open: bool = False
+    pcap: Path | None = None
+    max_conns: int = 1024
+    max_half_open: int = 256
+    firewall: str = "auto"  # auto | nft | iptables | none (--no-firewall)
+    codec: str = "scapy"
+    duration: float | None = None
+    socket_buffer: int = DEFAULT_SOCKET_BUFFER
+
+
+Sink = Callable[[Sequence[object]], None]
+Notice = Callable[[str], None]
+
+
+# ---------------------------------------------------------------- the packet thread
+
+
+class Responder:
+    """What runs on the sniffer thread: decode, core, encode, send."""
+
+    def __init__(
+        self,
+        listener: Listener,
+        *,
+        mac: bytes,
+        encode: FrameEncoder,
+        sender: L2Sender,
+        pcap: PcapWriterThread | None = None,
+        sink: Sink | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.listener = listener
+        self.mac = mac
+        self.encode = encode
+        self.sender = sender
+        self.pcap = pcap
+        self.sink = sink
+        self.clock = clock
+        self.summary = ResponderSummary()
+        self.peer_macs: dict[str, bytes] = {}
+        self.failure: BaseException | None = None
+        self.failed = threading.Event()
+
+    # The sniffer's prn. It must never raise: Scapy's sniff loop would close the
+    # socket and the responder would go deaf while looking alive.
+    def on_sniffed(self, item: CapturedFrame | TimerDue) -> None:
+        try:
+            if item is TIMER_DUE:
+                self.tick()
+                return
+            assert isinstance(item, CapturedFrame)
+            self.on_frame(item)
+            due = self.listener.poll_at()
+            if due is not None and due <= self.clock():
+                self.tick()
+        except BaseException as exc:
+            if self.failure is None:
+                self.failure = exc
+            self.failed.set()
+
+    def wakeup_at(self) -> float | None:
+        return self.listener.poll_at()
+
+    def on_frame(self, frame: CapturedFrame) -> None:
+        now = self.clock()
+        data = frame.data
+        summary = self.summary
+        summary.frames_in += 1
+        if self.pcap is not None:
+            self.pcap.write(frame.wall_time, data)
+        try:
+            segment = decode_ip(data[ETHERNET_HEADER_LEN:])
+        except ParseError as exc:
+            tag = f"{exc.layer}:{exc.reason}"
+            summary.drops[tag] += 1
+            if self.sink is not None:
+                self.sink([FrameDropped(now, tag, exc.detail)])
+            return
+        if frame.checksum_partial:
+            # The kernel says the checksum field holds only the pseudo-header sum
+            # (CHECKSUM_PARTIAL, DESIGN.md trap 5): the segment never left this host,
+            # so it cannot be corrupt; it simply cannot be verified from the bytes.
+            summary.checksum_offloaded += 1
+            if segment.checksum is not ChecksumStatus.OFFLOADED:
+                segment = segment.with_(checksum=ChecksumStatus.OFFLOADED)
+        elif frame.checksum_valid and segment.checksum is not ChecksumStatus.OK:
+            segment = segment.with_(checksum=ChecksumStatus.OK)
+        self.peer_macs[segment.src] = data[6:12]
+        self.emit(self.listener.receive(segment, now))
+
+    def tick(self) -> None:
+        self.emit(self.listener.tick(self.clock()))
+
+    def emit(self, out: Output) -> None:
+        summary = self.summary
+        for segment in out.segments:
+            frame = self.encode(segment, self.mac, self.peer_macs.get(segment.dst, self.mac))
+            if self.sender.send(frame):
+                summary.frames_out += 1
+                if self.pcap is not None:
+                    self.pcap.write(time.time(), frame)
+            else:
+                summary.send_errors += 1
+        if out.events:
+            self.count(out.events)
+            if self.sink is not None:
+                self.sink(out.events)
+
+    def count(self, events: list[Event]) -> None:
+        summary = self.summary
+        for event in events:
+            kind = type(event)
+            if kind is SegmentDropped:
+                summary.drops[str(event.reason)] += 1  # type: ignore[union-attr]
+            elif kind is SegmentSent:
+                if event.retransmission:  # type: ignore[union-attr]
+                    summary.retransmissions += 1
+                if event.segment.flags & TcpFlags.RST:  # type: ignore[union-attr]
+                    summary.resets_sent += 1
+            elif kind is ConnectionClosed:
+                summary.connections += 1
+                summary.bytes_in += event.bytes_in  # type: ignore[union-attr]
+                summary.bytes_out += event.bytes_out  # type: ignore[union-attr]
+            elif kind is SynCookie:
+                if event.accepted:  # type: ignore[union-attr]
+                    summary.syn_cookies_accepted += 1
+                else:
+                    summary.syn_cookies_sent += 1
+            elif kind is ConnectionReset and event.by_peer:  # type: ignore[union-attr]
+                summary.resets_received += 1
+
+    def shutdown(self) -> None:
+        """Abort what is still open (RST, RFC 9293 §3.10.4 ABORT); called from the
+        main thread once the sniffer thread has stopped."""
+        before = self.summary.connections
+        self.emit(self.listener.shutdown(self.clock()))
+        self.summary.open_at_exit = self.summary.connections - before
+
+
+def decode_ip(packet: bytes) -> Segment:
+    from l4kit.wire.packet import decode_packet
+
+    return decode_packet(packet)
+
+
+# ---------------------------------------------------------------- signals
+
+
+class StopFlag:
+    """Set by a signal handler, by ``--duration`` or by a failure; polled by the
+    main thread (a handler must not take locks, so no threading.Event here)."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+
+    def set(self, reason: str) -> None:
+        if self.reason is None:
+            self.reason = reason
+
+    def __bool__(self) -> bool:
+        return self.reason is not None
+
+
+@contextlib.contextmanager
+def stop_on_signals(flag: StopFlag) -> Any:
+    """Turn SIGINT/SIGTERM/SIGHUP into ``flag`` for the duration of the block
+    (only possible from the main thread; elsewhere the block runs unchanged)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        flag.set(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+# ---------------------------------------------------------------- the whole run
+
+
+@dataclass(slots=True)
+class Preparation:
+    """The checks' results, before anything on the host is changed."""
+
+    options: ResponderOptions
+    plan: HostPlan | None
+    bpf: str
+    program: list[tuple[int, int, int, int]]
+    warnings: list[str]
+
+
+def prepare(options: ResponderOptions) -> Preparation:
+    """Every check that can fail without side effects, in the order a user
+    would fix them: privileges, interface, address, BPF compiler, firewall tool."""
+    require_live_privileges(firewall=options.firewall != "none")
+    preflight.require_interface(options.iface)
+    link = preflight.link_info(options.iface)
+    if not link.up:
+        raise ConfigError(f"interface {options.iface} is down", hint=f"ip link set {options.iface} up")
+    preflight.require_address_on_interface(options.address, options.iface, loopback=link.loopback)
+    warnings = []
+    warning = preflight.kernel_listener_warning(options.address, options.port)
+    if warning:
+        warnings.append(warning)
+    bpf = bpf_filter_text(options.address, options.port)
+    program = compile_bpf(bpf, options.iface)
+    if options.firewall == "none":
+        plan = None
+    else:
+        plan = plan_host(options.iface, options.address, options.port, firewall=options.firewall)
+    return Preparation(options, plan, bpf, program, warnings)
+
+
+def no_firewall_commands(options: ResponderOptions) -> list[str]:
+    """What ``--no-firewall`` tells the user to run themselves."""
+    plan = plan_host(options.iface, options.address, options.port, probe=False)
+    return plan.commands()
+
+
+def run_responder(
+    options: ResponderOptions,
+    *,
+    sink: Sink | None = None,
+    on_ready: Callable[[ReadyInfo], None] | None = None,
+    notice: Notice | None = None,
+    stop: StopFlag | None = None,
+) -> ResponderSummary:
+    """Run until stopped; return the exit summary. The host is restored on
+    every way out of this function (including exceptions)."""
+    say: Notice = notice or (lambda _text: None)
+    flag = stop or StopFlag()
+    prep = prepare(options)
+    for warning in prep.warnings:
+        say(f"warning: {warning}")
+    app_factory = load_app_factory(options.routes_file, options.keep_open)
+    listener = Listener(
+        ListenerConfig(
+            local=Endpoint(options.address, options.port),
+            max_connections=options.max_conns,
+            max_half_open=min(options.max_half_open, options.max_conns),
+            secret=os.urandom(32),
+        ),
+        app_factory,
+    )
+    encode = frame_encoder(options.codec)
+    started_at = time.monotonic()
+    with stop_on_signals(flag), contextlib.ExitStack() as stack:
+        holder: dict[str, Responder] = {}
+        capture = InboundTcpSocket(
+            options.iface,
+            prep.program,
+            ipv6=":" in options.address,
+            buffer_bytes=options.socket_buffer,
+            wakeup_at=lambda: holder["r"].wakeup_at() if "r" in holder else None,
+        )
+        stack.callback(capture.close)
+        sender = L2Sender(options.iface)
+        stack.callback(sender.close)
+        pcap = None
+        if options.pcap is not None:
+            pcap = PcapWriterThread(options.pcap)
+            stack.callback(pcap.close)
+        host = None
+        if prep.plan is not None:
+            host = stack.enter_context(HostPreparation(prep.plan, notice=say))
+        else:
+            say(
+                "--no-firewall: nothing on this host was changed. Unless these are in place, the kernel "
+                "answers clients with RST or drops the replies:\n  "
+                + "\n  ".join(no_firewall_commands(options))
+            )
+        responder = Responder(listener, mac=capture.mac, encode=encode, sender=sender, pcap=pcap, sink=sink)
+        holder["r"] = responder
+        summary = _sniff_until_stopped(
+            options, prep=prep, capture=capture, responder=responder, flag=flag, on_ready=on_ready
+        )
+        summary.duration = time.monotonic() - started_at
+        if host is not None:
+            host.restore()
+            summary.kernel_rsts_suppressed = host.kernel_rsts_dropped
+    if responder.failure is not None:
+        raise responder.failure
+    return summary
+
+
+def _sniff_until_stopped(
+    options: ResponderOptions,
+    *,
+    prep: Preparation,
+    capture: InboundTcpSocket,
+    responder: Responder,
+    flag: StopFlag,
+    on_ready: Callable[[ReadyInfo], None] | None,
+) -> ResponderSummary:
+    from scapy.sendrecv import AsyncSniffer
+
+    started = threading.Event()
+    sniffer = AsyncSniffer(
+        opened_socket=capture, prn=responder.on_sniffed, store=False, started_callback=started.set
+    )
+    sniffer.start()
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT
+        while not started.wait(0.05):
+            if sniffer.exception is not None or time.monotonic() > deadline or flag:
+                break
+        if not started.is_set():
+            if flag:
+                return responder.summary
+            raise L4kitError(f"the sniffer did not start: {sniffer.exception or 'timed out'}")
+        if on_ready is not None:
+            on_ready(
+                ReadyInfo(
+                    iface=options.iface,
+                    address=options.address,
+                    port=options.port,
+                    mac=capture.mac.hex(":"),
+                    bpf=prep.bpf,
+                    firewall=prep.plan.firewall.describe() if prep.plan and prep.plan.firewall else "none",
+                    socket_buffer=capture.buffer_bytes,
+                )
+            )
+        end = None if options.duration is None else time.monotonic() + options.duration
+        while not flag:
+            if responder.failed.is_set():
+                flag.set("failure")
+            elif sniffer.thread is not None and not sniffer.thread.is_alive():
+                flag.set("sniffer stopped")
+                if responder.failure is None:
+                    responder.failure = L4kitError(
+                        f"the sniffer stopped: {sniffer.exception or 'socket closed'}"
+                    )
+            elif end is not None and time.monotonic() >= end:
+                flag.set("duration")
+            else:
+                time.sleep(0.05)
+    finally:
+        if sniffer.running:
+            sniffer.stop(join=True)
+        elif sniffer.thread is not None:
+            sniffer.thread.join(timeout=5)
+    if responder.failure is None:
+        responder.shutdown()
+    summary = responder.summary
+    capture.read_kernel_statistics()
+    if capture.kernel_drops:
+        summary.drops["kernel-buffer-full"] += capture.kernel_drops
+    if capture.truncated:
+        summary.drops["truncated"] += capture.truncated
+    summary.send_errors = responder.sender.errors
+    summary.listener_stats = _stats_dict(getattr(responder.listener, "stats", None))
+    return summary
+
+
+def _stats_dict(stats: object) -> dict[str, Any]:
+    if stats is None:
+        return {}
+    if isinstance(stats, dict):
+        return dict(stats)
+    if hasattr(stats, "__dataclass_fields__"):
+        return {name: getattr(stats, name) for name in stats.__dataclass_fields__}
+    return (
+        {k: v for k, v in vars(stats).items() if not k.startswith("_")} if hasattr(stats, "__dict__") else {}
+    )
