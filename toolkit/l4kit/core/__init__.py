@@ -2,8 +2,87 @@
 
 Segments and time go in, segments and events come out. Nothing here opens a
 socket, reads a clock, prints, or imports Scapy (enforced by import-linter).
+
+Public API (what drivers, notebooks and tests use)::
+
+    from l4kit.core import Listener, ListenerConfig, StringServer, Routes, make_app_factory
+    from l4kit.wire import Endpoint
+
+    listener = Listener(
+        ListenerConfig(local=Endpoint("127.0.0.1", 8888), secret=os.urandom(32)),
+        make_app_factory(Routes.default(), keep_open=False),
+    )
+    out = listener.receive(segment, now)   # -> Output(segments=[...], events=[...])
+    out = listener.tick(now)               # when now >= listener.poll_at()
+    out = listener.shutdown(now)           # RST everything on the way out
+    listener.stats                         # ListenerStats for the exit summary
+
+* :class:`Listener`, :class:`ListenerConfig`, :class:`ListenerStats` (``l4kit.core.listener``)
+* :class:`Output` and the events: :class:`SegmentReceived`, :class:`SegmentSent`,
+  :class:`StateChanged`, :class:`DataReceived`, :class:`PeerClosed`,
+  :class:`ConnectionReset`, :class:`SegmentDropped` (with a :class:`DropReason`),
+  :class:`ConnectionClosed`, :class:`SynCookie`, :class:`TimerFired` (``l4kit.core.events``)
+* :class:`State`, the RFC 9293 states (``l4kit.core.states``)
+* :class:`Application` / :class:`AppReply`, the seam for what runs on a connection (``l4kit.core.app``)
+* :class:`StringServer`, :class:`Routes`, :func:`make_app_factory` (``l4kit.core.server``)
+* :class:`ConnectionInfo` (a TCB snapshot) and :data:`TRANSITIONS` (every legal state
+  change) from ``l4kit.core.connection``, where the state machine lives
+* :class:`Rfc6528Isn` (the default ISN source) and :class:`SynCookies`
 """
 
+from l4kit.core import events
+from l4kit.core.app import Application, AppReply
+from l4kit.core.connection import TRANSITIONS, ConnectionInfo
+from l4kit.core.events import (
+    ConnectionClosed,
+    ConnectionReset,
+    DataReceived,
+    DropReason,
+    Event,
+    Output,
+    PeerClosed,
+    SegmentDropped,
+    SegmentReceived,
+    SegmentSent,
+    StateChanged,
+    SynCookie,
+    TimerFired,
+    TimerKind,
+)
+from l4kit.core.isn import Rfc6528Isn
+from l4kit.core.listener import Listener, ListenerConfig, ListenerStats
+from l4kit.core.server import DEFAULT_ROUTES_TOML, Routes, StringServer, make_app_factory
 from l4kit.core.states import State
+from l4kit.core.syncookies import SynCookies
 
-__all__ = ["State"]
+__all__ = [
+    "DEFAULT_ROUTES_TOML",
+    "TRANSITIONS",
+    "AppReply",
+    "Application",
+    "ConnectionClosed",
+    "ConnectionInfo",
+    "ConnectionReset",
+    "DataReceived",
+    "DropReason",
+    "Event",
+    "Listener",
+    "ListenerConfig",
+    "ListenerStats",
+    "Output",
+    "PeerClosed",
+    "Rfc6528Isn",
+    "Routes",
+    "SegmentDropped",
+    "SegmentReceived",
+    "SegmentSent",
+    "State",
+    "StateChanged",
+    "StringServer",
+    "SynCookie",
+    "SynCookies",
+    "TimerFired",
+    "TimerKind",
+    "events",
+    "make_app_factory",
+]

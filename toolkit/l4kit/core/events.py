@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Union
 
 from l4kit.core.states import State
 from l4kit.wire.segment import FourTuple, Segment
@@ -37,6 +36,13 @@ class DropReason(enum.Enum):
     AFTER_CLOSE = "data-after-close"  # data after the application closed (RST sent)
     FLAGLESS = "no-flags"  # a segment with none of SYN/ACK/RST in LISTEN
     MALFORMED = "malformed"  # illegal header (SYN+FIN, bad options) reaching the core
+    # Added by issue 4 (the agreed members above are unchanged):
+    RST_IN_WINDOW = "rst-in-window"  # RFC 5961 §3.2: in window but not exact, challenge ACK sent
+    HALF_OPEN_FULL = "half-open-full"  # SYN dropped: half-open table full and SYN cookies switched off
+    BAD_HANDSHAKE_ACK = "bad-handshake-ack"  # SYN-RECEIVED, ACK outside (SND.UNA, SND.NXT] (RST sent)
+    SYN_IN_SYN_RECEIVED = "syn-in-syn-received"  # RFC 9293 §3.10.7.4 fourth: back to LISTEN
+    DATA_AFTER_FIN = "data-after-fin"  # text after the peer's FIN (RFC 9293 §3.10.7.4, seventh)
+    INTERNAL_ERROR = "internal-error"  # a bug in l4kit: the connection was reset, never half-updated
 
     def __str__(self) -> str:
         return self.value
@@ -63,6 +69,7 @@ class SegmentSent:
     before: State
     after: State
     retransmission: bool = False
+    why: str = ""  # added by issue 4: "SYN-ACK", "challenge ACK (RFC 5961 §4.2)", "persist probe", ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,17 +145,47 @@ class SynCookie:
     accepted: bool
 
 
-Event = Union[
-    SegmentReceived,
-    SegmentSent,
-    StateChanged,
-    DataReceived,
-    PeerClosed,
-    ConnectionReset,
-    SegmentDropped,
-    ConnectionClosed,
-    SynCookie,
-]
+class TimerKind(enum.Enum):
+    """The timers a connection runs (RFC 9293 §3.8.1, §3.10.8; RFC 6298; RFC 1122 §4.2.2.17)."""
+
+    RETRANSMISSION = "retransmission"  # RFC 6298: SYN-ACK, data or FIN not acknowledged in time
+    PERSIST = "persist"  # RFC 1122 §4.2.2.17 / RFC 9293 §3.8.6.1: zero-window probe
+    IDLE = "idle"  # no progress in either direction (user timeout, RFC 9293 §3.10.8)
+    FIN_WAIT_2 = "fin-wait-2"  # the peer never sent its FIN (Linux tcp_fin_timeout)
+    TIME_WAIT = "time-wait"  # 2*MSL over (RFC 9293 §3.6.1)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class TimerFired:
+    """A connection timer went off (added by issue 4; ``--verbose`` shows these).
+
+    ``attempt`` counts retransmissions or probes of the same segment (1 for the first);
+    it is 0 for the timeouts.
+    """
+
+    time: float
+    key: FourTuple
+    timer: TimerKind
+    state: State
+    attempt: int = 0
+    detail: str = ""
+
+
+Event = (
+    SegmentReceived
+    | SegmentSent
+    | StateChanged
+    | DataReceived
+    | PeerClosed
+    | ConnectionReset
+    | SegmentDropped
+    | ConnectionClosed
+    | SynCookie
+    | TimerFired
+)
 
 
 @dataclass(slots=True)

@@ -1,0 +1,1289 @@
+"""The TCP connection state machine: every state change of l4kit lives in this file.
+
+Theory of operation
+===================
+
+This module follows RFC 9293 §3.10.7 ("SEGMENT ARRIVES") step by step, with the
+RFC 5961 hardening (§3 RST, §4 SYN, §5 ACK, §7 rate limit) folded in, for a
+*passive* opener: l4kit answers connections and never makes them, so SYN-SENT
+exists as a name and is never entered.
+
+Three kinds of object hold the state of one local endpoint:
+
+* **LISTEN** has no per-connection state at all. :func:`listen_action` decides what
+  a segment for an unknown 4-tuple means (RFC 9293 §3.10.7.2); the listener acts on
+  that decision (new connection, SYN cookie, RST, drop).
+* a :class:`Connection` is a full TCB, from SYN-RECEIVED to CLOSED.
+* a :class:`TimeWait` is what is left of a connection in TIME-WAIT: two sequence
+  numbers and a deadline, a few dozen bytes, kept outside the connection table so
+  that 1,000 short connections in a row do not fill it.
+
+State changes happen only through :meth:`Connection._set_state`, which checks the
+change against :data:`TRANSITIONS`. A change the table does not list is a bug and
+raises :class:`InvalidTransitionError`; the listener catches every exception from a
+connection, throws away the half-built output of that call, resets the connection
+and reports ``DropReason.INTERNAL_ERROR``, so state is never half-updated and the
+driver never sees a traceback (the h11 rule). Likewise, every ``match`` on the
+state ends in ``case _: raise MissingCaseError(...)``: a state that a step has not been
+written for is an error path, never a silent pass.
+
+The transition table, as a diagram (server side; ``app`` = the application
+closed, ``FIN``/``ACK``/``RST`` = what was received, ``timer`` = a timeout)::
+
+    LISTEN --SYN--> SYN-RECEIVED --ACK--> ESTABLISHED
+    LISTEN --ACK with a valid SYN cookie--> ESTABLISHED          (RFC 4987)
+    SYN-RECEIVED --RST / new SYN--> LISTEN                      (RFC 9293 §3.10.7.4)
+    ESTABLISHED --app--> FIN-WAIT-1 --ACK of FIN--> FIN-WAIT-2 --FIN--> TIME-WAIT
+    FIN-WAIT-1 --FIN--> CLOSING --ACK of FIN--> TIME-WAIT
+    ESTABLISHED --FIN--> CLOSE-WAIT --app--> LAST-ACK --ACK of FIN--> CLOSED
+    TIME-WAIT --timer (2*MSL) / RST / new SYN--> CLOSED
+    any state but LISTEN --RST / timer / abort--> CLOSED
+
+Receiving a segment, in RFC order (each step cites its clause where it is coded):
+
+1. a retransmitted SYN in SYN-RECEIVED gets the same SYN-ACK again;
+2. RST: exact RCV.NXT resets, elsewhere in the window gets a challenge ACK, outside
+   it is ignored (RFC 5961 §3.2);
+3. SYN in a synchronized state: challenge ACK, whatever its sequence number
+   (RFC 5961 §4.2);
+4. the acceptability test (RFC 9293 §3.10.7.4 first): an unacceptable segment is
+   answered with an ACK and dropped; that is how duplicate data is acknowledged
+   without being delivered again;
+5. no ACK bit: drop; ACK outside [SND.UNA - MAX.SND.WND, SND.NXT]: challenge ACK
+   (RFC 5961 §5.2); otherwise advance SND.UNA, measure the RTT (RFC 6298, Karn),
+   update the send window (SND.WL1/SND.WL2 rule), and move FIN-WAIT-1, CLOSING and
+   LAST-ACK on when our FIN is acknowledged;
+6. text: in order it goes to the application (each octet once), ahead of RCV.NXT
+   it waits in the bounded :class:`~l4kit.core.reassembly.ReassemblyBuffer`,
+   after the application has closed it earns a RST (RFC 9293 §3.6.1);
+7. FIN: in order it moves ESTABLISHED to CLOSE-WAIT, FIN-WAIT-1 to CLOSING and
+   FIN-WAIT-2 to TIME-WAIT and tells the application.
+
+Sending: data is cut to min(effective MSS, send window, congestion window); the
+last segment of what the application queued carries PSH. l4kit acknowledges every
+segment at once (no delayed ACK: RFC 9293 §3.8.6.3 permits but does not require
+it) and piggybacks the ACK on data when there is some. Window scaling, SACK and
+timestamps are not offered in the SYN-ACK, so none of them is in use (RFC 7323 §1.3,
+RFC 2018 §2): the peer's window field is taken unscaled.
+
+Timers are data: each connection knows its next deadline (:meth:`Connection.next_deadline`)
+and does its timed work when :meth:`Connection.on_timer` is called at or after it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+from l4kit.core.app import Application, AppReply
+from l4kit.core.events import (
+    ConnectionReset,
+    DataReceived,
+    DropReason,
+    Event,
+    Output,
+    PeerClosed,
+    SegmentDropped,
+    SegmentSent,
+    StateChanged,
+    TimerFired,
+    TimerKind,
+)
+from l4kit.core.reassembly import ReassemblyBuffer
+from l4kit.core.states import State
+from l4kit.wire.flags import TcpFlags
+from l4kit.wire.options import MaxSegmentSize, TcpOption, UnknownOption
+from l4kit.wire.segment import FourTuple, Segment
+from l4kit.wire.seqnum import SeqNum
+
+if TYPE_CHECKING:
+    from l4kit.core.listener import ListenerConfig
+
+SYN: Final = TcpFlags.SYN
+ACK: Final = TcpFlags.ACK
+FIN: Final = TcpFlags.FIN
+RST: Final = TcpFlags.RST
+PSH: Final = TcpFlags.PSH
+
+DEFAULT_MSS_IPV4: Final = 536
+"""RFC 9293 §3.7.1 (and RFC 1122 §4.2.2.6): the send MSS when the SYN carried no MSS option."""
+DEFAULT_MSS_IPV6: Final = 1220
+"""RFC 8200 §5 minimum link MTU 1280 minus 40 (IPv6) and 20 (TCP), as RFC 9293 §3.7.1 derives it."""
+MIN_SEND_MSS: Final = 88
+"""A floor under the peer's MSS: Linux's ``TCP_MIN_MSS`` (include/net/tcp.h, 88 octets).
+A peer announcing MSS 1 would otherwise make us cut each reply into one-octet
+segments: forty header octets per data octet, and a cheap amplification."""
+CLOCK_GRANULARITY: Final = 0.001
+"""G of RFC 6298 §2: the drivers' clocks are at least this fine."""
+SYN_RTO_AFTER_RETRANSMISSION: Final = 3.0
+"""RFC 6298 §5.7: once a SYN(-ACK) was retransmitted, data starts with RTO >= 3 s."""
+
+ILLEGAL_OPTION_KINDS: Final = frozenset({2, 3, 4, 5, 8})
+"""Option kinds l4kit knows: one decoded as :class:`UnknownOption` had an illegal length."""
+
+TRANSITIONS: Final[dict[State, frozenset[State]]] = {
+    State.LISTEN: frozenset({State.SYN_RECEIVED, State.ESTABLISHED}),
+    State.SYN_SENT: frozenset(),  # passive open only: never entered
+    State.SYN_RECEIVED: frozenset({State.ESTABLISHED, State.LISTEN, State.CLOSED}),
+    State.ESTABLISHED: frozenset({State.FIN_WAIT_1, State.CLOSE_WAIT, State.CLOSED}),
+    State.FIN_WAIT_1: frozenset({State.FIN_WAIT_2, State.CLOSING, State.CLOSED}),
+    State.FIN_WAIT_2: frozenset({State.TIME_WAIT, State.CLOSED}),
+    State.CLOSE_WAIT: frozenset({State.LAST_ACK, State.CLOSED}),
+    State.CLOSING: frozenset({State.TIME_WAIT, State.CLOSED}),
+    State.LAST_ACK: frozenset({State.CLOSED}),
+    State.TIME_WAIT: frozenset({State.CLOSED}),
+    State.CLOSED: frozenset(),
+}
+"""Every state change the core can make. Drawn as a diagram in the module docstring."""
+
+
+class InvalidTransitionError(RuntimeError):
+    """A state change that :data:`TRANSITIONS` does not allow: a bug in l4kit."""
+
+
+class MissingCaseError(RuntimeError):
+    """A processing step reached a state it has no rule for: a bug in l4kit."""
+
+
+class ApplicationContractError(RuntimeError):
+    """The application broke the :class:`~l4kit.core.app.Application` contract."""
+
+
+class _Closed(Exception):  # noqa: N818 (control flow, not an error)
+    """Internal control flow: the connection has just reached CLOSED (or LISTEN);
+    stop processing the current input. Never escapes this module."""
+
+
+class Sink:
+    """Collects what one call into the core produces, in order."""
+
+    __slots__ = ("now", "output")
+
+    def __init__(self, output: Output, now: float) -> None:
+        self.output = output
+        self.now = now
+
+    def send(
+        self,
+        key: FourTuple,
+        segment: Segment,
+        before: State,
+        after: State,
+        *,
+        retransmission: bool = False,
+        why: str = "",
+    ) -> None:
+        self.output.segments.append(segment)
+        self.output.events.append(SegmentSent(self.now, key, segment, before, after, retransmission, why))
+
+    def event(self, event: Event) -> None:
+        self.output.events.append(event)
+
+    def drop(
+        self, key: FourTuple | None, segment: Segment | None, reason: DropReason, detail: str = ""
+    ) -> None:
+        self.output.events.append(SegmentDropped(self.now, key, segment, reason, detail))
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def reply_segment(
+    to: Segment,
+    *,
+    seq: SeqNum,
+    ack: SeqNum | None,
+    flags: TcpFlags,
+    window: int,
+    options: tuple[TcpOption, ...] = (),
+    payload: bytes = b"",
+) -> Segment:
+    """A segment going back the way ``to`` came (addresses and ports swapped)."""
+    return Segment(
+        src=to.dst,
+        dst=to.src,
+        sport=to.dport,
+        dport=to.sport,
+        seq=seq,
+        ack=ack if ack is not None else SeqNum(0),
+        flags=flags,
+        window=window,
+        options=options,
+        payload=payload,
+    )
+
+
+def reset_for(segment: Segment) -> Segment:
+    """The RST that answers ``segment`` when no connection takes it (RFC 9293 §3.10.7.1).
+
+    "If the ACK bit is off, sequence number zero is used, <SEQ=0><ACK=SEG.SEQ+SEG.LEN>
+    <CTL=RST,ACK>; if the ACK bit is on, <SEQ=SEG.ACK><CTL=RST>." The caller must
+    never call this for a segment that itself carries RST (§3.5.2: never answer a RST).
+    """
+    if segment.flags & RST:
+        raise ValueError("a RST is never answered with a RST (RFC 9293 §3.5.2)")
+    if segment.flags & ACK:
+        return reply_segment(segment, seq=segment.ack, ack=None, flags=RST, window=0)
+    return reply_segment(segment, seq=SeqNum(0), ack=segment.seq + segment.seg_len, flags=RST | ACK, window=0)
+
+
+def malformed_detail(segment: Segment) -> str | None:
+    """Why the core refuses ``segment`` as malformed, or None if it does not.
+
+    RFC 9293 §3.1 (MUST-7): an implementation must handle an illegal option length
+    "without crashing"; the decoder keeps a known option kind with an illegal length
+    as an :class:`UnknownOption`, and the core drops the segment rather than guess
+    what the option meant. Port 0 is not a port anyone can connect from.
+    """
+    if segment.sport == 0 or segment.dport == 0:
+        return "port 0"
+    for option in segment.options:
+        if isinstance(option, UnknownOption) and option.kind in ILLEGAL_OPTION_KINDS:
+            return f"option kind {option.kind} with illegal length {len(option.data) + 2}"
+    return None
+
+
+def effective_send_mss(peer_mss: int | None, *, ipv6: bool, our_mss: int) -> int:
+    """Eff.snd.MSS of RFC 9293 §3.7.1, bounded below by :data:`MIN_SEND_MSS`.
+
+    ``our_mss`` (the MSS we advertise) stands for our own MTU limit (MMS_S).
+    """
+    if peer_mss is None:
+        peer_mss = DEFAULT_MSS_IPV6 if ipv6 else DEFAULT_MSS_IPV4
+    return max(min(peer_mss, our_mss), MIN_SEND_MSS)
+
+
+class ListenAction(enum.Enum):
+    """What LISTEN does with a segment for an unknown 4-tuple (RFC 9293 §3.10.7.2)."""
+
+    IGNORE_RST = "ignore-rst"  # first: "An incoming RST should be ignored"
+    RESET_ACK = "reset-ack"  # second: any ACK -> <SEQ=SEG.ACK><CTL=RST> (or a SYN cookie)
+    OPEN = "open"  # third: SYN -> SYN-RECEIVED
+    DROP_SYN_FIN = "drop-syn-fin"  # SYN+FIN: nonsense, dropped (as Linux does)
+    DROP_OTHER = "drop-other"  # fourth: "any other control or text-bearing segment ... drop"
+
+
+def listen_action(segment: Segment) -> ListenAction:
+    """RFC 9293 §3.10.7.2, LISTEN STATE, in the RFC's order."""
+    flags = segment.flags
+    if flags & RST:
+        return ListenAction.IGNORE_RST
+    if flags & ACK:
+        return ListenAction.RESET_ACK
+    if flags & SYN:
+        if flags & FIN:
+            return ListenAction.DROP_SYN_FIN
+        return ListenAction.OPEN
+    return ListenAction.DROP_OTHER
+
+
+def syn_ack_for(syn: Segment, iss: SeqNum, config: ListenerConfig) -> Segment:
+    """``<SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>`` with our MSS (RFC 9293 §3.10.7.2, §3.7.1).
+
+    The window of a SYN-ACK is never scaled (RFC 7323 §2.2), and l4kit offers no
+    window scaling, SACK or timestamps, so MSS is the only option.
+    """
+    return reply_segment(
+        syn,
+        seq=iss,
+        ack=syn.seq + 1,
+        flags=SYN | ACK,
+        window=config.window,
+        options=(MaxSegmentSize(config.mss),),
+    )
+
+
+class _AckBudget:
+    """Per-connection limit on challenge ACKs and ACKs for unacceptable segments.
+
+    RFC 5961 §7 asks for a limit on challenge ACKs so that the mechanism cannot be
+    turned into an ACK flood; l4kit counts them per connection in one-second
+    windows. ACKs for out-of-window segments share the budget, as Linux's
+    ``tcp_oow_rate_limited`` does, so a blind attacker cannot turn a connection into
+    an ACK reflector either.
+    """
+
+    __slots__ = ("limit", "used", "window_start")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.window_start = float("-inf")
+        self.used = 0
+
+    def take(self, now: float) -> bool:
+        if now - self.window_start >= 1.0:
+            self.window_start = now
+            self.used = 0
+        if self.used >= self.limit:
+            return False
+        self.used += 1
+        return True
+
+
+# ----------------------------------------------------------------------------- Connection
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionInfo:
+    """A read-only snapshot of one TCB, for notebooks, tests and ``--verbose`` views."""
+
+    key: FourTuple
+    state: State
+    iss: SeqNum
+    irs: SeqNum
+    snd_una: SeqNum
+    snd_nxt: SeqNum
+    snd_wnd: int
+    rcv_nxt: SeqNum
+    rcv_wnd: int
+    send_mss: int
+    rto: float
+    srtt: float | None
+    retransmissions: int
+    out_of_order_bytes: int
+    out_of_order_segments: int
+    send_buffered: int
+    bytes_in: int
+    bytes_out: int
+    from_syn_cookie: bool
+
+
+class Connection:
+    """One TCB (RFC 9293 §3.3.1), SYN-RECEIVED to CLOSED.
+
+    Sequence numbers are kept as *offsets* from the ISNs (plain, ever-growing ints:
+    offset 0 is the SYN, 1 the first data octet) and turned into :class:`SeqNum` at
+    the edge, so no comparison inside can be fooled by the 2**32 wrap.
+    """
+
+    __slots__ = (
+        "_ack_budget",
+        "_app_factory",
+        "_buf_start",
+        "_fin_queued",
+        "_fin_sent",
+        "_recover",
+        "_rtt_probe",
+        "_send_buf",
+        "_syn_ack_retransmitted",
+        "app",
+        "app_closed",
+        "bytes_in",
+        "bytes_out",
+        "close_why",
+        "config",
+        "cwnd",
+        "fin_wait_2_at",
+        "from_syn_cookie",
+        "irs",
+        "iss",
+        "key",
+        "last_progress",
+        "max_snd_wnd",
+        "ooo",
+        "persist_at",
+        "persist_interval",
+        "probes",
+        "rcv_nxt_off",
+        "rcv_wnd",
+        "retransmit_at",
+        "retries",
+        "rto",
+        "rttvar",
+        "scheduled",
+        "send_mss",
+        "snd_nxt_off",
+        "snd_una_off",
+        "snd_wl1",
+        "snd_wl2",
+        "snd_wnd",
+        "srtt",
+        "ssthresh",
+        "state",
+    )
+
+    def __init__(
+        self,
+        *,
+        key: FourTuple,
+        config: ListenerConfig,
+        iss: SeqNum,
+        irs: SeqNum,
+        peer_mss: int | None,
+        peer_window: int,
+        ipv6: bool,
+        now: float,
+        app_factory: Callable[[FourTuple], Application],
+    ) -> None:
+        self.key = key
+        self.config = config
+        self.state = State.LISTEN
+        self.iss = iss
+        self.irs = irs
+        self._app_factory = app_factory
+        self.app: Application | None = None
+        self.app_closed = False
+        self.from_syn_cookie = False
+        self.close_why = ""
+        # send side (offsets from ISS: 0 = our SYN)
+        self.snd_una_off = 0
+        self.snd_nxt_off = 0
+        self.snd_wnd = peer_window
+        self.max_snd_wnd = peer_window
+        self.snd_wl1 = irs
+        self.snd_wl2 = iss
+        self._send_buf = bytearray()
+        self._buf_start = 1  # offset of _send_buf[0]
+        self._fin_queued = False
+        self._fin_sent = False
+        self.send_mss = effective_send_mss(peer_mss, ipv6=ipv6, our_mss=config.mss)
+        # RFC 5681 §3.1 / RFC 6928: initial window min(10*MSS, max(2*MSS, 14600))
+        self.cwnd = min(10 * self.send_mss, max(2 * self.send_mss, 14600))
+        self.ssthresh = 1 << 30
+        self._recover: int | None = None
+        # receive side (offsets from IRS: 0 = the peer's SYN)
+        self.rcv_nxt_off = 1
+        self.rcv_wnd = config.window
+        self.ooo = ReassemblyBuffer(
+            max_bytes=config.max_out_of_order_bytes, max_segments=config.max_out_of_order_segments
+        )
+        # timers (RFC 6298)
+        self.rto = config.initial_rto
+        self.srtt: float | None = None
+        self.rttvar = 0.0
+        self._rtt_probe: tuple[int, float] | None = None
+        self.retransmit_at: float | None = None
+        self.retries = 0
+        self._syn_ack_retransmitted = False
+        self.persist_at: float | None = None
+        self.persist_interval = 0.0
+        self.probes = 0
+        self.last_progress = now
+        self.fin_wait_2_at: float | None = None
+        self.scheduled: float | None = None  # the deadline the listener's heap knows about
+        self._ack_budget = _AckBudget(config.challenge_acks_per_second)
+        self.bytes_in = 0
+        self.bytes_out = 0
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def passive_open(
+        cls,
+        syn: Segment,
+        *,
+        iss: SeqNum,
+        config: ListenerConfig,
+        now: float,
+        app_factory: Callable[[FourTuple], Application],
+        sink: Sink,
+    ) -> Connection:
+        """LISTEN + SYN -> SYN-RECEIVED, SYN-ACK sent (RFC 9293 §3.10.7.2, third).
+
+        "Set RCV.NXT to SEG.SEQ+1, IRS is set to SEG.SEQ ... ISS should be selected and
+        a SYN segment sent of the form <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>". Data on
+        the SYN is not acknowledged (it would have to be held until the handshake
+        completes; Linux without TCP Fast Open discards it too): the peer sends it again.
+        """
+        conn = cls(
+            key=syn.key,
+            config=config,
+            iss=iss,
+            irs=syn.seq,
+            peer_mss=syn.mss,
+            peer_window=syn.window,
+            ipv6=syn.is_ipv6,
+            now=now,
+            app_factory=app_factory,
+        )
+        conn._set_state(State.SYN_RECEIVED, syn, "SYN received (passive open)", sink)
+        conn.snd_nxt_off = 1
+        conn._rtt_probe = (1, now)
+        conn._send(sink, SYN | ACK, 0, options=(MaxSegmentSize(config.mss),), why="SYN-ACK")
+        conn.retransmit_at = now + conn.rto
+        return conn
+
+    @classmethod
+    def from_cookie(
+        cls,
+        ack: Segment,
+        *,
+        iss: SeqNum,
+        peer_mss: int,
+        config: ListenerConfig,
+        now: float,
+        app_factory: Callable[[FourTuple], Application],
+        sink: Sink,
+    ) -> Connection:
+        """LISTEN + the ACK of a cookie SYN-ACK -> ESTABLISHED (RFC 4987 §3.6).
+
+        The TCB is rebuilt from the ACK alone: IRS = SEG.SEQ - 1, ISS = SEG.ACK - 1
+        (the cookie), the MSS from the cookie. The caller then processes the ACK
+        itself with :meth:`on_segment`, which updates the window and delivers any data.
+        """
+        conn = cls(
+            key=ack.key,
+            config=config,
+            iss=iss,
+            irs=ack.seq - 1,
+            peer_mss=peer_mss,
+            peer_window=ack.window,
+            ipv6=ack.is_ipv6,
+            now=now,
+            app_factory=app_factory,
+        )
+        conn.from_syn_cookie = True
+        conn.snd_wl1 = ack.seq - 1  # so the window update of this very ACK applies
+        conn.snd_una_off = conn.snd_nxt_off = 1
+        conn._set_state(State.ESTABLISHED, ack, "ACK with a valid SYN cookie (RFC 4987 §3.6)", sink)
+        conn.app = app_factory(conn.key)
+        return conn
+
+    # ------------------------------------------------------------------ views
+
+    @property
+    def snd_una(self) -> SeqNum:
+        return self.iss + self.snd_una_off
+
+    @property
+    def snd_nxt(self) -> SeqNum:
+        return self.iss + self.snd_nxt_off
+
+    @property
+    def rcv_nxt(self) -> SeqNum:
+        return self.irs + self.rcv_nxt_off
+
+    @property
+    def _data_end(self) -> int:
+        """Send offset just past the last octet the application queued."""
+        return self._buf_start + len(self._send_buf)
+
+    @property
+    def _fin_off(self) -> int:
+        return self._data_end
+
+    def info(self) -> ConnectionInfo:
+        return ConnectionInfo(
+            key=self.key,
+            state=self.state,
+            iss=self.iss,
+            irs=self.irs,
+            snd_una=self.snd_una,
+            snd_nxt=self.snd_nxt,
+            snd_wnd=self.snd_wnd,
+            rcv_nxt=self.rcv_nxt,
+            rcv_wnd=self.rcv_wnd,
+            send_mss=self.send_mss,
+            rto=self.rto,
+            srtt=self.srtt,
+            retransmissions=self.retries,
+            out_of_order_bytes=self.ooo.held_bytes,
+            out_of_order_segments=self.ooo.segments,
+            send_buffered=len(self._send_buf),
+            bytes_in=self.bytes_in,
+            bytes_out=self.bytes_out,
+            from_syn_cookie=self.from_syn_cookie,
+        )
+
+    def next_deadline(self) -> float | None:
+        """The earliest time :meth:`on_timer` has work to do (None: no timer armed)."""
+        best: float | None = None
+        for t in (self.retransmit_at, self.persist_at, self.fin_wait_2_at, self._idle_at()):
+            if t is not None and (best is None or t < best):
+                best = t
+        return best
+
+    def _idle_at(self) -> float | None:
+        timeout = self.config.idle_timeout
+        if timeout is None or self.state in (State.SYN_RECEIVED, State.CLOSED, State.LISTEN):
+            return None
+        return self.last_progress + timeout
+
+    # ------------------------------------------------------------------ state changes
+
+    def _set_state(self, new: State, cause: Segment | None, why: str, sink: Sink) -> None:
+        old = self.state
+        if new not in TRANSITIONS[old]:
+            raise InvalidTransitionError(f"{old} -> {new} is not a TCP state change ({why})")
+        self.state = new
+        sink.event(StateChanged(sink.now, self.key, old, new, cause, why))
+        if new is State.FIN_WAIT_2:
+            self.fin_wait_2_at = sink.now + self.config.fin_wait_2_timeout
+        if new in (State.CLOSED, State.LISTEN, State.TIME_WAIT):
+            self.retransmit_at = self.persist_at = self.fin_wait_2_at = None
+            self.close_why = why
+
+    # ------------------------------------------------------------------ sending
+
+    def _segment(
+        self,
+        flags: TcpFlags,
+        seq_off: int,
+        *,
+        payload: bytes = b"",
+        options: tuple[TcpOption, ...] = (),
+        window: int | None = None,
+    ) -> Segment:
+        local, remote = self.key
+        return Segment(
+            src=local.addr,
+            dst=remote.addr,
+            sport=local.port,
+            dport=remote.port,
+            seq=self.iss + seq_off,
+            ack=self.rcv_nxt if flags & ACK else SeqNum(0),
+            flags=flags,
+            window=self.rcv_wnd if window is None else window,
+            options=options,
+            payload=payload,
+        )
+
+    def _send(
+        self,
+        sink: Sink,
+        flags: TcpFlags,
+        seq_off: int,
+        *,
+        payload: bytes = b"",
+        options: tuple[TcpOption, ...] = (),
+        retransmission: bool = False,
+        why: str = "",
+        before: State | None = None,
+    ) -> None:
+        window = 0 if flags & RST else None
+        segment = self._segment(flags, seq_off, payload=payload, options=options, window=window)
+        sink.send(
+            self.key,
+            segment,
+            self.state if before is None else before,
+            self.state,
+            retransmission=retransmission,
+            why=why,
+        )
+
+    def _send_ack(self, sink: Sink, why: str = "") -> None:
+        """``<SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>``."""
+        self._send(sink, ACK, self.snd_nxt_off, why=why)
+
+    def _reply_with_ack(
+        self, segment: Segment, sink: Sink, reason: DropReason, why: str, detail: str = ""
+    ) -> None:
+        """Drop ``segment``, answering it with an ACK unless the budget is spent (RFC 5961 §7)."""
+        if self._ack_budget.take(sink.now):
+            self._send_ack(sink, why)
+            sink.drop(self.key, segment, reason, detail)
+        else:
+            sink.drop(self.key, segment, DropReason.CHALLENGE_ACK_LIMITED, f"{reason.value}: {detail or why}")
+
+    def _arm_retransmit(self, now: float) -> None:
+        """RFC 6298 §5.1: start the timer when data is sent and it is not running."""
+        if self.retransmit_at is None:
+            self.retransmit_at = now + self.rto
+
+    def _transmit(self, now: float, sink: Sink) -> None:
+        """Send what the windows allow: new data, then the FIN once all data is out."""
+        match self.state:
+            case State.ESTABLISHED | State.CLOSE_WAIT | State.FIN_WAIT_1 | State.LAST_ACK | State.CLOSING:
+                pass
+            case State.SYN_RECEIVED | State.FIN_WAIT_2 | State.TIME_WAIT | State.CLOSED | State.LISTEN:
+                return  # nothing of ours may be sent (yet / any more)
+            case _:
+                raise MissingCaseError(f"_transmit in {self.state}")
+        data_end = self._data_end
+        while self.snd_nxt_off < data_end:
+            in_flight = self.snd_nxt_off - self.snd_una_off
+            room = min(self.snd_wnd, self.cwnd) - in_flight
+            if room <= 0:
+                break
+            size = min(data_end - self.snd_nxt_off, self.send_mss, room)
+            start = self.snd_nxt_off - self._buf_start
+            payload = bytes(self._send_buf[start : start + size])
+            last = self.snd_nxt_off + size == data_end
+            # PSH on the segment that empties the queue (RFC 9293 §3.9.1, the "push" of a SEND)
+            self._send(sink, (ACK | PSH) if last else ACK, self.snd_nxt_off, payload=payload)
+            self.snd_nxt_off += size
+            self.bytes_out += size
+            if self._rtt_probe is None:
+                self._rtt_probe = (self.snd_nxt_off, now)
+            self._arm_retransmit(now)
+        # The FIN occupies one sequence number, so like data it needs one octet of
+        # window (a FIN past a zero window is not acceptable, RFC 9293 §3.10.7.4).
+        if (
+            self._fin_queued
+            and not self._fin_sent
+            and self.snd_nxt_off == data_end
+            and min(self.snd_wnd, self.cwnd) - (self.snd_nxt_off - self.snd_una_off) >= 1
+        ):
+            self._send(sink, FIN | ACK, self.snd_nxt_off, why="FIN")
+            self._fin_sent = True
+            self.snd_nxt_off += 1
+            if self._rtt_probe is None:
+                self._rtt_probe = (self.snd_nxt_off, now)
+            self._arm_retransmit(now)
+        pending = self.snd_nxt_off < data_end or (self._fin_queued and not self._fin_sent)
+        if pending and self.snd_wnd == 0 and self.snd_nxt_off == self.snd_una_off:
+            # RFC 9293 §3.8.6.1 / RFC 1122 §4.2.2.17: zero window, nothing in flight to
+            # elicit a window update, so probe; the first probe after one RTO.
+            if self.persist_at is None:
+                self.persist_interval = self.rto
+                self.persist_at = now + self.persist_interval
+        else:
+            self.persist_at = None
+            self.probes = 0
+
+    def _retransmit_earliest(self, sink: Sink, why: str) -> None:
+        """RFC 6298 §5.4: retransmit the earliest segment not yet acknowledged."""
+        una = self.snd_una_off
+        if una == 0:
+            self._syn_ack_retransmitted = True
+            self._send(
+                sink, SYN | ACK, 0, options=(MaxSegmentSize(self.config.mss),), retransmission=True, why=why
+            )
+            return
+        data_end = self._data_end
+        if una < data_end and una < self.snd_nxt_off:
+            size = min(self.send_mss, self.snd_nxt_off - una, data_end - una)
+            start = una - self._buf_start
+            payload = bytes(self._send_buf[start : start + size])
+            flags = (ACK | PSH) if una + size == data_end else ACK
+            self._send(sink, flags, una, payload=payload, retransmission=True, why=why)
+            return
+        if self._fin_sent and una == self._fin_off:
+            self._send(sink, FIN | ACK, una, retransmission=True, why=why)
+            return
+        raise MissingCaseError(f"retransmission with nothing outstanding (una={una}, nxt={self.snd_nxt_off})")
+
+    # ------------------------------------------------------------------ abort
+
+    def _abort(self, sink: Sink, why: str, *, cause: Segment | None = None, rst: bool = True) -> None:
+        """ABORT (RFC 9293 §3.10.5): send a reset, enter CLOSED, tell the driver.
+
+        The reset is ``<SEQ=SND.NXT><ACK=RCV.NXT><CTL=RST,ACK>``: the RFC's
+        ``<SEQ=SND.NXT><CTL=RST>`` plus the ACK that Linux also sends, which makes a
+        peer whose SYN-ACK was lost (still in SYN-SENT) accept it (RFC 9293 §3.10.7.3).
+        """
+        if rst:
+            self._send(sink, RST | ACK, self.snd_nxt_off, why=f"RST: {why}")
+        self._set_state(State.CLOSED, cause, why, sink)
+        sink.event(ConnectionReset(sink.now, self.key, False, why))
+        raise _Closed
+
+    def abort_segment(self) -> Segment:
+        """The RST this connection sends when it aborts (see :meth:`_abort`)."""
+        return self._segment(RST | ACK, self.snd_nxt_off, window=0)
+
+    def abort(self, sink: Sink, why: str) -> None:
+        """Abort from outside (listener shutdown): RST and CLOSED."""
+        with contextlib.suppress(_Closed):
+            self._abort(sink, why)
+
+    # ------------------------------------------------------------------ application
+
+    def _apply_reply(self, reply: AppReply, sink: Sink) -> None:
+        if reply.data:
+            if self.app_closed:
+                raise ApplicationContractError("the application returned data after it closed")
+            self._send_buf += reply.data
+            if len(self._send_buf) > self.config.max_send_buffer:
+                self._abort(sink, f"send buffer over {self.config.max_send_buffer} octets")
+        if reply.close and not self.app_closed:
+            self.app_closed = True
+            self._fin_queued = True
+            # RFC 9293 §3.10.4 CLOSE: ESTABLISHED -> FIN-WAIT-1, CLOSE-WAIT -> LAST-ACK; the
+            # FIN follows the queued data (sent by _transmit).
+            match self.state:
+                case State.ESTABLISHED:
+                    self._set_state(State.FIN_WAIT_1, None, "application closed", sink)
+                case State.CLOSE_WAIT:
+                    self._set_state(State.LAST_ACK, None, "application closed", sink)
+                case State.FIN_WAIT_1 | State.CLOSING:
+                    pass  # FIN already on its way (cannot happen: app_closed was False)
+                case _:
+                    raise MissingCaseError(f"application close in {self.state}")
+
+    # ------------------------------------------------------------------ receiving
+
+    def on_segment(self, segment: Segment, now: float, sink: Sink) -> None:
+        """Process one received segment (RFC 9293 §3.10.7.4, with RFC 5961)."""
+        with contextlib.suppress(_Closed):
+            self._receive(segment, now, sink)
+
+    def _acceptable(self, segment: Segment, delta: int) -> bool:
+        """The four cases of the acceptability test (RFC 9293 §3.10.7.4, first).
+
+        ``delta`` is SEG.SEQ - RCV.NXT (signed, modulo 2**32).
+        """
+        seg_len = segment.seg_len
+        wnd = self.rcv_wnd
+        if seg_len == 0:
+            return delta == 0 if wnd == 0 else 0 <= delta < wnd
+        if wnd == 0:
+            return False
+        return 0 <= delta < wnd or 0 <= delta + seg_len - 1 < wnd
+
+    def _receive(self, segment: Segment, now: float, sink: Sink) -> None:
+        state = self.state
+        flags = segment.flags
+        delta = segment.seq - self.rcv_nxt  # SEG.SEQ - RCV.NXT, signed
+
+        match state:
+            case (
+                State.SYN_RECEIVED
+                | State.ESTABLISHED
+                | State.FIN_WAIT_1
+                | State.FIN_WAIT_2
+                | State.CLOSE_WAIT
+                | State.CLOSING
+                | State.LAST_ACK
+            ):
+                pass
+            case _:
+                raise MissingCaseError(f"a Connection received a segment in {state}")
+
+        # A retransmitted SYN (the SYN-ACK was lost): same SYN-ACK, same ISN. RFC 9293
+        # would only ACK it (it is below RCV.NXT); Linux (tcp_check_req) answers with
+        # the SYN-ACK, which is what makes a lost SYN-ACK recoverable by the client.
+        if (
+            state is State.SYN_RECEIVED
+            and flags & SYN
+            and not flags & (ACK | RST)
+            and segment.seq == self.irs
+        ):
+            self._retransmit_earliest(sink, "SYN-ACK again for a retransmitted SYN")
+            self._rtt_probe = None  # Karn: the handshake ACK may answer either SYN-ACK
+            return
+
+        # second (RFC 9293 §3.10.7.4) with RFC 5961 §3.2: check the RST bit.
+        if flags & RST:
+            if delta == 0:
+                # Exactly RCV.NXT: a genuine reset.
+                if state is State.SYN_RECEIVED:
+                    # "If this connection was initiated with a passive OPEN ... return
+                    # this connection to LISTEN state" (the TCB goes away).
+                    self._set_state(State.LISTEN, segment, "RST in SYN-RECEIVED", sink)
+                else:
+                    self._set_state(State.CLOSED, segment, "RST from peer", sink)
+                sink.event(ConnectionReset(now, self.key, True, "RST from peer"))
+                raise _Closed
+            if 0 < delta < self.rcv_wnd:
+                self._reply_with_ack(
+                    segment,
+                    sink,
+                    DropReason.RST_IN_WINDOW,
+                    "challenge ACK (RFC 5961 §3.2)",
+                    f"RST seq is RCV.NXT+{delta}",
+                )
+                return
+            sink.drop(self.key, segment, DropReason.RST_OUT_OF_WINDOW, f"RST seq is RCV.NXT{delta:+d}")
+            return
+
+        # fourth: check the SYN bit (before the acceptability test: RFC 5961 §4.2 says
+        # "irrespective of the sequence number").
+        if flags & SYN:
+            if state is State.SYN_RECEIVED:
+                if not self._acceptable(segment, delta):
+                    self._reply_with_ack(
+                        segment,
+                        sink,
+                        DropReason.UNACCEPTABLE,
+                        "ACK (RFC 9293 §3.10.7.4)",
+                        "SYN outside the window",
+                    )
+                    return
+                # RFC 9293 §3.10.7.4 fourth, SYN-RECEIVED: "If the connection was initiated
+                # with a passive OPEN, then return this connection to the LISTEN state".
+                sink.drop(
+                    self.key, segment, DropReason.SYN_IN_SYN_RECEIVED, "new SYN: half-open connection dropped"
+                )
+                self._set_state(State.LISTEN, segment, "new SYN in SYN-RECEIVED", sink)
+                raise _Closed
+            self._reply_with_ack(segment, sink, DropReason.SYN_IN_WINDOW, "challenge ACK (RFC 5961 §4.2)")
+            return
+
+        # first: the acceptability test.
+        if not self._acceptable(segment, delta):
+            why = "duplicate ACK for old data" if delta < 0 else "ACK (segment outside the window)"
+            self._reply_with_ack(
+                segment,
+                sink,
+                DropReason.UNACCEPTABLE,
+                why,
+                f"SEG.SEQ is RCV.NXT{delta:+d}, SEG.LEN {segment.seg_len}, RCV.WND {self.rcv_wnd}",
+            )
+            return
+
+        # fifth: check the ACK field.
+        if not flags & ACK:
+            sink.drop(self.key, segment, DropReason.NO_ACK, "ACK bit off in a synchronized state")
+            return
+
+        if state is State.SYN_RECEIVED:
+            # "If SND.UNA < SEG.ACK =< SND.NXT, then enter ESTABLISHED state"; otherwise
+            # "form a reset segment <SEQ=SEG.ACK><CTL=RST> and send it".
+            if segment.ack != self.snd_nxt:  # SND.UNA = ISS, SND.NXT = ISS+1
+                sink.send(
+                    self.key, reset_for(segment), state, state, why="RST: ACK does not acknowledge our SYN"
+                )
+                sink.drop(
+                    self.key,
+                    segment,
+                    DropReason.BAD_HANDSHAKE_ACK,
+                    f"SEG.ACK is ISS{segment.ack - self.iss:+d}, expected ISS+1",
+                )
+                return
+            self._set_state(State.ESTABLISHED, segment, "handshake ACK", sink)
+            if self._syn_ack_retransmitted:
+                self.rto = max(self.rto, SYN_RTO_AFTER_RETRANSMISSION)  # RFC 6298 §5.7
+            self.app = self._app_factory(self.key)
+
+        ack_off = self.snd_una_off + (segment.ack - self.snd_una)
+        # RFC 5961 §5.2: acceptable ACKs lie in [SND.UNA - MAX.SND.WND, SND.NXT].
+        if not self.snd_una_off - self.max_snd_wnd <= ack_off <= self.snd_nxt_off:
+            self._reply_with_ack(
+                segment,
+                sink,
+                DropReason.ACK_OUT_OF_RANGE,
+                "challenge ACK (RFC 5961 §5.2)",
+                f"SEG.ACK is SND.UNA{ack_off - self.snd_una_off:+d}, SND.NXT is SND.UNA+"
+                f"{self.snd_nxt_off - self.snd_una_off}",
+            )
+            return
+        if ack_off > self.snd_una_off:
+            self._on_new_ack(ack_off, now, sink)
+        # Window update: "If SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK)"
+        if ack_off >= self.snd_una_off and (
+            self.snd_wl1 < segment.seq or (self.snd_wl1 == segment.seq and self.snd_wl2 <= segment.ack)
+        ):
+            self.snd_wnd = segment.window
+            self.max_snd_wnd = max(self.max_snd_wnd, segment.window)
+            self.snd_wl1 = segment.seq
+            self.snd_wl2 = segment.ack
+        fin_acked = self._fin_sent and self.snd_una_off > self._fin_off
+        match self.state:
+            case State.ESTABLISHED | State.CLOSE_WAIT | State.FIN_WAIT_2:
+                pass
+            case State.FIN_WAIT_1:
+                if fin_acked:  # "if the FIN segment is now acknowledged, then enter FIN-WAIT-2"
+                    self._set_state(State.FIN_WAIT_2, segment, "our FIN acknowledged", sink)
+            case State.CLOSING:
+                if fin_acked:  # "if the ACK acknowledges our FIN, then enter the TIME-WAIT state"
+                    self._set_state(State.TIME_WAIT, segment, "our FIN acknowledged", sink)
+                    return
+            case State.LAST_ACK:
+                if fin_acked:  # "If our FIN is now acknowledged, delete the TCB, enter CLOSED"
+                    self._set_state(State.CLOSED, segment, "our FIN acknowledged", sink)
+                    raise _Closed
+            case _:
+                raise MissingCaseError(f"ACK processing in {self.state}")
+
+        # sixth (URG) is not implemented: the urgent pointer is ignored (RFC 6093 §5
+        # recommends new applications not use it); the octets are ordinary data.
+        ack_needed = self._receive_text_and_fin(segment, delta, now, sink)
+        sent_before = len(sink.output.segments)
+        self._transmit(now, sink)
+        if ack_needed and len(sink.output.segments) == sent_before:
+            self._send_ack(sink)
+
+    def _on_new_ack(self, ack_off: int, now: float, sink: Sink) -> None:
+        """SND.UNA < SEG.ACK =< SND.NXT: octets acknowledged (RFC 9293 §3.10.7.4 fifth)."""
+        acked = ack_off - self.snd_una_off
+        probe = self._rtt_probe
+        if probe is not None and ack_off >= probe[0]:
+            self._rtt_sample(now - probe[1])
+            self._rtt_probe = None
+        self.snd_una_off = ack_off
+        drop = min(ack_off, self._data_end) - self._buf_start
+        if drop > 0:
+            del self._send_buf[:drop]
+            self._buf_start += drop
+        self.retries = 0
+        self.last_progress = now
+        # RFC 5681 §3.1: slow start below ssthresh, congestion avoidance above it.
+        if self.cwnd < self.ssthresh:
+            self.cwnd += min(acked, self.send_mss)
+        else:
+            self.cwnd += max(1, self.send_mss * self.send_mss // self.cwnd)
+        # RFC 6298 §5.2 / §5.3: stop the timer when all is acknowledged, else restart it.
+        self.retransmit_at = None if self.snd_una_off == self.snd_nxt_off else now + self.rto
+        if self._recover is not None:
+            if self.snd_una_off >= self._recover:
+                self._recover = None
+            elif self.snd_una_off < self.snd_nxt_off:
+                # After a timeout, an ACK that covers only part of what was in flight
+                # shows the next segment was lost too: resend it now rather than wait
+                # for another (backed-off) timeout (the partial-ACK rule of RFC 6582 §3.2).
+                self._retransmit_earliest(sink, "retransmission after a partial ACK")
+
+    def _rtt_sample(self, rtt: float) -> None:
+        """RFC 6298 §2.2 / §2.3 (alpha 1/8, beta 1/4, K 4), clamped to [min_rto, max_rto]."""
+        rtt = max(rtt, 0.0)
+        if self.srtt is None:
+            self.srtt = rtt
+            self.rttvar = rtt / 2
+        else:
+            self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - rtt)
+            self.srtt = 0.875 * self.srtt + 0.125 * rtt
+        rto = self.srtt + max(CLOCK_GRANULARITY, 4 * self.rttvar)
+        self.rto = min(max(rto, self.config.min_rto), self.config.max_rto)
+
+    def _receive_text_and_fin(self, segment: Segment, delta: int, now: float, sink: Sink) -> bool:
+        """Steps seven and eight of RFC 9293 §3.10.7.4. Returns whether an ACK is owed."""
+        payload = segment.payload
+        fin = bool(segment.flags & FIN)
+        if not payload and not fin:
+            return False
+        start = self.rcv_nxt_off + delta
+        match self.state:
+            case State.ESTABLISHED | State.FIN_WAIT_1 | State.FIN_WAIT_2:
+                pass
+            case State.CLOSE_WAIT | State.CLOSING | State.LAST_ACK:
+                # "This should not occur since a FIN has been received from the remote
+                # side. Ignore the segment text." (and a second FIN likewise)
+                sink.drop(self.key, segment, DropReason.DATA_AFTER_FIN, "the peer already sent its FIN")
+                return True
+            case _:
+                raise MissingCaseError(f"segment text in {self.state}")
+        # Trim what was received before (an overlapping retransmission) ...
+        if start < self.rcv_nxt_off:
+            payload = payload[self.rcv_nxt_off - start :]
+            start = self.rcv_nxt_off
+        # ... and what lies beyond the window (with the FIN that would follow it).
+        limit = self.rcv_nxt_off + self.rcv_wnd
+        if start + len(payload) > limit:
+            payload = payload[: max(limit - start, 0)]
+            fin = False
+        if payload and self.app_closed:
+            # RFC 9293 §3.6.1 (SHLD-2, from RFC 1122 §4.2.2.13): "if new data is received
+            # after CLOSE is called, its TCP SHOULD send a RST to show that data was lost".
+            sink.drop(self.key, segment, DropReason.AFTER_CLOSE, f"{len(payload)} new octets after close")
+            self._abort(sink, "data after the application closed", cause=segment)
+        if start > self.rcv_nxt_off:
+            if not self.ooo.insert(start, payload, fin=fin):
+                sink.drop(
+                    self.key,
+                    segment,
+                    DropReason.OUT_OF_ORDER_FULL,
+                    f"holding {self.ooo.held_bytes} octets in {self.ooo.segments} ranges",
+                )
+            # RFC 5681 §4.2 / RFC 9293 §3.10.7.4: out-of-order data is ACKed at once
+            # (the duplicate ACK tells the peer where the gap is).
+            return True
+        # In order: deliver it, and whatever it joins up with in the reassembly buffer.
+        fin_reached = fin
+        if not fin:
+            more, fin_reached = self.ooo.pop_ready(self.rcv_nxt_off + len(payload))
+            payload += more
+        if payload:
+            self._deliver(payload, now, sink)
+        if fin_reached:
+            self._receive_fin(segment, now, sink)
+        return True
+
+    def _deliver(self, data: bytes, now: float, sink: Sink) -> None:
+        self.rcv_nxt_off += len(data)
+        self.bytes_in += len(data)
+        self.last_progress = now
+        sink.event(DataReceived(now, self.key, data))
+        if self.app is not None and not self.app_closed:
+            self._apply_reply(self.app.on_data(data), sink)
+
+    def _receive_fin(self, segment: Segment, now: float, sink: Sink) -> None:
+        """Eighth, check the FIN bit (RFC 9293 §3.10.7.4): the FIN is in order."""
+        self.rcv_nxt_off += 1
+        self.last_progress = now
+        sink.event(PeerClosed(now, self.key))
+        match self.state:
+            case State.ESTABLISHED:
+                self._set_state(State.CLOSE_WAIT, segment, "FIN received", sink)
+            case State.FIN_WAIT_1:
+                # Our FIN is not yet acknowledged (else the ACK step moved us to FIN-WAIT-2).
+                self._set_state(State.CLOSING, segment, "FIN received (simultaneous close)", sink)
+            case State.FIN_WAIT_2:
+                self._set_state(State.TIME_WAIT, segment, "FIN received", sink)
+            case _:
+                raise MissingCaseError(f"FIN in {self.state}")
+        if self.app is not None and not self.app_closed:
+            self._apply_reply(self.app.on_peer_closed(), sink)
+
+    # ------------------------------------------------------------------ timers
+
+    def on_timer(self, now: float, sink: Sink) -> None:
+        """Run every timer that is due at ``now`` (RFC 6298 §5, RFC 9293 §3.8.6.1, §3.10.8)."""
+        with contextlib.suppress(_Closed):
+            self._on_timer(now, sink)
+
+    def _on_timer(self, now: float, sink: Sink) -> None:
+        state = self.state
+        if self.fin_wait_2_at is not None and now >= self.fin_wait_2_at:
+            # The peer acknowledged our FIN but never sent its own. Without a limit an
+            # orphaned FIN-WAIT-2 lives forever (Linux: tcp_fin_timeout, 60 s).
+            sink.event(TimerFired(now, self.key, TimerKind.FIN_WAIT_2, state))
+            self._abort(sink, "FIN-WAIT-2 timeout")
+        idle_at = self._idle_at()
+        if idle_at is not None and now >= idle_at:
+            # A user timeout (RFC 9293 §3.10.8, RFC 5482): no octet delivered and none
+            # acknowledged for idle_timeout. This also bounds a peer that holds its window
+            # at zero forever, which RFC 9293 §3.8.6.1 lets a sender abort to free resources.
+            sink.event(
+                TimerFired(
+                    now, self.key, TimerKind.IDLE, state, 0, f"no progress for {self.config.idle_timeout} s"
+                )
+            )
+            self._abort(sink, "idle timeout")
+        if self.retransmit_at is not None and now >= self.retransmit_at:
+            limit = (
+                self.config.syn_ack_retries
+                if state is State.SYN_RECEIVED
+                else self.config.max_retransmissions
+            )
+            if self.retries >= limit:
+                sink.event(
+                    TimerFired(now, self.key, TimerKind.RETRANSMISSION, state, self.retries + 1, "giving up")
+                )
+                self._abort(sink, f"no ACK after {self.retries} retransmissions")
+            self.retries += 1
+            what = "SYN-ACK" if state is State.SYN_RECEIVED else "segment"
+            sink.event(
+                TimerFired(
+                    now,
+                    self.key,
+                    TimerKind.RETRANSMISSION,
+                    state,
+                    self.retries,
+                    f"{what} not acknowledged within {self.rto:g} s",
+                )
+            )
+            # RFC 5681 §3.1 eq. (4)/(5): after a timeout, ssthresh = max(FlightSize/2, 2*SMSS),
+            # cwnd = 1 SMSS.
+            flight = self.snd_nxt_off - self.snd_una_off
+            self.ssthresh = max(flight // 2, 2 * self.send_mss)
+            self.cwnd = self.send_mss
+            self._recover = self.snd_nxt_off
+            self._rtt_probe = None  # Karn: no RTT sample from a retransmitted segment
+            self._retransmit_earliest(sink, f"retransmission {self.retries} (RTO {self.rto:g} s)")
+            # RFC 6298 §5.5 / §5.6: back off, restart the timer.
+            self.rto = min(self.rto * 2, self.config.max_rto)
+            self.retransmit_at = now + self.rto
+        if self.persist_at is not None and now >= self.persist_at:
+            self.probes += 1
+            sink.event(
+                TimerFired(now, self.key, TimerKind.PERSIST, state, self.probes, "peer window is zero")
+            )
+            # The probe is <SEQ=SND.UNA-1><ACK=RCV.NXT><CTL=ACK>, as Linux sends
+            # (tcp_xmit_probe_skb): an old sequence number, which the peer must answer
+            # with an ACK carrying its current window (RFC 9293 §3.10.7.4, first), and no
+            # data, so our sequence space never runs ahead of what the peer accepted.
+            self._send(sink, ACK, self.snd_una_off - 1, why=f"zero-window probe {self.probes}")
+            self.persist_interval = min(self.persist_interval * 2, self.config.max_rto)
+            self.persist_at = now + self.persist_interval
+
+
+# ----------------------------------------------------------------------------- TIME-WAIT
+
+
+class TimeWaitOutcome(enum.Enum):
+    STAY = "stay"
+    RESTART = "restart"  # the 2*MSL timer was restarted (a retransmitted FIN)
+    CLOSED = "closed"  # an acceptable RST ended it
+    REOPEN = "reopen"  # a new SYN with a higher sequence number: open a new connection
+
+
+class TimeWait:
+    """What a connection leaves behind in TIME-WAIT (RFC 9293 §3.6.1, MUST-13).
+
+    Only what is needed to answer the stragglers: our SND.NXT (all of it has been
+    acknowledged, FIN included), the peer's RCV.NXT (past its FIN) and a deadline.
+    """
+
+    __slots__ = ("_ack_budget", "bytes_in", "bytes_out", "expires_at", "key", "rcv_nxt", "rcv_wnd", "snd_nxt")
+
+    def __init__(
+        self,
+        *,
+        key: FourTuple,
+        snd_nxt: SeqNum,
+        rcv_nxt: SeqNum,
+        rcv_wnd: int,
+        expires_at: float,
+        bytes_in: int,
+        bytes_out: int,
+        challenge_acks_per_second: int,
+    ) -> None:
+        self.key = key
+        self.snd_nxt = snd_nxt
+        self.rcv_nxt = rcv_nxt
+        self.rcv_wnd = rcv_wnd
+        self.expires_at = expires_at
+        self.bytes_in = bytes_in
+        self.bytes_out = bytes_out
+        self._ack_budget = _AckBudget(challenge_acks_per_second)
+
+    @classmethod
+    def of(cls, conn: Connection, now: float) -> TimeWait:
+        return cls(
+            key=conn.key,
+            snd_nxt=conn.snd_nxt,
+            rcv_nxt=conn.rcv_nxt,
+            rcv_wnd=conn.rcv_wnd,
+            expires_at=now + conn.config.time_wait_timeout,
+            bytes_in=conn.bytes_in,
+            bytes_out=conn.bytes_out,
+            challenge_acks_per_second=conn.config.challenge_acks_per_second,
+        )
+
+    def _ack(self, to: Segment, sink: Sink, reason: DropReason | None, why: str) -> None:
+        if not self._ack_budget.take(sink.now):
+            sink.drop(self.key, to, DropReason.CHALLENGE_ACK_LIMITED, why)
+            return
+        reply = reply_segment(to, seq=self.snd_nxt, ack=self.rcv_nxt, flags=ACK, window=self.rcv_wnd)
+        sink.send(self.key, reply, State.TIME_WAIT, State.TIME_WAIT, why=why)
+        if reason is not None:
+            sink.drop(self.key, to, reason, why)
+
+    def on_segment(self, segment: Segment, now: float, sink: Sink) -> TimeWaitOutcome:
+        """RFC 9293 §3.10.7.4 for TIME-WAIT, with RFC 5961 and the reopening rule of §3.6.1."""
+        flags = segment.flags
+        delta = segment.seq - self.rcv_nxt
+        if flags & RST:
+            if delta == 0:  # RFC 5961 §3.2: exact, so the connection ends now
+                return TimeWaitOutcome.CLOSED
+            if 0 < delta < self.rcv_wnd:
+                self._ack(segment, sink, DropReason.RST_IN_WINDOW, "challenge ACK (RFC 5961 §3.2)")
+            else:
+                sink.drop(self.key, segment, DropReason.RST_OUT_OF_WINDOW, f"RST seq is RCV.NXT{delta:+d}")
+            return TimeWaitOutcome.STAY
+        if flags & SYN:
+            # RFC 9293 §3.6.1 (MAY-2, from RFC 1122 §4.2.2.13; RFC 6191): a new SYN may
+            # reopen the 4-tuple when its sequence number is above everything of the old
+            # incarnation; the new ISS is then chosen above our old SND.NXT.
+            if not flags & ACK and delta > 0:
+                return TimeWaitOutcome.REOPEN
+            self._ack(segment, sink, DropReason.SYN_IN_WINDOW, "challenge ACK (RFC 5961 §4.2)")
+            return TimeWaitOutcome.STAY
+        if flags & FIN and segment.seq + len(segment.payload) + 1 == self.rcv_nxt:
+            # "The only thing that can arrive in this state is a retransmission of the
+            # remote FIN. Acknowledge it, and restart the 2 MSL timeout."
+            self._ack(segment, sink, None, "ACK of a retransmitted FIN")
+            return TimeWaitOutcome.RESTART
+        seg_len = segment.seg_len
+        acceptable = (
+            (0 <= delta < self.rcv_wnd)
+            if seg_len == 0
+            else (0 <= delta < self.rcv_wnd or 0 <= delta + seg_len - 1 < self.rcv_wnd)
+        )
+        if not acceptable:
+            self._ack(segment, sink, DropReason.UNACCEPTABLE, "ACK (segment outside the window)")
+            return TimeWaitOutcome.STAY
+        if not flags & ACK:
+            sink.drop(self.key, segment, DropReason.NO_ACK, "ACK bit off in a synchronized state")
+            return TimeWaitOutcome.STAY
+        if segment.ack > self.snd_nxt:
+            self._ack(segment, sink, DropReason.ACK_OUT_OF_RANGE, "challenge ACK (RFC 5961 §5.2)")
+            return TimeWaitOutcome.STAY
+        if segment.payload or flags & FIN:
+            sink.drop(self.key, segment, DropReason.DATA_AFTER_FIN, "the peer already sent its FIN")
+            self._ack(segment, sink, None, "ACK (TIME-WAIT)")
+        return TimeWaitOutcome.STAY
