@@ -106,8 +106,8 @@ def _netns_inode(path: str) -> int | None:
 
 
 def current_netns() -> Netns:
-    """``host`` for the initial namespace, the ``ip netns`` name if it has one,
-    otherwise ``net<inode>``."""
+    """``host`` for the namespace of pid 1, the ``ip netns`` name if it has one,
+    otherwise ``net<inode>`` (also where pid 1 cannot be inspected)."""
     inode = _netns_inode("/proc/self/ns/net")
     if inode is None:  # pragma: no cover - every Linux since 3.0 has it
         raise L4kitError("cannot read /proc/self/ns/net (is /proc mounted?)")
@@ -505,6 +505,7 @@ class StateStore:
 
     def write(self, state: HostState) -> Path:
         """Write atomically (temporary file, fsync, rename), mode 0600."""
+        self.ensure()
         path = self.path_for(state.netns, state.port)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)

@@ -34,12 +34,8 @@ from typing import Any
 from l4kit.checksum import ChecksumStatus
 from l4kit.core.events import (
     ConnectionClosed,
-    ConnectionReset,
     Event,
     Output,
-    SegmentDropped,
-    SegmentSent,
-    SynCookie,
 )
 from l4kit.core.listener import Listener, ListenerConfig
 from l4kit.errors import ConfigError, L4kitError, ParseError
@@ -60,7 +56,6 @@ from l4kit.live.pcap import PcapWriterThread
 from l4kit.live.privileges import require_live_privileges
 from l4kit.live.report import FrameDropped, ReadyInfo, ResponderSummary
 from l4kit.live.sender import FrameEncoder, L2Sender, frame_encoder
-from l4kit.wire.flags import TcpFlags
 from l4kit.wire.segment import Endpoint, Segment
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -184,34 +179,37 @@ class Responder:
                 self.sink(out.events)
 
     def count(self, events: list[Event]) -> None:
+        """The payload octets of every connection, once it has closed (the core
+        counts everything else, see :attr:`l4kit.core.Listener.stats`)."""
         summary = self.summary
         for event in events:
-            kind = type(event)
-            if kind is SegmentDropped:
-                summary.drops[str(event.reason)] += 1  # type: ignore[union-attr]
-            elif kind is SegmentSent:
-                if event.retransmission:  # type: ignore[union-attr]
-                    summary.retransmissions += 1
-                if event.segment.flags & TcpFlags.RST:  # type: ignore[union-attr]
-                    summary.resets_sent += 1
-            elif kind is ConnectionClosed:
-                summary.connections += 1
-                summary.bytes_in += event.bytes_in  # type: ignore[union-attr]
-                summary.bytes_out += event.bytes_out  # type: ignore[union-attr]
-            elif kind is SynCookie:
-                if event.accepted:  # type: ignore[union-attr]
-                    summary.syn_cookies_accepted += 1
-                else:
-                    summary.syn_cookies_sent += 1
-            elif kind is ConnectionReset and event.by_peer:  # type: ignore[union-attr]
-                summary.resets_received += 1
+            if type(event) is ConnectionClosed:
+                summary.bytes_in += event.bytes_in
+                summary.bytes_out += event.bytes_out
 
     def shutdown(self) -> None:
         """Abort what is still open (RST, RFC 9293 §3.10.4 ABORT); called from the
         main thread once the sniffer thread has stopped."""
-        before = self.summary.connections
+        self.summary.open_at_exit = self.listener.stats.connections_open
         self.emit(self.listener.shutdown(self.clock()))
-        self.summary.open_at_exit = self.summary.connections - before
+
+    def finish_summary(self) -> ResponderSummary:
+        """Merge the core's counters into the summary."""
+        summary = self.summary
+        stats = self.listener.stats
+        summary.connections = stats.connections_established
+        summary.syn_cookies_sent = stats.syn_cookies_sent
+        summary.syn_cookies_accepted = stats.syn_cookies_accepted
+        summary.retransmissions = stats.retransmissions
+        summary.resets_sent = stats.resets_sent
+        summary.resets_received = stats.resets_received
+        for reason, count in stats.drops.items():
+            summary.drops[str(reason)] += count
+        summary.listener_stats = {
+            "time_wait_evicted": stats.time_wait_evicted,
+            "internal_errors": stats.internal_errors,
+        }
+        return summary
 
 
 def decode_ip(packet: bytes) -> Segment:
@@ -430,17 +428,4 @@ def _sniff_until_stopped(
     if capture.truncated:
         summary.drops["truncated"] += capture.truncated
     summary.send_errors = responder.sender.errors
-    summary.listener_stats = _stats_dict(getattr(responder.listener, "stats", None))
-    return summary
-
-
-def _stats_dict(stats: object) -> dict[str, Any]:
-    if stats is None:
-        return {}
-    if isinstance(stats, dict):
-        return dict(stats)
-    if hasattr(stats, "__dataclass_fields__"):
-        return {name: getattr(stats, name) for name in stats.__dataclass_fields__}
-    return (
-        {k: v for k, v in vars(stats).items() if not k.startswith("_")} if hasattr(stats, "__dict__") else {}
-    )
+    return responder.finish_summary()

@@ -1,0 +1,319 @@
+"""Host preparation: the plan, the state file, exact restoration, leftovers.
+
+The firewall and the sysctls are replaced by in-memory fakes here (unit tests
+never touch the host); tests/live/test_host_restore.py does the real thing
+inside a network namespace.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import stat
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import l4kit.live.host as host
+from l4kit.errors import ConfigError, L4kitError
+from l4kit.live.host import (
+    HostPlan,
+    HostPreparation,
+    HostState,
+    IptablesFirewall,
+    NftFirewall,
+    StateStore,
+    current_netns,
+    loopback_sysctls,
+)
+
+KEYS = {
+    "net/ipv4/conf/all/route_localnet": "1",
+    "net/ipv4/conf/lo/route_localnet": "1",
+    "net/ipv4/conf/all/accept_local": "1",
+    "net/ipv4/conf/lo/accept_local": "1",
+}
+
+
+def test_loopback_sysctls_only_for_127_addresses() -> None:
+    assert loopback_sysctls("lo", "127.0.0.1") == KEYS
+    assert loopback_sysctls("lo", "127.3.2.1") == KEYS
+    assert set(loopback_sysctls("veth0", "127.0.0.1")) == {
+        "net/ipv4/conf/all/route_localnet",
+        "net/ipv4/conf/veth0/route_localnet",
+        "net/ipv4/conf/all/accept_local",
+        "net/ipv4/conf/veth0/accept_local",
+    }
+    assert loopback_sysctls("eth0", "10.0.0.1") == {}
+    assert loopback_sysctls("lo", "::1") == {}
+
+
+def test_nft_rule_matches_only_rst_from_the_responders_address_and_port() -> None:
+    fw = NftFirewall("127.0.0.1", 8888)
+    rule = fw.script()[-1]
+    assert "ip saddr 127.0.0.1 tcp sport 8888 tcp flags & rst == rst counter drop" in rule
+    assert fw.table == "l4kit_8888"
+    assert "ip6 saddr ::1" in NftFirewall("::1", 9000).script()[-1]
+    # The printed commands are the script, shell-quoted.
+    assert [shlex.split(c)[1:] for c in fw.commands()] == [shlex.split(line) for line in fw.script()]
+
+
+@pytest.mark.skipif(shutil.which("nft") is None or os.geteuid() != 0, reason="needs nft and root")
+def test_nft_accepts_the_script_in_check_mode() -> None:
+    # Cross-check with nft itself: --check parses and validates without applying.
+    script = "\n".join(NftFirewall("127.0.0.1", 8888).script()) + "\n"
+    done = subprocess.run(["nft", "--check", "-f", "-"], input=script, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+
+
+def test_iptables_commands_use_a_chain_of_their_own_and_a_tagged_jump() -> None:
+    fw = IptablesFirewall("127.0.0.1", 8888)
+    commands = fw.commands()
+    assert commands[0] == "iptables -w -N L4KIT-8888"
+    assert "-s 127.0.0.1/32 -p tcp --sport 8888 --tcp-flags RST RST" in commands[1]
+    assert commands[2] == "iptables -w -I OUTPUT 1 -m comment --comment l4kit:8888 -j L4KIT-8888"
+    assert IptablesFirewall("::1", 8888).binary == "ip6tables"
+
+
+def test_state_round_trips_through_json() -> None:
+    state = HostState(
+        netns=host.Netns(4026531840, "host"),
+        port=8888,
+        iface="lo",
+        address="127.0.0.1",
+        pid=1234,
+        pid_start=99,
+        firewall=NftFirewall("127.0.0.1", 8888).to_state(),
+        sysctls_previous={"net/ipv4/conf/all/route_localnet": "0"},
+    )
+    again = HostState.from_json(state.to_json())
+    assert again == state
+    with pytest.raises(ValueError, match="format"):
+        HostState.from_json(json.dumps({"format": 99}))
+
+
+def test_state_files_are_private(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "l4kit")
+    state = _state(store, pid=os.getpid())
+    path = store.write(state)
+    assert stat.S_IMODE(os.stat(store.directory).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert [p for p, _ in store.records()] == [path]
+
+
+def test_a_state_directory_others_can_write_is_refused(tmp_path: Path) -> None:
+    directory = tmp_path / "l4kit"
+    directory.mkdir()
+    directory.chmod(0o777)
+    with pytest.raises(L4kitError, match="writable by others"):
+        StateStore(directory).ensure()
+
+
+# ---------------------------------------------------------------- fakes
+
+
+@dataclass
+class FakeFirewall:
+    address: str = "127.0.0.1"
+    port: int = 8888
+    backend: str = "fake"
+    installed: bool = False
+    fail_install: bool = False
+    log: list[str] = field(default_factory=list)
+
+    def commands(self) -> list[str]:
+        return ["fake-firewall install"]
+
+    def install(self) -> None:
+        if self.fail_install:
+            raise L4kitError("fake install failed")
+        self.installed = True
+        self.log.append("install")
+
+    def remove(self) -> bool:
+        was = self.installed
+        self.installed = False
+        self.log.append("remove")
+        return was
+
+    def present(self) -> bool:
+        return self.installed
+
+    def dropped_rsts(self) -> int | None:
+        return 3
+
+    def describe(self) -> str:
+        return "fake firewall"
+
+    def to_state(self) -> dict[str, Any]:
+        return {"backend": "fake", "address": self.address, "port": self.port}
+
+
+@pytest.fixture
+def fakes(monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, str], FakeFirewall]:
+    sysctls = dict.fromkeys(KEYS, "0")
+    sysctls["net/ipv4/conf/lo/accept_local"] = "1"  # a non-default value that must survive
+    firewall = FakeFirewall()
+    monkeypatch.setattr(host, "read_sysctl", lambda key: sysctls[key])
+    monkeypatch.setattr(host, "write_sysctl", lambda key, value: sysctls.__setitem__(key, value))
+    monkeypatch.setattr(host, "firewall_from_state", lambda data: firewall)
+    monkeypatch.setattr(host, "_nft_leftover_tables", lambda: [])
+    monkeypatch.setattr(host, "_iptables_leftover_chains", lambda binary: [])
+    monkeypatch.setattr(host, "named_netns", lambda: [])
+    return sysctls, firewall
+
+
+def _plan(firewall: FakeFirewall) -> HostPlan:
+    return HostPlan(iface="lo", address="127.0.0.1", port=8888, firewall=firewall, sysctls=dict(KEYS))
+
+
+def _state(store: StateStore, *, pid: int, port: int = 8888, previous: dict[str, str] | None = None) -> HostState:
+    return HostState(
+        netns=current_netns(),
+        port=port,
+        iface="lo",
+        address="127.0.0.1",
+        pid=pid,
+        pid_start=host.process_start_ticks(pid),
+        firewall={"backend": "fake", "address": "127.0.0.1", "port": port},
+        sysctls_previous=dict(previous or {}),
+    )
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+def test_prepare_records_then_changes_then_restores_exactly(tmp_path: Path, fakes: Any) -> None:
+    sysctls, firewall = fakes
+    before = dict(sysctls)
+    store = StateStore(tmp_path)
+    with HostPreparation(_plan(firewall), store=store) as prep:
+        assert firewall.installed
+        assert all(sysctls[k] == "1" for k in KEYS)
+        (path, recorded), = store.records()
+        assert recorded is not None and recorded.sysctls_previous == before and recorded.pid == os.getpid()
+    assert sysctls == before
+    assert not firewall.installed
+    assert store.records() == []
+    assert prep.kernel_rsts_dropped == 3
+
+
+def test_an_exception_inside_the_block_still_restores(tmp_path: Path, fakes: Any) -> None:
+    sysctls, firewall = fakes
+    before = dict(sysctls)
+    with pytest.raises(RuntimeError), HostPreparation(_plan(firewall), store=StateStore(tmp_path)):
+        raise RuntimeError("boom")
+    assert sysctls == before and not firewall.installed
+
+
+def test_a_failed_install_undoes_the_sysctls_already_set(tmp_path: Path, fakes: Any) -> None:
+    sysctls, firewall = fakes
+    before = dict(sysctls)
+    firewall.fail_install = True
+    store = StateStore(tmp_path)
+    with pytest.raises(L4kitError, match="fake install failed"), HostPreparation(_plan(firewall), store=store):
+        pass  # pragma: no cover - not reached
+    assert sysctls == before and store.records() == []
+
+
+def test_the_next_start_undoes_a_killed_run(tmp_path: Path, fakes: Any) -> None:
+    sysctls, firewall = fakes
+    store = StateStore(tmp_path)
+    original = dict(sysctls)
+    # A run that was SIGKILLed: its state file says what it changed; the changes are still there.
+    store.write(_state(store, pid=_dead_pid(), previous=original))
+    for key in KEYS:
+        sysctls[key] = "1"
+    firewall.installed = True
+    notices: list[str] = []
+    with HostPreparation(_plan(firewall), store=store, notice=notices.append):
+        assert firewall.log == ["remove", "install"]
+        (_path, mine), = store.records()
+        assert mine is not None and mine.pid == os.getpid()
+        assert mine.sysctls_previous == original  # not the killed run's "1"s
+    assert sysctls == original
+    assert any("killed run" in n for n in notices)
+
+
+def test_a_running_responder_on_the_same_port_is_refused(tmp_path: Path, fakes: Any) -> None:
+    _sysctls, firewall = fakes
+    store = StateStore(tmp_path)
+    parent = os.getppid()  # alive, and not us
+    store.write(_state(store, pid=parent))
+    with pytest.raises(ConfigError, match=f"pid {parent}.*already answers on port 8888"), HostPreparation(
+        _plan(firewall), store=store
+    ):
+        pass  # pragma: no cover
+    assert not firewall.installed
+
+
+def test_the_first_of_two_responders_hands_the_original_sysctls_to_the_second(tmp_path: Path, fakes: Any) -> None:
+    sysctls, firewall = fakes
+    store = StateStore(tmp_path)
+    original = dict(sysctls)
+    with HostPreparation(_plan(firewall), store=store):
+        # A second responder (another live process, port 9999) starts now and records "1" as previous.
+        other = _state(store, pid=os.getppid(), port=9999, previous=dict(sysctls))
+        store.write(other)
+    # We stopped first: the sysctls stay set for the other, which now knows the original values.
+    assert all(sysctls[k] == "1" for k in KEYS)
+    (_path, heir), = store.records()
+    assert heir is not None and heir.port == 9999 and heir.sysctls_previous == original
+
+
+def test_cleanup_undoes_dead_runs_and_leaves_live_ones(tmp_path: Path, fakes: Any) -> None:
+    sysctls, firewall = fakes
+    store = StateStore(tmp_path)
+    original = dict(sysctls)
+    store.write(_state(store, pid=_dead_pid(), previous=original))
+    store.write(_state(store, pid=os.getppid(), port=9999, previous=original))
+    for key in KEYS:
+        sysctls[key] = "1"
+    firewall.installed = True
+
+    dry = host.cleanup(dry_run=True, store=store)
+    assert any("removed fake firewall" in a for a in dry.actions)
+    assert firewall.installed and len(store.records()) == 2  # a dry run changes nothing
+
+    report = host.cleanup(store=store)
+    assert not firewall.installed
+    assert any("still answers on port 9999" in s for s in report.skipped)
+    # The live responder on 9999 needs the sysctls: they are handed over, not reset.
+    assert all(sysctls[k] == "1" for k in KEYS)
+    (_path, remaining), = store.records()
+    assert remaining is not None and remaining.port == 9999
+
+
+def test_cleanup_forgets_state_of_a_namespace_that_is_gone(tmp_path: Path, fakes: Any) -> None:
+    store = StateStore(tmp_path)
+    state = _state(store, pid=_dead_pid())
+    state.netns = host.Netns(1, "l4t-gone")  # inode 1 is never a network namespace
+    path = store.write(state)
+    report = host.cleanup(store=store)
+    assert not path.exists()
+    assert any("l4t-gone is gone" in a for a in report.actions)
+
+
+def test_unreadable_state_file_is_removed(tmp_path: Path, fakes: Any) -> None:
+    store = StateStore(tmp_path)
+    store.ensure()
+    bad = tmp_path / "host-1.json"
+    bad.write_text("{not json")
+    report = host.cleanup(store=store)
+    assert not bad.exists() and any("unreadable" in a for a in report.actions)
+
+
+def test_process_start_ticks_tell_a_reused_pid_apart() -> None:
+    me = host.process_start_ticks(os.getpid())
+    assert me is not None
+    assert host.process_alive(os.getpid(), me)
+    assert not host.process_alive(os.getpid(), me + 1)
+    assert not host.process_alive(_dead_pid(), None)
