@@ -4,6 +4,17 @@ Imports nothing of l4kit above ``errors`` and ``checksum``.
 """
 
 from l4kit.wire.flags import TcpFlags
+from l4kit.wire.ip import (
+    EncodeError,
+    IPv4Header,
+    IPv6Header,
+    address_text,
+    decode_ip,
+    decode_ipv4,
+    decode_ipv6,
+    encode_ipv4,
+    encode_ipv6,
+)
 from l4kit.wire.options import (
     EndOfOptions,
     MaxSegmentSize,
@@ -15,13 +26,19 @@ from l4kit.wire.options import (
     UnknownOption,
     WindowScale,
 )
+from l4kit.wire.packet import PARSE_REASONS, canonical_options, decode_packet, encode_packet
 from l4kit.wire.segment import Endpoint, FourTuple, Segment
 from l4kit.wire.seqnum import SeqNum
+from l4kit.wire.tcp import TcpHeader, decode_options, decode_tcp, encode_options, encode_tcp
 
 __all__ = [
+    "PARSE_REASONS",
+    "EncodeError",
     "EndOfOptions",
     "Endpoint",
     "FourTuple",
+    "IPv4Header",
+    "IPv6Header",
     "MaxSegmentSize",
     "NoOperation",
     "Sack",
@@ -29,8 +46,22 @@ __all__ = [
     "Segment",
     "SeqNum",
     "TcpFlags",
+    "TcpHeader",
     "TcpOption",
     "Timestamps",
     "UnknownOption",
     "WindowScale",
+    "address_text",
+    "canonical_options",
+    "decode_ip",
+    "decode_ipv4",
+    "decode_ipv6",
+    "decode_options",
+    "decode_packet",
+    "decode_tcp",
+    "encode_ipv4",
+    "encode_ipv6",
+    "encode_options",
+    "encode_packet",
+    "encode_tcp",
 ]
