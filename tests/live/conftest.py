@@ -15,7 +15,10 @@ through ``ip netns exec``.
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import itertools
+import json
 import os
 import queue
 import re
@@ -126,9 +129,17 @@ class Namespace:
         env["COLUMNS"] = "160"
         return env
 
-    def run(self, argv: list[str], *, timeout: float = 30, check: bool = True, **kw: object) -> subprocess.CompletedProcess[str]:  # noqa: E501
+    def run(
+        self, argv: list[str], *, timeout: float = 30, check: bool = True, **kw: object
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(  # type: ignore[call-overload, no-any-return]
-            self.argv(argv), capture_output=True, text=True, timeout=timeout, check=check, env=self.env(), **kw
+            self.argv(argv),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=check,
+            env=self.env(),
+            **kw,
         )
 
     def popen(self, argv: list[str], **kw: object) -> subprocess.Popen[str]:
@@ -138,11 +149,22 @@ class Namespace:
         self.children.append(process)
         return process
 
-    def python(self, code: str, *args: str, timeout: float = 60, input: str | None = None) -> subprocess.CompletedProcess[str]:  # noqa: E501
+    def python(
+        self, code: str, *args: str, timeout: float = 60, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         return self.run([sys.executable, "-c", code, *args], timeout=timeout, input=input)
 
     def l4kit(self, *args: str, timeout: float = 60, check: bool = False) -> subprocess.CompletedProcess[str]:
         return self.run([sys.executable, "-m", "l4kit", *args], timeout=timeout, check=check)
+
+    def clients(self, mode: str, count: int, request: bytes, port: int = 8888) -> tuple[list[bytes], float]:
+        """``count`` Python-socket clients (``sequential`` or ``concurrent``), one
+        request per connection, each read to EOF; returns (replies, seconds)."""
+        done = self.python(
+            CLIENT, mode, "127.0.0.1", str(port), str(count), base64.b64encode(request).decode(), timeout=120
+        )
+        result = json.loads(done.stdout)
+        return [base64.b64decode(r) for r in result["replies"]], float(result["elapsed"])
 
     def respond(self, *args: str, ready_timeout: float = 30.0) -> RunningResponder:
         process = self.popen(
@@ -185,10 +207,8 @@ class Namespace:
         # Anything else still inside (a client a test started by other means).
         pids = subprocess.run(["ip", "netns", "pids", self.name], capture_output=True, text=True, check=False)
         for pid in pids.stdout.split():
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(int(pid), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
 
 @pytest.fixture
@@ -209,7 +229,7 @@ def netns(tmp_path: Path) -> Iterator[Namespace]:
 
 
 # A client run inside the namespace: one request per connection, replies back as JSON.
-CLIENT = r'''
+CLIENT = r"""
 import base64, json, socket, sys, threading, time
 mode, host, port, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 request = base64.b64decode(sys.argv[5])
@@ -240,14 +260,4 @@ else:
     for t in threads: t.join()
 elapsed = time.monotonic() - start
 print(json.dumps({"elapsed": elapsed, "replies": [base64.b64encode(r).decode() for r in replies]}))
-'''
-
-
-def run_clients(ns: Namespace, mode: str, count: int, request: bytes, port: int = 8888) -> tuple[list[bytes], float]:
-    """``count`` Python-socket clients (``sequential`` or ``concurrent``) inside ``ns``."""
-    import base64
-    import json
-
-    done = ns.python(CLIENT, mode, "127.0.0.1", str(port), str(count), base64.b64encode(request).decode(), timeout=120)
-    result = json.loads(done.stdout)
-    return [base64.b64decode(r) for r in result["replies"]], float(result["elapsed"])
+"""

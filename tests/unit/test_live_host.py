@@ -67,7 +67,9 @@ def test_nft_rule_matches_only_rst_from_the_responders_address_and_port() -> Non
 def test_nft_accepts_the_script_in_check_mode() -> None:
     # Cross-check with nft itself: --check parses and validates without applying.
     script = "\n".join(NftFirewall("127.0.0.1", 8888).script()) + "\n"
-    done = subprocess.run(["nft", "--check", "-f", "-"], input=script, capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        ["nft", "--check", "-f", "-"], input=script, capture_output=True, text=True, check=False
+    )
     assert done.returncode == 0, done.stderr
 
 
@@ -160,7 +162,7 @@ def fakes(monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, str], FakeFirewall
     sysctls["net/ipv4/conf/lo/accept_local"] = "1"  # a non-default value that must survive
     firewall = FakeFirewall()
     monkeypatch.setattr(host, "read_sysctl", lambda key: sysctls[key])
-    monkeypatch.setattr(host, "write_sysctl", lambda key, value: sysctls.__setitem__(key, value))
+    monkeypatch.setattr(host, "write_sysctl", sysctls.__setitem__)
     monkeypatch.setattr(host, "firewall_from_state", lambda data: firewall)
     monkeypatch.setattr(host, "_nft_leftover_tables", lambda: [])
     monkeypatch.setattr(host, "_iptables_leftover_chains", lambda binary: [])
@@ -172,7 +174,9 @@ def _plan(firewall: FakeFirewall) -> HostPlan:
     return HostPlan(iface="lo", address="127.0.0.1", port=8888, firewall=firewall, sysctls=dict(KEYS))
 
 
-def _state(store: StateStore, *, pid: int, port: int = 8888, previous: dict[str, str] | None = None) -> HostState:
+def _state(
+    store: StateStore, *, pid: int, port: int = 8888, previous: dict[str, str] | None = None
+) -> HostState:
     return HostState(
         netns=current_netns(),
         port=port,
@@ -198,7 +202,7 @@ def test_prepare_records_then_changes_then_restores_exactly(tmp_path: Path, fake
     with HostPreparation(_plan(firewall), store=store) as prep:
         assert firewall.installed
         assert all(sysctls[k] == "1" for k in KEYS)
-        (path, recorded), = store.records()
+        ((_path, recorded),) = store.records()
         assert recorded is not None and recorded.sysctls_previous == before and recorded.pid == os.getpid()
     assert sysctls == before
     assert not firewall.installed
@@ -219,7 +223,10 @@ def test_a_failed_install_undoes_the_sysctls_already_set(tmp_path: Path, fakes: 
     before = dict(sysctls)
     firewall.fail_install = True
     store = StateStore(tmp_path)
-    with pytest.raises(L4kitError, match="fake install failed"), HostPreparation(_plan(firewall), store=store):
+    with (
+        pytest.raises(L4kitError, match="fake install failed"),
+        HostPreparation(_plan(firewall), store=store),
+    ):
         pass  # pragma: no cover - not reached
     assert sysctls == before and store.records() == []
 
@@ -236,7 +243,7 @@ def test_the_next_start_undoes_a_killed_run(tmp_path: Path, fakes: Any) -> None:
     notices: list[str] = []
     with HostPreparation(_plan(firewall), store=store, notice=notices.append):
         assert firewall.log == ["remove", "install"]
-        (_path, mine), = store.records()
+        ((_path, mine),) = store.records()
         assert mine is not None and mine.pid == os.getpid()
         assert mine.sysctls_previous == original  # not the killed run's "1"s
     assert sysctls == original
@@ -248,14 +255,17 @@ def test_a_running_responder_on_the_same_port_is_refused(tmp_path: Path, fakes: 
     store = StateStore(tmp_path)
     parent = os.getppid()  # alive, and not us
     store.write(_state(store, pid=parent))
-    with pytest.raises(ConfigError, match=f"pid {parent}.*already answers on port 8888"), HostPreparation(
-        _plan(firewall), store=store
+    with (
+        pytest.raises(ConfigError, match=f"pid {parent}.*already answers on port 8888"),
+        HostPreparation(_plan(firewall), store=store),
     ):
         pass  # pragma: no cover
     assert not firewall.installed
 
 
-def test_the_first_of_two_responders_hands_the_original_sysctls_to_the_second(tmp_path: Path, fakes: Any) -> None:
+def test_the_first_of_two_responders_hands_the_original_sysctls_to_the_second(
+    tmp_path: Path, fakes: Any
+) -> None:
     sysctls, firewall = fakes
     store = StateStore(tmp_path)
     original = dict(sysctls)
@@ -265,7 +275,7 @@ def test_the_first_of_two_responders_hands_the_original_sysctls_to_the_second(tm
         store.write(other)
     # We stopped first: the sysctls stay set for the other, which now knows the original values.
     assert all(sysctls[k] == "1" for k in KEYS)
-    (_path, heir), = store.records()
+    ((_path, heir),) = store.records()
     assert heir is not None and heir.port == 9999 and heir.sysctls_previous == original
 
 
@@ -288,7 +298,7 @@ def test_cleanup_undoes_dead_runs_and_leaves_live_ones(tmp_path: Path, fakes: An
     assert any("still answers on port 9999" in s for s in report.skipped)
     # The live responder on 9999 needs the sysctls: they are handed over, not reset.
     assert all(sysctls[k] == "1" for k in KEYS)
-    (_path, remaining), = store.records()
+    ((_path, remaining),) = store.records()
     assert remaining is not None and remaining.port == 9999
 
 

@@ -28,7 +28,10 @@ def test_decodes_proc_net_tcp_lines(tmp_path: Path) -> None:
             "   1: 0100007F:22B8 0100007F:9C40 01 00000000:00000000 00:00000000 00000000     0        0 2 1",
             "   2: 00000000:0050 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 3 1",
         ],
-        ["   0: 00000000000000000000000001000000:22B8 00000000000000000000000000000000:0000 0A 0 0 0 0 0 0 4 1"],
+        [
+            "   0: 00000000000000000000000001000000:22B8 00000000000000000000000000000000:0000 0A"
+            " 0 0 0 0 0 0 4 1"
+        ],
     )
     assert preflight.kernel_listeners(8888, path) == ["127.0.0.1:8888", "::1:8888"]
     assert preflight.kernel_listeners(80, path) == ["0.0.0.0:80"]
@@ -83,9 +86,11 @@ def test_address_must_be_on_the_interface() -> None:
     preflight.require_address_on_interface("127.0.0.1", "lo", loopback=True)
     # The whole of 127.0.0.0/8 is this host (RFC 1122 §3.2.1.3) when it is on lo.
     preflight.require_address_on_interface("127.0.0.2", "lo", loopback=True)
-    with pytest.raises(ConfigError, match=r"address 127\.0\.0\.2 is not on interface lo \(it has 127\.0\.0\.1/8"):
+    with pytest.raises(
+        ConfigError, match=r"address 127\.0\.0\.2 is not on interface lo \(it has 127\.0\.0\.1/8"
+    ):
         preflight.require_address_on_interface("127.0.0.2", "lo", loopback=False)
-    with pytest.raises(ConfigError, match="192.0.2.1 is not on interface lo"):
+    with pytest.raises(ConfigError, match=r"192\.0\.2\.1 is not on interface lo"):
         preflight.require_address_on_interface("192.0.2.1", "lo", loopback=True)
     with pytest.raises(ConfigError, match="not an IP address"):
         preflight.require_address_on_interface("localhost", "lo", loopback=True)

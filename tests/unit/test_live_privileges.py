@@ -17,7 +17,9 @@ from l4kit.live.privileges import (
     require_live_privileges,
 )
 
-ROOT_STATUS = "Name:\tpython\nCapInh:\t0000000000000000\nCapPrm:\t000001ffffffffff\nCapEff:\t000001ffffffffff\n"
+ROOT_STATUS = (
+    "Name:\tpython\nCapInh:\t0000000000000000\nCapPrm:\t000001ffffffffff\nCapEff:\t000001ffffffffff\n"
+)
 NOBODY_STATUS = "Name:\tpython\nCapEff:\t0000000000000000\n"
 # CAP_NET_RAW (bit 13) only: 0x2000.
 RAW_ONLY_STATUS = "CapEff:\t0000000000002000\n"
@@ -60,7 +62,9 @@ def test_message_names_only_what_is_missing() -> None:
 
 
 def test_three_missing_are_listed_with_commas() -> None:
-    with pytest.raises(PrivilegeError, match=r"needs CAP_NET_RAW \(.*\), CAP_NET_ADMIN \(.*\) and CAP_SYS_ADMIN"):
+    with pytest.raises(
+        PrivilegeError, match=r"needs CAP_NET_RAW \(.*\), CAP_NET_ADMIN \(.*\) and CAP_SYS_ADMIN"
+    ):
         require_capabilities(
             "l4kit demo", [Capability.CAP_NET_RAW, Capability.CAP_NET_ADMIN, Capability.CAP_SYS_ADMIN], mask=0
         )

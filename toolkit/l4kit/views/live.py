@@ -458,8 +458,10 @@ def doctor() -> int:
 def demo(*, message: str, port: int) -> int:
     """``l4kit demo``: the responder in a sandbox, a real ``nc`` against it."""
     from l4kit.live.apps import expected_reply
+    from l4kit.live.privileges import require_live_privileges
     from l4kit.live.sandbox import run_demo
 
+    require_live_privileges("l4kit demo", firewall=True, namespace=True)
     console, err = _consoles()
     expected = expected_reply(message)
     console.print(
