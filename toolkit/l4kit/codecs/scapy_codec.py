@@ -134,7 +134,9 @@ def from_scapy(pkt: Packet) -> Segment:
     The outermost IP or IPv6 layer is built to bytes (so a packet made in a
     notebook gets its lengths and checksums as Scapy computes them) and decoded
     by :func:`~l4kit.wire.packet.decode_packet`, checksum classified. Raises
-    only :class:`~l4kit.errors.ParseError`.
+    only :class:`~l4kit.errors.ParseError`: the reasons of
+    :data:`~l4kit.wire.packet.PARSE_REASONS`, and ``not-ip`` (layer ``ip``) when the
+    packet has no IP or IPv6 layer at all.
     """
     for layer in pkt.iterpayloads():
         if isinstance(layer, (IP, IPv6)):

@@ -63,8 +63,10 @@ PACKET_PARSE_REASONS: Final[dict[str, str]] = {
     "bad-ip-checksum": "the IPv4 header checksum is wrong",
 }
 
-#: Every reason tag any wire decoder raises (a ``ParseError.reason``), with its meaning.
-PARSE_REASONS: Final[dict[str, str]] = {**IP_PARSE_REASONS, **TCP_PARSE_REASONS, **PACKET_PARSE_REASONS}
+#: Every reason tag any wire decoder raises (a ``ParseError.reason``), with its meaning. The
+#: layer (``ParseError.layer``: ``ip``, ``ipv4``, ``ipv6``, ``tcp``) says where; ``truncated``
+#: and ``bad-version`` occur in several layers and keep the IP wording, which covers all.
+PARSE_REASONS: Final[dict[str, str]] = {**TCP_PARSE_REASONS, **PACKET_PARSE_REASONS, **IP_PARSE_REASONS}
 
 IPPROTO_TCP: Final = 6
 _IPV6_HOP_BY_HOP: Final = 0
