@@ -55,6 +55,8 @@ from types import MappingProxyType
 from l4kit.checksum import ChecksumStatus
 from l4kit.core.app import Application
 from l4kit.core.connection import (
+    DEFAULT_MSS_IPV4,
+    DEFAULT_MSS_IPV6,
     Connection,
     ConnectionInfo,
     ListenAction,
@@ -237,12 +239,18 @@ class Listener:
         out = Output()
         sink = Sink(out, now)
         heap = self._heap
+        due: list[Connection] = []
         while heap and heap[0][0] <= now:
             deadline, _, conn = heapq.heappop(heap)
             if conn.scheduled != deadline or self._connections.get(conn.key) is not conn:
                 continue  # stale: the deadline moved, or the connection is gone
             conn.scheduled = None
-            self._guarded(conn, sink, functools.partial(conn.on_timer, now, sink), None)
+            due.append(conn)
+        # Each due connection runs once per call (collected first, so a timer that
+        # re-arms itself at or before ``now`` cannot keep this loop going).
+        for conn in due:
+            if self._connections.get(conn.key) is conn:
+                self._guarded(conn, sink, functools.partial(conn.on_timer, now, sink), None)
         while self._time_wait:
             record = next(iter(self._time_wait.values()))
             if record.expires_at > now:
@@ -537,7 +545,11 @@ class Listener:
                 sink.drop(None, syn, DropReason.HALF_OPEN_FULL, f"{self._half_open} half-open")
                 return
             # RFC 4987 §3.6: the half-open table is full, so the ISN carries the state.
-            cookie = self._cookies.make(key, syn.seq, syn.mss if syn.mss is not None else 0, now)
+            # Without an MSS option the peer's MSS is the RFC 9293 §3.7.1 default.
+            peer_mss = (
+                syn.mss if syn.mss is not None else (DEFAULT_MSS_IPV6 if syn.is_ipv6 else DEFAULT_MSS_IPV4)
+            )
+            cookie = self._cookies.make(key, syn.seq, peer_mss, now)
             self._cookies_valid_until = now + 2 * config.syn_cookie_period
             sink.event(SegmentReceived(now, key, syn, State.LISTEN, State.LISTEN))
             sink.event(SynCookie(now, key, False))

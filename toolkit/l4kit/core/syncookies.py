@@ -17,7 +17,9 @@ original (the one RFC 4987 §3.6 describes)::
   one of eight values; that is all of the SYN's options a cookie keeps, which is
   fine because l4kit does not negotiate window scaling, SACK or timestamps.
 * the hash is 24 bits of BLAKE2b keyed with a secret derived from the listener
-  secret, over the 4-tuple, the full counter and the client's ISN. Without the
+  secret, over the 4-tuple, the full counter, the client's ISN and the MSS index
+  (so none of the other fields can be changed without breaking it, as in Linux,
+  which mixes its MSS index into the hash too). Without the
   secret, a blind attacker guesses a valid cookie with probability 2**-24 per ACK,
   the same margin as Linux's cookies.
 """
@@ -61,11 +63,14 @@ class SynCookies:
     def _counter(self, now: float) -> int:
         return int(now // self.period)
 
-    def _hash(self, key: FourTuple, counter: int, client_isn: SeqNum) -> int:
-        message = (
-            four_tuple_bytes(key)
-            + counter.to_bytes(8, "big", signed=True)
-            + client_isn.value.to_bytes(4, "big")
+    def _hash(self, key: FourTuple, counter: int, client_isn: SeqNum, mss_idx: int) -> int:
+        message = b"".join(
+            (
+                four_tuple_bytes(key),
+                counter.to_bytes(8, "big", signed=True),
+                client_isn.value.to_bytes(4, "big"),
+                bytes((mss_idx,)),
+            )
         )
         digest = hashlib.blake2b(message, key=self._key, digest_size=4).digest()
         return int.from_bytes(digest, "big") & _HASH_MASK
@@ -73,11 +78,8 @@ class SynCookies:
     def make(self, key: FourTuple, client_isn: SeqNum, peer_mss: int, now: float) -> SeqNum:
         """The ISN of the cookie SYN-ACK for a SYN with sequence number ``client_isn``."""
         counter = self._counter(now)
-        value = (
-            (counter % (1 << _COUNTER_BITS)) << 27
-            | mss_index(peer_mss) << 24
-            | self._hash(key, counter, client_isn)
-        )
+        idx = mss_index(peer_mss)
+        value = (counter % (1 << _COUNTER_BITS)) << 27 | idx << 24 | self._hash(key, counter, client_isn, idx)
         return SeqNum(value)
 
     def check(self, key: FourTuple, cookie: SeqNum, client_isn: SeqNum, now: float) -> int | None:
@@ -85,10 +87,11 @@ class SynCookies:
         if it is genuine and at most one period old, else None."""
         value = cookie.value
         counter_low = value >> 27
+        idx = value >> 24 & 0x7
         current = self._counter(now)
         for counter in (current, current - 1):
-            if counter % (1 << _COUNTER_BITS) == counter_low and self._hash(key, counter, client_isn) == (
-                value & _HASH_MASK
-            ):
-                return MSS_TABLE[value >> 24 & 0x7]
+            if counter % (1 << _COUNTER_BITS) != counter_low:
+                continue
+            if self._hash(key, counter, client_isn, idx) == value & _HASH_MASK:
+                return MSS_TABLE[idx]
         return None
