@@ -28,7 +28,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -209,6 +209,31 @@ class Namespace:
         for pid in pids.stdout.split():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(pid), signal.SIGKILL)
+
+
+@pytest.fixture
+def spawn_l4kit() -> Iterator[Callable[..., RunningResponder]]:
+    """``spawn_l4kit(*args, env=...)``: ``python -m l4kit *args`` outside any test
+    namespace (``respond --sandbox`` makes its own), started and waited for like
+    ``ns.respond``; killed at the end of the test if still running."""
+    reason = live_capable()
+    if reason:
+        pytest.skip(reason)
+    started: list[subprocess.Popen[str]] = []
+
+    def spawn(*args: str, env: dict[str, str] | None = None) -> RunningResponder:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "l4kit", *args],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=env,
+        )  # fmt: skip
+        started.append(process)
+        return RunningResponder(process)
+
+    yield spawn
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 @pytest.fixture

@@ -56,3 +56,21 @@ def test_sniffed_objects_are_truthy_and_labelable() -> None:
     for item in (frame, TIMER_DUE):
         assert item
         item.sniffed_on = "socket0"
+
+
+def test_without_libpcap_and_tcpdump_the_error_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    import l4kit.live.capture as capture
+    from l4kit.errors import ConfigError
+
+    def no_libpcap(_text: str, _iface: str) -> list[tuple[int, int, int, int]]:
+        raise ImportError("libpcap is not available")
+
+    monkeypatch.setattr(capture, "_compile_with_scapy", no_libpcap)
+    if shutil.which("tcpdump"):
+        # libpcap missing for Scapy: tcpdump -ddd does the job.
+        assert capture.compile_bpf("tcp", "lo") == compile_with_tcpdump("tcp")
+    monkeypatch.setattr(capture.shutil, "which", lambda _name: None)
+    with pytest.raises(
+        ConfigError, match=r"neither libpcap \(for Scapy\) nor tcpdump.*apt-get install tcpdump"
+    ):
+        capture.compile_bpf("tcp", "lo")

@@ -60,7 +60,7 @@ def test_nft_rule_matches_only_rst_from_the_responders_address_and_port() -> Non
     assert fw.table == "l4kit_8888"
     assert "ip6 saddr ::1" in NftFirewall("::1", 9000).script()[-1]
     # The printed commands are the script, shell-quoted.
-    assert [shlex.split(c)[1:] for c in fw.commands()] == [shlex.split(line) for line in fw.script()]
+    assert [shlex.split(c) for c in fw.commands()] == [["nft", line] for line in fw.script()]
 
 
 @pytest.mark.skipif(shutil.which("nft") is None or os.geteuid() != 0, reason="needs nft and root")
@@ -277,6 +277,24 @@ def test_the_first_of_two_responders_hands_the_original_sysctls_to_the_second(
     assert all(sysctls[k] == "1" for k in KEYS)
     ((_path, heir),) = store.records()
     assert heir is not None and heir.port == 9999 and heir.sysctls_previous == original
+
+
+def test_two_preparations_in_one_namespace_restore_whichever_ends_first(tmp_path: Path, fakes: Any) -> None:
+    sysctls, firewall = fakes
+    store = StateStore(tmp_path)
+    original = dict(sysctls)
+    other_plan = HostPlan(
+        iface="lo", address="127.0.0.1", port=9999, firewall=FakeFirewall(port=9999), sysctls=dict(KEYS)
+    )
+    first = HostPreparation(_plan(firewall), store=store)
+    second = HostPreparation(other_plan, store=store)
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    assert all(sysctls[k] == "1" for k in KEYS)  # the second still needs them
+    second.__exit__(None, None, None)
+    assert sysctls == original
+    assert store.records() == []
 
 
 def test_cleanup_undoes_dead_runs_and_leaves_live_ones(tmp_path: Path, fakes: Any) -> None:

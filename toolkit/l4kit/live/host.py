@@ -235,11 +235,13 @@ class NftFirewall:
             f"add table inet {self.table}",
             f"add chain inet {self.table} output {{ type filter hook output priority filter; policy accept; }}",  # noqa: E501
             f"add rule inet {self.table} output {ip} saddr {self.address} tcp sport {self.port} "
-            f'tcp flags & rst == rst counter drop comment "l4kit: the kernel\'s RST from {self.port}"',
+            f'tcp flags & rst == rst counter drop comment "l4kit: the kernel RST from port {self.port}"',
         ]
 
     def commands(self) -> list[str]:
-        return [shlex.join(["nft", *shlex.split(line)]) for line in self.script()]
+        # One quoted argument per line: nft joins its arguments and parses them as
+        # one line, so the rule's own quotes survive a copy-paste into a shell.
+        return [shlex.join(["nft", line]) for line in self.script()]
 
     def install(self) -> None:
         # One transaction: the table appears with its rule, or not at all.
@@ -711,7 +713,16 @@ class HostPreparation:
             with contextlib.suppress(L4kitError):
                 self.kernel_rsts_dropped = self.plan.firewall.dropped_rsts()
         with self.store.locked():
-            undo_state(self.store, self.path, self.state)
+            # Re-read: another responder that stopped first may have handed us the
+            # original sysctl values (see _restore_sysctls).
+            state = self.state
+            try:
+                recorded = HostState.from_json(self.path.read_text())
+                if (recorded.pid, recorded.port) == (state.pid, state.port):
+                    state = recorded
+            except (OSError, ValueError, KeyError, TypeError):
+                pass
+            undo_state(self.store, self.path, state)
         self.state = None
 
 
