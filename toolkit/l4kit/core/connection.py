@@ -102,11 +102,18 @@ from l4kit.wire.seqnum import SeqNum
 if TYPE_CHECKING:
     from l4kit.core.listener import ListenerConfig
 
-SYN: Final = TcpFlags.SYN
+# Flags we send, built once (IntFlag arithmetic costs about a microsecond a time) ...
 ACK: Final = TcpFlags.ACK
-FIN: Final = TcpFlags.FIN
+SYN_ACK: Final = TcpFlags.SYN | TcpFlags.ACK
+PSH_ACK: Final = TcpFlags.PSH | TcpFlags.ACK
+FIN_ACK: Final = TcpFlags.FIN | TcpFlags.ACK
 RST: Final = TcpFlags.RST
-PSH: Final = TcpFlags.PSH
+RST_ACK: Final = TcpFlags.RST | TcpFlags.ACK
+# ... and the bits we test received flags against, as plain ints (``int(segment.flags)``).
+_FIN: Final = int(TcpFlags.FIN)
+_SYN: Final = int(TcpFlags.SYN)
+_RST: Final = int(TcpFlags.RST)
+_ACK: Final = int(TcpFlags.ACK)
 
 DEFAULT_MSS_IPV4: Final = 536
 """RFC 9293 §3.7.1 (and RFC 1122 §4.2.2.6): the send MSS when the SYN carried no MSS option."""
@@ -223,11 +230,12 @@ def reset_for(segment: Segment) -> Segment:
     <CTL=RST,ACK>; if the ACK bit is on, <SEQ=SEG.ACK><CTL=RST>." The caller must
     never call this for a segment that itself carries RST (§3.5.2: never answer a RST).
     """
-    if segment.flags & RST:
+    flags = int(segment.flags)
+    if flags & _RST:
         raise ValueError("a RST is never answered with a RST (RFC 9293 §3.5.2)")
-    if segment.flags & ACK:
+    if flags & _ACK:
         return reply_segment(segment, seq=segment.ack, ack=None, flags=RST, window=0)
-    return reply_segment(segment, seq=SeqNum(0), ack=segment.seq + segment.seg_len, flags=RST | ACK, window=0)
+    return reply_segment(segment, seq=SeqNum(0), ack=segment.seq + segment.seg_len, flags=RST_ACK, window=0)
 
 
 def malformed_detail(segment: Segment) -> str | None:
@@ -268,13 +276,13 @@ class ListenAction(enum.Enum):
 
 def listen_action(segment: Segment) -> ListenAction:
     """RFC 9293 §3.10.7.2, LISTEN STATE, in the RFC's order."""
-    flags = segment.flags
-    if flags & RST:
+    flags = int(segment.flags)
+    if flags & _RST:
         return ListenAction.IGNORE_RST
-    if flags & ACK:
+    if flags & _ACK:
         return ListenAction.RESET_ACK
-    if flags & SYN:
-        if flags & FIN:
+    if flags & _SYN:
+        if flags & _FIN:
             return ListenAction.DROP_SYN_FIN
         return ListenAction.OPEN
     return ListenAction.DROP_OTHER
@@ -290,7 +298,7 @@ def syn_ack_for(syn: Segment, iss: SeqNum, config: ListenerConfig) -> Segment:
         syn,
         seq=iss,
         ack=syn.seq + 1,
-        flags=SYN | ACK,
+        flags=SYN_ACK,
         window=config.window,
         options=(MaxSegmentSize(config.mss),),
     )
@@ -502,7 +510,7 @@ class Connection:
         conn._set_state(State.SYN_RECEIVED, syn, "SYN received (passive open)", sink)
         conn.snd_nxt_off = 1
         conn._rtt_probe = (1, now)
-        conn._send(sink, SYN | ACK, 0, options=(MaxSegmentSize(config.mss),), why="SYN-ACK")
+        conn._send(sink, SYN_ACK, 0, options=(MaxSegmentSize(config.mss),), why="SYN-ACK")
         conn.retransmit_at = now + conn.rto
         return conn
 
@@ -634,7 +642,7 @@ class Connection:
             sport=local.port,
             dport=remote.port,
             seq=self.iss + seq_off,
-            ack=self.rcv_nxt if flags & ACK else SeqNum(0),
+            ack=self.rcv_nxt if int(flags) & _ACK else SeqNum(0),
             flags=flags,
             window=self.rcv_wnd if window is None else window,
             options=options,
@@ -653,7 +661,7 @@ class Connection:
         why: str = "",
         before: State | None = None,
     ) -> None:
-        window = 0 if flags & RST else None
+        window = 0 if int(flags) & _RST else None
         segment = self._segment(flags, seq_off, payload=payload, options=options, window=window)
         sink.send(
             self.key,
@@ -703,7 +711,7 @@ class Connection:
             payload = bytes(self._send_buf[start : start + size])
             last = self.snd_nxt_off + size == data_end
             # PSH on the segment that empties the queue (RFC 9293 §3.9.1, the "push" of a SEND)
-            self._send(sink, (ACK | PSH) if last else ACK, self.snd_nxt_off, payload=payload)
+            self._send(sink, PSH_ACK if last else ACK, self.snd_nxt_off, payload=payload)
             self.snd_nxt_off += size
             self.bytes_out += size
             if self._rtt_probe is None:
@@ -717,7 +725,7 @@ class Connection:
             and self.snd_nxt_off == data_end
             and min(self.snd_wnd, self.cwnd) - (self.snd_nxt_off - self.snd_una_off) >= 1
         ):
-            self._send(sink, FIN | ACK, self.snd_nxt_off, why="FIN")
+            self._send(sink, FIN_ACK, self.snd_nxt_off, why="FIN")
             self._fin_sent = True
             self.snd_nxt_off += 1
             if self._rtt_probe is None:
@@ -740,7 +748,7 @@ class Connection:
         if una == 0:
             self._syn_ack_retransmitted = True
             self._send(
-                sink, SYN | ACK, 0, options=(MaxSegmentSize(self.config.mss),), retransmission=True, why=why
+                sink, SYN_ACK, 0, options=(MaxSegmentSize(self.config.mss),), retransmission=True, why=why
             )
             return
         data_end = self._data_end
@@ -748,11 +756,11 @@ class Connection:
             size = min(self.send_mss, self.snd_nxt_off - una, data_end - una)
             start = una - self._buf_start
             payload = bytes(self._send_buf[start : start + size])
-            flags = (ACK | PSH) if una + size == data_end else ACK
+            flags = PSH_ACK if una + size == data_end else ACK
             self._send(sink, flags, una, payload=payload, retransmission=True, why=why)
             return
         if self._fin_sent and una == self._fin_off:
-            self._send(sink, FIN | ACK, una, retransmission=True, why=why)
+            self._send(sink, FIN_ACK, una, retransmission=True, why=why)
             return
         raise MissingCaseError(f"retransmission with nothing outstanding (una={una}, nxt={self.snd_nxt_off})")
 
@@ -766,14 +774,14 @@ class Connection:
         peer whose SYN-ACK was lost (still in SYN-SENT) accept it (RFC 9293 §3.10.7.3).
         """
         if rst:
-            self._send(sink, RST | ACK, self.snd_nxt_off, why=f"RST: {why}")
+            self._send(sink, RST_ACK, self.snd_nxt_off, why=f"RST: {why}")
         self._set_state(State.CLOSED, cause, why, sink)
         sink.event(ConnectionReset(sink.now, self.key, False, why))
         raise _Closed
 
     def abort_segment(self) -> Segment:
         """The RST this connection sends when it aborts (see :meth:`_abort`)."""
-        return self._segment(RST | ACK, self.snd_nxt_off, window=0)
+        return self._segment(RST_ACK, self.snd_nxt_off, window=0)
 
     def abort(self, sink: Sink, why: str) -> None:
         """Abort from outside (listener shutdown): RST and CLOSED."""
@@ -826,7 +834,7 @@ class Connection:
 
     def _receive(self, segment: Segment, now: float, sink: Sink) -> None:
         state = self.state
-        flags = segment.flags
+        flags = int(segment.flags)
         delta = segment.seq - self.rcv_nxt  # SEG.SEQ - RCV.NXT, signed
 
         match state:
@@ -848,8 +856,8 @@ class Connection:
         # the SYN-ACK, which is what makes a lost SYN-ACK recoverable by the client.
         if (
             state is State.SYN_RECEIVED
-            and flags & SYN
-            and not flags & (ACK | RST)
+            and flags & _SYN
+            and not flags & (_ACK | _RST)
             and segment.seq == self.irs
         ):
             self._retransmit_earliest(sink, "SYN-ACK again for a retransmitted SYN")
@@ -857,7 +865,7 @@ class Connection:
             return
 
         # second (RFC 9293 §3.10.7.4) with RFC 5961 §3.2: check the RST bit.
-        if flags & RST:
+        if flags & _RST:
             if delta == 0:
                 # Exactly RCV.NXT: a genuine reset.
                 if state is State.SYN_RECEIVED:
@@ -882,7 +890,7 @@ class Connection:
 
         # fourth: check the SYN bit (before the acceptability test: RFC 5961 §4.2 says
         # "irrespective of the sequence number").
-        if flags & SYN:
+        if flags & _SYN:
             if state is State.SYN_RECEIVED:
                 if not self._acceptable(segment, delta):
                     self._reply_with_ack(
@@ -916,7 +924,7 @@ class Connection:
             return
 
         # fifth: check the ACK field.
-        if not flags & ACK:
+        if not flags & _ACK:
             sink.drop(self.key, segment, DropReason.NO_ACK, "ACK bit off in a synchronized state")
             return
 
@@ -1032,7 +1040,7 @@ class Connection:
     def _receive_text_and_fin(self, segment: Segment, delta: int, now: float, sink: Sink) -> bool:
         """Steps seven and eight of RFC 9293 §3.10.7.4. Returns whether an ACK is owed."""
         payload = segment.payload
-        fin = bool(segment.flags & FIN)
+        fin = bool(int(segment.flags) & _FIN)
         if not payload and not fin:
             return False
         start = self.rcv_nxt_off + delta
@@ -1245,9 +1253,9 @@ class TimeWait:
 
     def on_segment(self, segment: Segment, now: float, sink: Sink) -> TimeWaitOutcome:
         """RFC 9293 §3.10.7.4 for TIME-WAIT, with RFC 5961 and the reopening rule of §3.6.1."""
-        flags = segment.flags
+        flags = int(segment.flags)
         delta = segment.seq - self.rcv_nxt
-        if flags & RST:
+        if flags & _RST:
             if delta == 0:  # RFC 5961 §3.2: exact, so the connection ends now
                 return TimeWaitOutcome.CLOSED
             if 0 < delta < self.rcv_wnd:
@@ -1255,15 +1263,15 @@ class TimeWait:
             else:
                 sink.drop(self.key, segment, DropReason.RST_OUT_OF_WINDOW, f"RST seq is RCV.NXT{delta:+d}")
             return TimeWaitOutcome.STAY
-        if flags & SYN:
+        if flags & _SYN:
             # RFC 9293 §3.6.1 (MAY-2, from RFC 1122 §4.2.2.13; RFC 6191): a new SYN may
             # reopen the 4-tuple when its sequence number is above everything of the old
             # incarnation; the new ISS is then chosen above our old SND.NXT.
-            if not flags & ACK and delta > 0:
+            if not flags & _ACK and delta > 0:
                 return TimeWaitOutcome.REOPEN
             self._ack(segment, sink, DropReason.SYN_IN_WINDOW, "challenge ACK (RFC 5961 §4.2)")
             return TimeWaitOutcome.STAY
-        if flags & FIN and segment.seq + len(segment.payload) + 1 == self.rcv_nxt:
+        if flags & _FIN and segment.seq + len(segment.payload) + 1 == self.rcv_nxt:
             # "The only thing that can arrive in this state is a retransmission of the
             # remote FIN. Acknowledge it, and restart the 2 MSL timeout."
             self._ack(segment, sink, None, "ACK of a retransmitted FIN")
@@ -1277,13 +1285,13 @@ class TimeWait:
         if not acceptable:
             self._ack(segment, sink, DropReason.UNACCEPTABLE, "ACK (segment outside the window)")
             return TimeWaitOutcome.STAY
-        if not flags & ACK:
+        if not flags & _ACK:
             sink.drop(self.key, segment, DropReason.NO_ACK, "ACK bit off in a synchronized state")
             return TimeWaitOutcome.STAY
         if segment.ack > self.snd_nxt:
             self._ack(segment, sink, DropReason.ACK_OUT_OF_RANGE, "challenge ACK (RFC 5961 §5.2)")
             return TimeWaitOutcome.STAY
-        if segment.payload or flags & FIN:
+        if segment.payload or flags & _FIN:
             sink.drop(self.key, segment, DropReason.DATA_AFTER_FIN, "the peer already sent its FIN")
             self._ack(segment, sink, None, "ACK (TIME-WAIT)")
         return TimeWaitOutcome.STAY

@@ -51,6 +51,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Final
 
 from l4kit.checksum import ChecksumStatus
 from l4kit.core.app import Application
@@ -91,6 +92,9 @@ from l4kit.wire.segment import Endpoint, FourTuple, Segment
 from l4kit.wire.seqnum import SeqNum
 
 _WILDCARDS = frozenset({"0.0.0.0", "::"})
+_FIN: Final = int(TcpFlags.FIN)
+_SYN: Final = int(TcpFlags.SYN)
+_RST: Final = int(TcpFlags.RST)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -518,7 +522,7 @@ class Listener:
             case ListenAction.DROP_SYN_FIN:
                 sink.drop(None, segment, DropReason.MALFORMED, "SYN with FIN")
             case ListenAction.DROP_OTHER:
-                if segment.flags & TcpFlags.FIN or segment.payload:
+                if int(segment.flags) & _FIN or segment.payload:
                     # Not a LISTEN matter in RFC 9293 (it drops these), but a FIN or data
                     # for no connection is a peer that lost its state: the RST tells it so.
                     sink.drop(None, segment, DropReason.NO_CONNECTION, "no ACK, no SYN")
@@ -574,7 +578,7 @@ class Listener:
         return (
             self.config.syn_cookies
             and now <= self._cookies_valid_until
-            and not segment.flags & (TcpFlags.SYN | TcpFlags.RST)
+            and not int(segment.flags) & (_SYN | _RST)
         )
 
     def _try_cookie(self, segment: Segment, now: float, sink: Sink) -> bool:
@@ -623,7 +627,7 @@ class Listener:
                 assert isinstance(event, SegmentSent)
                 if event.retransmission:
                     self._retransmissions += 1
-                if event.segment.flags & TcpFlags.RST:
+                if int(event.segment.flags) & _RST:
                     self._resets_sent += 1
             elif kind is SegmentDropped:
                 assert isinstance(event, SegmentDropped)
