@@ -124,23 +124,56 @@ def respond(
 
 
 @app.command()
-def replay(
-    file: Annotated[Path, typer.Argument(help="A pcap or pcapng capture.", dir_okay=False)],
+def replay(  # noqa: PLR0917 - one parameter per command-line option
+    file: Annotated[Path, typer.Argument(help="A pcap or pcapng capture (gzip'd too).")],
     port: Annotated[int | None, typer.Option(min=1, max=65535, help="Only connections on this port.")] = None,
-    filter: Annotated[str | None, typer.Option("--filter", help="A BPF filter applied while reading.")] = None,
-    stream: Annotated[int | None, typer.Option(min=0, help="Only this connection (its id in the summary).")] = None,
-    format: Annotated[ReplayFormat, typer.Option("--format", "-f", help="Output format.")] = ReplayFormat.table,
-    step: Annotated[bool, typer.Option("--step", help="Walk one packet at a time (Enter to advance).")] = False,
+    filter: Annotated[
+        str | None, typer.Option("--filter", help="A BPF filter applied while reading (run through tcpdump).")
+    ] = None,
+    stream: Annotated[
+        int | None,
+        typer.Option(min=0, help="Only this connection (its id in the summary, as tshark's tcp.stream)."),
+    ] = None,
+    format: Annotated[
+        ReplayFormat, typer.Option("--format", "-f", help="Output format.")
+    ] = ReplayFormat.table,
+    step: Annotated[
+        bool, typer.Option("--step", help="Walk one packet at a time (Enter to advance).")
+    ] = False,
     through_responder: Annotated[
         bool,
-        typer.Option("--through-responder", help="Feed each client side to l4kit's responder and show differences."),
+        typer.Option(
+            "--through-responder", help="Feed each client side to l4kit's responder and show differences."
+        ),
     ] = False,
     routes: Annotated[
         Path | None, typer.Option(help="Routes for --through-responder (default: the embedded ones).")
     ] = None,
+    max_rows: Annotated[
+        int, typer.Option("--max-rows", min=1, help="Most packets kept and shown per connection.")
+    ] = 1000,
 ) -> None:
-    """Show the TCP conversations in a capture: flag transitions, states, checksums, anomalies."""
-    raise L4kitError("l4kit replay is not yet available (issue 6)")
+    """Show the TCP conversations in a capture: flag transitions, states, checksums, anomalies.
+
+    Exit status: 0 when the capture was read to its end; 2 when it cannot be read
+    (missing, not a capture, unsupported link type, bad filter); 3 when it was cut
+    short (everything before the cut is shown).
+    """
+    from l4kit.views.replay import run_replay
+
+    code = run_replay(
+        str(file),
+        fmt=format.value,
+        port=port,
+        bpf=filter,
+        stream=stream,
+        step=step,
+        max_rows=max_rows,
+        through_responder=through_responder,
+        routes=str(routes) if routes is not None else None,
+    )
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()

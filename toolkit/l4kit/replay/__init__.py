@@ -1,0 +1,1 @@
+"""``l4kit replay``: the TCP conversations in a capture file."""

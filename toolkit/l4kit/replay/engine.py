@@ -1,0 +1,400 @@
+"""The replay engine: frames in, one report per TCP connection out.
+
+Theory of operation
+===================
+
+Frames come from :class:`~l4kit.replay.capture.CaptureReader` one at a time. Each
+is decoded by the wire layer (:mod:`l4kit.wire.link` for the link header, then
+:func:`l4kit.replay.fastpath.decode`, which classifies the TCP checksum as ok,
+bad or offloaded) and handed to its *conversation*: the connection it belongs
+to, found by its 4-tuple.
+
+Conversations
+-------------
+* Keyed by the 4-tuple, both directions. A SYN without ACK whose sequence
+  number differs from the client's ISN starts a *new* conversation on the same
+  4-tuple when the previous one has closed (both FINs, or a RST) or never got an
+  answer: port reuse, noted ``port numbers reused`` as Wireshark does. (tshark
+  also splits on a new-ISN SYN inside an open connection; l4kit keeps that in
+  the connection and notes the RFC 5961 challenge ACK the receiver owes, since
+  that is what a SYN injection looks like.)
+* The client is the sender of the first SYN without ACK. Without one: the
+  receiver of a SYN-ACK; otherwise the endpoint with the higher port (ephemeral
+  ports are the high ones), and on a tie the first sender. When that makes the
+  first packet's sender the server, Zeek's history starts with ``^``.
+* Ids count from 0 in the order of each conversation's first packet, as
+  tshark's ``tcp.stream`` does.
+
+Memory
+------
+Nothing is kept per packet except, for the connections being shown, up to
+``max_rows`` packet records each (small tuples). A conversation is *finished* —
+its report emitted through ``on_connection`` and its state dropped — when it
+has closed and then been quiet for ``linger`` seconds of capture time (late
+ACKs and retransmitted FINs still land in it), when a SYN reuses its 4-tuple,
+or at the end of the capture. Memory is therefore bounded by the connections
+open at any moment, not by the size of the file, and reports come out in the
+order connections finish (each carries its id).
+
+Per packet
+----------
+Each shown conversation runs three independent observers: Zeek's
+``conn_state``/``history`` (:mod:`l4kit.replay.zeek`), Wireshark's sequence
+analysis notes (:mod:`l4kit.replay.analysis`) and both sides' RFC 9293 states
+(:mod:`l4kit.replay.states`). A segment with a bad TCP checksum, or in a packet
+with a bad IPv4 header checksum, is shown but not given to the observers: the
+receiving stack drops it (RFC 9293 §3.10.7; Zeek ignores it too and records
+``C``).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import Final
+
+from l4kit.core.states import State
+from l4kit.errors import ParseError
+from l4kit.replay import fastpath
+from l4kit.replay.analysis import SequenceAnalysis
+from l4kit.replay.model import PREVIEW_BYTES, ConnectionReport, PacketRecord, ReplaySummary, StateTransition
+from l4kit.replay.states import PassiveStates
+from l4kit.replay.zeek import ZeekConnection
+from l4kit.wire import link
+
+_MASK32: Final = 0xFFFFFFFF
+FIN: Final = 0x01
+SYN: Final = 0x02
+RST: Final = 0x04
+ACK: Final = 0x10
+
+DEFAULT_MAX_ROWS: Final = 1000
+DEFAULT_LINGER: Final = 10.0
+MAX_HISTORY: Final = 4096  # a hostile trace could grow Zeek's history without end
+
+NOTE_BAD_IP_CHECKSUM: Final = "bad IPv4 header checksum: dropped by the receiver"
+NOTE_BAD_TCP_CHECKSUM: Final = "bad TCP checksum: dropped by the receiver"
+NOTE_REFUSED: Final = "no listener: the server answered the SYN with RST (RFC 9293 §3.10.7.1)"
+NOTE_PORT_REUSE: Final = "port numbers reused"
+
+_BAD: Final = fastpath.BAD
+_HEAD: Final = PREVIEW_BYTES + 1  # payload octets kept per record: the preview, and whether there is more
+_decode: Final = fastpath.decode
+_NO_NOTES: Final[tuple[str, ...]] = ()
+_SIDES: Final = ("client", "server")
+
+
+def _endpoint_text(addr: str, port: int) -> str:
+    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
+
+
+class Conversation:
+    """One TCP connection being followed."""
+
+    __slots__ = (
+        "analysis",
+        "client",
+        "client_isn",
+        "closed",
+        "fin_c",
+        "fin_s",
+        "keys",
+        "last_time",
+        "report",
+        "rst",
+        "selected",
+        "states",
+        "zeek",
+    )
+
+    def __init__(self, report: ConnectionReport, client: tuple[str, int], server: tuple[str, int]) -> None:
+        self.report = report
+        self.client = client
+        self.keys = (
+            (client[0], client[1], server[0], server[1]),
+            (server[0], server[1], client[0], client[1]),
+        )
+        self.last_time = report.start
+        self.client_isn: int | None = None
+        self.fin_c = False
+        self.fin_s = False
+        self.rst = False
+        self.closed = False
+        self.selected = False
+        self.zeek: ZeekConnection | None = None
+        self.analysis: SequenceAnalysis | None = None
+        self.states: PassiveStates | None = None
+
+
+class Replayer:
+    """Feed it frames in capture order; it calls ``on_connection`` once per finished
+    connection that is shown (``--port`` / ``--stream``), and :meth:`finish`
+    flushes the rest and returns the summary."""
+
+    def __init__(
+        self,
+        on_connection: Callable[[ConnectionReport], None],
+        *,
+        file: str = "",
+        port: int | None = None,
+        stream: int | None = None,
+        max_rows: int = DEFAULT_MAX_ROWS,
+        linger: float = DEFAULT_LINGER,
+    ) -> None:
+        self.on_connection = on_connection
+        self.port = port
+        self.stream = stream
+        self.max_rows = max_rows
+        self.linger = linger
+        self.summary = ReplaySummary(file=file)
+        self._open: dict[tuple[str, int, str, int], Conversation] = {}
+        self._closing: deque[tuple[float, Conversation]] = deque()
+        self._next_id = 0
+        self.current: ConnectionReport | None = None  # the report of the last record returned
+        self._decoders: dict[int, Callable[[bytes], bytes]] = {}
+
+    # ------------------------------------------------------------------ frames
+
+    def feed(self, number: int, t: float, linktype: int, frame: bytes, wirelen: int) -> PacketRecord | None:
+        """One captured frame. Returns its record when it belongs to a shown
+        connection (whose report is then :attr:`current`), else None.
+
+        This is the per-packet path: the three observers are called from here with
+        plain values, and the record is a tuple.
+        """
+        summary = self.summary
+        summary.packets += 1
+        if summary.first_time is None:
+            summary.first_time = t
+        summary.last_time = t
+        try:
+            decoder = self._decoders.get(linktype) or self._decoder_for(linktype)
+            src, dst, sport, dport, seq, ack, flags, window, payload, status, ip_ok, wscale = _decode(
+                decoder(frame)
+            )
+        except ParseError as exc:
+            summary.skipped[exc.reason] = summary.skipped.get(exc.reason, 0) + 1
+            return None
+        summary.tcp_packets += 1
+        summary.checksum[status] += 1
+        if not ip_ok:
+            summary.ip_checksum_bad += 1
+        if self._closing and self._closing[0][0] + self.linger < t:
+            self._expire(t)
+
+        # ---- the conversation, a new one on port reuse
+        conv = self._open.get((src, sport, dst, dport))
+        reused = False
+        if (
+            conv is not None
+            and flags & (SYN | ACK) == SYN
+            and conv.client_isn is not None
+            and seq != conv.client_isn
+            and (conv.closed or not conv.report.s2c.packets)
+        ):
+            self._finish(conv)
+            conv = None
+            reused = True
+        if conv is None:
+            conv = self._start(src, sport, dst, dport, flags, t, number)
+        d = 0 if sport == conv.client[1] and src == conv.client[0] else 1
+
+        report = conv.report
+        payload_len = len(payload)
+        stats = report.s2c if d else report.c2s
+        stats.packets += 1
+        stats.bytes += wirelen
+        stats.payload += payload_len
+        report.end = t
+        report.last_frame = number
+        conv.last_time = t
+        if flags & (SYN | ACK) == SYN and not d:
+            conv.client_isn = seq
+        dropped = status is _BAD or not ip_ok
+        if flags & (RST | FIN) and not dropped and not conv.closed:
+            if flags & RST:
+                conv.rst = True
+            elif d:
+                conv.fin_s = True
+            else:
+                conv.fin_c = True
+            if conv.rst or (conv.fin_c and conv.fin_s):
+                conv.closed = True
+                self._closing.append((t, conv))
+        if not conv.selected:
+            return None
+
+        # ---- the three observers
+        zeek = conv.zeek
+        analysis = conv.analysis
+        states = conv.states
+        assert zeek is not None and analysis is not None and states is not None
+        self.current = report
+        report.checksum[status] += 1
+        sides = states.sides
+        client_before = sides[0].state
+        server_before = sides[1].state
+        fwd = analysis.sides[d]
+        notes: tuple[str, ...]
+        if dropped:
+            notes = (NOTE_BAD_TCP_CHECKSUM if ip_ok else NOTE_BAD_IP_CHECKSUM,)
+            zeek.bad_checksum(not d)
+        else:
+            if len(zeek.history) < MAX_HISTORY:
+                zeek.packet(not d, flags, seq, ack, payload_len, window)
+            if flags & SYN:
+                analysis.note_window_scale(d, flags, wscale)
+            notes = analysis.segment(d, t, number, flags, seq, ack, 0 if flags & RST else payload_len, window)
+            if notes:
+                counts = report.analysis
+                for n in notes:
+                    name = n.split(" #", 1)[0]
+                    counts[name] = counts.get(name, 0) + 1
+            shift = fwd.win_scale
+            rfc_note = states.segment(
+                d,
+                flags,
+                seq,
+                ack,
+                payload_len + (flags & SYN) // SYN + (flags & FIN),
+                window << shift if shift > 0 and not flags & SYN else window,
+            )
+            if rfc_note:
+                notes += (rfc_note,)
+            if states.refused and NOTE_REFUSED not in report.notes:
+                report.notes.append(NOTE_REFUSED)
+                self._correct_refused(report)
+                server_before = State.CLOSED
+        if reused:
+            notes = (NOTE_PORT_REUSE, *notes)
+
+        # ---- the record
+        base = analysis.sides[1 - d].base_seq
+        client_after = sides[0].state
+        server_after = sides[1].state
+        record: PacketRecord = (
+            number,
+            t - report.start,
+            d,
+            flags,
+            (seq - (fwd.base_seq or 0)) & _MASK32,
+            ((ack - (base or 0)) & _MASK32) if flags & ACK else None,
+            payload_len,
+            window,
+            status,
+            notes,
+            payload[:_HEAD] if payload_len else b"",
+            client_before,
+            client_after,
+            server_before,
+            server_after,
+        )
+        rows = report.rows
+        if len(rows) < self.max_rows:
+            rows.append(record)
+        else:
+            report.rows_omitted += 1
+        if client_before is not client_after or server_before is not server_after:
+            self._transitions(report, record)
+        return record
+
+    def _decoder_for(self, linktype: int) -> Callable[[bytes], bytes]:
+        decoder = link.decoder_for(linktype)  # raises ParseError("unsupported-linktype")
+        self._decoders[linktype] = decoder
+        self.summary.linktypes.append(linktype)
+        return decoder
+
+    def _start(  # noqa: PLR0917 - called from the per-packet path with its plain values
+        self, src: str, sport: int, dst: str, dport: int, flags: int, t: float, frame: int
+    ) -> Conversation:
+        if flags & SYN:
+            sender_is_client = not flags & ACK  # a SYN-ACK answers the client
+        elif sport != dport:
+            sender_is_client = sport > dport  # ephemeral ports are the high ones
+        else:
+            sender_is_client = True
+        client, server = ((src, sport), (dst, dport)) if sender_is_client else ((dst, dport), (src, sport))
+        cid = self._next_id
+        self._next_id += 1
+        summary = self.summary
+        summary.connections += 1
+        report = ConnectionReport(
+            id=cid,
+            client=_endpoint_text(*client),
+            server=_endpoint_text(*server),
+            start=t,
+            end=t,
+            first_frame=frame,
+            last_frame=frame,
+        )
+        conv = Conversation(report, client, server)
+        if (self.port is None or self.port in (sport, dport)) and (self.stream is None or self.stream == cid):
+            conv.selected = True
+            summary.shown += 1
+            conv.zeek = ZeekConnection(flipped=not sender_is_client)
+            conv.analysis = SequenceAnalysis()
+            conv.states = PassiveStates()
+            note = conv.states.start(0 if sender_is_client else 1, flags)
+            if note:
+                report.notes.append(note)
+        for key in conv.keys:
+            self._open[key] = conv
+        return conv
+
+    def _transitions(self, report: ConnectionReport, rec: PacketRecord) -> None:
+        index = report.packets - 1
+        for side, before, after in ((0, rec[11], rec[12]), (1, rec[13], rec[14])):
+            if before is not after:
+                if len(report.transitions) < self.max_rows:
+                    report.transitions.append(
+                        StateTransition(rec[1], index, rec[0], _SIDES[side], before, after)
+                    )
+                else:
+                    report.transitions_omitted += 1
+
+    @staticmethod
+    def _correct_refused(report: ConnectionReport) -> None:
+        """The server side turned out to have no listener: it was CLOSED all along,
+        not LISTEN / SYN-RECEIVED as the rows made before the RST said."""
+        closed = State.CLOSED
+        fixed = {State.LISTEN: closed, State.SYN_RECEIVED: closed}
+        report.rows = [(*r[:13], fixed.get(r[13], r[13]), fixed.get(r[14], r[14])) for r in report.rows]
+        report.transitions = [tr for tr in report.transitions if tr.side != "server"]
+
+    # ------------------------------------------------------------ finishing
+
+    def _expire(self, now: float) -> None:
+        closing = self._closing
+        while closing and closing[0][0] + self.linger < now:
+            queued_at, conv = closing.popleft()
+            if self._open.get(conv.keys[0]) is not conv:
+                continue  # already finished (port reuse)
+            if conv.last_time > queued_at:
+                closing.append((conv.last_time, conv))  # still active after closing: look again later
+                continue
+            self._finish(conv)
+
+    def _finish(self, conv: Conversation) -> None:
+        for key in conv.keys:
+            if self._open.get(key) is conv:
+                del self._open[key]
+        if not conv.selected:
+            return
+        report = conv.report
+        zeek = conv.zeek
+        states = conv.states
+        assert zeek is not None and states is not None
+        report.state = zeek.conn_state()
+        history = zeek.history_string
+        report.history = history if len(history) < MAX_HISTORY else history + "…"
+        report.client_state = states.client.value
+        report.server_state = states.server.value
+        self.on_connection(report)
+
+    def finish(self) -> ReplaySummary:
+        """End of the capture: finish every open connection (in id order) and return the summary."""
+        remaining = sorted({id(c): c for c in self._open.values()}.values(), key=lambda c: c.report.id)
+        for conv in remaining:
+            self._finish(conv)
+        self._closing.clear()
+        return self.summary

@@ -1,0 +1,223 @@
+"""Both sides' RFC 9293 states, as an observer of the wire infers them.
+
+This is *not* the responder's state machine (:mod:`l4kit.core`): the core decides
+what to send; this module only watches segments go by and moves each side along
+the RFC 9293 §3.3.2 state diagram the way that side must have moved, assuming
+every captured segment reached its destination. A side changes state when it
+*sends* a segment that only that state can send (its SYN, its FIN, a RST) and
+when it *receives* one, processed in the RFC's order: RST, SYN, ACK, then FIN
+(RFC 9293 §3.10.7.4).
+
+What an observer cannot know is marked rather than guessed:
+
+* a refused port: the server side had no listener and was CLOSED all along
+  (§3.10.7.1: a SYN to a CLOSED port is answered with RST). Until the RST shows
+  it, the SYN is shown moving the server from LISTEN to SYN-RECEIVED;
+  :attr:`PassiveStates.refused` tells the caller to correct the rows already made;
+* a RST is only taken as accepted when its sequence number is the next one the
+  receiver expects (RFC 5961 §3.2); a RST elsewhere in the window asks for a
+  challenge ACK, and one outside it is ignored — the returned note says which;
+* a SYN with a new ISN on a synchronized connection is answered with a challenge
+  ACK (RFC 5961 §4.2) and changes nothing;
+* a connection seen from the middle starts with both sides ESTABLISHED.
+
+TIME-WAIT is left only by a timer (2 MSL), which a capture does not show, so a
+side that reached TIME-WAIT stays there.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from l4kit.core.states import State
+
+_MASK32: Final = 0xFFFFFFFF
+_HALF: Final = 1 << 31
+
+FIN: Final = 0x01
+SYN: Final = 0x02
+RST: Final = 0x04
+ACK: Final = 0x10
+
+CLIENT: Final = 0
+SERVER: Final = 1
+_SYN_FIN_RST: Final = SYN | FIN | RST
+_ESTABLISHED: Final = State.ESTABLISHED
+
+NOTE_RST_IGNORED: Final = "RST out of window: ignored (RFC 9293 §3.10.7.4)"
+NOTE_RST_CHALLENGE: Final = "RST in window but not at RCV.NXT: challenge ACK expected (RFC 5961 §3.2)"
+NOTE_SYN_CHALLENGE: Final = "SYN on a synchronized connection: challenge ACK expected (RFC 5961 §4.2)"
+NOTE_BAD_SYN_ACK: Final = "SYN-ACK does not acknowledge the SYN: RST expected (RFC 9293 §3.10.7.3)"
+NOTE_MIDSTREAM: Final = "first segment seen mid-connection: both sides assumed ESTABLISHED"
+
+
+def _ge(a: int, b: int) -> bool:
+    return ((a - b) & _MASK32) < _HALF
+
+
+class _Side:
+    """What one side has sent, as far as its state needs it."""
+
+    __slots__ = ("fin_seq", "iss", "last_ack", "snd_nxt", "state", "syn_ack_sent", "window")
+
+    def __init__(self, state: State) -> None:
+        self.state = state
+        self.iss: int | None = None  # sequence number of its SYN
+        self.snd_nxt: int | None = None  # one past the highest sequence number it sent
+        self.fin_seq: int | None = None  # sequence number of its FIN octet
+        self.last_ack: int | None = None  # the last acknowledgment it sent (its RCV.NXT)
+        self.window = 0  # the last window it advertised, scaled
+        self.syn_ack_sent = False
+
+
+class PassiveStates:
+    """The client's and the server's RFC 9293 states over one connection."""
+
+    __slots__ = ("refused", "sides")
+
+    def __init__(self) -> None:
+        self.sides = (_Side(State.CLOSED), _Side(State.LISTEN))
+        self.refused = False  # the server answered the SYN with RST: no listener
+
+    @property
+    def client(self) -> State:
+        return self.sides[CLIENT].state
+
+    @property
+    def server(self) -> State:
+        return self.sides[SERVER].state
+
+    def start(self, d: int, flags: int) -> str | None:
+        """Set the starting states from the connection's first segment (sent in
+        direction ``d``, 0 = by the client); returns a note for a midstream start."""
+        if flags & SYN and not flags & ACK and d == CLIENT:
+            return None  # the normal case: CLOSED client, LISTEN server
+        if flags & SYN and flags & ACK and d == SERVER:
+            self.sides[CLIENT].state = State.SYN_SENT  # its SYN was not captured
+            return None
+        for side in self.sides:
+            side.state = State.ESTABLISHED
+        return NOTE_MIDSTREAM
+
+    def segment(  # noqa: PLR0917 - once per packet: plain values, no objects
+        self, d: int, flags: int, seq: int, ack: int, seg_len: int, window: int
+    ) -> str | None:
+        """One segment from side ``d`` (0 = client); returns an RFC note, if any.
+
+        ``seg_len`` is SEG.LEN (payload + SYN + FIN); ``window`` is the advertised
+        window, scaled.
+        """
+        sides = self.sides
+        snd = sides[d]
+        rcv = sides[1 - d]
+        if not flags & _SYN_FIN_RST and snd.state is _ESTABLISHED and rcv.state is _ESTABLISHED:
+            # The common case (data and ACKs of an established connection) changes no
+            # state: only remember what the sender sent.
+            end = (seq + seg_len) & _MASK32
+            if snd.snd_nxt is None or ((end - snd.snd_nxt) & _MASK32) < _HALF:
+                snd.snd_nxt = end
+            if flags & ACK:
+                snd.last_ack = ack
+            snd.window = window
+            return None
+        note: str | None = None
+        syn = flags & SYN
+        fin = flags & FIN
+        rst = flags & RST
+        has_ack = flags & ACK
+
+        # ---- what sending this segment says about the sender
+        if rst:
+            note = self._rst_received(snd, rcv, d, flags, seq, ack)
+            if d == SERVER and snd.state == State.SYN_RECEIVED and not snd.syn_ack_sent:
+                self.refused = True  # no listener: the server side was CLOSED all along
+            if snd.state != State.LISTEN:  # a listener answering a stray segment stays listening
+                snd.state = State.CLOSED
+            return note
+        previous_iss = snd.iss
+        if syn:
+            if not has_ack and snd.state in (State.CLOSED, State.LISTEN):
+                snd.state = State.SYN_SENT
+            elif has_ack and snd.state == State.LISTEN:
+                snd.state = State.SYN_RECEIVED  # the SYN it answers was not captured
+            if has_ack:
+                snd.syn_ack_sent = True
+            if snd.iss is None or snd.state in (State.SYN_SENT, State.SYN_RECEIVED):
+                snd.iss = seq
+        end = (seq + seg_len) & _MASK32
+        if snd.snd_nxt is None or _ge(end, snd.snd_nxt):
+            snd.snd_nxt = end
+        if fin and snd.fin_seq is None:
+            snd.fin_seq = (end - 1) & _MASK32
+            if snd.state in (State.ESTABLISHED, State.SYN_RECEIVED):
+                snd.state = State.FIN_WAIT_1
+            elif snd.state == State.CLOSE_WAIT:
+                snd.state = State.LAST_ACK
+        if has_ack:
+            snd.last_ack = ack
+        snd.window = window
+
+        # ---- what receiving it does to the receiver (RFC 9293 §3.10.7)
+        if syn:
+            note = self._syn_received(rcv, flags, seq, ack, previous_iss)
+        if has_ack:
+            self._ack_received(rcv, ack)
+        if fin:
+            if rcv.state in (State.SYN_RECEIVED, State.ESTABLISHED):
+                rcv.state = State.CLOSE_WAIT
+            elif rcv.state == State.FIN_WAIT_1:
+                rcv.state = State.CLOSING
+            elif rcv.state == State.FIN_WAIT_2:
+                rcv.state = State.TIME_WAIT
+        return note
+
+    @staticmethod
+    def _syn_received(rcv: _Side, flags: int, seq: int, ack: int, previous_iss: int | None) -> str | None:
+        st = rcv.state
+        if st == State.LISTEN and not flags & ACK:
+            rcv.state = State.SYN_RECEIVED
+        elif st == State.SYN_SENT:
+            if not flags & ACK:
+                rcv.state = State.SYN_RECEIVED  # simultaneous open (RFC 9293 §3.5, figure 7)
+            elif rcv.iss is None or ack == (rcv.iss + 1) & _MASK32:
+                rcv.state = State.ESTABLISHED
+            else:
+                return NOTE_BAD_SYN_ACK
+        elif st.synchronized and previous_iss is not None and seq != previous_iss:
+            return NOTE_SYN_CHALLENGE
+        return None  # includes a retransmitted SYN or SYN-ACK, which is answered with an ACK
+
+    @staticmethod
+    def _ack_received(rcv: _Side, ack: int) -> None:
+        st = rcv.state
+        if st == State.SYN_RECEIVED and (rcv.iss is None or _ge(ack, (rcv.iss + 1) & _MASK32)):
+            rcv.state = State.ESTABLISHED
+        if rcv.fin_seq is not None and _ge(ack, (rcv.fin_seq + 1) & _MASK32):
+            if st == State.FIN_WAIT_1:
+                rcv.state = State.FIN_WAIT_2
+            elif st == State.CLOSING:
+                rcv.state = State.TIME_WAIT
+            elif st == State.LAST_ACK:
+                rcv.state = State.CLOSED
+
+    @staticmethod
+    def _rst_received(snd: _Side, rcv: _Side, d: int, flags: int, seq: int, ack: int) -> str | None:  # noqa: PLR0917
+        """Apply a RST to its receiver; return a note when the receiver must ignore it."""
+        st = rcv.state
+        if st in (State.LISTEN, State.CLOSED):
+            return None
+        if st == State.SYN_SENT:
+            # RFC 9293 §3.10.7.3: acceptable only when it acknowledges the SYN.
+            if flags & ACK and (rcv.iss is None or ack == (rcv.iss + 1) & _MASK32):
+                rcv.state = State.CLOSED
+                return None
+            return NOTE_RST_IGNORED
+        expected = [v for v in (snd.snd_nxt, rcv.last_ack) if v is not None]
+        if not expected or seq in expected:
+            # A server in SYN-RECEIVED got there from LISTEN and returns to it (§3.10.7.4).
+            rcv.state = State.LISTEN if st == State.SYN_RECEIVED and d == CLIENT else State.CLOSED
+            return None
+        window = max(rcv.window, 1)
+        if any(((seq - e) & _MASK32) < window for e in expected):
+            return NOTE_RST_CHALLENGE
+        return NOTE_RST_IGNORED

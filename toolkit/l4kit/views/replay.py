@@ -1,0 +1,552 @@
+"""Rendering ``l4kit replay``: Rich tables, streamed JSON, Mermaid, and ``--step``.
+
+The engine (:mod:`l4kit.replay.engine`) hands over one
+:class:`~l4kit.replay.model.ConnectionReport` per finished connection. The JSON
+and Mermaid writers print each report as it arrives, so their memory does not
+grow with the capture; the table output prints a summary first and so keeps the
+reports (rows for at most :data:`TABLE_DETAIL_LIMIT` connections) until the end.
+
+The JSON schema is ``l4kit.replay/1`` and is documented in ``docs/replay-json.md``;
+fields are only ever added under this name, never renamed or removed.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import sys
+from collections.abc import Callable
+from itertools import chain
+from typing import IO, Any, Final
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from l4kit.replay.model import (
+    DIRECTIONS,
+    FLAG_LETTERS,
+    R_ACK,
+    R_CHECKSUM,
+    R_CLIENT_AFTER,
+    R_CLIENT_BEFORE,
+    R_DIR,
+    R_FLAGS,
+    R_FRAME,
+    R_HEAD,
+    R_LEN,
+    R_NOTES,
+    R_SEQ,
+    R_SERVER_AFTER,
+    R_SERVER_BEFORE,
+    R_T,
+    R_WIN,
+    ConnectionReport,
+    PacketRecord,
+    ReplaySummary,
+    StateTransition,
+    preview,
+)
+from l4kit.replay.zeek import CONN_STATE_MEANINGS
+from l4kit.views.transitions import TransitionRow, transition_table
+
+JSON_SCHEMA: Final = "l4kit.replay/1"
+TABLE_DETAIL_LIMIT: Final = 100
+
+_STATE_STYLE: Final = {
+    "SF": "green",
+    "S1": "green",
+    "REJ": "yellow",
+    "S0": "yellow",
+    "RSTO": "red",
+    "RSTR": "red",
+    "RSTOS0": "red",
+    "RSTRH": "red",
+}
+
+
+# ---------------------------------------------------------------- tables
+
+
+def to_transition_row(rec: PacketRecord) -> TransitionRow:
+    """The shared flag-transition row of a packet record."""
+    return TransitionRow(
+        t=rec[R_T],
+        direction=DIRECTIONS[rec[R_DIR]],
+        flags=FLAG_LETTERS[rec[R_FLAGS]],
+        seq=rec[R_SEQ],
+        ack=rec[R_ACK],
+        length=rec[R_LEN],
+        window=rec[R_WIN],
+        before=rec[R_SERVER_BEFORE].value,
+        after=rec[R_SERVER_AFTER].value,
+        checksum=rec[R_CHECKSUM],
+        notes=rec[R_NOTES],
+        payload_preview=preview(rec[R_HEAD], rec[R_LEN]) if rec[R_LEN] else "",
+        frame=rec[R_FRAME],
+        client_before=rec[R_CLIENT_BEFORE].value,
+        client_after=rec[R_CLIENT_AFTER].value,
+    )
+
+
+def transition_rows(report: ConnectionReport) -> list[TransitionRow]:
+    return [to_transition_row(rec) for rec in report.rows]
+
+
+def _analysis_text(report: ConnectionReport) -> str:
+    parts = [f"{n} {name}" for name, n in sorted(report.analysis.items())]
+    if report.checksum["bad"]:
+        parts.append(f"{report.checksum['bad']} bad checksum")
+    return ", ".join(parts)
+
+
+def _checksum_text(counts: dict[str, int]) -> str:
+    return " ".join(f"{k} {v}" for k, v in counts.items() if v) or "-"
+
+
+def summary_table(reports: list[ConnectionReport], summary: ReplaySummary) -> Table:
+    """One row per connection: endpoints, Zeek state and history, counts, final RFC states."""
+    table = Table(
+        title=f"TCP connections in {summary.file}", title_justify="left", header_style="bold", expand=False
+    )
+    for name, justify in (
+        ("id", "right"),
+        ("client", "left"),
+        ("server", "left"),
+        ("state", "left"),
+        ("history", "left"),
+        ("pkts c→s/s→c", "right"),
+        ("bytes c→s/s→c", "right"),
+        ("duration (s)", "right"),
+        ("client / server end state", "left"),
+        ("checksums", "left"),
+        ("analysis", "left"),
+    ):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for r in sorted(reports, key=lambda r: r.id):
+        table.add_row(
+            str(r.id),
+            r.client,
+            r.server,
+            Text(r.state, style=_STATE_STYLE.get(r.state, "")),
+            r.history,
+            f"{r.c2s.packets}/{r.s2c.packets}",
+            f"{r.c2s.bytes}/{r.s2c.bytes}",
+            f"{r.duration:.6f}",
+            f"{r.client_state} / {r.server_state}",
+            _checksum_text(r.checksum),
+            _analysis_text(r),
+        )
+    return table
+
+
+def summary_footer(summary: ReplaySummary) -> str:
+    parts = [
+        f"{summary.packets} packets",
+        f"{summary.tcp_packets} TCP",
+        f"{summary.connections} connections",
+    ]
+    if summary.shown != summary.connections:
+        parts.append(f"{summary.shown} shown")
+    parts.append("TCP checksums: " + _checksum_text(summary.checksum))
+    if summary.ip_checksum_bad:
+        parts.append(f"{summary.ip_checksum_bad} bad IPv4 header checksums")
+    if summary.skipped:
+        parts.append("skipped: " + ", ".join(f"{v} {k}" for k, v in sorted(summary.skipped.items())))
+    return " · ".join(parts)
+
+
+def connection_table(report: ConnectionReport) -> Table:
+    """The shared flag-transition table for one connection, with both sides' states."""
+    meaning = CONN_STATE_MEANINGS.get(report.state, "")
+    title = f"[{report.id}] {report.client} → {report.server}  {report.state} ({meaning})  {report.history}"
+    return transition_table(
+        title, transition_rows(report), show_checksum=True, show_client_state=True, show_frame=True
+    )
+
+
+class TableCollector:
+    """Keeps reports for the table output: all summaries, rows for the first
+    :data:`TABLE_DETAIL_LIMIT` connections (by id) to keep memory bounded."""
+
+    def __init__(self) -> None:
+        self.reports: list[ConnectionReport] = []
+        self.detailed = 0
+
+    def __call__(self, report: ConnectionReport) -> None:
+        if self.detailed >= TABLE_DETAIL_LIMIT:
+            report.rows_omitted += len(report.rows)
+            report.rows = []
+        else:
+            self.detailed += 1
+        self.reports.append(report)
+
+    def render(self, console: Console, summary: ReplaySummary) -> None:
+        console.print(summary_table(self.reports, summary))
+        console.print(summary_footer(summary), highlight=False)
+        for report in sorted(self.reports, key=lambda r: r.id):
+            if not report.rows:
+                continue
+            console.print()
+            console.print(connection_table(report))
+            extra = []
+            if report.rows_omitted:
+                extra.append(f"{report.rows_omitted} more packets not shown (--max-rows)")
+            extra += report.notes
+            extra += report.differences or []
+            for line in extra:
+                console.print(Text(f"  {line}"))
+        hidden = sum(1 for r in self.reports if not r.rows)
+        if hidden:
+            console.print(
+                Text(
+                    f"\n{hidden} connections listed without their packets "
+                    f"(tables for the first {TABLE_DETAIL_LIMIT}); use --stream N or --format json"
+                )
+            )
+
+
+# ---------------------------------------------------------------- JSON
+
+
+_NOTES_JSON: dict[tuple[str, ...], str] = {(): "[]"}
+
+
+def _json_preview(text: str) -> str:
+    """A payload preview as a JSON string. Previews hold printable ASCII, backslash
+    escapes and ``…`` only, so quoting backslashes and quotes is all JSON needs."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("…", "\\u2026") + '"'
+
+
+def _row_json(rec: PacketRecord) -> str:
+    """One packet as JSON text, formatted directly: this runs once per packet of the
+    capture, and building a dict for ``json.dumps`` costs several times as much.
+    (Identical to ``json.dumps`` of the dict: ``tests/unit/test_replay_views.py``.)"""
+    length = rec[R_LEN]
+    notes = rec[R_NOTES]
+    notes_json = _NOTES_JSON.get(notes)
+    if notes_json is None:
+        notes_json = _NOTES_JSON[notes] = json.dumps(list(notes))
+    ack = rec[R_ACK]
+    return (
+        f'{{"frame": {rec[R_FRAME]}, "t": {round(rec[R_T], 9)!r}, "dir": "{DIRECTIONS[rec[R_DIR]]}", '
+        f'"flags": "{FLAG_LETTERS[rec[R_FLAGS]]}", "seq": {rec[R_SEQ]}, '
+        f'"ack": {"null" if ack is None else ack}, "len": {length}, "win": {rec[R_WIN]}, '
+        f'"checksum": "{rec[R_CHECKSUM]}", "notes": {notes_json}, '
+        f'"data": {_json_preview(preview(rec[R_HEAD], length)) if length else chr(34) * 2}}}'
+    )
+
+
+def _transition_json(tr: StateTransition) -> str:
+    return (
+        f'{{"t": {round(tr.t, 9)!r}, "packet": {tr.packet}, "frame": {tr.frame}, '
+        f'"side": "{tr.side}", "from": "{tr.before.value}", "to": "{tr.after.value}"}}'
+    )
+
+
+def _connection_fields(r: ConnectionReport) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "client": r.client,
+        "server": r.server,
+        "state": r.state,
+        "history": r.history,
+        "client_state": r.client_state,
+        "server_state": r.server_state,
+        "start": round(r.start, 9),
+        "duration": round(r.duration, 9),
+        "first_frame": r.first_frame,
+        "last_frame": r.last_frame,
+        "c2s": {"packets": r.c2s.packets, "bytes": r.c2s.bytes, "payload": r.c2s.payload},
+        "s2c": {"packets": r.s2c.packets, "bytes": r.s2c.bytes, "payload": r.s2c.payload},
+        "checksum": dict(r.checksum),
+        "analysis": dict(sorted(r.analysis.items())),
+        "notes": list(r.notes),
+    }
+
+
+def connection_json_text(r: ConnectionReport) -> str:
+    """One connection in the ``l4kit.replay/1`` schema, as one line of JSON text."""
+    head = json.dumps(_connection_fields(r))[:-1]
+    packets = ", ".join([_row_json(rec) for rec in r.rows])
+    transitions = ", ".join([_transition_json(tr) for tr in r.transitions])
+    tail = ""
+    if r.differences is not None:
+        tail = ', "differences": ' + json.dumps(list(r.differences))
+    return (
+        f'{head}, "packets": [{packets}], "packets_omitted": {r.rows_omitted}, '
+        f'"transitions": [{transitions}], "transitions_omitted": {r.transitions_omitted}{tail}}}'
+    )
+
+
+def connection_json(r: ConnectionReport) -> dict[str, Any]:
+    """One connection in the ``l4kit.replay/1`` schema, as Python values."""
+    result: dict[str, Any] = json.loads(connection_json_text(r))
+    return result
+
+
+def summary_json(s: ReplaySummary) -> dict[str, Any]:
+    return {
+        "packets": s.packets,
+        "tcp_packets": s.tcp_packets,
+        "connections": s.connections,
+        "shown": s.shown,
+        "checksum": dict(s.checksum),
+        "ip_checksum_bad": s.ip_checksum_bad,
+        "skipped": dict(sorted(s.skipped.items())),
+        "linktypes": list(s.linktypes),
+        "first_time": s.first_time,
+        "last_time": s.last_time,
+        "truncated": s.truncated,
+        "truncation": s.truncation_detail,
+    }
+
+
+class JsonWriter:
+    """Writes the document as connections finish: one connection object per line
+    inside ``"connections": [...]``, then the summary. The whole output is one
+    JSON document."""
+
+    def __init__(self, out: IO[str], file: str) -> None:
+        self.out = out
+        self.count = 0
+        out.write("{" + f'"schema": {json.dumps(JSON_SCHEMA)}, "file": {json.dumps(file)}, "connections": [')
+
+    def __call__(self, report: ConnectionReport) -> None:
+        self.out.write(("\n" if self.count == 0 else ",\n") + connection_json_text(report))
+        self.count += 1
+
+    def close(self, summary: ReplaySummary) -> None:
+        self.out.write(
+            ("\n" if self.count else "") + '], "summary": ' + json.dumps(summary_json(summary)) + "}\n"
+        )
+        self.out.flush()
+
+
+# ---------------------------------------------------------------- Mermaid
+
+_MERMAID_ESCAPES: Final = (("#", "#35;"), (";", "#59;"), ("<", "#lt;"), (">", "#gt;"), ('"', "#quot;"))
+
+
+def mermaid_escape(text: str) -> str:
+    """Text safe inside a Mermaid message or note: ``#`` first (it starts every
+    entity code), then ``;`` (a statement separator), ``<``/``>`` (HTML) and quotes.
+    Newlines never reach here: payload previews escape them as ``\\n``."""
+    for char, entity in _MERMAID_ESCAPES:
+        text = text.replace(char, entity)
+    return text.replace("\n", " ").replace("\r", " ")
+
+
+def mermaid_label(row: TransitionRow) -> str:
+    parts = [row.flags or ".", f"seq={row.seq}"]
+    if row.ack is not None:
+        parts.append(f"ack={row.ack}")
+    if row.length:
+        parts.append(f"len={row.length}")
+        parts.append(f'"{row.payload_preview}"')
+    label = " ".join(parts)
+    if row.checksum == "bad":
+        label += " [bad checksum]"
+    if row.notes:
+        label += " [" + ", ".join(row.notes) + "]"
+    return mermaid_escape(label)
+
+
+class MermaidWriter:
+    """One ``sequenceDiagram`` for everything shown: participants keyed by ip:port
+    (so both ends of a loopback connection get their own column), declared just
+    before their first arrow; each connection opens with a note naming it."""
+
+    def __init__(self, out: IO[str]) -> None:
+        self.out = out
+        self.participants: dict[str, str] = {}
+        out.write("sequenceDiagram\n")
+
+    def _participant(self, endpoint: str) -> str:
+        name = self.participants.get(endpoint)
+        if name is None:
+            name = f"P{len(self.participants)}"
+            self.participants[endpoint] = name
+            self.out.write(f"    participant {name} as {mermaid_escape(endpoint)}\n")
+        return name
+
+    def __call__(self, report: ConnectionReport) -> None:
+        c = self._participant(report.client)
+        s = self._participant(report.server)
+        head = f"connection {report.id}: {report.state} {report.history}"
+        self.out.write(f"    Note over {c},{s}: {mermaid_escape(head)}\n")
+        for row in transition_rows(report):
+            src, dst = (c, s) if row.direction == "c2s" else (s, c)
+            arrow = "-x" if row.checksum == "bad" else "->>"
+            self.out.write(f"    {src}{arrow}{dst}: {mermaid_label(row)}\n")
+        if report.rows_omitted:
+            self.out.write(f"    Note over {c},{s}: {report.rows_omitted} more packets not shown\n")
+        for line in report.differences or []:
+            self.out.write(f"    Note over {c},{s}: {mermaid_escape(line)}\n")
+
+    def close(self, summary: ReplaySummary) -> None:
+        if not self.participants:
+            self.out.write("    Note over nobody: no TCP connection in the capture\n")
+        self.out.flush()
+
+
+# ---------------------------------------------------------------- --step
+
+
+def frame_layers(linktype: int, frame: bytes) -> str:
+    """Scapy's layer view of one frame (``show(dump=True)``): dissected only when shown."""
+    from scapy.config import conf
+    from scapy.packet import Raw
+
+    layer = conf.l2types.num2layer.get(linktype, Raw)
+    try:
+        return str(layer(frame).show(dump=True))
+    except Exception as exc:
+        return f"(Scapy could not dissect this frame: {exc})"
+
+
+def _state_change(side: str, before: str, after: str) -> str:
+    return f"{side}: {before} → {after}" if before != after else f"{side}: {after}"
+
+
+class Stepper:
+    """``--step``: one packet at a time, with Scapy's layers and the state change.
+
+    Waits for Enter after each packet when ``interactive`` (stdin is a TTY); ``q``
+    then Enter stops. Otherwise prints every step without waiting.
+    """
+
+    def __init__(
+        self, console: Console, *, interactive: bool, read_line: Callable[[], str] = sys.stdin.readline
+    ) -> None:
+        self.console = console
+        self.interactive = interactive
+        self.read_line = read_line
+        self.stopped = False
+        self.count = 0
+
+    def __call__(self, report: ConnectionReport, record: PacketRecord, linktype: int, frame: bytes) -> None:
+        row = to_transition_row(record)
+        self.count += 1
+        arrow = "→" if row.direction == "c2s" else "←"
+        self.console.rule(
+            Text(f"frame {row.frame} · connection {report.id}: {report.client} {arrow} {report.server}")
+        )
+        self.console.print(Text(frame_layers(linktype, frame)))
+        ack = "" if row.ack is None else f" ack={row.ack}"
+        self.console.print(
+            Text(
+                f"{row.flags or '.'} seq={row.seq}{ack} len={row.length} win={row.window} "
+                f"checksum={row.checksum}  (relative seq/ack, t={row.t:.6f}s)",
+                style="bold",
+            )
+        )
+        self.console.print(Text(_state_change("client", row.client_before, row.client_after)))
+        self.console.print(Text(_state_change("server", row.before, row.after)))
+        for note in row.notes:
+            self.console.print(Text(f"[{note}]", style="yellow"))
+        if self.interactive:
+            self.console.print(Text("Enter: next packet, q: quit", style="dim"))
+            answer = self.read_line()
+            if answer == "" or answer.strip().lower() in ("q", "quit"):
+                self.stopped = True
+
+
+# ---------------------------------------------------------------- the command
+
+
+def run_replay(
+    file: str,
+    *,
+    fmt: str = "table",
+    port: int | None = None,
+    bpf: str | None = None,
+    stream: int | None = None,
+    step: bool = False,
+    max_rows: int = 1000,
+    through_responder: bool = False,
+    routes: str | None = None,
+    out: IO[str] | None = None,
+    err: Console | None = None,
+    interactive: bool | None = None,
+) -> int:
+    """``l4kit replay``: read ``file``, print the chosen format, return the exit code
+    (0, or :data:`~l4kit.replay.capture.EXIT_TRUNCATED` after a cut capture).
+
+    Bad input raises :class:`~l4kit.errors.CaptureError` (exit code 2) before
+    anything is printed.
+    """
+    from l4kit.errors import CaptureError
+    from l4kit.replay.capture import EXIT_BAD_INPUT, EXIT_TRUNCATED, CaptureReader
+    from l4kit.replay.engine import Replayer
+    from l4kit.wire import link
+
+    out = out if out is not None else sys.stdout
+    err = err if err is not None else Console(stderr=True, highlight=False)
+    # A pipe gets wide lines rather than columns squeezed to 80 characters.
+    console = Console(file=out, highlight=False, width=None if out.isatty() else 200)
+    sink: Callable[[ConnectionReport], None]
+    table: TableCollector | None = None
+    writer: JsonWriter | MermaidWriter | None = None
+
+    with CaptureReader(file, bpf=bpf) as capture:
+        frames = iter(capture)
+        first = next(frames, None)
+        if first is not None and not link.is_supported(first[2]):
+            raise CaptureError(
+                f"{file}: unsupported link type {link.linktype_name(first[2])}", exit_code=EXIT_BAD_INPUT
+            )
+        if fmt == "json":
+            writer = JsonWriter(out, file)
+            sink = writer
+        elif fmt == "mermaid":
+            writer = MermaidWriter(out)
+            sink = writer
+        else:
+            table = TableCollector()
+            sink = table
+        replayer = Replayer(sink, file=file, port=port, stream=stream, max_rows=max_rows)
+        stepper = None
+        if step:
+            tty = sys.stdin.isatty() if interactive is None else interactive
+            stepper = Stepper(console, interactive=tty)
+        feed = replayer.feed
+        # The loop allocates millions of short-lived tuples and no reference cycles:
+        # the cyclic garbage collector would only rescan them.
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            if stepper is None:
+                if first is not None:
+                    feed(*first)
+                    for frame in frames:
+                        feed(*frame)
+            else:
+                for number, t, linktype, data, wirelen in chain([first] if first else [], frames):
+                    record = feed(number, t, linktype, data, wirelen)
+                    if record is not None and replayer.current is not None:
+                        stepper(replayer.current, record, linktype, data)
+                        if stepper.stopped:
+                            break
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+        summary = replayer.finish()
+        summary.truncated = capture.truncated
+        summary.truncation_detail = capture.truncation_detail
+
+    if writer is not None:
+        writer.close(summary)
+    elif table is not None and not (stepper is not None and stepper.stopped):
+        if stepper is not None:
+            console.print()
+        table.render(console, summary)
+    if summary.truncated:
+        err.print(
+            Text(
+                f"warning: {file} is truncated ({summary.truncation_detail}); read up to the cut",
+                style="yellow",
+            )
+        )
+        return EXIT_TRUNCATED
+    return 0
