@@ -36,7 +36,7 @@ def test_respond_help_lists_the_live_options() -> None:
         RespondRequest(
             iface="veth0", port=9000, address="10.0.0.1", routes=Path("routes.toml"), keep_open=True,
             pcap=Path("/tmp/x.pcap"), quiet=True, max_conns=10, max_half_open=5, no_firewall=True,
-            codec="fast", duration=2.5, firewall="iptables",
+            codec="fast", duration=2.5, firewall="iptables", rcvbuf=4096,
         ),
     ],
 )  # fmt: skip
@@ -48,7 +48,7 @@ def test_sandbox_child_gets_the_same_options(request_: RespondRequest) -> None:
     params = ctx.params
     assert params["sandbox"] is False
     for name in ("iface", "port", "address", "keep_open", "quiet", "verbose", "max_conns", "max_half_open",
-                 "no_firewall", "duration"):  # fmt: skip
+                 "no_firewall", "duration", "rcvbuf"):  # fmt: skip
         assert params[name] == getattr(request_, name), name
     assert params["codec"].value == request_.codec
     assert params["firewall"].value == request_.firewall

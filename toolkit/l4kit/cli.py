@@ -103,6 +103,12 @@ def respond(
         FirewallBackend,
         typer.Option(help="How the kernel's RST is dropped: nft (own table), iptables (own chain), auto."),
     ] = FirewallBackend.auto,
+    rcvbuf: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Sniffer socket receive buffer in bytes (kernel drops beyond it are counted)."
+        ),
+    ] = 16 * 1024 * 1024,
 ) -> None:
     """Answer TCP on [bold]--address[/]:[bold]--port[/] from userspace: handshake, string replies, close.
 
@@ -117,7 +123,7 @@ def respond(
             iface=iface, port=port, address=address, routes=routes, keep_open=keep_open, pcap=pcap,
             quiet=quiet, verbose=verbose, max_conns=max_conns, max_half_open=max_half_open,
             no_firewall=no_firewall, sandbox=sandbox, codec=codec.value, duration=duration,
-            firewall=firewall.value,
+            firewall=firewall.value, rcvbuf=rcvbuf,
         )
     )  # fmt: skip
     raise typer.Exit(code)

@@ -292,6 +292,18 @@ class InboundTcpSocket(SuperSocket):
             self.closed = True
             self.ins.close()
 
+    def drain(self) -> int:
+        """Read and discard what is still queued (at exit); returns how many frames."""
+        count = 0
+        while True:
+            try:
+                self.ins.recv(RECEIVE_BUFFER, socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                return count
+            except OSError:
+                return count
+            count += 1
+
     # --- statistics ---------------------------------------------------------------
 
     def read_kernel_statistics(self) -> tuple[int, int]:

@@ -35,12 +35,16 @@ class ReadyInfo:
 class ResponderSummary:
     """What the exit summary shows. ``drops`` counts, by reason tag, every frame
     or segment that had no effect: the core's :class:`DropReason` values, decode
-    failures (``<layer>:<reason>``), ``kernel-buffer-full`` (PACKET_STATISTICS)
-    and ``truncated``."""
+    failures (``<layer>:<reason>``), ``kernel-buffer-full`` (PACKET_STATISTICS),
+    ``truncated`` and ``unprocessed-at-exit`` (queued when the stop came).
+
+    Every frame the filter matched is accounted for: ``frames_matched`` (the
+    kernel's count) equals ``frames_in`` plus the frame-level drops."""
 
     duration: float = 0.0
     frames_in: int = 0
     frames_out: int = 0
+    frames_matched: int = 0  # PACKET_STATISTICS tp_packets: matched by the BPF filter, drops included
     connections: int = 0
     open_at_exit: int = 0
     bytes_in: int = 0

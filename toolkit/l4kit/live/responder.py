@@ -422,7 +422,11 @@ def _sniff_until_stopped(
     if responder.failure is None:
         responder.shutdown()
     summary = responder.summary
+    unread = capture.drain()
+    if unread:
+        summary.drops["unprocessed-at-exit"] += unread
     capture.read_kernel_statistics()
+    summary.frames_matched = capture.kernel_packets
     if capture.kernel_drops:
         summary.drops["kernel-buffer-full"] += capture.kernel_drops
     if capture.truncated:

@@ -280,7 +280,11 @@ def summary_table(summary: ResponderSummary) -> Table:
     table.add_row("duration", f"{summary.duration:.1f} s", "")
     table.add_row("connections", str(summary.connections), f"{summary.open_at_exit} aborted at exit (RST)")
     table.add_row("bytes in / out", f"{summary.bytes_in} / {summary.bytes_out}", "TCP payload")
-    table.add_row("frames in / out", f"{summary.frames_in} / {summary.frames_out}", "")
+    table.add_row(
+        "frames in / out",
+        f"{summary.frames_in} / {summary.frames_out}",
+        f"{summary.frames_matched} matched the BPF filter" if summary.frames_matched else "",
+    )
     table.add_row("retransmissions", str(summary.retransmissions), "")
     table.add_row(
         "SYN cookies", f"{summary.syn_cookies_sent} sent", f"{summary.syn_cookies_accepted} accepted"
@@ -323,6 +327,7 @@ class RespondRequest:
     codec: str = "scapy"
     duration: float | None = None
     firewall: str = "auto"
+    rcvbuf: int = 16 * 1024 * 1024
 
     def child_args(self) -> list[str]:
         """The same options for the responder that ``--sandbox`` starts inside the
@@ -330,7 +335,7 @@ class RespondRequest:
         a user reading the command line should not have to know that)."""
         args = ["--iface", self.iface, "--port", str(self.port), "--address", self.address]
         args += ["--max-conns", str(self.max_conns), "--max-half-open", str(self.max_half_open)]
-        args += ["--codec", self.codec, "--firewall", self.firewall]
+        args += ["--codec", self.codec, "--firewall", self.firewall, "--rcvbuf", str(self.rcvbuf)]
         if self.routes is not None:
             args += ["--routes", str(self.routes.absolute())]
         if self.pcap is not None:
@@ -385,6 +390,7 @@ def respond(request: RespondRequest) -> int:
         firewall="none" if request.no_firewall else request.firewall,
         codec=request.codec,
         duration=request.duration,
+        socket_buffer=request.rcvbuf,
     )
     renderer = None if request.quiet else LiveRenderer(console, verbose=request.verbose)
 
