@@ -41,7 +41,7 @@ from __future__ import annotations
 import struct
 from typing import Final
 
-from l4kit.checksum import ONES, ChecksumStatus, parse_address
+from l4kit.checksum import ONES, ChecksumStatus, internet_checksum, parse_address
 from l4kit.errors import IntegrityError, ParseError, SanityError
 from l4kit.wire.flags import TcpFlags
 from l4kit.wire.ip import (
@@ -108,11 +108,7 @@ def _classify(segment: bytes, pseudo_sum: int) -> ChecksumStatus:
 
     ``pseudo_sum`` may be any non-negative int congruent to the pseudo-header sum.
     """
-    x = int.from_bytes(segment, "big")
-    if len(segment) & 1:
-        x <<= 8
-    # The total is never zero (the pseudo-header holds protocol 6), so ≡ 0 means -0: correct.
-    if (x + pseudo_sum) % ONES == 0:
+    if internet_checksum(segment, pseudo_sum) == 0:
         return _OK
     field = (segment[16] << 8) | segment[17]
     if (field - pseudo_sum) % ONES == 0:
@@ -260,14 +256,10 @@ def encode_packet(seg: Segment, *, ttl: int = 64, ip_id: int = 0) -> bytes:
     # One's complement sum of pseudo-header, header (checksum 0), options and payload. The
     # header and options are a multiple of 4 octets, so the payload's words stay aligned
     # and its sum can be taken on its own (odd length: padded by one zero octet).
-    total = src_sum + dst_sum + IPPROTO_TCP + tcp_len + int.from_bytes(tcp_fixed, "big")
+    header_sum = src_sum + dst_sum + IPPROTO_TCP + tcp_len + int.from_bytes(tcp_fixed, "big")
     if options_len:
-        total += int.from_bytes(options, "big")
-    if payload:
-        x = int.from_bytes(payload, "big")
-        total += x << 8 if len(payload) & 1 else x
-    r = total % ONES
-    tcp_checksum = ONES - r if r else 0  # the total is never zero: it holds protocol 6
+        header_sum += int.from_bytes(options, "big")
+    tcp_checksum = internet_checksum(payload, header_sum)
     tcp_header = tcp_fixed[:16] + _U16.pack(tcp_checksum) + tcp_fixed[18:]
 
     if len(src_b) == 4:
