@@ -37,7 +37,11 @@ TIME-WAIT                     60 s       Linux ``TCP_TIMEWAIT_LEN``; RFC 9293's 
 FIN-WAIT-2                    60 s       Linux ``tcp_fin_timeout``
 idle (no progress)            120 s      a silent client, or one that holds a zero window,
                                          gives the slot back after two minutes
+zero-window probes            1 s, x2    first after one RTO, doubling to the maximum RTO
+                                         (RFC 9293 §3.8.6.1); bounded by the idle timeout
 SYN cookie period             64 s       Linux's counter; a cookie is good for 64-128 s
+challenge ACKs                10 / s     per connection (RFC 5961 §7); shared with the ACKs
+                                         that answer out-of-window segments
 ============================  =========  ===================================================
 """
 
