@@ -10,6 +10,7 @@ Prints one JSON object: count, errors, wrong replies, seconds, latencies (ms).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import socket
 import threading
@@ -44,10 +45,8 @@ def main() -> None:
     addr = (a.host, a.port)
     req, exp = a.request.encode(), a.expect.encode()
     for _ in range(a.warmup):
-        try:
+        with contextlib.suppress(OSError):
             one(addr, req, exp, a.timeout)
-        except OSError:
-            pass
     lat: list[float] = []
     errors = wrong = 0
     lock = threading.Lock()
@@ -78,7 +77,9 @@ def main() -> None:
         for t in threads:
             t.join()
     secs = time.perf_counter() - t0
-    print(json.dumps({"count": count, "errors": errors, "wrong": wrong, "seconds": secs, "latencies_ms": lat}))
+    print(
+        json.dumps({"count": count, "errors": errors, "wrong": wrong, "seconds": secs, "latencies_ms": lat})
+    )
 
 
 if __name__ == "__main__":

@@ -24,8 +24,10 @@ isns: dict[tuple[str, int], int] = {}
 
 def reply(pkt, flags: str, seq: int, ack: int, payload: bytes = b"") -> None:
     ip, tcp = pkt[IP], pkt[TCP]
-    frame = Ether(src="00:00:00:00:00:00", dst="00:00:00:00:00:00") / IP(src=ip.dst, dst=ip.src) / TCP(
-        sport=tcp.dport, dport=tcp.sport, flags=flags, seq=seq, ack=ack
+    frame = (
+        Ether(src="00:00:00:00:00:00", dst="00:00:00:00:00:00")
+        / IP(src=ip.dst, dst=ip.src)
+        / TCP(sport=tcp.dport, dport=tcp.sport, flags=flags, seq=seq, ack=ack)
     )
     if payload:
         frame = frame / Raw(payload)
@@ -55,7 +57,10 @@ def handle(pkt) -> None:
 
 
 sniffer = AsyncSniffer(
-    iface="lo", filter=f"inbound and tcp dst port {PORT}", prn=handle, store=False,
+    iface="lo",
+    filter=f"inbound and tcp dst port {PORT}",
+    prn=handle,
+    store=False,
     started_callback=lambda: print("ready", flush=True),
 )
 sniffer.start()

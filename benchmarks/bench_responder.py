@@ -47,10 +47,14 @@ class Result:
 
 def _prepare_for_naive(ns: str) -> None:
     """What l4kit does for itself, done by hand for the naive reference (inside the namespace only)."""
-    subprocess.run(in_ns(ns, "nft", "-f", "-"), input=(
-        "table inet naive { chain out { type filter hook output priority 0; "
-        f"tcp sport {PORT} tcp flags rst drop; }} }}\n"
-    ).encode(), check=True)
+    subprocess.run(
+        in_ns(ns, "nft", "-f", "-"),
+        input=(
+            "table inet naive { chain out { type filter hook output priority 0; "
+            f"tcp sport {PORT} tcp flags rst drop; }} }}\n"
+        ).encode(),
+        check=True,
+    )
     for key in ("all", "lo"):
         for knob in ("route_localnet", "accept_local"):
             subprocess.run(in_ns(ns, "sysctl", "-qw", f"net.ipv4.conf.{key}.{knob}=1"), check=True)
@@ -84,7 +88,10 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 def _load(ns: str, *args: str) -> dict[str, object]:
     out = subprocess.run(
         in_ns(ns, PY, str(HERE / "_loadclient.py"), "--port", str(PORT), *args),
-        capture_output=True, text=True, check=True, timeout=600,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
     )
     return json.loads(out.stdout)
 
@@ -111,28 +118,52 @@ def run(sequential: int = 1000) -> list[Result]:
     results: list[Result] = []
     l4kit = [PY, "-m", "l4kit", "respond", "--quiet", "--port", str(PORT)]
     with namespace() as ns:
-        results.append(measure(ns, "kernel socket server", [PY, str(HERE / "_kernel_server.py"), str(PORT)],
-                               "ready", sequential))
+        results.append(
+            measure(
+                ns,
+                "kernel socket server",
+                [PY, str(HERE / "_kernel_server.py"), str(PORT)],
+                "ready",
+                sequential,
+            )
+        )
         for codec in ("fast", "scapy"):
-            results.append(measure(ns, f"l4kit respond --codec {codec}", [*l4kit, "--codec", codec],
-                                   "listening on", sequential))
+            results.append(
+                measure(
+                    ns,
+                    f"l4kit respond --codec {codec}",
+                    [*l4kit, "--codec", codec],
+                    "listening on",
+                    sequential,
+                )
+            )
     with namespace("l4kbench-naive") as ns:
         _prepare_for_naive(ns)
-        results.append(measure(ns, "naive Scapy responder", [PY, str(HERE / "_naive_scapy.py"), str(PORT)],
-                               "ready", sequential))
+        results.append(
+            measure(
+                ns,
+                "naive Scapy responder",
+                [PY, str(HERE / "_naive_scapy.py"), str(PORT)],
+                "ready",
+                sequential,
+            )
+        )
     return results
 
 
 def table(results: list[Result]) -> str:
     kernel = next(r for r in results if r.server.startswith("kernel"))
     naive = next(r for r in results if r.server.startswith("naive"))
-    head = (f"{'server':<28} {'seq conn/s':>10} {'vs kernel':>9} {'vs naive':>8} {'p50 ms':>7} "
-            f"{'p50/kernel':>10} {'p99 ms':>7} {'50-conc conn/s':>14} {'failures':>8}")
+    head = (
+        f"{'server':<28} {'seq conn/s':>10} {'vs kernel':>9} {'vs naive':>8} {'p50 ms':>7} "
+        f"{'p50/kernel':>10} {'p99 ms':>7} {'50-conc conn/s':>14} {'failures':>8}"
+    )
     lines = [head, "-" * len(head)]
     for r in results:
+        vs_kernel, vs_naive = r.seq_cps / kernel.seq_cps, r.seq_cps / naive.seq_cps
         lines.append(
-            f"{r.server:<28} {r.seq_cps:>10.0f} {r.seq_cps / kernel.seq_cps:>9.2f} {r.seq_cps / naive.seq_cps:>8.2f} "
-            f"{r.p50_ms:>7.2f} {r.p50_ms / kernel.p50_ms:>10.2f} {r.p99_ms:>7.2f} {r.conc_cps:>14.0f} {r.failures:>8}"
+            f"{r.server:<28} {r.seq_cps:>10.0f} {vs_kernel:>9.2f} {vs_naive:>8.2f} {r.p50_ms:>7.2f} "
+            f"{r.p50_ms / kernel.p50_ms:>10.2f} {r.p99_ms:>7.2f} {r.conc_cps:>14.0f} {r.failures:>8}"
         )
     return "\n".join(lines)
 

@@ -28,7 +28,8 @@ def installed() -> Iterator[Path]:
         # Install from the files git knows about (tracked or not ignored), like a clone.
         files = subprocess.run(
             ["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-            capture_output=True, check=True,
+            capture_output=True,
+            check=True,
         ).stdout.split(b"\0")
         src = top / "src"
         for name in filter(None, files):
@@ -39,8 +40,18 @@ def installed() -> Iterator[Path]:
         env_dir = top / "venv"
         venv.create(env_dir, with_pip=True)
         result = subprocess.run(
-            [str(env_dir / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check", str(src)],
-            capture_output=True, text=True, check=False,
+            [
+                str(env_dir / "bin" / "python"),
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--disable-pip-version-check",
+                str(src),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         assert result.returncode == 0, result.stderr[-2000:]
         yield env_dir / "bin"
@@ -52,7 +63,13 @@ def run(bin_dir: Path, *args: str, user: int | None = None) -> subprocess.Comple
     env = {"PATH": f"{bin_dir}:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/tmp", "COLUMNS": "120"}
     return subprocess.run(
         [str(bin_dir / "l4kit"), *args],
-        capture_output=True, text=True, env=env, check=False, timeout=120, user=user, cwd="/",
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=120,
+        user=user,
+        cwd="/",
     )
 
 

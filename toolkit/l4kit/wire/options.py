@@ -8,7 +8,7 @@ Padding after an End-of-Option-List is kept as :attr:`EndOfOptions.padding`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final, Union
+from typing import Final
 
 # Option kinds (IANA "TCP Option Kind Numbers").
 KIND_EOL: Final = 0
@@ -86,6 +86,13 @@ class UnknownOption:
     data: bytes
 
 
-TcpOption = Union[
-    EndOfOptions, NoOperation, MaxSegmentSize, WindowScale, SackPermitted, Sack, Timestamps, UnknownOption
-]
+TcpOption = (
+    EndOfOptions
+    | NoOperation
+    | MaxSegmentSize
+    | WindowScale
+    | SackPermitted
+    | Sack
+    | Timestamps
+    | UnknownOption
+)

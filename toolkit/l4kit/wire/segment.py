@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 from l4kit.checksum import ChecksumStatus
 from l4kit.wire.flags import TcpFlags
-from l4kit.wire.options import MaxSegmentSize, SackPermitted, Timestamps, TcpOption, WindowScale
+from l4kit.wire.options import MaxSegmentSize, SackPermitted, TcpOption, Timestamps, WindowScale
 from l4kit.wire.seqnum import SeqNum
 
 
