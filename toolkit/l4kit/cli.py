@@ -67,26 +67,34 @@ def _root(
 
 
 @app.command()
-def respond(
+def respond(  # noqa: PLR0917 - a Typer command: one parameter per option
     iface: Annotated[str, typer.Option(help="Interface to sniff and send on.", envvar="L4KIT_IFACE")] = "lo",
-    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port to answer on.", envvar="L4KIT_PORT")] = 8888,
+    port: Annotated[
+        int, typer.Option(min=1, max=65535, help="TCP port to answer on.", envvar="L4KIT_PORT")
+    ] = 8888,
     address: Annotated[
         str, typer.Option(help="IP address to answer on (must be on the interface).", envvar="L4KIT_ADDRESS")
     ] = "127.0.0.1",
     routes: Annotated[
         Path | None,
-        typer.Option(help="TOML file of command = \"reply\" routes (default: toppage, ping, help).",
-                     exists=False, dir_okay=False),
+        typer.Option(
+            help='TOML file of command = "reply" routes (default: toppage, ping, help).',
+            exists=False,
+            dir_okay=False,
+        ),
     ] = None,
     keep_open: Annotated[
         bool, typer.Option("--keep-open", help="Keep each connection open until the client closes it.")
     ] = False,
     pcap: Annotated[Path | None, typer.Option(help="Write every frame in and out to this pcap file.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the exit summary.")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also show drops and timers as they happen.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Also show drops and timers as they happen.")
+    ] = False,
     max_conns: Annotated[int, typer.Option(min=1, help="Most connections held at once.")] = 1024,
     max_half_open: Annotated[
-        int, typer.Option(min=1, help="Most half-open (SYN-RECEIVED) connections before SYN cookies take over.")
+        int,
+        typer.Option(min=1, help="Most half-open (SYN-RECEIVED) connections before SYN cookies take over."),
     ] = 256,
     no_firewall: Annotated[
         bool,
@@ -95,7 +103,9 @@ def respond(
     sandbox: Annotated[
         bool, typer.Option("--sandbox", help="Run in a throw-away network namespace (host left untouched).")
     ] = False,
-    codec: Annotated[Codec, typer.Option(help="How replies are built: Scapy layers or the struct codec.")] = Codec.scapy,
+    codec: Annotated[
+        Codec, typer.Option(help="How replies are built: Scapy layers or the struct codec.")
+    ] = Codec.scapy,
     duration: Annotated[
         float | None, typer.Option(min=0, help="Stop by itself after this many seconds.")
     ] = None,

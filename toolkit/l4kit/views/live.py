@@ -39,7 +39,7 @@ from l4kit.errors import ConfigError
 from l4kit.live.report import FrameDropped, ReadyInfo, ResponderSummary
 from l4kit.views.transitions import TransitionRow, transition_table
 from l4kit.wire.flags import TcpFlags
-from l4kit.wire.segment import FourTuple, Segment
+from l4kit.wire.segment import Endpoint, FourTuple, Segment
 from l4kit.wire.seqnum import SeqNum
 
 MAX_OPEN_LOGS = 10_000  # a SYN flood must not grow the renderer without bound
@@ -50,7 +50,7 @@ PREVIEW_BYTES = 32
 
 def ready_line(info: ReadyInfo) -> str:
     """The line scripts (and the demo) wait for before starting a client."""
-    return f"listening on {info.address}:{info.port} ({info.iface})"
+    return f"listening on {Endpoint(info.address, info.port)} ({info.iface})"
 
 
 def payload_preview(data: bytes) -> str:
