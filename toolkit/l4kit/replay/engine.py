@@ -51,16 +51,29 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from l4kit.core.states import State
 from l4kit.errors import ParseError
 from l4kit.replay import fastpath
 from l4kit.replay.analysis import SequenceAnalysis
-from l4kit.replay.model import PREVIEW_BYTES, ConnectionReport, PacketRecord, ReplaySummary, StateTransition
+from l4kit.replay.model import (
+    PREVIEW_BYTES,
+    R_CLIENT_BEFORE,
+    R_FRAME,
+    R_SERVER_BEFORE,
+    ConnectionReport,
+    PacketRecord,
+    ReplaySummary,
+    StateTransition,
+)
 from l4kit.replay.states import PassiveStates
 from l4kit.replay.zeek import ZeekConnection
 from l4kit.wire import link
+
+if TYPE_CHECKING:  # the responder (and the core) are imported only for --through-responder
+    from l4kit.core import Routes
+    from l4kit.replay.responder import ThroughResponder
 
 _MASK32: Final = 0xFFFFFFFF
 FIN: Final = 0x01
@@ -104,6 +117,7 @@ class Conversation:
         "rst",
         "selected",
         "states",
+        "through",
         "zeek",
     )
 
@@ -124,6 +138,7 @@ class Conversation:
         self.zeek: ZeekConnection | None = None
         self.analysis: SequenceAnalysis | None = None
         self.states: PassiveStates | None = None
+        self.through: ThroughResponder | None = None
 
 
 class Replayer:
@@ -140,8 +155,12 @@ class Replayer:
         stream: int | None = None,
         max_rows: int = DEFAULT_MAX_ROWS,
         linger: float = DEFAULT_LINGER,
+        through_responder: Routes | None = None,
     ) -> None:
+        """``through_responder``: the routes to run l4kit's responder with on each
+        shown connection's client side (``--through-responder``); None: do not."""
         self.on_connection = on_connection
+        self.routes = through_responder
         self.port = port
         self.stream = stream
         self.max_rows = max_rows
@@ -169,9 +188,8 @@ class Replayer:
         summary.last_time = t
         try:
             decoder = self._decoders.get(linktype) or self._decoder_for(linktype)
-            src, dst, sport, dport, seq, ack, flags, window, payload, status, ip_ok, wscale = _decode(
-                decoder(frame)
-            )
+            ip = decoder(frame)
+            src, dst, sport, dport, seq, ack, flags, window, payload, status, ip_ok, wscale = _decode(ip)
         except ParseError as exc:
             summary.skipped[exc.reason] = summary.skipped.get(exc.reason, 0) + 1
             return None
@@ -261,6 +279,13 @@ class Replayer:
             )
             if rfc_note:
                 notes += (rfc_note,)
+            if states.correction is not None:
+                side, wrong, right = states.correction
+                self._correct_early_fin(report, side, wrong, right)
+                if side == 0 and client_before is wrong:
+                    client_before = right
+                elif side == 1 and server_before is wrong:
+                    server_before = right
             if states.refused and NOTE_REFUSED not in report.notes:
                 report.notes.append(NOTE_REFUSED)
                 self._correct_refused(report)
@@ -296,6 +321,11 @@ class Replayer:
             report.rows_omitted += 1
         if client_before is not client_after or server_before is not server_after:
             self._transitions(report, record)
+        if conv.through is not None:
+            if d:
+                conv.through.server_packet(number, flags, seq, ack, payload)
+            else:
+                conv.through.client_packet(t, number, ip)
         return record
 
     def _decoder_for(self, linktype: int) -> Callable[[bytes], bytes]:
@@ -337,6 +367,10 @@ class Replayer:
             note = conv.states.start(0 if sender_is_client else 1, flags)
             if note:
                 report.notes.append(note)
+            if self.routes is not None:
+                from l4kit.replay.responder import ThroughResponder
+
+                conv.through = ThroughResponder(self.routes, client, server)
         for key in conv.keys:
             self._open[key] = conv
         return conv
@@ -351,6 +385,29 @@ class Replayer:
                     )
                 else:
                     report.transitions_omitted += 1
+
+    @staticmethod
+    def _correct_early_fin(report: ConnectionReport, side: int, wrong: State, right: State) -> None:
+        """A FIN was shown processed when captured, but the receiver's next segment
+        showed it had not got it yet: rewrite that side's state in the rows since."""
+        before_i = R_CLIENT_BEFORE if side == 0 else R_SERVER_BEFORE
+        after_i = before_i + 1
+        rows = report.rows
+        for i in range(len(rows) - 1, -1, -1):
+            rec = rows[i]
+            if rec[after_i] is not wrong:
+                break
+            fixed = list(rec)
+            fixed[after_i] = right
+            if rec[before_i] is wrong:
+                fixed[before_i] = right
+            rows[i] = tuple(fixed)  # type: ignore[assignment]
+            if rec[before_i] is not wrong:  # the row that applied the FIN
+                name = _SIDES[side]
+                report.transitions = [
+                    tr for tr in report.transitions if not (tr.frame == rec[R_FRAME] and tr.side == name)
+                ]
+                break
 
     @staticmethod
     def _correct_refused(report: ConnectionReport) -> None:
@@ -389,6 +446,9 @@ class Replayer:
         report.history = history if len(history) < MAX_HISTORY else history + "…"
         report.client_state = states.client.value
         report.server_state = states.server.value
+        if conv.through is not None:
+            report.differences = conv.through.differences()
+            conv.through = None
         self.on_connection(report)
 
     def finish(self) -> ReplaySummary:

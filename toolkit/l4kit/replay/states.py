@@ -55,10 +55,29 @@ def _ge(a: int, b: int) -> bool:
     return ((a - b) & _MASK32) < _HALF
 
 
+_FIN_NEXT: Final = {
+    State.SYN_RECEIVED: State.CLOSE_WAIT,
+    State.ESTABLISHED: State.CLOSE_WAIT,
+    State.FIN_WAIT_1: State.CLOSING,
+    State.FIN_WAIT_2: State.TIME_WAIT,
+}
+"""The state a side moves to when it processes the peer's FIN (RFC 9293 §3.10.7.4, eighth)."""
+
+
 class _Side:
     """What one side has sent, as far as its state needs it."""
 
-    __slots__ = ("fin_seq", "iss", "last_ack", "snd_nxt", "state", "syn_ack_sent", "window")
+    __slots__ = (
+        "fin_seq",
+        "fin_undo",
+        "iss",
+        "last_ack",
+        "pending_fin",
+        "snd_nxt",
+        "state",
+        "syn_ack_sent",
+        "window",
+    )
 
     def __init__(self, state: State) -> None:
         self.state = state
@@ -68,16 +87,22 @@ class _Side:
         self.last_ack: int | None = None  # the last acknowledgment it sent (its RCV.NXT)
         self.window = 0  # the last window it advertised, scaled
         self.syn_ack_sent = False
+        # The peer's FIN, applied when captured: (state before, state after, FIN end).
+        self.fin_undo: tuple[State, State, int] | None = None
+        # The end of a peer FIN this side has not processed yet (its ACKs do not cover it).
+        self.pending_fin: int | None = None
 
 
 class PassiveStates:
     """The client's and the server's RFC 9293 states over one connection."""
 
-    __slots__ = ("refused", "sides")
+    __slots__ = ("correction", "refused", "sides")
 
     def __init__(self) -> None:
         self.sides = (_Side(State.CLOSED), _Side(State.LISTEN))
         self.refused = False  # the server answered the SYN with RST: no listener
+        # Set by the segment that showed a FIN was applied too early: (side, wrong, right).
+        self.correction: tuple[int, State, State] | None = None
 
     @property
     def client(self) -> State:
@@ -110,6 +135,9 @@ class PassiveStates:
         sides = self.sides
         snd = sides[d]
         rcv = sides[1 - d]
+        self.correction = None
+        if flags & ACK and (snd.fin_undo is not None or snd.pending_fin is not None):
+            self._fin_evidence(snd, d, ack)
         if not flags & _SYN_FIN_RST and snd.state is _ESTABLISHED and rcv.state is _ESTABLISHED:
             # The common case (data and ACKs of an established connection) changes no
             # state: only remember what the sender sent.
@@ -147,7 +175,8 @@ class PassiveStates:
         end = (seq + seg_len) & _MASK32
         if snd.snd_nxt is None or _ge(end, snd.snd_nxt):
             snd.snd_nxt = end
-        if fin and snd.fin_seq is None:
+        first_fin = fin and snd.fin_seq is None
+        if first_fin:
             snd.fin_seq = (end - 1) & _MASK32
             if snd.state in (State.ESTABLISHED, State.SYN_RECEIVED):
                 snd.state = State.FIN_WAIT_1
@@ -162,14 +191,39 @@ class PassiveStates:
             note = self._syn_received(rcv, flags, seq, ack, previous_iss)
         if has_ack:
             self._ack_received(rcv, ack)
-        if fin:
-            if rcv.state in (State.SYN_RECEIVED, State.ESTABLISHED):
-                rcv.state = State.CLOSE_WAIT
-            elif rcv.state == State.FIN_WAIT_1:
-                rcv.state = State.CLOSING
-            elif rcv.state == State.FIN_WAIT_2:
-                rcv.state = State.TIME_WAIT
+        if first_fin and rcv.pending_fin is None:
+            after = _FIN_NEXT.get(rcv.state)
+            if after is not None:
+                rcv.fin_undo = (rcv.state, after, end)
+                rcv.state = after
         return note
+
+    def _fin_evidence(self, snd: _Side, d: int, ack: int) -> None:
+        """What the acknowledgment ``snd`` sends says about the peer's FIN.
+
+        A side has processed a FIN once it acknowledges it. A FIN is applied to its
+        receiver as soon as it is captured, which is right when the receiver is
+        quick (a kernel on the same host); when the receiver's next segment still
+        does not acknowledge it, the FIN was in flight (the two ends' segments
+        crossed, as in a simultaneous close, RFC 9293 §3.6 figure 13): the
+        receiver's state is put back (:attr:`correction` tells the caller) and the
+        FIN is applied when an acknowledgment of it shows up.
+        """
+        undo = snd.fin_undo
+        if undo is not None:
+            before, after, fin_end = undo
+            snd.fin_undo = None
+            if not _ge(ack, fin_end):
+                if snd.state is after:
+                    snd.state = before
+                    self.correction = (d, after, before)
+                snd.pending_fin = fin_end
+        pending = snd.pending_fin
+        if pending is not None and _ge(ack, pending):
+            snd.pending_fin = None
+            processed = _FIN_NEXT.get(snd.state)
+            if processed is not None:
+                snd.state = processed
 
     @staticmethod
     def _syn_received(rcv: _Side, flags: int, seq: int, ack: int, previous_iss: int | None) -> str | None:

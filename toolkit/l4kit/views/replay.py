@@ -193,7 +193,12 @@ class TableCollector:
             if report.rows_omitted:
                 extra.append(f"{report.rows_omitted} more packets not shown (--max-rows)")
             extra += report.notes
-            extra += report.differences or []
+            if report.differences is not None:
+                if report.differences:
+                    extra.append(f"l4kit's responder would answer differently ({len(report.differences)}):")
+                    extra += [f"  {line}" for line in report.differences]
+                else:
+                    extra.append("l4kit's responder would answer exactly as the captured server did")
             for line in extra:
                 console.print(Text(f"  {line}"))
         hidden = sum(1 for r in self.reports if not r.rows)
@@ -505,7 +510,19 @@ def run_replay(
         else:
             table = TableCollector()
             sink = table
-        replayer = Replayer(sink, file=file, port=port, stream=stream, max_rows=max_rows)
+        routes_for_responder = None
+        if through_responder:
+            from l4kit.replay.responder import load_routes
+
+            routes_for_responder = load_routes(routes)
+        replayer = Replayer(
+            sink,
+            file=file,
+            port=port,
+            stream=stream,
+            max_rows=max_rows,
+            through_responder=routes_for_responder,
+        )
         stepper = None
         if step:
             tty = sys.stdin.isatty() if interactive is None else interactive
