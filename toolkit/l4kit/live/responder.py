@@ -51,7 +51,7 @@ from l4kit.live.capture import (
     bpf_filter_text,
     compile_bpf,
 )
-from l4kit.live.host import HostPlan, HostPreparation, plan_host
+from l4kit.live.host import HostPlan, HostPreparation, NftFirewall, loopback_sysctls, plan_host
 from l4kit.live.pcap import PcapWriterThread
 from l4kit.live.privileges import require_live_privileges
 from l4kit.live.report import FrameDropped, ReadyInfo, ResponderSummary
@@ -129,9 +129,6 @@ class Responder:
             if self.failure is None:
                 self.failure = exc
             self.failed.set()
-
-    def wakeup_at(self) -> float | None:
-        return self.listener.poll_at()
 
     def on_frame(self, frame: CapturedFrame) -> None:
         now = self.clock()
@@ -292,8 +289,15 @@ def prepare(options: ResponderOptions) -> Preparation:
 
 
 def no_firewall_commands(options: ResponderOptions) -> list[str]:
-    """What ``--no-firewall`` tells the user to run themselves."""
-    plan = plan_host(options.iface, options.address, options.port, probe=False)
+    """What ``--no-firewall`` tells the user to run themselves (nft's commands
+    when this host has neither tool: installing nftables is the advice)."""
+    try:
+        plan = plan_host(options.iface, options.address, options.port, probe=False)
+    except ConfigError:
+        sysctls = loopback_sysctls(options.iface, options.address)
+        plan = HostPlan(
+            options.iface, options.address, options.port, NftFirewall(options.address, options.port), sysctls
+        )
     return plan.commands()
 
 
@@ -325,13 +329,12 @@ def run_responder(
     encode = frame_encoder(options.codec)
     started_at = time.monotonic()
     with stop_on_signals(flag), contextlib.ExitStack() as stack:
-        holder: dict[str, Responder] = {}
         capture = InboundTcpSocket(
             options.iface,
             prep.program,
             ipv6=":" in options.address,
             buffer_bytes=options.socket_buffer,
-            wakeup_at=lambda: holder["r"].wakeup_at() if "r" in holder else None,
+            wakeup_at=listener.poll_at,
         )
         stack.callback(capture.close)
         sender = L2Sender(options.iface)
@@ -350,7 +353,6 @@ def run_responder(
                 + "\n  ".join(no_firewall_commands(options))
             )
         responder = Responder(listener, mac=capture.mac, encode=encode, sender=sender, pcap=pcap, sink=sink)
-        holder["r"] = responder
         summary = _sniff_until_stopped(
             options, prep=prep, capture=capture, responder=responder, flag=flag, on_ready=on_ready
         )

@@ -40,6 +40,7 @@ from l4kit.live.host import SANDBOX_NETNS_PREFIX, StateStore, delete_netns
 from l4kit.live.privileges import Capability, require_capabilities
 
 PR_SET_PDEATHSIG = 1
+SANDBOX_ENV = "L4KIT_SANDBOX"  # tells the child which namespace it runs in (for its hints)
 READY_PATTERN = re.compile(r"listening on \S+ \(")
 STOP_GRACE = 10.0
 
@@ -128,7 +129,7 @@ def run_sandboxed(respond_args: list[str], *, port: int, notice: Callable[[str],
             f"sandbox: network namespace {name} (deleted on exit); reach it with:\n"
             f"  ip netns exec {name} nc 127.0.0.1 {port}"
         )
-        child = spawn_in_namespace(name, l4kit_argv("respond", *respond_args))
+        child = spawn_in_namespace(name, l4kit_argv("respond", *respond_args), env_extra={SANDBOX_ENV: name})
         first_signal: list[float] = []
 
         def forward(signum: int, _frame: FrameType | None) -> None:

@@ -396,6 +396,13 @@ def respond(request: RespondRequest) -> int:
 
     def on_ready(info: ReadyInfo) -> None:
         console.print(ready_line(info), markup=False)
+        if not request.quiet:
+            sandbox = os.environ.get("L4KIT_SANDBOX")
+            prefix = f"ip netns exec {sandbox} " if sandbox else ""
+            console.print(
+                f"[dim]try: echo toppage | {prefix}nc {info.address} {info.port}    "
+                "(Ctrl-C stops and puts the host back as it was)[/]"
+            )
         if request.verbose:
             console.print(
                 f"  sniffer: AsyncSniffer, BPF [bold]{info.bpf}[/], socket buffer {info.socket_buffer} B; "
@@ -482,13 +489,15 @@ def demo(*, message: str, port: int) -> int:
             f"(the responder closed the connection)[/]"
         )
     for line in result.responder_output:
-        sys.stdout.write(line)
+        if "try: echo" not in line:  # the responder's hint; the demo already ran the client
+            sys.stdout.write(line)
     sys.stdout.flush()
     if result.ok:
         console.print(
             f"[green]ok[/]: nc printed {expected!r}, the reply of the string server for {message!r}; "
             f"namespace {result.namespace} deleted"
         )
+        console.print("[dim]next: sudo l4kit respond --sandbox (then nc into it), or l4kit respond --help[/]")
         return 0
     why = result.failure or (
         f"nc printed {result.client_output!r}, expected {expected!r}"
