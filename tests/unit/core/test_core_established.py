@@ -11,6 +11,8 @@ from l4kit.core import (
     DataReceived,
     DropReason,
     Routes,
+    SegmentReceived,
+    SegmentSent,
     State,
     StateChanged,
     make_app_factory,
@@ -130,10 +132,33 @@ def test_data_and_fin_in_one_segment() -> None:
     t.send(0.1, "FPA", seq=1001, ack=ISS + 1, payload=b"ping\n")
     t.recv("PA", seq=ISS + 1, ack=1007, payload=b"pong\n")
     t.recv("FA", seq=ISS + 6, ack=1007)
-    # The application closed on the data (FIN-WAIT-1), then the FIN arrived: CLOSING.
-    assert t.state() is State.CLOSING
+    # TCP processes the whole segment first (the FIN: CLOSE-WAIT), then the application
+    # reads the request, answers and closes (LAST-ACK), as a socket server would.
+    assert t.state() is State.LAST_ACK
     t.send(0.2, "A", seq=1007, ack=ISS + 7)
-    assert t.state() is State.TIME_WAIT
+    assert t.state() is State.LISTEN  # LAST-ACK -> CLOSED: the TCB is gone, no TIME-WAIT for us
+
+
+def test_table_rows_show_the_close_on_the_fin() -> None:
+    """The received request leaves ESTABLISHED as it was; the FIN we send carries
+    ESTABLISHED -> FIN-WAIT-1 (what the flag-transition tables print)."""
+    t = Trace()
+    t.handshake()
+    out = t.send(0.1, "PA", seq=1001, ack=ISS + 1, payload=b"ping\n")
+    t.recv("PA", payload=b"pong\n")
+    t.recv("FA")
+    rows = [
+        (type(e).__name__, e.segment.flags.letters, e.before, e.after)
+        for e in out.events
+        if isinstance(e, SegmentReceived | SegmentSent)
+    ]
+    assert rows == [
+        ("SegmentReceived", "PA", State.ESTABLISHED, State.ESTABLISHED),
+        ("SegmentSent", "PA", State.ESTABLISHED, State.ESTABLISHED),
+        ("SegmentSent", "FA", State.ESTABLISHED, State.FIN_WAIT_1),
+    ]
+    changes = [(e.before, e.after, e.why) for e in out.events if isinstance(e, StateChanged)]
+    assert changes == [(State.ESTABLISHED, State.FIN_WAIT_1, "application closed")]
 
 
 # ----------------------------------------------------------------------------- duplicates and order

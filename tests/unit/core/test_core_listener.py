@@ -130,7 +130,7 @@ def test_application_is_not_called_after_it_closed() -> None:
     t.recv("PA", payload=b"bye\n")
     t.recv("FA", ack=1003)
     assert calls == ["data"]
-    assert t.state() is State.CLOSING
+    assert t.state() is State.LAST_ACK
 
 
 def test_factory_failure_is_contained() -> None:
@@ -211,7 +211,9 @@ def test_every_received_segment_on_a_connection_has_before_and_after() -> None:
     assert received == [
         (State.LISTEN, State.SYN_RECEIVED),
         (State.SYN_RECEIVED, State.ESTABLISHED),
-        (State.ESTABLISHED, State.FIN_WAIT_1),
+        # the request itself changes nothing; the FIN sent by the application's close
+        # carries ESTABLISHED -> FIN-WAIT-1 (on its SegmentSent)
+        (State.ESTABLISHED, State.ESTABLISHED),
     ]
     # The SegmentReceived comes first in its output, before what it caused.
     assert isinstance(t.last.events[0], SegmentReceived)
@@ -219,6 +221,10 @@ def test_every_received_segment_on_a_connection_has_before_and_after() -> None:
     assert changes[0].cause is None  # the application closed, not the segment
     sent = t.of_type(SegmentSent, last=True)
     assert [s.segment.flags.letters for s in sent] == ["PA", "FA"]
+    assert [(s.before, s.after) for s in sent] == [
+        (State.ESTABLISHED, State.ESTABLISHED),
+        (State.ESTABLISHED, State.FIN_WAIT_1),
+    ]
 
 
 def test_notebook_style_use_with_the_real_string_server() -> None:

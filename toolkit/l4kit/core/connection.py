@@ -369,8 +369,11 @@ class Connection:
 
     __slots__ = (
         "_ack_budget",
+        "_app_eof",
         "_app_factory",
+        "_app_inbox",
         "_buf_start",
+        "_close_shown_from",
         "_fin_queued",
         "_fin_sent",
         "_recover",
@@ -397,6 +400,7 @@ class Connection:
         "probes",
         "rcv_nxt_off",
         "rcv_wnd",
+        "received_state",
         "retransmit_at",
         "retries",
         "rto",
@@ -434,6 +438,15 @@ class Connection:
         self._app_factory = app_factory
         self.app: Application | None = None
         self.app_closed = False
+        # What arrived for the application during the current segment; it runs once the
+        # segment's TCP processing is complete (see _run_application).
+        self._app_inbox = b""
+        self._app_eof = False
+        # For the flag-transition tables: the state shown on our segments while the
+        # application's close waits for its FIN to go out, and the state the last
+        # received segment left the connection in (before the application reacted).
+        self._close_shown_from: State | None = None
+        self.received_state: State | None = None
         self.from_syn_cookie = False
         self.close_why = ""
         # send side (offsets from ISS: 0 = our SYN)
@@ -663,14 +676,18 @@ class Connection:
     ) -> None:
         window = 0 if int(flags) & _RST else None
         segment = self._segment(flags, seq_off, payload=payload, options=options, window=window)
-        sink.send(
-            self.key,
-            segment,
-            self.state if before is None else before,
-            self.state,
-            retransmission=retransmission,
-            why=why,
-        )
+        shown_before = self.state if before is None else before
+        shown_after = self.state
+        if self._close_shown_from is not None and shown_after in (State.FIN_WAIT_1, State.LAST_ACK):
+            # The application closed, but the FIN is what the wire shows: segments before
+            # it keep the old state, the FIN's row carries ESTABLISHED -> FIN-WAIT-1
+            # (or CLOSE-WAIT -> LAST-ACK), as every TCP diagram draws it.
+            if int(flags) & (_FIN | _RST):
+                shown_before = self._close_shown_from
+                self._close_shown_from = None
+            else:
+                shown_before = shown_after = self._close_shown_from
+        sink.send(self.key, segment, shown_before, shown_after, retransmission=retransmission, why=why)
 
     def _send_ack(self, sink: Sink, why: str = "") -> None:
         """``<SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>``."""
@@ -802,6 +819,7 @@ class Connection:
             self._fin_queued = True
             # RFC 9293 §3.10.4 CLOSE: ESTABLISHED -> FIN-WAIT-1, CLOSE-WAIT -> LAST-ACK; the
             # FIN follows the queued data (sent by _transmit).
+            self._close_shown_from = self.state
             match self.state:
                 case State.ESTABLISHED:
                     self._set_state(State.FIN_WAIT_1, None, "application closed", sink)
@@ -990,6 +1008,8 @@ class Connection:
         # sixth (URG) is not implemented: the urgent pointer is ignored (RFC 6093 §5
         # recommends new applications not use it); the octets are ordinary data.
         ack_needed = self._receive_text_and_fin(segment, delta, now, sink)
+        self.received_state = self.state
+        self._run_application(sink)
         sent_before = len(sink.output.segments)
         self._transmit(now, sink)
         if ack_needed and len(sink.output.segments) == sent_before:
@@ -1095,8 +1115,21 @@ class Connection:
         self.bytes_in += len(data)
         self.last_progress = now
         sink.event(DataReceived(now, self.key, data))
-        if self.app is not None and not self.app_closed:
+        self._app_inbox += data
+
+    def _run_application(self, sink: Sink) -> None:
+        """Hand the application what this segment brought, after TCP has processed all of
+        it (text and FIN), as a socket application reads after the kernel is done: a
+        request and a FIN in one segment give ESTABLISHED -> CLOSE-WAIT first, then the
+        application's reply and close (CLOSE-WAIT -> LAST-ACK)."""
+        data, eof = self._app_inbox, self._app_eof
+        self._app_inbox, self._app_eof = b"", False
+        if self.app is None:
+            return
+        if data and not self.app_closed:
             self._apply_reply(self.app.on_data(data), sink)
+        if eof and not self.app_closed:
+            self._apply_reply(self.app.on_peer_closed(), sink)
 
     def _receive_fin(self, segment: Segment, now: float, sink: Sink) -> None:
         """Eighth, check the FIN bit (RFC 9293 §3.10.7.4): the FIN is in order."""
@@ -1113,8 +1146,7 @@ class Connection:
                 self._set_state(State.TIME_WAIT, segment, "FIN received", sink)
             case _:
                 raise MissingCaseError(f"FIN in {self.state}")
-        if self.app is not None and not self.app_closed:
-            self._apply_reply(self.app.on_peer_closed(), sink)
+        self._app_eof = True
 
     # ------------------------------------------------------------------ timers
 

@@ -395,6 +395,7 @@ class Listener:
             before = received_before
         if received_mark is not None:
             mark_events = received_mark
+        conn.received_state = None
         try:
             work()
         except Exception as exc:
@@ -405,7 +406,10 @@ class Listener:
                 self._half_open -= 1
             return
         if segment is not None:
-            out.events.insert(mark_events, SegmentReceived(sink.now, conn.key, segment, before, conn.state))
+            # The state the segment itself left the connection in; what the application
+            # did about it shows on the segments it sent (see Connection._send).
+            after = conn.received_state or conn.state
+            out.events.insert(mark_events, SegmentReceived(sink.now, conn.key, segment, before, after))
         self._settle(conn, was_half_open, sink)
 
     def _internal_error(
