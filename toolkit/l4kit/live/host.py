@@ -37,6 +37,7 @@ restoring it under its feet.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import ipaddress
 import json
@@ -177,7 +178,11 @@ def write_sysctl(key: str, value: str) -> None:
     try:
         Path("/proc/sys", key).write_text(value + "\n")
     except OSError as exc:
-        raise L4kitError(f"cannot set sysctl {sysctl_name(key)}={value}: {exc.strerror}") from exc
+        hint = None
+        if exc.errno == errno.EROFS:
+            # Docker (and other container runtimes) mount /proc/sys read-only.
+            hint = f"in a container, set it when starting it: docker run --sysctl {sysctl_name(key)}={value}"
+        raise L4kitError(f"cannot set sysctl {sysctl_name(key)}={value}: {exc.strerror}", hint=hint) from exc
 
 
 def loopback_sysctls(iface: str, address: str) -> dict[str, str]:
