@@ -170,8 +170,8 @@ class SequenceAnalysis:
         if syn:
             if not has_ack:
                 self.syn_time = t
-        elif has_ack and d == 0 and self.first_rtt == 0.0 and self.syn_time is not None:
-            self.first_rtt = t - self.syn_time
+        elif has_ack and self.first_rtt == 0.0 and self.syn_time is not None:
+            self.first_rtt = t - self.syn_time  # the handshake's ACK: the first round trip
 
         nxt = fwd.next_seq
         zero_window_probe = False
@@ -207,7 +207,8 @@ class SequenceAnalysis:
                 elif not window and ZERO_WINDOW_PROBE in rev.last_notes:
                     notes.append(ZERO_WINDOW_PROBE_ACK)
                 elif window:
-                    fwd.dupacks += 1
+                    # -1 marks "an ACKed-unseen note was given": this is then the first repeat.
+                    fwd.dupacks = 1 if fwd.dupacks == -1 else fwd.dupacks + 1
                     notes.append(f"{DUPLICATE_ACK} #{fwd.dupacks}")
 
         if has_ack:
@@ -215,11 +216,19 @@ class SequenceAnalysis:
                 fwd.dupacks = 0
             unseen = rev.max_seq_to_be_acked
             if unseen is not None and 0 < ((ack - unseen) & _MASK32) < _HALF:
-                notes.append(ACKED_UNSEEN)
-                rev.max_seq_to_be_acked = rev.next_seq
+                # Once per lost segment: move the mark up to what was seen, and while the
+                # other side only repeats its ACKs, note it once (Wireshark keeps that
+                # in the other side's duplicate-ACK counter, as -1).
+                if rev.next_seq is not None and 0 < ((rev.next_seq - unseen) & _MASK32) < _HALF:
+                    rev.max_seq_to_be_acked = rev.next_seq
+                    notes.append(ACKED_UNSEEN)
+                else:
+                    if rev.dupacks == 0:
+                        notes.append(ACKED_UNSEEN)
+                    rev.dupacks = -1
 
         if (seglen or flags & (SYN | FIN)) and KEEP_ALIVE not in notes:
-            self._retransmission(fwd, rev, notes, t, seq, seglen)
+            self._retransmission(fwd, rev, notes, t, seq, seglen, flags & (SYN | FIN))
 
         # Remember where this direction stands.
         if not zero_window_probe:
@@ -238,28 +247,35 @@ class SequenceAnalysis:
         return result
 
     def _retransmission(  # noqa: PLR0917 - part of the per-packet path
-        self, fwd: Direction, rev: Direction, notes: list[str], t: float, seq: int, seglen: int
+        self, fwd: Direction, rev: Direction, notes: list[str], t: float, seq: int, seglen: int, syn_fin: int
     ) -> None:
-        """Retransmission, fast retransmission, out-of-order or spurious retransmission:
-        a segment with data (or SYN/FIN) that does not advance its sender's sequence space."""
+        """Spurious retransmission, fast retransmission, out-of-order or retransmission:
+        a segment with data (or SYN/FIN) that does not advance its sender's sequence
+        space, checked in Wireshark's order (spurious first, then fast retransmission
+        before out-of-order, its default precedence)."""
         nxt = fwd.next_seq
-        not_advanced = nxt is not None and _lt(seq, nxt)
+        not_advanced = nxt is not None and 0 < ((nxt - seq) & _MASK32) < _HALF
         if seglen > 1 and nxt is not None and ((nxt - 1) & _MASK32) == seq:
             not_advanced = False  # new data after a zero window probe's octet
+        last_ack = rev.last_ack
+        if seglen and last_ack and ((last_ack - seq - seglen) & _MASK32) < _HALF:
+            notes.append(SPURIOUS_RETRANSMISSION)  # all of it was acknowledged already
+            return
         if (
             not_advanced
             and rev.dupacks >= 2
-            and rev.last_ack == seq
+            and last_ack == seq
             and t - rev.last_ack_time < _FAST_RETRANSMISSION_WINDOW
         ):
             notes.append(FAST_RETRANSMISSION)
             return
         window = self.first_rtt or _DEFAULT_OUT_OF_ORDER_WINDOW
-        if not_advanced and t - fwd.next_seq_time < window and nxt != ((seq + seglen) & _MASK32):
+        if (
+            not_advanced
+            and t - fwd.next_seq_time < window
+            and nxt != ((seq + seglen + (1 if syn_fin else 0)) & _MASK32)
+        ):
             notes.append(OUT_OF_ORDER)
-            return
-        if seglen > 0 and rev.last_ack is not None and _le((seq + seglen) & _MASK32, rev.last_ack):
-            notes.append(SPURIOUS_RETRANSMISSION)
             return
         if not_advanced:
             notes.append(RETRANSMISSION)

@@ -143,6 +143,7 @@ class CaptureReader:
         if self.bpf is None:
             return reader
         reader.close()
+        self._file_size = None  # the filtered stream is not the file: tcpdump reports a cut
         return self._open_source(self._start_tcpdump(self.bpf))
 
     def _open_file(self) -> IO[bytes]:

@@ -89,6 +89,7 @@ NOTE_BAD_IP_CHECKSUM: Final = "bad IPv4 header checksum: dropped by the receiver
 NOTE_BAD_TCP_CHECKSUM: Final = "bad TCP checksum: dropped by the receiver"
 NOTE_REFUSED: Final = "no listener: the server answered the SYN with RST (RFC 9293 §3.10.7.1)"
 NOTE_PORT_REUSE: Final = "port numbers reused"
+NOTE_SIMULTANEOUS_OPEN: Final = "simultaneous open: both sides sent a SYN (RFC 9293 §3.5)"
 
 _BAD: Final = fastpath.BAD
 _HEAD: Final = PREVIEW_BYTES + 1  # payload octets kept per record: the preview, and whether there is more
@@ -107,10 +108,10 @@ class Conversation:
     __slots__ = (
         "analysis",
         "client",
-        "client_isn",
         "closed",
         "fin_c",
         "fin_s",
+        "isn",
         "keys",
         "last_time",
         "report",
@@ -129,7 +130,7 @@ class Conversation:
             (server[0], server[1], client[0], client[1]),
         )
         self.last_time = report.start
-        self.client_isn: int | None = None
+        self.isn: list[int | None] = [None, None]  # the SYN sequence number seen from each side
         self.fin_c = False
         self.fin_s = False
         self.rst = False
@@ -203,16 +204,15 @@ class Replayer:
         # ---- the conversation, a new one on port reuse
         conv = self._open.get((src, sport, dst, dport))
         reused = False
-        if (
-            conv is not None
-            and flags & (SYN | ACK) == SYN
-            and conv.client_isn is not None
-            and seq != conv.client_isn
-            and (conv.closed or not conv.report.s2c.packets)
-        ):
-            self._finish(conv)
-            conv = None
-            reused = True
+        if conv is not None and flags & (SYN | ACK) == SYN:
+            # Port reuse: a SYN from a side whose earlier SYN had another sequence number,
+            # on a connection that closed or never got an answer (as tshark splits streams,
+            # which compares with the same direction's ISN).
+            isn = conv.isn[0 if sport == conv.client[1] and src == conv.client[0] else 1]
+            if isn is not None and seq != isn and (conv.closed or not conv.report.s2c.packets):
+                self._finish(conv)
+                conv = None
+                reused = True
         if conv is None:
             conv = self._start(src, sport, dst, dport, flags, t, number)
         d = 0 if sport == conv.client[1] and src == conv.client[0] else 1
@@ -226,8 +226,8 @@ class Replayer:
         report.end = t
         report.last_frame = number
         conv.last_time = t
-        if flags & (SYN | ACK) == SYN and not d:
-            conv.client_isn = seq
+        if flags & SYN:
+            conv.isn[d] = seq
         dropped = status is _BAD or not ip_ok
         if flags & (RST | FIN) and not dropped and not conv.closed:
             if flags & RST:
@@ -288,6 +288,12 @@ class Replayer:
                     server_before = right
             if states.refused and NOTE_REFUSED not in report.notes:
                 report.notes.append(NOTE_REFUSED)
+                notes += (NOTE_REFUSED,)
+                self._correct_refused(report)
+                server_before = State.CLOSED
+            elif states.active_server and NOTE_SIMULTANEOUS_OPEN not in report.notes:
+                report.notes.append(NOTE_SIMULTANEOUS_OPEN)
+                notes += (NOTE_SIMULTANEOUS_OPEN,)
                 self._correct_refused(report)
                 server_before = State.CLOSED
         if reused:
@@ -411,8 +417,9 @@ class Replayer:
 
     @staticmethod
     def _correct_refused(report: ConnectionReport) -> None:
-        """The server side turned out to have no listener: it was CLOSED all along,
-        not LISTEN / SYN-RECEIVED as the rows made before the RST said."""
+        """The server side turned out to have no listener (it refused, or opened actively
+        itself): it was CLOSED all along, not LISTEN / SYN-RECEIVED as the rows made
+        before that showed said."""
         closed = State.CLOSED
         fixed = {State.LISTEN: closed, State.SYN_RECEIVED: closed}
         report.rows = [(*r[:13], fixed.get(r[13], r[13]), fixed.get(r[14], r[14])) for r in report.rows]

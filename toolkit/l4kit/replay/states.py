@@ -96,11 +96,12 @@ class _Side:
 class PassiveStates:
     """The client's and the server's RFC 9293 states over one connection."""
 
-    __slots__ = ("correction", "refused", "sides")
+    __slots__ = ("active_server", "correction", "refused", "sides")
 
     def __init__(self) -> None:
         self.sides = (_Side(State.CLOSED), _Side(State.LISTEN))
         self.refused = False  # the server answered the SYN with RST: no listener
+        self.active_server = False  # the server opened actively (simultaneous open): no listener
         # Set by the segment that showed a FIN was applied too early: (side, wrong, right).
         self.correction: tuple[int, State, State] | None = None
 
@@ -164,7 +165,13 @@ class PassiveStates:
             return note
         previous_iss = snd.iss
         if syn:
-            if not has_ack and snd.state in (State.CLOSED, State.LISTEN):
+            if not has_ack and d == SERVER and snd.state is State.SYN_RECEIVED and not snd.syn_ack_sent:
+                # The server sends a SYN of its own, not a SYN-ACK: it had not got the
+                # client's SYN and was opening actively (simultaneous open, RFC 9293 §3.5
+                # figure 7). It was CLOSED, not LISTEN, all along.
+                self.active_server = True
+                snd.state = State.SYN_SENT
+            elif not has_ack and snd.state in (State.CLOSED, State.LISTEN):
                 snd.state = State.SYN_SENT
             elif has_ack and snd.state == State.LISTEN:
                 snd.state = State.SYN_RECEIVED  # the SYN it answers was not captured

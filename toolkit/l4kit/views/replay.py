@@ -330,16 +330,16 @@ class JsonWriter:
 
 # ---------------------------------------------------------------- Mermaid
 
-_MERMAID_ESCAPES: Final = (("#", "#35;"), (";", "#59;"), ("<", "#lt;"), (">", "#gt;"), ('"', "#quot;"))
+_MERMAID_ESCAPES: Final = str.maketrans(
+    {"#": "#35;", ";": "#59;", "<": "#lt;", ">": "#gt;", '"': "#quot;", "\n": " ", "\r": " "}
+)
 
 
 def mermaid_escape(text: str) -> str:
-    """Text safe inside a Mermaid message or note: ``#`` first (it starts every
-    entity code), then ``;`` (a statement separator), ``<``/``>`` (HTML) and quotes.
-    Newlines never reach here: payload previews escape them as ``\\n``."""
-    for char, entity in _MERMAID_ESCAPES:
-        text = text.replace(char, entity)
-    return text.replace("\n", " ").replace("\r", " ")
+    """Text safe inside a Mermaid message or note, escaped in one pass: ``#`` (it
+    starts every entity code), ``;`` (a statement separator), ``<``/``>`` (HTML),
+    quotes; a raw newline would end the line (payload previews show it as ``\\n``)."""
+    return text.translate(_MERMAID_ESCAPES)
 
 
 def mermaid_label(row: TransitionRow) -> str:
@@ -348,7 +348,7 @@ def mermaid_label(row: TransitionRow) -> str:
         parts.append(f"ack={row.ack}")
     if row.length:
         parts.append(f"len={row.length}")
-        parts.append(f'"{row.payload_preview}"')
+        parts.append(f"«{row.payload_preview}»")
     label = " ".join(parts)
     if row.checksum == "bad":
         label += " [bad checksum]"
@@ -400,6 +400,9 @@ class MermaidWriter:
 
 def frame_layers(linktype: int, frame: bytes) -> str:
     """Scapy's layer view of one frame (``show(dump=True)``): dissected only when shown."""
+    import scapy.layers.inet
+    import scapy.layers.inet6
+    import scapy.layers.l2  # noqa: F401 - importing the layers registers them per linktype
     from scapy.config import conf
     from scapy.packet import Raw
 

@@ -1,0 +1,145 @@
+"""The replay fast decoder agrees with the wire layer's reference decoder.
+
+For generated segments (IPv4 and IPv6, every flag combination, options, payloads
+of odd and even length) encoded to bytes, then left intact, corrupted, or given
+the partial checksum an offloading sender leaves, the fast path must return
+exactly what :func:`l4kit.wire.packet.decode_packet` says, and refuse what it
+refuses with the same reason.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scapy.layers.inet import IP, TCP, IPOption_NOP
+from scapy.layers.inet6 import IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrFragment
+from scapy.packet import Raw
+from wire_strategies import segments
+
+from l4kit.checksum import classify_tcp_checksum, pseudo_header_sum
+from l4kit.errors import ParseError
+from l4kit.replay import fastpath
+from l4kit.wire.packet import decode_packet, encode_packet
+
+STATUS = {"OK": "ok", "BAD": "bad", "OFFLOADED": "offloaded"}
+OPTION_REASONS = {
+    "option-past-header",
+    "bad-option-length",
+    "bad-mss-length",
+    "bad-wscale-length",
+    "bad-sack-permitted-length",
+    "bad-sack-length",
+    "bad-timestamps-length",
+}
+
+
+def reference(ip: bytes) -> tuple:
+    seg = decode_packet(ip)
+    return (
+        seg.src,
+        seg.dst,
+        seg.sport,
+        seg.dport,
+        seg.seq.value,
+        seg.ack.value,
+        int(seg.flags),
+        seg.window,
+        seg.payload,
+        STATUS[seg.checksum.name],
+        True,
+        seg.window_scale if seg.flags & 0x02 else None,
+    )
+
+
+def _tcp_offset(ip: bytes) -> int:
+    return 20 if ip[0] >> 4 == 4 else 40
+
+
+def damage(ip: bytes, how: str, flip_at: int) -> bytes:
+    """``ok``: as encoded; ``bad``: one byte of the segment changed; ``offloaded``:
+    the checksum field replaced by the folded pseudo-header sum."""
+    if how == "ok":
+        return ip
+    off = _tcp_offset(ip)
+    data = bytearray(ip)
+    if how == "bad":
+        data[off + flip_at % (len(ip) - off)] ^= 0x5A
+        return bytes(data)
+    seg_len = len(ip) - off
+    src, dst = (ip[12:16], ip[16:20]) if off == 20 else (ip[8:24], ip[24:40])
+    struct.pack_into("!H", data, off + 16, pseudo_header_sum(src, dst, seg_len))
+    return bytes(data)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(segments(), st.sampled_from(["ok", "bad", "offloaded"]), st.integers(0, 10_000))
+def test_fast_path_equals_decode_packet(segment, how, flip_at):
+    ip = damage(encode_packet(segment), how, flip_at)
+    try:
+        expected = reference(ip)
+    except ParseError as exc:
+        if exc.reason in OPTION_REASONS:
+            # Documented difference: the fast path does not validate options (it reads
+            # only a SYN's window scale); everything else must still be right.
+            got = fastpath.decode(ip)
+            off = _tcp_offset(ip)
+            sport, dport, seq, ack, offset_flags, window = struct.unpack_from("!HHIIHH", ip, off)
+            assert got[2:8] == (sport, dport, seq, ack, offset_flags & 0x1FF, window)
+            src, dst = (ip[12:16], ip[16:20]) if off == 20 else (ip[8:24], ip[24:40])
+            assert got[9] == classify_tcp_checksum(src, dst, ip[off:]).value
+            return
+        with pytest.raises(ParseError) as info:
+            fastpath.decode(ip)
+        assert info.value.reason == exc.reason
+        return
+    got = fastpath.decode(ip)
+    if not expected[6] & 0x02:  # options of non-SYN segments are not decoded by the fast path
+        assert got[:11] == expected[:11] and got[11] is None
+    else:
+        assert got == expected
+    if how == "ok":
+        assert got[9] == "ok"
+    if how == "offloaded":
+        assert got[9] in ("offloaded", "ok")  # a correct checksum can equal the pseudo sum by chance
+
+
+def test_the_wire_layer_handles_what_the_fast_path_leaves():
+    # IPv4 options, IPv6 extension headers: decoded by decode_packet, same answer.
+    with_options = bytes(IP(src="10.0.0.1", dst="10.0.0.2", options=[IPOption_NOP()] * 4) / TCP(flags="S"))
+    with_ext = bytes(IPv6(src="2001:db8::1", dst="2001:db8::2") / IPv6ExtHdrDestOpt() / TCP(flags="SA"))
+    for ip in (with_options, with_ext):
+        assert fastpath.decode(ip) == reference(ip)
+
+
+@pytest.mark.parametrize(
+    ("packet", "reason"),
+    [
+        (IP(src="10.0.0.1", dst="10.0.0.2", flags="MF") / TCP(), "fragment"),
+        (IP(src="10.0.0.1", dst="10.0.0.2", frag=10) / Raw(b"x" * 20), "fragment"),
+        (IPv6(src="::1", dst="::1") / IPv6ExtHdrFragment() / TCP(), "fragment"),
+        (IP(src="10.0.0.1", dst="10.0.0.2", proto=6) / Raw(b"\x00" * 10), "truncated"),
+        (IP(src="10.0.0.1", dst="10.0.0.2", proto=17) / Raw(b"\x00" * 8), "not-tcp"),
+        (IP(src="10.0.0.1", dst="10.0.0.2") / TCP(dataofs=4), "bad-data-offset"),
+        (IP(src="10.0.0.1", dst="10.0.0.2") / TCP(flags="SF"), "syn-fin"),
+        (IP(src="10.0.0.1", dst="10.0.0.2") / TCP(sport=0), "port-zero"),
+    ],
+)
+def test_refusals_carry_the_wire_layers_reasons(packet, reason):
+    with pytest.raises(ParseError) as info:
+        fastpath.decode(bytes(packet))
+    assert info.value.reason == reason
+
+
+def test_a_bad_ipv4_header_checksum_is_decoded_and_flagged():
+    good = bytes(IP(src="10.0.0.1", dst="10.0.0.2") / TCP(flags="PA") / Raw(b"hi"))
+    bad = bytearray(good)
+    bad[10] ^= 0xFF  # the IPv4 header checksum
+    with pytest.raises(ParseError):
+        decode_packet(bytes(bad))  # the reference refuses it, as a receiving stack drops it
+    decoded = fastpath.decode(bytes(bad))
+    assert decoded[10] is False
+    assert decoded[8] == b"hi" and decoded[9] == "ok"  # the TCP checksum itself is fine
+    assert fastpath.decode(good)[10] is True

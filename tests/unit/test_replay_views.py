@@ -1,0 +1,177 @@
+"""Replay's outputs: the JSON schema, Mermaid, the Rich tables, --step."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+
+from rich.console import Console
+from test_replay_support import DATA, Conv, needs_tshark, replay, tshark_fields, write
+
+from l4kit.views.replay import (
+    JSON_SCHEMA,
+    MermaidWriter,
+    Stepper,
+    TableCollector,
+    connection_json,
+    mermaid_escape,
+    run_replay,
+    transition_rows,
+)
+
+CONNECTION_KEYS = [
+    "id", "client", "server", "state", "history", "client_state", "server_state", "start", "duration",
+    "first_frame", "last_frame", "c2s", "s2c", "checksum", "analysis", "notes", "packets", "packets_omitted",
+    "transitions", "transitions_omitted",
+]  # fmt: skip
+PACKET_KEYS = ["frame", "t", "dir", "flags", "seq", "ack", "len", "win", "checksum", "notes", "data"]
+
+
+def run_json(path, **kw) -> dict:
+    out = io.StringIO()
+    assert run_replay(str(path), fmt="json", out=out, **kw) == 0
+    return json.loads(out.getvalue())
+
+
+def test_json_document_follows_the_schema():
+    doc = run_json(DATA / "lo-kernel.pcap")
+    assert list(doc) == ["schema", "file", "connections", "summary"]
+    assert doc["schema"] == JSON_SCHEMA == "l4kit.replay/1"
+    assert [c["id"] for c in doc["connections"]] == [0, 1, 2]
+    for conn in doc["connections"]:
+        assert list(conn) == CONNECTION_KEYS
+        for packet in conn["packets"]:
+            assert list(packet) == PACKET_KEYS
+            assert packet["dir"] in ("c2s", "s2c")
+            assert packet["checksum"] in ("ok", "bad", "offloaded")
+        for tr in conn["transitions"]:
+            assert list(tr) == ["t", "packet", "frame", "side", "from", "to"]
+    summary = doc["summary"]
+    assert (summary["packets"], summary["tcp_packets"], summary["connections"]) == (18, 18, 3)
+    assert summary["checksum"] == {"ok": 1, "bad": 0, "offloaded": 17}
+    assert summary["truncated"] is False
+    first = doc["connections"][0]
+    assert (first["state"], first["history"], first["client"], first["server"]) == (
+        "SF", "ShADadfF", "127.0.0.1:36490", "127.0.0.1:8888",
+    )  # fmt: skip
+    request = first["packets"][3]
+    assert (request["flags"], request["seq"], request["ack"], request["len"], request["data"]) == (
+        "PA", 1, 1, 8, "toppage\\n",
+    )  # fmt: skip
+    assert first["packets"][0]["ack"] is None  # a SYN carries no acknowledgment
+
+
+@needs_tshark
+def test_json_counts_match_tshark_on_the_committed_kernel_capture():
+    path = DATA / "lo-kernel.pcap"
+    doc = run_json(path)
+    rows = tshark_fields(
+        path, "tcp.stream", "frame.len", "tcp.srcport", "tcp.flags.str", "tcp.seq", "tcp.ack"
+    )
+    for conn in doc["connections"]:
+        mine = [r for r in rows if int(r[0]) == conn["id"]]
+        client_port = int(conn["client"].rsplit(":", 1)[1])
+        c2s = [r for r in mine if int(r[2]) == client_port]
+        s2c = [r for r in mine if int(r[2]) != client_port]
+        assert (conn["c2s"]["packets"], conn["s2c"]["packets"]) == (len(c2s), len(s2c))
+        assert conn["c2s"]["bytes"] == sum(int(r[1]) for r in c2s)
+        assert conn["s2c"]["bytes"] == sum(int(r[1]) for r in s2c)
+        # tshark's flag string uses '·' for unset bits: compare the set letters
+        tshark_flags = ["".join(ch for ch in r[3] if ch.isalpha()) for r in mine]
+        letters = {"F": "F", "S": "S", "R": "R", "P": "P", "A": "A"}
+        ours = ["".join(sorted(letters[ch] for ch in p["flags"])) for p in conn["packets"]]
+        assert ours == ["".join(sorted(f)) for f in tshark_flags]
+        assert [p["seq"] for p in conn["packets"]] == [int(r[4]) for r in mine]
+
+
+def test_connection_json_is_what_the_stream_writes(tmp_path):
+    conv = Conv().handshake()
+    conv.c("PA", 1, 1, b'quote " backslash \\ tab \t and more than thirty-two bytes of it')
+    [report], _ = replay(write(tmp_path, conv.packets))
+    text = json.dumps(connection_json(report))
+    assert json.loads(text) == connection_json(report)
+    data = connection_json(report)["packets"][3]["data"]
+    assert data == 'quote " backslash \\\\ tab \\t and mo…'  # 32 payload octets, then …
+
+
+def test_mermaid_keeps_loopback_ports_apart_and_escapes_labels(tmp_path):
+    conv = Conv(client=("127.0.0.1", 40000), server=("127.0.0.1", 8888)).handshake()
+    conv.c("PA", 1, 1, b"a;b#c<d>\n")
+    [report], summary = replay(write(tmp_path, conv.packets))
+    out = io.StringIO()
+    writer = MermaidWriter(out)
+    writer(report)
+    writer.close(summary)
+    text = out.getvalue()
+    lines = text.splitlines()
+    assert lines[0] == "sequenceDiagram"
+    assert "    participant P0 as 127.0.0.1:40000" in lines
+    assert "    participant P1 as 127.0.0.1:8888" in lines
+    arrows = [ln for ln in lines if "->>" in ln]
+    assert len(arrows) == len(conv.packets)
+    assert arrows[1].startswith("    P1->>P0: SA seq=0 ack=1")
+    data = arrows[3]
+    label = data.split(": ", 1)[1]
+    assert "«a#59;b#35;c#lt;d#gt;\\n»" in label
+    assert not set(re.sub(r"#\w+;", "", label)) & set(";#<>")  # only inside entity codes
+    assert "\\n" in data  # the newline is shown escaped, never written
+
+
+def test_mermaid_escape_order():
+    assert mermaid_escape("#;") == "#35;#59;"
+    assert mermaid_escape("a\nb") == "a b"
+
+
+def test_table_output_lists_connections_and_their_transitions():
+    out = io.StringIO()
+    assert run_replay(str(DATA / "lo-kernel.pcap"), out=out) == 0
+    text = out.getvalue()
+    assert "TCP connections in" in text
+    for word in ("SF", "REJ", "RSTO", "ShADadfF", "offloaded", "SYN-SENT → ESTABLISHED", "no listener"):
+        assert word in text
+
+
+def test_table_collector_drops_rows_beyond_its_limit(tmp_path, monkeypatch):
+    from l4kit.views import replay as view
+
+    monkeypatch.setattr(view, "TABLE_DETAIL_LIMIT", 1)
+    reports, summary = replay(DATA / "lo-kernel.pcap")
+    collector = TableCollector()
+    for r in reports:
+        collector(r)
+    console = Console(file=io.StringIO(), width=200)
+    collector.render(console, summary)
+    text = console.file.getvalue()
+    assert "2 connections listed without their packets" in text
+
+
+def test_step_prints_every_packet_without_waiting_when_not_interactive():
+    out = io.StringIO()
+    assert run_replay(str(DATA / "lo-kernel.pcap"), step=True, stream=1, out=out, interactive=False) == 0
+    text = out.getvalue()
+    assert text.count("frame 1") >= 1 and "connection 1" in text
+    assert "###[ Ethernet ]###" in text and "###[ TCP ]###" in text
+    assert "client: CLOSED → SYN-SENT" in text
+    assert "TCP connections in" in text  # the table follows the steps
+
+
+def test_step_waits_for_enter_and_q_stops():
+    reports, _ = replay(DATA / "lo-kernel.pcap")
+    answers = iter(["\n", "q\n"])
+    console = Console(file=io.StringIO(), width=120)
+    stepper = Stepper(console, interactive=True, read_line=lambda: next(answers))
+    rows = reports[0].rows
+    for rec in rows[:3]:
+        stepper(reports[0], rec, 1, b"\x00" * 60)
+        if stepper.stopped:
+            break
+    assert stepper.count == 2 and stepper.stopped
+
+
+def test_transition_rows_are_the_shared_table_rows():
+    reports, _ = replay(DATA / "lo-kernel.pcap")
+    rows = transition_rows(reports[0])
+    assert rows[0].before == "LISTEN" and rows[0].after == "SYN-RECEIVED"
+    assert rows[0].client_before == "CLOSED" and rows[0].client_after == "SYN-SENT"
+    assert rows[3].payload_preview == "toppage\\n"
