@@ -119,6 +119,24 @@ def respond(  # noqa: PLR0917 - a Typer command: one parameter per option
             min=1, help="Sniffer socket receive buffer in bytes (kernel drops beyond it are counted)."
         ),
     ] = 16 * 1024 * 1024,
+    synack_retries: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=20,
+            help="SYN-ACK retransmissions (after 1, 2, 4 ... s) before a silent half-open connection "
+            "is dropped (Linux tcp_synack_retries).",
+        ),
+    ] = 5,
+    retries: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=20,
+            help="Retransmissions of unacknowledged data or FIN (RFC 6298 backoff) before the "
+            "connection is reset.",
+        ),
+    ] = 5,
 ) -> None:
     """Answer TCP on [bold]--address[/]:[bold]--port[/] from userspace: handshake, string replies, close.
 
@@ -133,7 +151,7 @@ def respond(  # noqa: PLR0917 - a Typer command: one parameter per option
             iface=iface, port=port, address=address, routes=routes, keep_open=keep_open, pcap=pcap,
             quiet=quiet, verbose=verbose, max_conns=max_conns, max_half_open=max_half_open,
             no_firewall=no_firewall, sandbox=sandbox, codec=codec.value, duration=duration,
-            firewall=firewall.value, rcvbuf=rcvbuf,
+            firewall=firewall.value, rcvbuf=rcvbuf, synack_retries=synack_retries, retries=retries,
         )
     )  # fmt: skip
     raise typer.Exit(code)

@@ -78,6 +78,8 @@ class ResponderOptions:
     codec: str = "scapy"
     duration: float | None = None
     socket_buffer: int = DEFAULT_SOCKET_BUFFER
+    synack_retries: int = 5  # ListenerConfig.syn_ack_retries (Linux tcp_synack_retries)
+    retries: int = 5  # ListenerConfig.max_retransmissions: data / FIN before a reset
 
 
 Sink = Callable[[Sequence[object]], None]
@@ -323,6 +325,8 @@ def run_responder(
             max_connections=options.max_conns,
             max_half_open=min(options.max_half_open, options.max_conns),
             secret=os.urandom(32),
+            syn_ack_retries=options.synack_retries,
+            max_retransmissions=options.retries,
         ),
         app_factory,
     )

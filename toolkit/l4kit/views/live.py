@@ -328,6 +328,8 @@ class RespondRequest:
     duration: float | None = None
     firewall: str = "auto"
     rcvbuf: int = 16 * 1024 * 1024
+    synack_retries: int = 5
+    retries: int = 5
 
     def child_args(self) -> list[str]:
         """The same options for the responder that ``--sandbox`` starts inside the
@@ -336,6 +338,7 @@ class RespondRequest:
         args = ["--iface", self.iface, "--port", str(self.port), "--address", self.address]
         args += ["--max-conns", str(self.max_conns), "--max-half-open", str(self.max_half_open)]
         args += ["--codec", self.codec, "--firewall", self.firewall, "--rcvbuf", str(self.rcvbuf)]
+        args += ["--synack-retries", str(self.synack_retries), "--retries", str(self.retries)]
         if self.routes is not None:
             args += ["--routes", str(self.routes.absolute())]
         if self.pcap is not None:
@@ -391,6 +394,8 @@ def respond(request: RespondRequest) -> int:
         codec=request.codec,
         duration=request.duration,
         socket_buffer=request.rcvbuf,
+        synack_retries=request.synack_retries,
+        retries=request.retries,
     )
     renderer = None if request.quiet else LiveRenderer(console, verbose=request.verbose)
 
