@@ -212,6 +212,7 @@ class InboundTcpSocket(SuperSocket):
         self.truncated = 0
         self.outgoing_seen = 0
         self.buffer_bytes = 0
+        self.error: OSError | None = None  # why recv failed (Scapy only logs it, then drops the socket)
         protocol = ETH_P_IPV6 if ipv6 else ETH_P_IP
         # Protocol 0: the socket receives nothing until bind() names one, by which
         # time the filter is in place.
@@ -261,6 +262,9 @@ class InboundTcpSocket(SuperSocket):
             )
         except (BlockingIOError, InterruptedError):
             return TIMER_DUE
+        except OSError as exc:  # ENETDOWN: the interface went down or was deleted
+            self.error = exc
+            raise
         if address[2] == socket.PACKET_OUTGOING:
             self.outgoing_seen += 1
             return None

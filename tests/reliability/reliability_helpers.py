@@ -1,0 +1,336 @@
+"""Helpers for the reliability tests: the live tests' namespace machinery, plus what load,
+flood, fault and security tests need on top (the ``netns`` fixture is in conftest.py).
+
+The namespace machinery is ``tests/live/conftest.py``'s (``Namespace``,
+``RunningResponder``, ``ns.respond`` ...), loaded from its file so that there is
+one copy of it. Imported by name (``from reliability_helpers import ...``): a module called
+``conftest`` would be ambiguous, since tests/live has one too.
+
+Added here:
+
+- :class:`Summary`: the exit summary of ``l4kit respond`` parsed into numbers.
+- :func:`silence`: an nft ``input`` rule inside the namespace that drops what is
+  addressed to a spoofed network or to a scripted peer's ports, so that the
+  kernel neither answers l4kit's replies with RST nor delivers them anywhere: the
+  peers "vanish" exactly as a spoofed flood source or a dead client does.
+- :func:`send_frames`: pre-built frames through one packet socket (``rawframes.py``).
+- :class:`Tcpdump` and :func:`tshark_fields`: the capture the judges read.
+- :func:`memory`: VmRSS/VmHWM of a process, from ``/proc/PID/status``.
+- :func:`run_clients`: kernel clients through a thread pool with bounded timeouts.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import itertools
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import rawframes
+
+HERE = Path(__file__).resolve().parent
+RAWFRAMES = HERE / "rawframes.py"
+PEER = HERE / "peer.py"
+
+
+def _load_live_conftest() -> ModuleType:
+    path = HERE.parent / "live" / "conftest.py"
+    spec = importlib.util.spec_from_file_location("l4kit_reliability_live_helpers", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+live = _load_live_conftest()
+Namespace = live.Namespace
+RunningResponder = live.RunningResponder
+READY = live.READY
+
+
+def needs(*tools: str) -> pytest.MarkDecorator:
+    missing = [tool for tool in tools if shutil.which(tool) is None]
+    return pytest.mark.skipif(bool(missing), reason=f"needs {', '.join(missing)}")
+
+
+# ---------------------------------------------------------------- the exit summary
+
+
+@dataclass
+class Summary:
+    """The numbers of ``l4kit respond``'s exit summary (views/live.py ``summary_table``)."""
+
+    text: str
+    connections: int = 0
+    aborted_at_exit: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    frames_in: int = 0
+    frames_out: int = 0
+    frames_matched: int = 0
+    retransmissions: int = 0
+    cookies_sent: int = 0
+    cookies_accepted: int = 0
+    resets_sent: int = 0
+    resets_received: int = 0
+    checksums_offloaded: int = 0
+    kernel_rsts_dropped: int | None = None
+    send_errors: int = 0
+    drops_total: int = 0
+    drops: Counter[str] = field(default_factory=Counter)
+
+    @classmethod
+    def parse(cls, output: str) -> Summary:
+        start = output.rfind("l4kit respond: summary")
+        assert start >= 0, f"no exit summary in:\n{output}"
+        text = output[start:]
+
+        def row(label: str) -> list[int]:
+            match = re.search(rf"^\s*{re.escape(label)}\s+(.*)$", text, re.M)
+            assert match, f"no {label!r} row in:\n{text}"
+            return [int(x) for x in re.findall(r"\d+", match.group(1))]
+
+        summary = cls(text)
+        summary.connections, summary.aborted_at_exit = row("connections")[:2]
+        summary.bytes_in, summary.bytes_out = row("bytes in / out")[:2]
+        frames = row("frames in / out")
+        summary.frames_in, summary.frames_out = frames[:2]
+        summary.frames_matched = frames[2] if len(frames) > 2 else 0
+        summary.retransmissions = row("retransmissions")[0]
+        summary.cookies_sent, summary.cookies_accepted = row("SYN cookies")[:2]
+        summary.resets_sent, summary.resets_received = row("resets")[:2]
+        summary.checksums_offloaded = row("checksums offloaded")[0]
+        if "kernel RSTs dropped" in text:
+            summary.kernel_rsts_dropped = row("kernel RSTs dropped")[0]
+        if "send errors" in text:
+            summary.send_errors = row("send errors")[0]
+        summary.drops_total = row("drops")[0]
+        after_drops = text[text.index("\n drops") :].splitlines()[1:]
+        for line in after_drops:
+            match = re.match(r"^\s+(\d+)\s+(\S+)\s*$", line)
+            if match:
+                summary.drops[match.group(2)] += int(match.group(1))
+        assert sum(summary.drops.values()) == summary.drops_total, text
+        return summary
+
+
+# ---------------------------------------------------------------- namespace plumbing
+
+
+def silence(ns: Namespace, *, daddr: str | None = None, dports: str | None = None) -> None:
+    """Drop, on the namespace's ``input`` hook, TCP to ``daddr`` (a network) or to
+    ``dports`` (``"40000-40999"``): l4kit's replies still pass every packet socket
+    (taps come before netfilter), but the kernel never sees them, so it neither
+    answers with RST nor completes anything. The namespace goes with the test."""
+    tables = ns.run(["nft", "list", "tables"]).stdout
+    if "reliability_silence" not in tables:
+        ns.run(["nft", "add", "table", "inet", "reliability_silence"])
+        ns.run(["nft", "add", "chain", "inet", "reliability_silence", "in",
+                "{ type filter hook input priority -10; }"])  # fmt: skip
+    match = ["ip", "daddr", daddr] if daddr else ["tcp", "dport", dports or ""]
+    ns.run(
+        ["nft", "add", "rule", "inet", "reliability_silence", "in", *match, "meta", "l4proto", "tcp", "drop"]
+    )
+
+
+def send_frames(
+    ns: Namespace, frames: Iterable[bytes], workdir: Path, *, name: str = "frames"
+) -> dict[str, float]:
+    """Send ``frames`` from inside ``ns`` through one packet socket; returns the sender's report."""
+    path = workdir / f"{name}.bin"
+    rawframes.write_frames(path, frames)
+    done = ns.run([sys.executable, str(RAWFRAMES), "send", "--file", str(path)], timeout=300)
+    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def start_sender(
+    ns: Namespace, frames: Iterable[bytes], workdir: Path, *, mark: int
+) -> subprocess.Popen[str]:
+    """Start sending in the background; returns once the sender printed ``mark``
+    (after ``mark`` frames), so the test knows the flood is under way."""
+    path = workdir / "flood.bin"
+    rawframes.write_frames(path, frames)
+    process = ns.popen(
+        [sys.executable, str(RAWFRAMES), "send", "--file", str(path), "--mark", str(mark)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()  # blocks until the mark (or EOF if the sender failed)
+    assert line.strip() == "mark", (line, process.stderr.read() if process.stderr else "")
+    return process
+
+
+def memory(pid: int) -> dict[str, int]:
+    """VmRSS and VmHWM (peak resident set) of ``pid`` in KiB, from /proc/PID/status."""
+    values = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            values[key] = int(rest.split()[0])
+    return values
+
+
+def responder_pid(responder: RunningResponder) -> int:
+    """The pid of the Python process that runs the responder.
+
+    ``ip netns exec NS cmd`` enters the namespace and then ``execvp``s ``cmd``, so
+    the pid Popen returns is the responder itself, not a parent; checked here
+    (the command line and the namespace), not assumed.
+    """
+    pid = int(responder.process.pid)
+    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    assert b"l4kit" in cmdline and b"respond" in cmdline, cmdline
+    assert os.path.realpath(f"/proc/{pid}/exe").startswith(os.path.realpath(sys.base_exec_prefix)) or (
+        "python" in os.path.basename(os.path.realpath(f"/proc/{pid}/exe"))
+    ), os.path.realpath(f"/proc/{pid}/exe")
+    assert os.stat(f"/proc/{pid}/ns/net").st_ino != os.stat("/proc/self/ns/net").st_ino
+    return pid
+
+
+def netstat_counter(ns: Namespace, name: str) -> int:
+    """A TcpExt counter of the namespace's kernel (``/proc/net/netstat``), e.g. TCPSynRetrans."""
+    lines = ns.run(["cat", "/proc/net/netstat"]).stdout.splitlines()
+    for header, values in itertools.pairwise(lines):
+        if header.startswith("TcpExt:") and values.startswith("TcpExt:"):
+            table = dict(zip(header.split()[1:], values.split()[1:], strict=True))
+            return int(table[name])
+    raise AssertionError("no TcpExt in /proc/net/netstat")
+
+
+# ---------------------------------------------------------------- captures
+
+
+class Tcpdump:
+    """tcpdump on the namespace's ``lo`` (``-U --immediate-mode``: each frame written
+    as it comes, so a SIGINT loses nothing); started once it says it is listening."""
+
+    def __init__(self, ns: Namespace, path: Path, bpf: str = "tcp") -> None:
+        self.path = path
+        self.process = ns.popen(
+            ["tcpdump", "-Z", "root", "--immediate-mode", "-B", "65536", "-i", "lo", "-U", "-n", "-w",
+             str(path), bpf],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )  # fmt: skip
+        assert self.process.stderr is not None
+        deadline = time.monotonic() + 30
+        seen = ""
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.process.stderr], [], [], deadline - time.monotonic())
+            if not ready:
+                break
+            line = self.process.stderr.readline()
+            if not line:
+                break
+            seen += line
+            if "listening on lo" in line:
+                return
+        self.process.kill()
+        raise AssertionError(f"tcpdump did not start: {seen}")
+
+    def stop(self) -> str:
+        """SIGINT, wait, return tcpdump's closing lines (its packet counts)."""
+        self.process.send_signal(signal.SIGINT)
+        self.process.wait(timeout=60)
+        assert self.process.stderr is not None
+        return self.process.stderr.read()
+
+    def kernel_dropped(self, closing: str) -> int:
+        match = re.search(r"(\d+) packets? dropped by kernel", closing)
+        return int(match.group(1)) if match else 0
+
+
+def tshark_fields(path: Path, *fields: str, display_filter: str | None = None) -> list[list[str]]:
+    argv = ["tshark", "-n", "-r", str(path), "-T", "fields", "-E", "separator=|"]
+    if display_filter:
+        argv += ["-Y", display_filter]
+    for name in fields:
+        argv += ["-e", name]
+    done = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=300)
+    return [line.split("|") for line in done.stdout.splitlines()]
+
+
+def tshark_count(path: Path, display_filter: str) -> int:
+    return len(tshark_fields(path, "frame.number", display_filter=display_filter))
+
+
+# ---------------------------------------------------------------- kernel clients
+
+# One request per connection, ``parallel`` threads at a time, each socket with a
+# timeout, so no client can hang the test: every outcome is reported.
+CLIENTS = r"""
+import base64, collections, concurrent.futures, json, socket, sys, time
+host, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+parallel, timeout = int(sys.argv[4]), float(sys.argv[5])
+request = base64.b64decode(sys.argv[6])
+progress_every = int(sys.argv[7]) if len(sys.argv) > 7 else 0
+
+def exchange(_i):
+    started = time.monotonic()
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as s:
+            s.sendall(request)
+            chunks = []
+            while True:
+                data = s.recv(65536)
+                if not data:
+                    break
+                chunks.append(data)
+        return "ok", b"".join(chunks), time.monotonic() - started
+    except OSError as exc:
+        return type(exc).__name__, b"", time.monotonic() - started
+
+started = time.monotonic()
+results = []
+with concurrent.futures.ThreadPoolExecutor(parallel) as pool:
+    for i, result in enumerate(pool.map(exchange, range(count)), 1):
+        results.append(result)
+        if progress_every and i % progress_every == 0:
+            print(f"progress {i}", flush=True)
+elapsed = time.monotonic() - started
+replies = collections.Counter(base64.b64encode(r).decode() for kind, r, _ in results if kind == "ok")
+outcomes = collections.Counter(kind for kind, _, _ in results)
+print(json.dumps({"elapsed": elapsed, "outcomes": outcomes, "replies": replies,
+                  "slowest": max(t for _, _, t in results)}), flush=True)
+"""
+
+
+@dataclass
+class ClientRun:
+    elapsed: float
+    outcomes: Counter[str]
+    replies: Counter[bytes]
+    slowest: float
+
+    @classmethod
+    def from_json(cls, text: str) -> ClientRun:
+        data = json.loads(text.strip().splitlines()[-1])
+        replies = Counter({base64.b64decode(k): v for k, v in data["replies"].items()})
+        return cls(float(data["elapsed"]), Counter(data["outcomes"]), replies, float(data["slowest"]))
+
+
+def client_argv(count: int, request: bytes, *, parallel: int = 1, timeout: float = 20.0,
+                port: int = 8888, progress_every: int = 0) -> list[str]:  # fmt: skip
+    return [sys.executable, "-c", CLIENTS, "127.0.0.1", str(port), str(count), str(parallel), str(timeout),
+            base64.b64encode(request).decode(), str(progress_every)]  # fmt: skip
+
+
+def run_clients(ns: Namespace, count: int, request: bytes, **kw: object) -> ClientRun:
+    done = ns.run(client_argv(count, request, **kw), timeout=600)  # type: ignore[arg-type]
+    return ClientRun.from_json(done.stdout)
