@@ -413,14 +413,13 @@ def _sniff_until_stopped(
             elif sniffer.thread is not None and not sniffer.thread.is_alive():
                 flag.set("sniffer stopped")
                 if responder.failure is None:
-                    failed = capture.error
-                    responder.failure = L4kitError(
-                        f"the sniffer stopped: {sniffer.exception or 'socket closed'}"
-                        if failed is None
-                        else f"the sniffer stopped: receiving on {options.iface} failed: "
-                        f"{failed.strerror or failed}",
-                        hint=None if failed is None else f"is {options.iface} still up? ip link show {options.iface}",
-                    )
+                    failed, iface = capture.error, options.iface
+                    if failed is None:
+                        why = f"the sniffer stopped: {sniffer.exception or 'socket closed'}"
+                    else:
+                        why = f"the sniffer stopped: receiving on {iface} failed: {failed.strerror or failed}"
+                    hint = None if failed is None else f"is {iface} still up? ip link show {iface}"
+                    responder.failure = L4kitError(why, hint=hint)
             elif end is not None and time.monotonic() >= end:
                 flag.set("duration")
             else:
