@@ -60,6 +60,10 @@ from l4kit.wire.segment import Endpoint, Segment
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 READY_TIMEOUT = 10.0
+# Link addresses learned per peer IP address. A flood from spoofed addresses must not
+# grow this without end (one entry per address of a /8 is 2**24 entries): past the
+# bound the oldest entry goes; a live peer's next frame teaches its address again.
+MAX_PEER_MACS = 16_384
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -156,7 +160,11 @@ class Responder:
                 segment = segment.with_(checksum=ChecksumStatus.OFFLOADED)
         elif frame.checksum_valid and segment.checksum is not ChecksumStatus.OK:
             segment = segment.with_(checksum=ChecksumStatus.OK)
-        self.peer_macs[segment.src] = data[6:12]
+        macs, src, mac = self.peer_macs, segment.src, data[6:12]
+        if macs.get(src) != mac:
+            if len(macs) >= MAX_PEER_MACS and src not in macs:
+                del macs[next(iter(macs))]
+            macs[src] = mac
         self.emit(self.listener.receive(segment, now))
 
     def tick(self) -> None:
