@@ -43,6 +43,7 @@ from l4kit.wire.segment import Endpoint, FourTuple, Segment
 from l4kit.wire.seqnum import SeqNum
 
 MAX_OPEN_LOGS = 10_000  # a SYN flood must not grow the renderer without bound
+MAX_STATELESS_LOGS = 1_024  # recent LISTEN-only exchanges (SYN cookies, RSTs for no connection)
 MAX_ROWS = 200  # per connection; the rest is counted
 MAX_TABLES_AT_EXIT = 20
 PREVIEW_BYTES = 32
@@ -117,15 +118,33 @@ class ConnectionTables:
         self.logs: dict[FourTuple, ConnectionLog] = {}
         self.unlogged = 0
         self._due: dict[FourTuple, tuple[ConnectionLog, str]] = {}
+        self._stateless: dict[FourTuple, ConnectionLog] = {}
 
     def _log(self, key: FourTuple, time: float) -> ConnectionLog | None:
         log = self.logs.get(key)
         if log is None:
-            if len(self.logs) >= MAX_OPEN_LOGS:
-                self.unlogged += 1
-                return None
-            log = self.logs[key] = ConnectionLog(key, time)
+            log = self._stateless.pop(key, None)  # e.g. the ACK that completes a SYN cookie
+            if log is None:
+                if len(self.logs) >= MAX_OPEN_LOGS:
+                    self.unlogged += 1
+                    return None
+                log = ConnectionLog(key, time)
+            self.logs[key] = log
         return log
+
+    def _set_aside_stateless(self, events: Sequence[object]) -> None:
+        """A 4-tuple that only saw LISTEN → LISTEN (a SYN answered with a cookie, a RST
+        for no connection) holds no connection, and no close will ever remove its log:
+        it leaves the open logs (which a SYN flood would otherwise fill for good, so that
+        no later connection got a table) for the last MAX_STATELESS_LOGS such logs."""
+        for event in events:
+            if type(event) is SegmentSent and event.before is State.LISTEN and event.after is State.LISTEN:
+                log = self.logs.get(event.key)
+                if log is not None and all(row.before == row.after == "LISTEN" for row in log.rows):
+                    del self.logs[event.key]
+                    self._stateless[event.key] = log
+                    if len(self._stateless) > MAX_STATELESS_LOGS:
+                        del self._stateless[next(iter(self._stateless))]
 
     def feed_batch(self, events: Sequence[object]) -> list[Table | str]:
         """Process the events of one call into the core; return what to print.
@@ -141,6 +160,7 @@ class ConnectionTables:
             if len(log.rows) > log.shown_rows:
                 out.append(self.table(log, status=status))
         self._due.clear()
+        self._set_aside_stateless(events)
         return out
 
     def feed(self, event: object) -> list[Table | str]:
