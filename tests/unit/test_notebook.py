@@ -27,7 +27,7 @@ from l4kit.notebook import (
     ChecksumWorking,
     Stepper,
     SteppingError,
-    time_sequence_figure,
+    time_sequence_graph,
 )
 from l4kit.wire import Endpoint, FourTuple
 
@@ -251,7 +251,7 @@ def test_sequence_diagram_mermaid_and_drawing():
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
 
 
-def test_time_sequence_figure_from_stepper_rows():
+def test_time_sequence_graph_from_stepper_rows():
     stepper = Stepper()
     stepper.run()
     rows = stepper.rows()
@@ -266,8 +266,9 @@ def test_time_sequence_figure_from_stepper_rows():
         ("c2s", 9, 14, 0),
         ("s2c", 14, 10, 0),
     ]
-    fig = time_sequence_figure(rows, title="test")
-    assert len(fig.axes) == 2
+    drawing = time_sequence_graph(rows, title="test")
+    assert len(drawing.figure.axes) == 2
+    assert drawing._repr_png_().startswith(b"\x89PNG\r\n\x1a\n")
 
 
 def test_sending_a_packet_by_hand():

@@ -32,7 +32,7 @@ earlier. :attr:`Step.in_flight` lists what is on the wire after each step.
 Rendering: a :class:`Step` shows itself as HTML in Jupyter (``_repr_html_``) and
 as text everywhere else; :meth:`Stepper.diagram` returns a sequence diagram as
 Mermaid text and as a matplotlib drawing (Mermaid is not rendered by plain
-Jupyter or by nbclient, a drawing is). :func:`time_sequence_figure` draws a
+Jupyter or by nbclient, a drawing is). :func:`time_sequence_graph` draws a
 Wireshark-style time-sequence ("Stevens") graph from any rows that carry
 ``t``, ``direction``, ``seq``, ``ack``, ``length`` and ``flags`` (the rows of
 ``l4kit replay`` do).
@@ -921,10 +921,21 @@ class Stepper:
             )
         elif isn is not None:
             rel = seq - isn
+            parts = self._breakdown(sender, rel)
             out.append(
-                f"seq {seq.value} = {sender} ISN {isn.value} + {rel}{_wrap_note(isn, rel)} "
-                f"({self._breakdown(sender, rel)}): the {sender} has used the numbers before "
-                f"{seq.value}, so this segment starts at {seq.value}."
+                f"seq {seq.value} = {sender} ISN {isn.value} + {rel}{_wrap_note(isn, rel)}"
+                + (
+                    f" ({parts}): the {sender} has used the numbers before {seq.value}, "
+                    f"so this segment starts at {seq.value}."
+                    if parts is not None
+                    else f": not where any segment of the {sender} so far ended (made by hand?)."
+                )
+            )
+        if seg.flags & TcpFlags.RST:
+            out.append(
+                "RST: abort the connection at once. The receiver believes it only if seq is exactly the "
+                "next number it expects; anywhere else in its window it answers with a challenge ACK "
+                "instead (RFC 5961 §3.2), so that a blind attacker must guess the exact number."
             )
         used = seg.seg_len
         if seg.payload:
@@ -949,17 +960,21 @@ class Stepper:
             if peer_isn is not None:
                 rel = seg.ack - peer_isn
                 newly = self._newly_acked(sender, receiver, seg.ack)
+                parts = self._breakdown(receiver, rel) or f"{rel} octets, not at the end of a segment"
                 out.append(
                     f"ack {seg.ack.value} = {receiver} ISN {peer_isn.value} + {rel}"
-                    f"{_wrap_note(peer_isn, rel)} "
-                    f"({self._breakdown(receiver, rel)}): everything the {receiver} sent before number "
+                    f"{_wrap_note(peer_isn, rel)} ({parts}): everything the {receiver} sent before number "
                     f"{seg.ack.value} arrived; {seg.ack.value} is the next octet expected."
                     + (f" New in this ACK: {newly}." if newly else " Nothing new is acknowledged.")
                 )
         else:
             out.append(
-                f"ack {seg.ack.value}: the ACK flag is off, so this field means nothing "
-                f"(the {sender} knows none of the {receiver}'s sequence numbers yet)."
+                f"ack {seg.ack.value}: the ACK flag is off, so this field means nothing"
+                + (
+                    f" (the {sender} knows none of the {receiver}'s sequence numbers yet)."
+                    if receiver not in self._isn or seg.flags & TcpFlags.SYN
+                    else "."
+                )
             )
         out.append(f"window {seg.window}: the {sender} can take {seg.window} more octets right now.")
         if seg.mss is not None:
@@ -969,8 +984,9 @@ class Stepper:
             )
         return out
 
-    def _breakdown(self, side: str, rel: int) -> str:
-        """``rel`` octets of ``side``'s sequence space as the parts that used them."""
+    def _breakdown(self, side: str, rel: int) -> str | None:
+        """``rel`` octets of ``side``'s sequence space as the parts that used them (None: ``rel``
+        is not at the end of any of them)."""
         isn = self._isn[side]
         parts: list[str] = []
         total = 0
@@ -982,7 +998,7 @@ class Stepper:
             parts.append(f"{length} for {what}")
             total += length
         if total != rel:
-            return f"{rel} octets, not at the edge of a segment sent so far"
+            return None
         return " + ".join(parts) if parts else "nothing yet"
 
     def _newly_acked(self, sender: str, receiver: str, ack: SeqNum) -> str:
@@ -1204,7 +1220,7 @@ class SequenceDiagram:
 
 
 class SequencePoint(Protocol):
-    """What :func:`time_sequence_figure` reads from a row (``TransitionRow`` and :class:`StepRow` fit)."""
+    """What :func:`time_sequence_graph` reads from a row (``TransitionRow`` and :class:`StepRow` fit)."""
 
     @property
     def t(self) -> float: ...
@@ -1220,9 +1236,32 @@ class SequencePoint(Protocol):
     def flags(self) -> str: ...
 
 
-def time_sequence_figure(
+class Drawing:
+    """A matplotlib figure that shows itself in Jupyter as a PNG image.
+
+    Made without pyplot (no global state, nothing opens a window), so Jupyter's
+    matplotlib integration does not know about it: ``_repr_png_`` renders it
+    with the Agg canvas instead. ``figure`` is the matplotlib figure, for
+    ``drawing.figure.savefig("graph.svg")`` and further drawing.
+    """
+
+    def __init__(self, figure: Figure) -> None:
+        self.figure = figure
+
+    def png(self, *, dpi: int = 90) -> bytes:
+        return figure_png(self.figure, dpi=dpi)
+
+    def _repr_png_(self) -> bytes:
+        return self.png()
+
+    def __repr__(self) -> str:
+        width, height = self.figure.get_size_inches()
+        return f"<Drawing {width:g}x{height:g} in, {len(self.figure.axes)} axes>"
+
+
+def time_sequence_graph(
     rows: Iterable[SequencePoint], *, title: str = "", client: str = "client", server: str = "server"
-) -> Figure:
+) -> Drawing:
     """A time-sequence graph like Wireshark's Stevens / tcptrace graphs, one panel per direction.
 
     Each segment is a vertical bar from its relative sequence number to the
@@ -1247,7 +1286,7 @@ def time_sequence_figure(
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    return fig
+    return Drawing(fig)
 
 
 def _time_sequence_panel(ax: Axes, rows: list[SequencePoint], direction: str, colour: str) -> None:
@@ -1307,32 +1346,32 @@ def _matplotlib_figure() -> type[Figure]:
 
 _TRANSITION_STORIES: Final[dict[tuple[State, State], str]] = {
     (State.CLOSED, State.SYN_SENT): (
-        "{who} opens the connection (active open, RFC 9293 §3.10.1): it sends a SYN and waits in "
+        "{Who} opens the connection (active open, RFC 9293 §3.10.1): it sends a SYN and waits in "
         "SYN-SENT for the server's SYN-ACK."
     ),
     (State.LISTEN, State.SYN_RECEIVED): (
-        "{who} was listening on the port; a SYN arrived (passive open), so it creates a connection, "
+        "{Who} was listening on the port; a SYN arrived (passive open), so it creates a connection, "
         "answers with a SYN-ACK and waits in SYN-RECEIVED for the ACK that ends the handshake."
     ),
     (State.SYN_SENT, State.ESTABLISHED): (
-        "{who}'s SYN is acknowledged and the server's SYN has arrived: for the client the connection "
+        "{Who}'s SYN is acknowledged and the server's SYN has arrived: for the client the connection "
         "is open (ESTABLISHED); its ACK will tell the server."
     ),
     (State.SYN_RECEIVED, State.ESTABLISHED): (
         "The ACK acknowledges {who}'s SYN: the three-way handshake is complete, both sides are ESTABLISHED."
     ),
     (State.ESTABLISHED, State.FIN_WAIT_1): (
-        "{who} has nothing more to send: it sends a FIN and waits in FIN-WAIT-1 for it to be acknowledged."
+        "{Who} has nothing more to send: it sends a FIN and waits in FIN-WAIT-1 for it to be acknowledged."
     ),
     (State.ESTABLISHED, State.CLOSE_WAIT): (
-        "{who} received a FIN: the other side will send no more data. {who} can still send "
+        "{Who} received a FIN: the other side will send no more data, but {who} can still send "
         "(CLOSE-WAIT, waiting for its own application to close)."
     ),
     (State.FIN_WAIT_1, State.FIN_WAIT_2): (
-        "{who}'s FIN is acknowledged; it waits in FIN-WAIT-2 for the other side's FIN."
+        "{Who}'s FIN is acknowledged; it waits in FIN-WAIT-2 for the other side's FIN."
     ),
     (State.FIN_WAIT_1, State.CLOSING): (
-        "{who} received a FIN before its own FIN was acknowledged: both sides are closing at once "
+        "{Who} received a FIN before its own FIN was acknowledged: both sides are closing at once "
         "(simultaneous close, CLOSING)."
     ),
     (State.FIN_WAIT_1, State.TIME_WAIT): (
@@ -1342,16 +1381,16 @@ _TRANSITION_STORIES: Final[dict[tuple[State, State], str]] = {
     (State.FIN_WAIT_2, State.TIME_WAIT): (
         "The other side's FIN arrived: {who} acknowledges it and waits in TIME-WAIT (RFC 9293 §3.6.1)."
     ),
-    (State.CLOSING, State.TIME_WAIT): "{who}'s FIN is acknowledged: TIME-WAIT (RFC 9293 §3.6.1).",
+    (State.CLOSING, State.TIME_WAIT): "{Who}'s FIN is acknowledged: TIME-WAIT (RFC 9293 §3.6.1).",
     (State.CLOSE_WAIT, State.LAST_ACK): (
-        "{who} closes too (nc exits once it has read to the end): its FIN goes out and it waits in "
+        "{Who} closes too (nc exits once it has read to the end): its FIN goes out and it waits in "
         "LAST-ACK for the acknowledgment."
     ),
     (
         State.LAST_ACK,
         State.CLOSED,
-    ): "{who}'s FIN is acknowledged: the connection is gone on {who}'s side (CLOSED).",
-    (State.TIME_WAIT, State.CLOSED): "{who}'s TIME-WAIT is over: it forgets the connection (CLOSED).",
+    ): "{Who}'s FIN is acknowledged: the connection is gone on {who}'s side (CLOSED).",
+    (State.TIME_WAIT, State.CLOSED): "{Who}'s TIME-WAIT is over: it forgets the connection (CLOSED).",
 }
 
 
@@ -1360,11 +1399,14 @@ def _stories(side: str, change: StateChange) -> list[str]:
         return []
     who = "The client" if side == CLIENT_SIDE else "The server"
     template = _TRANSITION_STORIES.get((change.before, change.after))
+    if template is None and change.after is State.CLOSED:
+        template = (
+            "{Who}'s connection is aborted: it is gone at once, without the FIN exchange "
+            "(a RST, or the core gave up)."
+        )
     if template is None:
         return [f"{who} moves from {change.before} to {change.after}."]
-    text = template.format(who=who)
-    # "{who}'s" inside a sentence reads better in lower case.
-    return [text[0] + text[1:].replace("The client", "the client").replace("The server", "the server")]
+    return [template.format(Who=who, who=who.lower())]
 
 
 def _label_flags(seg: Segment, sender: str) -> str:
@@ -1525,6 +1567,7 @@ __all__ = [
     "SERVER_ISN",
     "STEP_SECONDS",
     "ChecksumWorking",
+    "Drawing",
     "ScriptedClient",
     "SequenceDiagram",
     "SequencePoint",
@@ -1534,5 +1577,5 @@ __all__ = [
     "Stepper",
     "SteppingError",
     "figure_png",
-    "time_sequence_figure",
+    "time_sequence_graph",
 ]
