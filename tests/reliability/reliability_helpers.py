@@ -334,3 +334,23 @@ def client_argv(count: int, request: bytes, *, parallel: int = 1, timeout: float
 def run_clients(ns: Namespace, count: int, request: bytes, **kw: object) -> ClientRun:
     done = ns.run(client_argv(count, request, **kw), timeout=600)  # type: ignore[arg-type]
     return ClientRun.from_json(done.stdout)
+
+
+# ---------------------------------------------------------------- scripted peers
+
+
+def start_peer(ns: Namespace, sport: int, plan: list[list[object]]) -> subprocess.Popen[str]:
+    """``peer.py`` inside ``ns`` (see its docstring); read its result with :func:`peer_result`."""
+    return ns.popen(
+        [sys.executable, str(PEER), "--sport", str(sport), "--plan", json.dumps(plan)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def peer_result(process: subprocess.Popen[str], timeout: float = 120) -> dict[str, object]:
+    out, err = process.communicate(timeout=timeout)
+    assert out.strip(), err
+    result: dict[str, object] = json.loads(out.strip().splitlines()[-1])
+    assert result["error"] is None, (result, err)
+    return result
