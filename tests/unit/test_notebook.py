@@ -334,3 +334,75 @@ def test_bad_configuration(kwargs, message):
 def test_send_rejects_a_packet_without_tcp():
     with pytest.raises(SteppingError, match="not a TCP segment"):
         Stepper().send(IP(dst="192.0.2.2") / Raw(b"x"))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"client": Endpoint("client.example", 40000)}, "not an IP address"),
+        ({"server": Endpoint("192.0.2.2", 0)}, "port 0"),
+    ],
+)
+def test_endpoints_must_be_addresses_and_ports(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        Stepper(**kwargs)
+
+
+def test_ipv6_addresses_are_canonicalised():
+    stepper = Stepper(client=Endpoint("2001:DB8:0::1", 40000), server=Endpoint("2001:db8::0:2", 8888))
+    assert [s.label for s in stepper.run()][-1] == "closed"
+    assert stepper.client_state is S.CLOSED
+
+
+def test_a_segment_of_another_connection_stays_apart():
+    stepper = Stepper()
+    for _ in range(3):
+        stepper.step()
+    other = IP(src=CLIENT.addr, dst=SERVER.addr) / TCP(
+        sport=CLIENT.port + 1, dport=SERVER.port, flags="S", seq=7
+    )
+    step = stepper.send(other)
+    # The core opens a second connection; the stepped one is untouched.
+    assert step.server.after is S.SYN_RECEIVED and stepper.server_state is S.ESTABLISHED
+    assert "another connection" in step.arithmetic[0]
+    # Its SYN-ACK reaches the scripted client, which ignores it.
+    while "SA seq=5000" not in stepper.in_flight[0]:
+        stepper.step()
+    ignored = stepper.step()
+    assert ignored.client.before is ignored.client.after is S.ESTABLISHED
+    assert any("not for this client" in note for note in ignored.notes)
+    assert all(row.step != ignored.number for row in stepper.rows())
+    stepper.run()
+    assert stepper.client_state is S.CLOSED and bytes(stepper.client.received) == b"hello world\n"
+
+
+def test_a_syn_in_established_gets_a_challenge_ack():
+    stepper = Stepper()
+    for _ in range(3):
+        stepper.step()
+    syn = IP(src=CLIENT.addr, dst=SERVER.addr) / TCP(sport=CLIENT.port, dport=SERVER.port, flags="S", seq=1)
+    step = stepper.send(syn)
+    # RFC 5961 §4.2: a SYN in a synchronized state is answered with an ACK, the state is kept.
+    assert step.server.before is step.server.after is S.ESTABLISHED
+    assert stepper.in_flight[-1].startswith("server ← A seq=5001 ack=1001")
+
+
+def test_shared_transition_table_rows():
+    from l4kit.views.notebook import stepper_table, transition_rows
+
+    stepper = Stepper()
+    stepper.run()
+    rows = transition_rows(stepper)
+    assert [(r.frame, r.direction, r.flags) for r in rows][:3] == [
+        (1, "c2s", "S"),
+        (2, "s2c", "SA"),
+        (3, "c2s", "A"),
+    ]
+    assert (rows[0].client_before, rows[0].client_after, rows[0].before, rows[0].after) == (
+        "CLOSED",
+        "SYN-SENT",
+        "LISTEN",
+        "SYN-RECEIVED",
+    )
+    assert rows[3].payload_preview == "'toppage\\n'"
+    assert stepper_table(stepper).row_count == len(rows) == 8

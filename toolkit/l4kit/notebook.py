@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import html
 import io
+import ipaddress
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -516,6 +517,9 @@ class ScriptedClient:
         Returns the segments sent in reply, notes on anything unusual, and the state the
         segment itself left the client in (before any close it led to).
         """
+        tcp = pkt[TCP]
+        if (str(pkt.src), int(tcp.sport), str(pkt.dst), int(tcp.dport)) != (*self.remote, *self.local):
+            return [], [f"not for this client ({pkt.summary()}): ignored"], self.state
         opening = self.state is State.SYN_SENT
         replies, notes = self._receive(pkt, more_coming)
         received_state = self.state
@@ -637,6 +641,7 @@ class Stepper:
         for name, value in (("client_isn", client_isn), ("server_isn", server_isn)):
             if value is not None and not 0 <= value < 1 << 32:
                 raise ConfigError(f"{name} {value} is outside 0 to 2**32 - 1")
+        client, server = _endpoint("client", client), _endpoint("server", server)
         if (":" in client.addr) != (":" in server.addr):
             raise ConfigError(f"client {client} and server {server} are of different IP versions")
         self.client_endpoint = client
@@ -741,6 +746,11 @@ class Stepper:
         return self._to_server(_Outgoing(CLIENT_SIDE, ip_layer, pkt.command(), state, state, "sent by hand"))
 
     # -- one delivery
+
+    def _ours(self, segment: Segment) -> bool:
+        """Whether ``segment`` belongs to the stepped connection (either direction)."""
+        ends = {segment.source, segment.destination}
+        return ends == {self.client_endpoint, self.server_endpoint}
 
     def _to_server(self, sent: _Outgoing) -> Step:
         built = _built(sent.template)
@@ -853,6 +863,8 @@ class Stepper:
 
     def _note_sent(self, side: str, segment: Segment) -> None:
         """Record what ``segment`` puts into its sender's sequence space (for the arithmetic)."""
+        if not self._ours(segment):
+            return
         if segment.flags & TcpFlags.SYN:
             self._isn[side] = segment.seq
         ledger = self._ledger[side]
@@ -882,7 +894,13 @@ class Stepper:
     ) -> Step:
         sender = sent.sender
         receiver = SERVER_SIDE if sender == CLIENT_SIDE else CLIENT_SIDE
-        arithmetic = self._arithmetic(segment, sender, receiver)
+        if self._ours(segment):
+            arithmetic = self._arithmetic(segment, sender, receiver)
+        else:
+            arithmetic = [
+                f"{segment.source} > {segment.destination} is another connection than the one stepped "
+                f"({self.client_endpoint} <-> {self.server_endpoint}): no arithmetic for it."
+            ]
         story = _stories(CLIENT_SIDE, client) + _stories(SERVER_SIDE, server)
         if sender == SERVER_SIDE and sent.why not in ("", "SYN-ACK", "FIN", "ACK"):
             notes.insert(0, f"core: sent as {sent.why}")
@@ -905,7 +923,7 @@ class Stepper:
             events=events,
         )
         self.history.append(step)
-        if segment.flags & TcpFlags.ACK:
+        if segment.flags & TcpFlags.ACK and self._ours(segment):
             self._last_ack[sender] = segment.ack
         return step
 
@@ -1028,7 +1046,7 @@ class Stepper:
         rows = []
         for step in self.history:
             seg = step.segment
-            if seg is None or step.sender is None:
+            if seg is None or step.sender is None or not self._ours(seg):
                 continue
             receiver = SERVER_SIDE if step.sender == CLIENT_SIDE else CLIENT_SIDE
             own, peer = self._isn.get(step.sender), self._isn.get(receiver)
@@ -1535,6 +1553,20 @@ def _segment_expression(seg: Segment) -> str:
 def _mermaid_text(text: str) -> str:
     """Text safe inside a Mermaid message: ``;`` ends a statement and ``#`` starts an entity."""
     return text.replace(";", ",").replace("#", "No.")
+
+
+def _endpoint(name: str, endpoint: Endpoint) -> Endpoint:
+    """``endpoint`` with its address in canonical text; a clear error for a name or a bad port.
+
+    An address, never a host name: Scapy would look a name up in the DNS, and the stepper is offline.
+    """
+    try:
+        address = ipaddress.ip_address(endpoint.addr)
+    except ValueError:
+        raise ConfigError(f"{name} address {endpoint.addr!r} is not an IP address") from None
+    if not 1 <= endpoint.port <= 65535:
+        raise ConfigError(f"{name} port {endpoint.port} is outside 1-65535")
+    return Endpoint(str(address), endpoint.port)
 
 
 def _ip_layer(pkt: Packet) -> Packet:
