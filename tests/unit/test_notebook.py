@@ -406,3 +406,11 @@ def test_shared_transition_table_rows():
     )
     assert rows[3].payload_preview == "'toppage\\n'"
     assert stepper_table(stepper).row_count == len(rows) == 8
+
+
+def test_each_step_knows_when_its_segment_left():
+    steps = Stepper().run()
+    # SYN before step 1; SYN-ACK when the SYN arrived (1); ACK and request when the SYN-ACK arrived (2);
+    # reply and FIN-ACK when the request arrived (4); the client's FIN when the server's arrived (6);
+    # the last ACK when the client's FIN arrived (7); the timer step sends nothing.
+    assert [s.sent_at for s in steps] == [0, 1, 2, 2, 4, 4, 6, 7, None]

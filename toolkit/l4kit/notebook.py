@@ -267,7 +267,9 @@ class Step:
     what the sequence and acknowledgment numbers mean; ``story`` what the state
     changes mean; ``notes`` what the core reported (its reasons, drops);
     ``in_flight`` what is on the wire afterwards, oldest first; ``events`` the
-    core's own events of this step.
+    core's own events of this step. ``sent_at`` is the number of the step in
+    which the segment was put on the wire (0: before the first step; None:
+    sent by hand and delivered at once), so a drawing can start its arrow there.
     """
 
     number: int
@@ -285,6 +287,7 @@ class Step:
     notes: tuple[str, ...] = ()
     in_flight: tuple[str, ...] = ()
     sender_state_now: State | None = None
+    sent_at: int | None = None
     events: tuple[Event, ...] = field(default=(), repr=False)
 
     @property
@@ -410,6 +413,7 @@ class _Outgoing:
     before: State
     after: State
     why: str = ""
+    sent_at: int | None = None  # set by the stepper: see Step.sent_at
 
 
 class ScriptedClient:
@@ -670,7 +674,7 @@ class Stepper:
         # What each side has put into the sequence space, for the arithmetic: (start, length, what).
         self._ledger: dict[str, list[tuple[SeqNum, int, str]]] = {CLIENT_SIDE: [], SERVER_SIDE: []}
         self._last_ack: dict[str, SeqNum | None] = {CLIENT_SIDE: None, SERVER_SIDE: None}
-        self._wire.extend(self.client.connect())
+        self._put(self.client.connect(), sent_at=0)
 
     # -- state
 
@@ -729,7 +733,7 @@ class Stepper:
 
     def close(self) -> None:
         """Make the client close its side now (its FIN goes on the wire)."""
-        self._wire.extend(self.client.close())
+        self._put(self.client.close(), sent_at=len(self.history))
 
     def send(self, pkt: Packet) -> Step:
         """Deliver a packet of your own from the client's side to the server, at once.
@@ -746,6 +750,12 @@ class Stepper:
         return self._to_server(_Outgoing(CLIENT_SIDE, ip_layer, pkt.command(), state, state, "sent by hand"))
 
     # -- one delivery
+
+    def _put(self, segments: Iterable[_Outgoing], *, sent_at: int) -> None:
+        """Put ``segments`` on the wire after step ``sent_at`` (the one being taken, or 0 at the start)."""
+        for outgoing in segments:
+            outgoing.sent_at = sent_at
+            self._wire.append(outgoing)
 
     def _ours(self, segment: Segment) -> bool:
         """Whether ``segment`` belongs to the stepped connection (either direction)."""
@@ -772,19 +782,21 @@ class Stepper:
             elif isinstance(event, ConnectionClosed) and event.key == self.key:
                 self._server_closed = True
                 notes.append(f"core: connection closed, {event.why}")
-        for event in out.events:
-            if isinstance(event, SegmentSent):
-                self._wire.append(
-                    _Outgoing(
-                        SERVER_SIDE,
-                        to_scapy(event.segment),
-                        _segment_expression(event.segment),
-                        event.before,
-                        event.after,
-                        event.why,
-                    )
-                )
         replies = [e for e in out.events if isinstance(e, SegmentSent)]
+        self._put(
+            (
+                _Outgoing(
+                    SERVER_SIDE,
+                    to_scapy(e.segment),
+                    _segment_expression(e.segment),
+                    e.before,
+                    e.after,
+                    e.why,
+                )
+                for e in replies
+            ),
+            sent_at=len(self.history) + 1,
+        )
         if len(replies) > 1:
             notes.append(
                 f"core: the server sent {len(replies)} segments in one go ("
@@ -810,7 +822,7 @@ class Stepper:
         more = any(o.sender == SERVER_SIDE for o in self._wire)
         replies, client_notes, received_state = self.client.receive(built, more_coming=more)
         notes = [f"client: {note}" for note in client_notes]
-        self._wire.extend(replies)
+        self._put(replies, sent_at=len(self.history) + 1)
         if self.client.ack_pending and not replies:
             notes.append("client: delays its ACK, more from the server is already on its way")
         elif replies and received_state is State.CLOSE_WAIT:
@@ -920,6 +932,7 @@ class Stepper:
             notes=tuple(notes),
             in_flight=tuple(self.in_flight),
             sender_state_now=self.client_state if sender == CLIENT_SIDE else self.server_state,
+            sent_at=sent.sent_at,
             events=events,
         )
         self.history.append(step)
@@ -1173,8 +1186,13 @@ class SequenceDiagram:
             ax.text(
                 x_server + 0.04, -0.1, str(self.steps[0].server.before), ha="left", va="center", fontsize=8.5
             )
+        labels: dict[tuple[str, float], list[StateChange]] = {}
         for i, step in enumerate(self.steps):
+            # An arrow leaves when its segment was put on the wire (right after the arrival that
+            # made the sender send it) and ends when it is delivered, so crossing segments cross.
             y0, y1 = i + 0.2, i + 0.8
+            if step.sent_at is not None and step.sent_at >= 1:
+                y0 = min(y0, step.sent_at - 0.2)
             if step.direction == "timer":
                 ax.plot([x_client, x_server], [i + 0.5, i + 0.5], linestyle=":", color="#7f7f7f")
                 ax.text(
@@ -1197,7 +1215,7 @@ class SequenceDiagram:
                 )
                 ax.text(
                     0.5,
-                    (y0 + y1) / 2 - 0.06,
+                    (y0 + y1) / 2 + 0.1,
                     f"{step.number}. {_arrow_label(step)}",
                     ha="center",
                     va="bottom",
@@ -1210,26 +1228,16 @@ class SequenceDiagram:
             # when it arrived (the arrow's head).
             y_client = {"c2s": y0, "s2c": y1}.get(step.direction, i + 0.5)
             y_server = {"c2s": y1, "s2c": y0}.get(step.direction, i + 0.5)
-            if step.client.changed:
-                ax.text(
-                    x_client - 0.04,
-                    y_client,
-                    str(step.client.after),
-                    ha="right",
-                    va="center",
-                    fontsize=8.5,
-                    fontweight="bold",
-                )
-            if step.server.changed:
-                ax.text(
-                    x_server + 0.04,
-                    y_server,
-                    str(step.server.after),
-                    ha="left",
-                    va="center",
-                    fontsize=8.5,
-                    fontweight="bold",
-                )
+            for side, y, change in (("client", y_client, step.client), ("server", y_server, step.server)):
+                if change.changed:
+                    labels.setdefault((side, round(y, 3)), []).append(change)
+        # Changes at the same instant on one side (a segment arrives and another leaves because
+        # of it) share one label: "ESTABLISHED → FIN-WAIT-1".
+        for (side, y), changes in labels.items():
+            names = [str(change.after) for change in changes]
+            text = " → ".join(dict.fromkeys(names))
+            x, align = (x_client - 0.04, "right") if side == "client" else (x_server + 0.04, "left")
+            ax.text(x, y, text, ha=align, va="center", fontsize=8.5, fontweight="bold")
         fig.tight_layout()
         return fig
 
