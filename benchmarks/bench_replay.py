@@ -169,17 +169,17 @@ print(n)
 """
 
 
-def measure(argv: list[str]) -> tuple[float, int]:
-    """Wall time (s) and peak RSS (KiB) of one child process."""
+def measure(argv: list[str]) -> tuple[float, float, int]:
+    """Wall time (s), CPU time (user + system, s) and peak RSS (KiB) of one child process."""
     start = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    code = os.waitstatus_to_exitcode(status)
     err = proc.stderr.read().decode() if proc.stderr else ""
-    if proc.returncode not in (0,):
-        raise SystemExit(f"{argv[0]} failed ({proc.returncode}): {err.strip()[:300]}")
-    return elapsed, usage.ru_maxrss
+    if code != 0:
+        raise SystemExit(f"{argv[0]} failed ({code}): {err.strip()[:300]}")
+    return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
 
 
 def main() -> None:
@@ -208,19 +208,40 @@ def main() -> None:
         results = {}
         for name, argv in tools.items():
             runs = [measure(argv) for _ in range(args.repeat)]
-            results[name] = (min(r[0] for r in runs), max(r[1] for r in runs))
-        ref_t, ref_m = results["tshark -q -z conv,tcp"]
-        for name, (t, m) in results.items():
-            rows.append((size, name, t, size / t, m / 1024, t / ref_t, m / ref_m))
+            results[name] = (min(r[0] for r in runs), min(r[1] for r in runs), max(r[2] for r in runs))
+        ref_wall, ref_cpu, ref_mem = results["tshark -q -z conv,tcp"]
+        for name, (wall, cpu, mem) in results.items():
+            rows.append(
+                (
+                    size,
+                    name,
+                    wall,
+                    cpu,
+                    size / wall,
+                    mem / 1024,
+                    wall / ref_wall,
+                    cpu / ref_cpu,
+                    mem / ref_mem,
+                )
+            )
 
     header = (
-        f"{'packets':>8}  {'tool':<34} {'time (s)':>9} {'packets/s':>10} {'peak MiB':>9} "
-        f"{'time/tshark':>11} {'mem/tshark':>10}"
+        f"{'packets':>8}  {'tool':<32} {'wall s':>7} {'cpu s':>7} {'pkts/s':>8} {'peak MiB':>9} "
+        f"{'wall/tshark':>11} {'cpu/tshark':>10} {'mem/tshark':>10}"
     )
     print(header)
     print("-" * len(header))
-    for size, name, t, pps, mib, rt, rm in rows:
-        print(f"{size:>8}  {name:<34} {t:>9.2f} {pps:>10.0f} {mib:>9.1f} {rt:>11.2f} {rm:>10.2f}")
+    for size, name, wall, cpu, pps, mib, rw, rc, rm in rows:
+        print(
+            f"{size:>8}  {name:<32} {wall:>7.2f} {cpu:>7.2f} {pps:>8.0f} {mib:>9.1f} "
+            f"{rw:>11.2f} {rc:>10.2f} {rm:>10.2f}"
+        )
+    by = {(r[0], r[1]): r for r in rows}
+    if len(args.sizes) >= 2:
+        small, large = args.sizes[0], args.sizes[-1]
+        for name in ("l4kit replay --format json", "tshark -q -z conv,tcp"):
+            growth = by[(large, name)][5] / by[(small, name)][5]
+            print(f"peak memory {name}: x{growth:.2f} from {small} to {large} packets")
 
 
 if __name__ == "__main__":

@@ -47,7 +47,8 @@ def reference(ip: bytes) -> tuple:
         seg.ack.value,
         int(seg.flags),
         seg.window,
-        seg.payload,
+        len(seg.payload),
+        seg.payload[: fastpath.HEAD],
         STATUS[seg.checksum.name],
         True,
         seg.window_scale if seg.flags & 0x02 else None,
@@ -89,7 +90,7 @@ def test_fast_path_equals_decode_packet(segment, how, flip_at):
             sport, dport, seq, ack, offset_flags, window = struct.unpack_from("!HHIIHH", ip, off)
             assert got[2:8] == (sport, dport, seq, ack, offset_flags & 0x1FF, window)
             src, dst = (ip[12:16], ip[16:20]) if off == 20 else (ip[8:24], ip[24:40])
-            assert got[9] == classify_tcp_checksum(src, dst, ip[off:]).value
+            assert got[10] == classify_tcp_checksum(src, dst, ip[off:]).value
             return
         with pytest.raises(ParseError) as info:
             fastpath.decode(ip)
@@ -97,13 +98,13 @@ def test_fast_path_equals_decode_packet(segment, how, flip_at):
         return
     got = fastpath.decode(ip)
     if not expected[6] & 0x02:  # options of non-SYN segments are not decoded by the fast path
-        assert got[:11] == expected[:11] and got[11] is None
+        assert got[:12] == expected[:12] and got[12] is None
     else:
         assert got == expected
     if how == "ok":
-        assert got[9] == "ok"
+        assert got[10] == "ok"
     if how == "offloaded":
-        assert got[9] in ("offloaded", "ok")  # a correct checksum can equal the pseudo sum by chance
+        assert got[10] in ("offloaded", "ok")  # a correct checksum can equal the pseudo sum by chance
 
 
 def test_the_wire_layer_handles_what_the_fast_path_leaves():
@@ -140,6 +141,6 @@ def test_a_bad_ipv4_header_checksum_is_decoded_and_flagged():
     with pytest.raises(ParseError):
         decode_packet(bytes(bad))  # the reference refuses it, as a receiving stack drops it
     decoded = fastpath.decode(bytes(bad))
-    assert decoded[10] is False
-    assert decoded[8] == b"hi" and decoded[9] == "ok"  # the TCP checksum itself is fine
-    assert fastpath.decode(good)[10] is True
+    assert decoded[11] is False
+    assert decoded[8:11] == (2, b"hi", "ok")  # the TCP checksum itself is fine
+    assert fastpath.decode(good)[11] is True

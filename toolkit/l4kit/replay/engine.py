@@ -92,7 +92,6 @@ NOTE_PORT_REUSE: Final = "port numbers reused"
 NOTE_SIMULTANEOUS_OPEN: Final = "simultaneous open: both sides sent a SYN (RFC 9293 §3.5)"
 
 _BAD: Final = fastpath.BAD
-_HEAD: Final = PREVIEW_BYTES + 1  # payload octets kept per record: the preview, and whether there is more
 _decode: Final = fastpath.decode
 _NO_NOTES: Final[tuple[str, ...]] = ()
 _SIDES: Final = ("client", "server")
@@ -113,7 +112,6 @@ class Conversation:
         "fin_s",
         "isn",
         "keys",
-        "last_time",
         "report",
         "rst",
         "selected",
@@ -129,7 +127,6 @@ class Conversation:
             (client[0], client[1], server[0], server[1]),
             (server[0], server[1], client[0], client[1]),
         )
-        self.last_time = report.start
         self.isn: list[int | None] = [None, None]  # the SYN sequence number seen from each side
         self.fin_c = False
         self.fin_s = False
@@ -184,18 +181,18 @@ class Replayer:
         """
         summary = self.summary
         summary.packets += 1
-        if summary.first_time is None:
-            summary.first_time = t
         summary.last_time = t
         try:
             decoder = self._decoders.get(linktype) or self._decoder_for(linktype)
             ip = decoder(frame)
-            src, dst, sport, dport, seq, ack, flags, window, payload, status, ip_ok, wscale = _decode(ip)
+            src, dst, sport, dport, seq, ack, flags, window, payload_len, head, status, ip_ok, wscale = (
+                _decode(ip)
+            )
         except ParseError as exc:
             summary.skipped[exc.reason] = summary.skipped.get(exc.reason, 0) + 1
+            if summary.first_time is None:
+                summary.first_time = t
             return None
-        summary.tcp_packets += 1
-        summary.checksum[status] += 1
         if not ip_ok:
             summary.ip_checksum_bad += 1
         if self._closing and self._closing[0][0] + self.linger < t:
@@ -214,18 +211,19 @@ class Replayer:
                 conv = None
                 reused = True
         if conv is None:
+            if summary.first_time is None:
+                summary.first_time = t
             conv = self._start(src, sport, dst, dport, flags, t, number)
         d = 0 if sport == conv.client[1] and src == conv.client[0] else 1
 
         report = conv.report
-        payload_len = len(payload)
         stats = report.s2c if d else report.c2s
         stats.packets += 1
         stats.bytes += wirelen
         stats.payload += payload_len
         report.end = t
         report.last_frame = number
-        conv.last_time = t
+        report.checksum[status] += 1
         if flags & SYN:
             conv.isn[d] = seq
         dropped = status is _BAD or not ip_ok
@@ -248,7 +246,6 @@ class Replayer:
         states = conv.states
         assert zeek is not None and analysis is not None and states is not None
         self.current = report
-        report.checksum[status] += 1
         sides = states.sides
         client_before = sides[0].state
         server_before = sides[1].state
@@ -279,23 +276,26 @@ class Replayer:
             )
             if rfc_note:
                 notes += (rfc_note,)
-            if states.correction is not None:
-                side, wrong, right = states.correction
-                self._correct_early_fin(report, side, wrong, right)
-                if side == 0 and client_before is wrong:
-                    client_before = right
-                elif side == 1 and server_before is wrong:
-                    server_before = right
-            if states.refused and NOTE_REFUSED not in report.notes:
-                report.notes.append(NOTE_REFUSED)
-                notes += (NOTE_REFUSED,)
-                self._correct_refused(report)
-                server_before = State.CLOSED
-            elif states.active_server and NOTE_SIMULTANEOUS_OPEN not in report.notes:
-                report.notes.append(NOTE_SIMULTANEOUS_OPEN)
-                notes += (NOTE_SIMULTANEOUS_OPEN,)
-                self._correct_refused(report)
-                server_before = State.CLOSED
+            if states.hindsight:
+                # What this segment showed changes what earlier rows said.
+                states.hindsight = False
+                if states.correction is not None:
+                    side, wrong, right = states.correction
+                    self._correct_early_fin(report, side, wrong, right)
+                    if side == 0 and client_before is wrong:
+                        client_before = right
+                    elif side == 1 and server_before is wrong:
+                        server_before = right
+                if states.refused and NOTE_REFUSED not in report.notes:
+                    report.notes.append(NOTE_REFUSED)
+                    notes += (NOTE_REFUSED,)
+                    self._correct_refused(report)
+                    server_before = State.CLOSED
+                elif states.active_server and NOTE_SIMULTANEOUS_OPEN not in report.notes:
+                    report.notes.append(NOTE_SIMULTANEOUS_OPEN)
+                    notes += (NOTE_SIMULTANEOUS_OPEN,)
+                    self._correct_refused(report)
+                    server_before = State.CLOSED
         if reused:
             notes = (NOTE_PORT_REUSE, *notes)
 
@@ -314,7 +314,7 @@ class Replayer:
             window,
             status,
             notes,
-            payload[:_HEAD] if payload_len else b"",
+            head,
             client_before,
             client_after,
             server_before,
@@ -329,7 +329,7 @@ class Replayer:
             self._transitions(report, record)
         if conv.through is not None:
             if d:
-                conv.through.server_packet(number, flags, seq, ack, payload)
+                conv.through.server_packet(number, ip)
             else:
                 conv.through.client_packet(t, number, ip)
         return record
@@ -433,8 +433,8 @@ class Replayer:
             queued_at, conv = closing.popleft()
             if self._open.get(conv.keys[0]) is not conv:
                 continue  # already finished (port reuse)
-            if conv.last_time > queued_at:
-                closing.append((conv.last_time, conv))  # still active after closing: look again later
+            if conv.report.end > queued_at:
+                closing.append((conv.report.end, conv))  # still active after closing: look again later
                 continue
             self._finish(conv)
 
@@ -442,9 +442,13 @@ class Replayer:
         for key in conv.keys:
             if self._open.get(key) is conv:
                 del self._open[key]
+        report = conv.report
+        summary = self.summary
+        summary.tcp_packets += report.c2s.packets + report.s2c.packets
+        for status, count in report.checksum.items():
+            summary.checksum[status] += count
         if not conv.selected:
             return
-        report = conv.report
         zeek = conv.zeek
         states = conv.states
         assert zeek is not None and states is not None

@@ -53,11 +53,16 @@ BAD: Final = "bad"
 OFFLOADED: Final = "offloaded"
 _STATUS: Final = {ChecksumStatus.OK: OK, ChecksumStatus.BAD: BAD, ChecksumStatus.OFFLOADED: OFFLOADED}
 
-Decoded = tuple[str, str, int, int, int, int, int, int, bytes, str, bool, "int | None"]
-"""``(src, dst, sport, dport, seq, ack, flags, window, payload, checksum, ip_ok, wscale)``:
-``flags`` the 9 flag bits, ``checksum`` ``"ok"``/``"bad"``/``"offloaded"``, ``ip_ok``
-whether the IPv4 header checksum is right (always True for IPv6), ``wscale`` the
-window-scale shift of a SYN (None without the option)."""
+HEAD: Final = 33
+"""Payload octets returned (a preview needs 32, and whether there is more)."""
+
+Decoded = tuple[str, str, int, int, int, int, int, int, int, bytes, str, bool, "int | None"]
+"""``(src, dst, sport, dport, seq, ack, flags, window, length, head, checksum, ip_ok, wscale)``:
+``flags`` the 9 flag bits, ``length`` the payload length and ``head`` its first
+:data:`HEAD` octets (the payload itself is never copied), ``checksum``
+``"ok"``/``"bad"``/``"offloaded"``, ``ip_ok`` whether the IPv4 header checksum is
+right (always True for IPv6), ``wscale`` the window-scale shift of a SYN (None
+without the option)."""
 
 
 def _window_scale(options_area: bytes) -> int | None:
@@ -79,16 +84,18 @@ def decode(ip: bytes) -> Decoded:
         _vihl, total, frag, proto, src_b, dst_b = _IPV4.unpack_from(ip)
         if frag & _FRAGMENT_BITS or proto != 6 or total > n or total < 40:
             return _slow(ip)
-        ip_ok = int.from_bytes(ip[:20], "big") % ONES == 0
-        segment = ip[20:total]
-        addresses = ip[12:20]
+        view = memoryview(ip)
+        ip_ok = int.from_bytes(view[:20], "big") % ONES == 0
+        segment = view[20:total]
+        addresses = view[12:20]
     elif first >> 4 == 6 and n >= 60:
         plen, next_header, src_b, dst_b = _IPV6.unpack_from(ip)
         if next_header != 6 or 40 + plen > n or plen < 20:
             return _slow(ip)
         ip_ok = True
-        segment = ip[40 : 40 + plen]
-        addresses = ip[8:40]
+        view = memoryview(ip)
+        segment = view[40 : 40 + plen]
+        addresses = view[8:40]
     else:
         return _slow(ip)
     sport, dport, seq, ack, offset_flags, window = _TCP.unpack_from(segment)
@@ -102,7 +109,7 @@ def decode(ip: bytes) -> Decoded:
         or flags & _SYN_FIN == _SYN_FIN
     ):
         return _slow(ip)  # for the wire layer's reason tag
-    wscale = _window_scale(segment[20:header_len]) if flags & _SYN and header_len > 20 else None
+    wscale = _window_scale(bytes(segment[20:header_len])) if flags & _SYN and header_len > 20 else None
     # classify_tcp_checksum's rule: the one's complement sum of pseudo-header and
     # segment is -0 (≡ 0 mod 0xFFFF) when right; an offloading sender leaves the folded
     # pseudo-header sum in the field. 2**16 ≡ 1 (mod 0xFFFF), so summing 16-bit words
@@ -127,7 +134,8 @@ def decode(ip: bytes) -> Decoded:
         ack,
         flags,
         window,
-        segment[header_len:],
+        seg_len - header_len,
+        bytes(segment[header_len : header_len + HEAD]),
         status,
         ip_ok,
         wscale,
@@ -152,7 +160,8 @@ def _slow(ip: bytes) -> Decoded:
         seg.ack.value,
         int(seg.flags),
         seg.window,
-        seg.payload,
+        len(seg.payload),
+        seg.payload[:HEAD],
         _STATUS[seg.checksum],
         ip_ok,
         seg.window_scale,
@@ -181,7 +190,8 @@ def _bad_ip_checksum(ip: bytes) -> Decoded:
         int(tcp.ack),
         int(tcp.flags),
         tcp.window,
-        data,
+        len(data),
+        data[:HEAD],
         _STATUS[classify_tcp_checksum(header.src, header.dst, payload)],
         False,
         wscale,

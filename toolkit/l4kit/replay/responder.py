@@ -106,8 +106,13 @@ class ThroughResponder:
             return  # not a segment the responder would ever see
         self.client_segments.append((t, frame, segment))
 
-    def server_packet(self, frame: int, flags: int, seq: int, ack: int, payload: bytes) -> None:
-        """A captured server-to-client segment (only what is compared is kept)."""
+    def server_packet(self, frame: int, ip_packet: bytes) -> None:
+        """A captured server-to-client packet (only what is compared is kept)."""
+        try:
+            segment = decode_packet(ip_packet)
+        except ParseError:
+            return
+        flags, seq, ack, payload = int(segment.flags), segment.seq.value, segment.ack.value, segment.payload
         if flags & _SYN and flags & _ACK and self.server_isn is None:
             self.server_isn = seq
         if len(self.server_segments) >= MAX_SEGMENTS:

@@ -96,7 +96,7 @@ class _Side:
 class PassiveStates:
     """The client's and the server's RFC 9293 states over one connection."""
 
-    __slots__ = ("active_server", "correction", "refused", "sides")
+    __slots__ = ("active_server", "correction", "hindsight", "refused", "sides")
 
     def __init__(self) -> None:
         self.sides = (_Side(State.CLOSED), _Side(State.LISTEN))
@@ -104,6 +104,9 @@ class PassiveStates:
         self.active_server = False  # the server opened actively (simultaneous open): no listener
         # Set by the segment that showed a FIN was applied too early: (side, wrong, right).
         self.correction: tuple[int, State, State] | None = None
+        # Set whenever a segment reveals that rows already made need correcting (refusal,
+        # active open, a FIN applied too early); the caller clears it.
+        self.hindsight = False
 
     @property
     def client(self) -> State:
@@ -160,6 +163,7 @@ class PassiveStates:
             note = self._rst_received(snd, rcv, d, flags, seq, ack)
             if d == SERVER and snd.state == State.SYN_RECEIVED and not snd.syn_ack_sent:
                 self.refused = True  # no listener: the server side was CLOSED all along
+                self.hindsight = True
             if snd.state != State.LISTEN:  # a listener answering a stray segment stays listening
                 snd.state = State.CLOSED
             return note
@@ -170,6 +174,7 @@ class PassiveStates:
                 # client's SYN and was opening actively (simultaneous open, RFC 9293 §3.5
                 # figure 7). It was CLOSED, not LISTEN, all along.
                 self.active_server = True
+                self.hindsight = True
                 snd.state = State.SYN_SENT
             elif not has_ack and snd.state in (State.CLOSED, State.LISTEN):
                 snd.state = State.SYN_SENT
@@ -224,6 +229,7 @@ class PassiveStates:
                 if snd.state is after:
                     snd.state = before
                     self.correction = (d, after, before)
+                    self.hindsight = True
                 snd.pending_fin = fin_end
         pending = snd.pending_fin
         if pending is not None and _ge(ack, pending):
