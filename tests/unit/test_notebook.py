@@ -414,3 +414,13 @@ def test_each_step_knows_when_its_segment_left():
     # reply and FIN-ACK when the request arrived (4); the client's FIN when the server's arrived (6);
     # the last ACK when the client's FIN arrived (7); the timer step sends nothing.
     assert [s.sent_at for s in steps] == [0, 1, 2, 2, 4, 4, 6, 7, None]
+
+
+def test_a_long_request_goes_in_segments_of_the_server_mss():
+    stepper = Stepper(request=b"x" * 3000 + b"\n")
+    steps = stepper.run()
+    data = [s.segment for s in steps if s.direction == "c2s" and s.segment is not None and s.segment.payload]
+    # The core advertises MSS 1460 in its SYN-ACK: 1460 + 1460 + 81 octets, PSH on the last.
+    assert [(len(seg.payload), seg.flags.letters) for seg in data] == [(1460, "A"), (1460, "A"), (81, "PA")]
+    assert [seg.seq.value for seg in data] == [1001, 2461, 3921]
+    assert stepper.done and stepper.client_state is S.CLOSED

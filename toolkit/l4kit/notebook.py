@@ -32,8 +32,11 @@ earlier. :attr:`Step.in_flight` lists what is on the wire after each step.
 Rendering: a :class:`Step` shows itself as HTML in Jupyter (``_repr_html_``) and
 as text everywhere else; :meth:`Stepper.diagram` returns a sequence diagram as
 Mermaid text and as a matplotlib drawing (Mermaid is not rendered by plain
-Jupyter or by nbclient, a drawing is). :func:`time_sequence_graph` draws a
-Wireshark-style time-sequence ("Stevens") graph from any rows that carry
+Jupyter or by nbclient, a drawing is). The drawing starts each arrow when its
+segment was sent (:attr:`Step.sent_at`) and ends it when the segment arrived,
+so segments that were in flight at the same time cross, as in the textbook
+figures of a simultaneous close; Mermaid can only draw them one after another.
+:func:`time_sequence_graph` draws a Wireshark-style time-sequence ("Stevens") graph from any rows that carry
 ``t``, ``direction``, ``seq``, ``ack``, ``length`` and ``flags`` (the rows of
 ``l4kit replay`` do).
 
@@ -561,8 +564,12 @@ class ScriptedClient:
             self.snd_una = ack
             self.state = State.ESTABLISHED
             out = [self._send("A", why="handshake ACK")]
-            if self.request:
-                out.append(self._send("PA", payload=self.request, why="request"))
+            # The request in segments of at most the server's MSS (RFC 9293 §3.7.1: 536 without
+            # the option); PSH on the last one, as a stack does when the write is done.
+            peer_mss = dict((o[0], o[1]) for o in tcp.options if isinstance(o, tuple)).get("MSS", 536)
+            chunks = [self.request[i : i + peer_mss] for i in range(0, len(self.request), peer_mss)]
+            for n, chunk in enumerate(chunks, start=1):
+                out.append(self._send("PA" if n == len(chunks) else "A", payload=chunk, why="request"))
             return out, notes
         if state in (State.CLOSED, State.TIME_WAIT) and not self.rcv_nxt:
             return [], [f"segment for a {state} client ignored"]
