@@ -58,7 +58,6 @@ from l4kit.errors import ParseError
 from l4kit.replay import fastpath
 from l4kit.replay.analysis import SequenceAnalysis
 from l4kit.replay.model import (
-    PREVIEW_BYTES,
     R_CLIENT_BEFORE,
     R_FRAME,
     R_SERVER_BEFORE,
