@@ -1,16 +1,34 @@
-"""Responder benchmark: l4kit against the kernel and a naive Scapy responder.
+"""Responder benchmark: l4kit against two kernel-socket servers and a naive Scapy responder.
 
 Everything runs inside one throw-away network namespace, one server at a time,
-measured by the same load client (``_loadclient.py``):
+measured by the same load client (``_loadclient.py``, 20 warm-up connections
+first):
 
-- sequential: N connections one after another (connect, "toppage\\n", read to EOF);
-  connections per second and p50/p99 latency;
-- concurrent: 200 connections, 50 at a time; connections per second.
+- sequential: N connections one after another (connect, "toppage\\n", read to
+  EOF); connections per second and p50/p99 latency of one connection;
+- concurrent: C connections, 50 at a time (50 client threads); connections per second.
 
-References measured in the same run: a kernel-socket Python server and the
-naive Scapy responder of the original exercise. Run as root:
+Servers, each answering ``toppage`` with ``hello world`` and closing:
 
-    .venv/bin/python benchmarks/bench_responder.py [--sequential 1000]
+- ``kernel, inline accept loop`` (``_kernel_server.py``): the fastest a Python
+  server on the kernel's TCP can be for one request per connection;
+- ``kernel, ThreadingTCPServer`` (``_kernel_threading_server.py``): the standard
+  library's server, a thread per connection, the "plain" one;
+- ``l4kit respond --codec fast`` and ``--codec scapy``, with ``--quiet`` (no
+  tables: a server printing nothing, like the references), and
+  ``l4kit respond`` as installed (scapy codec, a table per connection rendered
+  to a pipe) to show what rendering costs;
+- ``naive Scapy responder`` (``_naive_scapy.py``): sniff, dissect, build every reply
+  with Scapy layers, one reused L2 socket.
+
+Loopback numbers are noisy (other processes, CPU frequency, the scheduler), so the
+servers are measured in rounds, the order rotated every round, and each figure is
+the median over the rounds; the spread of sequential conn/s is printed too. Run as
+root:
+
+    python benchmarks/bench_responder.py [--rounds 3] [--sequential 1000] [--concurrent 200]
+
+``benchmarks/run.py`` runs this together with the replay and checksum benchmarks.
 """
 
 from __future__ import annotations
@@ -23,7 +41,8 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -33,11 +52,38 @@ from _netns import in_ns, namespace  # noqa: E402
 
 PY = sys.executable
 PORT = 8888
+L4KIT = [PY, "-m", "l4kit", "respond", "--port", str(PORT)]
+
+
+@dataclass(frozen=True)
+class Server:
+    name: str
+    argv: list[str]
+    ready: str
+    naive: bool = False  # needs the RST rule and sysctls that l4kit sets up for itself
+
+
+KERNEL_INLINE = "kernel, inline accept loop"
+KERNEL_THREADING = "kernel, ThreadingTCPServer"
+L4KIT_FAST = "l4kit --codec fast"
+L4KIT_SCAPY = "l4kit --codec scapy"
+L4KIT_RENDERED = "l4kit (scapy, tables rendered)"
+NAIVE = "naive Scapy responder"
+
+SERVERS = (
+    Server(KERNEL_INLINE, [PY, str(HERE / "_kernel_server.py"), str(PORT)], "ready"),
+    Server(KERNEL_THREADING, [PY, str(HERE / "_kernel_threading_server.py"), str(PORT)], "ready"),
+    Server(L4KIT_FAST, [*L4KIT, "--quiet", "--codec", "fast"], "listening on"),
+    Server(L4KIT_SCAPY, [*L4KIT, "--quiet", "--codec", "scapy"], "listening on"),
+    Server(L4KIT_RENDERED, [*L4KIT, "--codec", "scapy"], "listening on"),
+    Server(NAIVE, [PY, str(HERE / "_naive_scapy.py"), str(PORT)], "ready", naive=True),
+)
 
 
 @dataclass
-class Result:
-    server: str
+class Run:
+    """One server, one round."""
+
     seq_cps: float
     p50_ms: float
     p99_ms: float
@@ -45,29 +91,70 @@ class Result:
     failures: int
 
 
+@dataclass
+class Result:
+    """One server, the median of its rounds."""
+
+    server: str
+    runs: list[Run] = field(default_factory=list)
+
+    def _median(self, pick: Callable[[Run], float]) -> float:
+        return statistics.median(pick(r) for r in self.runs) if self.runs else float("nan")
+
+    @property
+    def seq_cps(self) -> float:
+        return self._median(lambda r: r.seq_cps)
+
+    @property
+    def seq_cps_range(self) -> tuple[float, float]:
+        values = [r.seq_cps for r in self.runs]
+        return (min(values), max(values)) if values else (float("nan"), float("nan"))
+
+    @property
+    def p50_ms(self) -> float:
+        return self._median(lambda r: r.p50_ms)
+
+    @property
+    def p99_ms(self) -> float:
+        return self._median(lambda r: r.p99_ms)
+
+    @property
+    def conc_cps(self) -> float:
+        return self._median(lambda r: r.conc_cps)
+
+    @property
+    def failures(self) -> int:
+        return sum(r.failures for r in self.runs)
+
+
+NAIVE_NFT = (
+    "table inet l4kbench_naive {\n chain out {\n  type filter hook output priority 0;\n"
+    f"  tcp sport {PORT} tcp flags rst drop\n }}\n}}\n"
+)
+
+
 def _prepare_for_naive(ns: str) -> None:
     """What l4kit does for itself, done by hand for the naive reference (inside the namespace only)."""
-    subprocess.run(
-        in_ns(ns, "nft", "-f", "-"),
-        input=(
-            "table inet naive { chain out { type filter hook output priority 0; "
-            f"tcp sport {PORT} tcp flags rst drop; }} }}\n"
-        ).encode(),
-        check=True,
-    )
+    subprocess.run(in_ns(ns, "nft", "-f", "-"), input=NAIVE_NFT.encode(), check=True)
     for key in ("all", "lo"):
         for knob in ("route_localnet", "accept_local"):
             subprocess.run(in_ns(ns, "sysctl", "-qw", f"net.ipv4.conf.{key}.{knob}=1"), check=True)
 
 
-def _start(ns: str, argv: list[str], ready: str, timeout: float = 20.0) -> subprocess.Popen[str]:
+def _unprepare_for_naive(ns: str) -> None:
+    subprocess.run(in_ns(ns, "nft", "delete", "table", "inet", "l4kbench_naive"), check=False)
+
+
+def _start(ns: str, argv: list[str], ready: str, timeout: float = 30.0) -> subprocess.Popen[str]:
     proc = subprocess.Popen(in_ns(ns, *argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + timeout
     assert proc.stdout is not None
+    seen = []
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
         if not line:
-            raise RuntimeError(f"{argv} exited before it was ready")
+            raise RuntimeError(f"{argv} exited before it was ready: {''.join(seen)[-500:]}")
+        seen.append(line)
         if ready in line:
             # Keep draining output so the server never blocks on a full pipe.
             subprocess.Popen(["cat"], stdin=proc.stdout, stdout=subprocess.DEVNULL)
@@ -79,7 +166,7 @@ def _start(ns: str, argv: list[str], ready: str, timeout: float = 20.0) -> subpr
 def _stop(proc: subprocess.Popen[str]) -> None:
     proc.send_signal(2)
     try:
-        proc.wait(10)
+        proc.wait(15)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
@@ -91,21 +178,24 @@ def _load(ns: str, *args: str) -> dict[str, object]:
         capture_output=True,
         text=True,
         check=True,
-        timeout=600,
+        timeout=900,
     )
-    return json.loads(out.stdout)
+    return json.loads(out.stdout)  # type: ignore[no-any-return]
 
 
-def measure(ns: str, name: str, argv: list[str], ready: str, sequential: int) -> Result:
-    proc = _start(ns, argv, ready)
+def measure_once(ns: str, server: Server, sequential: int, concurrent: int, parallel: int) -> Run:
+    if server.naive:
+        _prepare_for_naive(ns)
+    proc = _start(ns, server.argv, server.ready)
     try:
         seq = _load(ns, "--sequential", str(sequential))
-        conc = _load(ns, "--concurrent", "200", "--parallel", "50")
+        conc = _load(ns, "--concurrent", str(concurrent), "--parallel", str(parallel))
     finally:
         _stop(proc)
-    lat = sorted(seq["latencies_ms"])  # type: ignore[arg-type]
-    return Result(
-        server=name,
+        if server.naive:
+            _unprepare_for_naive(ns)
+    lat = sorted(seq["latencies_ms"])  # type: ignore[call-overload]
+    return Run(
         seq_cps=seq["count"] / seq["seconds"],  # type: ignore[operator]
         p50_ms=statistics.median(lat) if lat else float("nan"),
         p99_ms=lat[int(0.99 * (len(lat) - 1))] if lat else float("nan"),
@@ -114,67 +204,66 @@ def measure(ns: str, name: str, argv: list[str], ready: str, sequential: int) ->
     )
 
 
-def run(sequential: int = 1000) -> list[Result]:
-    results: list[Result] = []
-    l4kit = [PY, "-m", "l4kit", "respond", "--quiet", "--port", str(PORT)]
+def run(
+    *,
+    rounds: int = 3,
+    sequential: int = 1000,
+    concurrent: int = 200,
+    parallel: int = 50,
+    servers: tuple[Server, ...] = SERVERS,
+    progress: Callable[[str], None] = lambda _text: None,
+) -> dict[str, Result]:
+    """Every server, ``rounds`` times, the order rotated each round, in one namespace."""
+    results = {s.name: Result(s.name) for s in servers}
     with namespace() as ns:
-        results.append(
-            measure(
-                ns,
-                "kernel socket server",
-                [PY, str(HERE / "_kernel_server.py"), str(PORT)],
-                "ready",
-                sequential,
-            )
-        )
-        for codec in ("fast", "scapy"):
-            results.append(
-                measure(
-                    ns,
-                    f"l4kit respond --codec {codec}",
-                    [*l4kit, "--codec", codec],
-                    "listening on",
-                    sequential,
-                )
-            )
-    with namespace("l4kbench-naive") as ns:
-        _prepare_for_naive(ns)
-        results.append(
-            measure(
-                ns,
-                "naive Scapy responder",
-                [PY, str(HERE / "_naive_scapy.py"), str(PORT)],
-                "ready",
-                sequential,
-            )
-        )
+        for r in range(rounds):
+            order = servers[r % len(servers) :] + servers[: r % len(servers)]
+            for server in order:
+                progress(f"responder round {r + 1}/{rounds}: {server.name}")
+                results[server.name].runs.append(measure_once(ns, server, sequential, concurrent, parallel))
     return results
 
 
-def table(results: list[Result]) -> str:
-    kernel = next(r for r in results if r.server.startswith("kernel"))
-    naive = next(r for r in results if r.server.startswith("naive"))
+def table(results: dict[str, Result]) -> str:
+    inline = results[KERNEL_INLINE]
+    threading_ = results[KERNEL_THREADING]
+    naive = results[NAIVE]
     head = (
-        f"{'server':<28} {'seq conn/s':>10} {'vs kernel':>9} {'vs naive':>8} {'p50 ms':>7} "
-        f"{'p50/kernel':>10} {'p99 ms':>7} {'50-conc conn/s':>14} {'failures':>8}"
+        f"{'server':<30} {'seq conn/s':>10} {'(min-max)':>13} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'50-conc conn/s':>14} {'/inline':>7} {'/thread':>7} {'/naive':>6} {'fail':>4}"
     )
     lines = [head, "-" * len(head)]
-    for r in results:
-        vs_kernel, vs_naive = r.seq_cps / kernel.seq_cps, r.seq_cps / naive.seq_cps
+    for r in results.values():
+        low, high = r.seq_cps_range
+        spread = f"{low:.0f}-{high:.0f}"
         lines.append(
-            f"{r.server:<28} {r.seq_cps:>10.0f} {vs_kernel:>9.2f} {vs_naive:>8.2f} {r.p50_ms:>7.2f} "
-            f"{r.p50_ms / kernel.p50_ms:>10.2f} {r.p99_ms:>7.2f} {r.conc_cps:>14.0f} {r.failures:>8}"
+            f"{r.server:<30} {r.seq_cps:>10.0f} {spread:>13} {r.p50_ms:>7.3f} {r.p99_ms:>7.2f} "
+            f"{r.conc_cps:>14.0f} {r.seq_cps / inline.seq_cps:>7.2f} {r.seq_cps / threading_.seq_cps:>7.2f} "
+            f"{r.seq_cps / naive.seq_cps:>6.2f} {r.failures:>4}"
         )
+    lines.append("(/inline, /thread, /naive: sequential conn/s as a ratio of that reference's)")
     return "\n".join(lines)
+
+
+def require_root() -> None:
+    if os.geteuid() != 0 or not shutil.which("ip") or not shutil.which("nft"):
+        sys.exit("the responder benchmark needs root, iproute2 and nft (it makes a network namespace)")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--sequential", type=int, default=1000)
+    ap.add_argument("--concurrent", type=int, default=200)
     a = ap.parse_args()
-    if os.geteuid() != 0 or not shutil.which("ip"):
-        sys.exit("bench_responder needs root and iproute2 (it makes a network namespace)")
-    print(table(run(a.sequential)))
+    require_root()
+    results = run(
+        rounds=a.rounds,
+        sequential=a.sequential,
+        concurrent=a.concurrent,
+        progress=lambda text: print(text, file=sys.stderr),
+    )
+    print(table(results))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,443 @@
+"""All of l4kit's benchmarks in one run: one table of ratios against references measured
+in the same run on the same machine, then the detail of each part.
+
+    sudo python benchmarks/run.py            # about 10 minutes on 2 cores
+    sudo python benchmarks/run.py --quick    # about 1 minute: fewer rounds and connections, small captures
+    python benchmarks/run.py --skip responder   # without root: replay and checksum only
+
+Parts (each also runs on its own):
+
+- responder (``bench_responder.py``, root: a network namespace): sequential conn/s,
+  p50/p99 latency and 50-client concurrent conn/s of ``l4kit respond`` with each codec,
+  against a kernel-socket server written two ways (an inline accept loop, the fastest;
+  ``socketserver.ThreadingTCPServer``, the standard library's) and a naive Scapy
+  responder, all in the same namespace, in rounds with the order rotated, medians;
+- replay (``bench_replay.py``'s capture): ``l4kit replay --format json`` packets/s and
+  peak memory (max RSS) on synthetic captures of two sizes (default 100,000 and
+  200,000 packets), against ``tshark -q -z conv,tcp``, a Scapy ``PcapReader`` loop and a
+  bare ``struct`` pass over ``RawPcapReader``; medians of the repeats;
+- checksum (``bench_checksum.py``): l4kit's pure-Python Internet checksum against
+  ``scapy.utils.checksum``.
+
+A target the issue set is marked ``met`` or ``MISSED``; nothing here is tuned to
+pass: every reference is measured, and every figure is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import bench_checksum  # noqa: E402
+import bench_replay  # noqa: E402
+import bench_responder  # noqa: E402
+
+PY = sys.executable
+
+
+@dataclass
+class Row:
+    area: str
+    measurement: str
+    ours: str
+    reference: str
+    ratio: float
+    target: str = ""  # e.g. ">= 0.50"; empty: for information
+    met: bool | None = None
+
+
+def _fmt(row: Row) -> str:
+    verdict = "" if row.met is None else ("met" if row.met else "MISSED")
+    return (
+        f"{row.area:<9} {row.measurement:<44} {row.ours:>12}  {row.reference:<36} "
+        f"{row.ratio:>7.2f}  {row.target:<8} {verdict}"
+    )
+
+
+def summary_table(rows: list[Row]) -> str:
+    head = (
+        f"{'area':<9} {'measurement':<44} {'l4kit':>12}  {'reference (same run)':<36} "
+        f"{'ratio':>7}  {'target':<8} verdict"
+    )
+    return "\n".join([head, "-" * len(head), *(_fmt(r) for r in rows)])
+
+
+def machine() -> str:
+    cpu = "?"
+    try:
+        for line in subprocess.run(
+            ["lscpu"], capture_output=True, text=True, check=False
+        ).stdout.splitlines():
+            if line.startswith("Model name:"):
+                cpu = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    tshark = shutil.which("tshark")
+    tshark_version = ""
+    if tshark:
+        first = subprocess.run([tshark, "--version"], capture_output=True, text=True, check=False).stdout
+        tshark_version = first.splitlines()[0] if first else ""
+    import scapy
+
+    return (
+        f"{platform.node()}: {os.cpu_count()} CPUs, {cpu}; Linux {platform.release()}; "
+        f"Python {platform.python_version()}; Scapy {scapy.__version__}; {tshark_version}"
+    )
+
+
+# ---------------------------------------------------------------- responder
+
+
+def responder_rows(results: dict[str, bench_responder.Result]) -> list[Row]:
+    r = bench_responder
+    inline, threading_ = results[r.KERNEL_INLINE], results[r.KERNEL_THREADING]
+    fast, scapy, naive = results[r.L4KIT_FAST], results[r.L4KIT_SCAPY], results[r.NAIVE]
+    rendered = results.get(r.L4KIT_RENDERED)
+    rows = []
+    for ref, label, target in (
+        (inline, "kernel inline loop", ">= 0.50"),
+        (threading_, "ThreadingTCPServer", ""),
+    ):
+        ratio = fast.seq_cps / ref.seq_cps
+        rows.append(
+            Row(
+                "respond",
+                "sequential conn/s, --codec fast",
+                f"{fast.seq_cps:.0f}",
+                f"{label} {ref.seq_cps:.0f}",
+                ratio,
+                target or "(>= 0.50)",
+                ratio >= 0.5 if target else None,
+            )
+        )
+    for ref, label, target in (
+        (inline, "kernel inline loop", "<= 3.0"),
+        (threading_, "ThreadingTCPServer", ""),
+    ):
+        ratio = fast.p50_ms / ref.p50_ms
+        rows.append(
+            Row(
+                "respond",
+                "p50 latency ms, --codec fast",
+                f"{fast.p50_ms:.3f}",
+                f"{label} {ref.p50_ms:.3f}",
+                ratio,
+                target or "(<= 3.0)",
+                ratio <= 3.0 if target else None,
+            )
+        )
+    ratio = scapy.seq_cps / naive.seq_cps
+    rows.append(
+        Row(
+            "respond",
+            "sequential conn/s, --codec scapy (default)",
+            f"{scapy.seq_cps:.0f}",
+            f"naive Scapy {naive.seq_cps:.0f}",
+            ratio,
+            ">= 2.0",
+            ratio >= 2.0,
+        )
+    )
+    rows.append(
+        Row(
+            "respond",
+            "p50 latency ms, --codec scapy",
+            f"{scapy.p50_ms:.3f}",
+            f"naive Scapy {naive.p50_ms:.3f}",
+            scapy.p50_ms / naive.p50_ms,
+        )
+    )
+    for result, label in ((fast, "fast"), (scapy, "scapy")):
+        rows.append(
+            Row(
+                "respond",
+                f"50-client conn/s, --codec {label}",
+                f"{result.conc_cps:.0f}",
+                f"kernel inline loop {inline.conc_cps:.0f}",
+                result.conc_cps / inline.conc_cps,
+            )
+        )
+    rows.append(
+        Row(
+            "respond",
+            "50-client conn/s, --codec scapy",
+            f"{scapy.conc_cps:.0f}",
+            f"naive Scapy {naive.conc_cps:.0f}",
+            scapy.conc_cps / naive.conc_cps,
+        )
+    )
+    if rendered is not None:
+        rows.append(
+            Row(
+                "respond",
+                "sequential conn/s, scapy + tables rendered",
+                f"{rendered.seq_cps:.0f}",
+                f"naive Scapy {naive.seq_cps:.0f}",
+                rendered.seq_cps / naive.seq_cps,
+            )
+        )
+    return rows
+
+
+# ---------------------------------------------------------------- replay
+
+
+@dataclass
+class ReplayResult:
+    tool: str
+    packets: int
+    wall: float
+    cpu: float
+    peak_kib: int
+
+
+def measure_child(argv: list[str]) -> tuple[float, float, int]:
+    """Wall time (s), CPU time (user + system, s) and peak RSS (KiB) of one child process."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    code = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    if code != 0:
+        raise SystemExit(f"{argv[0]} failed ({code}): {err.strip()[:300]}")
+    return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
+
+
+L4KIT_REPLAY = "l4kit replay --format json"
+TSHARK = "tshark -q -z conv,tcp"
+SCAPY_READER = "Scapy PcapReader loop"
+RAW_PASS = "struct pass over RawPcapReader"
+
+
+def run_replay(
+    sizes: list[int],
+    repeat: int,
+    progress: callable = print,  # type: ignore[valid-type]
+) -> list[ReplayResult]:
+    tshark = shutil.which("tshark")
+    if tshark is None:
+        raise SystemExit("tshark is needed for the replay reference (apt-get install tshark)")
+    results = []
+    for size in sizes:
+        progress(f"replay: making or reusing a capture of {size} packets")
+        path = str(bench_replay.make_capture(size))
+        tools = {
+            L4KIT_REPLAY: [PY, "-m", "l4kit", "replay", path, "--format", "json"],
+            TSHARK: [tshark, "-q", "-z", "conv,tcp", "-r", path],
+            SCAPY_READER: [PY, "-c", bench_replay.SCAPY_READER, path],
+            RAW_PASS: [PY, "-c", bench_replay.RAW_PASS, path],
+        }
+        runs: dict[str, list[tuple[float, float, int]]] = {name: [] for name in tools}
+        for i in range(repeat):
+            for name, argv in tools.items():  # alternate the tools within each repeat
+                progress(f"replay {size}: {name} ({i + 1}/{repeat})")
+                runs[name].append(measure_child(argv))
+        for name, measured in runs.items():
+            results.append(
+                ReplayResult(
+                    name,
+                    size,
+                    statistics.median(m[0] for m in measured),
+                    statistics.median(m[1] for m in measured),
+                    max(m[2] for m in measured),
+                )
+            )
+    return results
+
+
+def replay_table(results: list[ReplayResult]) -> str:
+    head = (
+        f"{'packets':>8}  {'tool':<32} {'wall s':>7} {'cpu s':>7} {'packets/s':>10} {'peak MiB':>9} "
+        f"{'wall/tshark':>11} {'mem/tshark':>10}"
+    )
+    lines = [head, "-" * len(head)]
+    for r in results:
+        ref = next(t for t in results if t.tool == TSHARK and t.packets == r.packets)
+        lines.append(
+            f"{r.packets:>8}  {r.tool:<32} {r.wall:>7.2f} {r.cpu:>7.2f} {r.packets / r.wall:>10.0f} "
+            f"{r.peak_kib / 1024:>9.1f} {r.wall / ref.wall:>11.2f} {r.peak_kib / ref.peak_kib:>10.2f}"
+        )
+    return "\n".join(lines)
+
+
+def replay_rows(results: list[ReplayResult]) -> list[Row]:
+    rows = []
+    sizes = sorted({r.packets for r in results})
+
+    def get(tool: str, size: int) -> ReplayResult:
+        return next(r for r in results if r.tool == tool and r.packets == size)
+
+    for size in sizes:
+        ours, ref = get(L4KIT_REPLAY, size), get(TSHARK, size)
+        ratio = ours.wall / ref.wall
+        rows.append(
+            Row(
+                "replay",
+                f"time, {size} packets (wall s)",
+                f"{ours.wall:.2f}",
+                f"tshark {ref.wall:.2f}",
+                ratio,
+                "<= 1.0",
+                ratio <= 1.0,
+            )
+        )
+        rows.append(
+            Row(
+                "replay",
+                f"packets/s, {size} packets",
+                f"{size / ours.wall:.0f}",
+                f"tshark {size / ref.wall:.0f}",
+                ref.wall / ours.wall,
+            )
+        )
+        ratio = ours.peak_kib / ref.peak_kib
+        rows.append(
+            Row(
+                "replay",
+                f"peak memory MiB, {size} packets",
+                f"{ours.peak_kib / 1024:.1f}",
+                f"tshark {ref.peak_kib / 1024:.1f}",
+                ratio,
+                "< 1.0",
+                ratio < 1.0,
+            )
+        )
+        scapy = get(SCAPY_READER, size)
+        rows.append(
+            Row(
+                "replay",
+                f"time, {size} packets (wall s)",
+                f"{ours.wall:.2f}",
+                f"Scapy PcapReader {scapy.wall:.2f}",
+                ours.wall / scapy.wall,
+            )
+        )
+    if len(sizes) >= 2:
+        small, large = sizes[0], sizes[-1]
+        growth = get(L4KIT_REPLAY, large).peak_kib / get(L4KIT_REPLAY, small).peak_kib
+        tshark_growth = get(TSHARK, large).peak_kib / get(TSHARK, small).peak_kib
+        rows.append(
+            Row(
+                "replay",
+                f"peak memory growth {small} -> {large} packets",
+                f"x{growth:.2f}",
+                f"tshark x{tshark_growth:.2f}",
+                growth,
+                "flat",
+                growth <= 1.10,
+            )
+        )
+    return rows
+
+
+# ---------------------------------------------------------------- checksum
+
+
+def run_checksum(repeat: int) -> list[tuple[str, float, float]]:
+    from scapy.utils import checksum as scapy_checksum
+
+    from l4kit.checksum import internet_checksum
+
+    rng = random.Random(1071)
+    rows = []
+    for label, size in bench_checksum.SIZES:
+        data = rng.randbytes(size)
+        assert internet_checksum(data) == scapy_checksum(data), f"checksums differ at {label}"
+        ours = bench_checksum.ns_per_call(internet_checksum, data, repeat)
+        theirs = bench_checksum.ns_per_call(scapy_checksum, data, repeat)
+        rows.append((label, ours, theirs))
+    return rows
+
+
+def checksum_rows(results: list[tuple[str, float, float]]) -> list[Row]:
+    rows = []
+    for label, ours, theirs in results:
+        target = ">= 3.0" if label == "1460 B" else ""
+        speedup = theirs / ours
+        rows.append(
+            Row(
+                "checksum",
+                f"ns per call, {label} (speed-up)",
+                f"{ours:,.0f}",
+                f"scapy.utils.checksum {theirs:,.0f}",
+                speedup,
+                target,
+                speedup >= 3.0 if target else None,
+            )
+        )
+    return rows
+
+
+# ---------------------------------------------------------------- main
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="1 round, 300 connections, 20k/40k-packet captures")
+    ap.add_argument("--skip", action="append", default=[], choices=["responder", "replay", "checksum"])
+    ap.add_argument("--rounds", type=int, help="responder rounds (default 3, quick 1)")
+    ap.add_argument("--sequential", type=int, help="sequential connections per round (default 1000)")
+    ap.add_argument("--concurrent", type=int, help="connections of the 50-client test (default 400)")
+    ap.add_argument("--sizes", type=int, nargs="+", help="replay capture sizes (default 100000 200000)")
+    ap.add_argument("--repeat", type=int, help="replay and checksum repeats (default 3, quick 1)")
+    a = ap.parse_args()
+    rounds = a.rounds or (1 if a.quick else 3)
+    sequential = a.sequential or (300 if a.quick else 1000)
+    concurrent = a.concurrent or (100 if a.quick else 400)
+    sizes = a.sizes or ([20_000, 40_000] if a.quick else [100_000, 200_000])
+    repeat = a.repeat or (1 if a.quick else 3)
+
+    def progress(text: str) -> None:
+        print(f"  ... {text}", file=sys.stderr, flush=True)
+
+    rows: list[Row] = []
+    details: list[str] = []
+    if "responder" not in a.skip:
+        bench_responder.require_root()
+        results = bench_responder.run(
+            rounds=rounds, sequential=sequential, concurrent=concurrent, progress=progress
+        )
+        rows += responder_rows(results)
+        details.append(
+            f"responder: {rounds} round(s) of {sequential} sequential + {concurrent} concurrent "
+            f"(50 clients) connections per server, medians\n" + bench_responder.table(results)
+        )
+    if "replay" not in a.skip:
+        replay = run_replay(sizes, repeat, progress)
+        rows += replay_rows(replay)
+        details.append(f"replay: median of {repeat} run(s) per tool and size\n" + replay_table(replay))
+    if "checksum" not in a.skip:
+        progress("checksum")
+        checksum = run_checksum(max(repeat, 3))
+        rows += checksum_rows(checksum)
+        details.append(
+            "checksum: best of the repeats, ns per call\n"
+            + "\n".join(
+                f"  {label:>7}: l4kit {ours:>10,.0f}  scapy {theirs:>10,.0f}  x{theirs / ours:.2f}"
+                for label, ours, theirs in checksum
+            )
+        )
+    print(f"l4kit benchmarks{' (--quick)' if a.quick else ''}, {time.strftime('%Y-%m-%d %H:%M')}")
+    print(machine())
+    print()
+    print(summary_table(rows))
+    for detail in details:
+        print()
+        print(detail)
+
+
+if __name__ == "__main__":
+    main()
