@@ -25,7 +25,7 @@ def l4kit(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[s
 
 
 def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
-    assert "Traceback" not in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr + (result.stdout or "")
     lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error:")
@@ -131,3 +131,33 @@ def test_routes_for_the_responder_come_from_a_file(tmp_path):
         str(DATA / "lo-l4kit-responder.pcap"), "--through-responder", "--routes", str(tmp_path / "x")
     )
     assert missing.returncode != 0 and "--routes" in one_line_error(missing)
+
+
+def test_a_reader_that_stops_early_ends_the_run_quietly():
+    for fmt in ("json", "table", "mermaid"):
+        producer = subprocess.Popen(
+            [sys.executable, "-m", "l4kit", "replay", str(DATA / "lo-kernel.pcap"), "-f", fmt],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert producer.stdout is not None and producer.stderr is not None
+        producer.stdout.read(10)
+        producer.stdout.close()  # like `| head -c 10`
+        err = producer.stderr.read().decode()
+        producer.wait(timeout=60)
+        assert "Traceback" not in err and "Exception" not in err, err
+        assert producer.returncode in (0, 1)
+
+
+def test_an_unwritable_output_is_one_line():
+    with open("/dev/full", "w") as full:
+        result = subprocess.run(
+            [sys.executable, "-m", "l4kit", "replay", str(DATA / "lo-kernel.pcap"), "-f", "json"],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 1
+    assert "cannot write the output" in one_line_error(result)

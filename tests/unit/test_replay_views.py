@@ -6,6 +6,7 @@ import io
 import json
 import re
 
+import pytest
 from rich.console import Console
 from test_replay_support import DATA, Conv, needs_tshark, replay, tshark_fields, write
 
@@ -175,3 +176,23 @@ def test_transition_rows_are_the_shared_table_rows():
     assert rows[0].before == "LISTEN" and rows[0].after == "SYN-RECEIVED"
     assert rows[0].client_before == "CLOSED" and rows[0].client_after == "SYN-SENT"
     assert rows[3].payload_preview == "toppage\\n"
+
+
+def test_hand_formatted_json_equals_json_dumps_of_the_same_values(tmp_path):
+    """The writer formats the per-connection and per-packet text itself for speed:
+    parsed back, it must be exactly the values json.dumps would have written."""
+    from l4kit.views.replay import _connection_fields, _row_json, connection_json_text
+
+    conv = Conv().handshake()
+    conv.c("PA", 1, 1, bytes(range(40)))
+    conv.c("PA", 1, 1, bytes(range(40)), dt=1.0)  # a retransmission: notes
+    conv.s("RA", 1, 41)
+    [report], _ = replay(write(tmp_path, conv.packets))
+    report.notes.append('a "quoted" note \\ with a backslash')
+    parsed = json.loads(connection_json_text(report))
+    for key, value in _connection_fields(report).items():
+        assert parsed[key] == pytest.approx(value) if isinstance(value, float) else parsed[key] == value, key
+    for rec, packet in zip(report.rows, parsed["packets"], strict=True):
+        assert json.loads(_row_json(rec)) == packet
+        assert packet["t"] == pytest.approx(rec[1], abs=1e-9)
+    assert parsed["packets"][4]["notes"] == ["retransmission"]
