@@ -223,3 +223,34 @@ def test_sigint_in_the_middle_of_load(netns: Namespace, tmp_path: Path) -> None:
     complaints = [line for line in done.stderr.splitlines() if "Running as user" not in line]
     assert complaints == []  # e.g. "appears to have been cut short in the middle of a packet"
     assert len(done.stdout.split()) == summary.frames_in + summary.frames_out
+
+
+# ---------------------------------------------------------------- soak: the default give-up
+
+
+@pytest.mark.soak
+def test_soak_default_give_up_after_63_seconds(netns: Namespace, tmp_path: Path) -> None:
+    """With the defaults (5 SYN-ACK and 5 data retransmissions, Linux's tcp_synack_retries):
+    retransmissions after 1, 2, 4, 8, 16 s, the give-up 32 s later, 63 s in all."""
+    silence(netns, dports="40000-40999")
+    capture = Tcpdump(netns, tmp_path / "give-up.pcap", "tcp port 8888")
+    responder = netns.respond("--quiet")
+    patient = {  # wait up to 120 s for the RST (the plans above wait 60 s)
+        port: [["expect", "R", 120] if step[:2] == ["expect", "R"] else step for step in SILENT_PEERS[port]]
+        for port in (40001, 40002, 40003)
+    }
+    peers = {port: start_peer(netns, port, plan) for port, plan in patient.items()}
+    for process in peers.values():
+        peer_result(process, timeout=180)
+    code, output = responder.stop()
+    capture.stop()
+    assert code == 0, output
+    for port, (flags, seq) in {40001: (SA, 0), 40002: (PA, 1), 40003: (FA, 13)}.items():
+        sent = server_segments(capture.path, port)
+        times = [t for t, f, s, _ in sent if f == flags and s == seq]
+        (reset,) = [t for t, f, _, _ in sent if f == RA]
+        gaps = assert_backoff([*times, reset])
+        assert len(times) == 6 and reset - times[0] >= 63 * 0.95
+        print(f"port {port}: gaps {[round(g, 2) for g in gaps]}, reset after {reset - times[0]:.1f} s")
+    summary = Summary.parse(output)
+    assert summary.retransmissions == 3 * 5 and summary.resets_sent == 3

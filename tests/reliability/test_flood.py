@@ -136,10 +136,12 @@ def test_syn_flood_real_clients_are_served_and_memory_stays_bounded(
 
 @pytest.mark.soak
 def test_soak_repeated_floods_keep_memory_flat(netns: Namespace, tmp_path: Path) -> None:
-    """ROUNDS floods of 50,000 SYNs from a /9 (8 million possible sources), 50 clients
-    each: every client served every round, and the resident set after the last round
-    is within 8 MiB of the one after the second (the first warms the allocator up)."""
-    rounds = int(os.environ.get("L4KIT_SOAK_ROUNDS", "10"))
+    """L4KIT_SOAK_ROUNDS (20) floods of 50,000 SYNs from a /9 (8 million possible sources),
+    50 clients each: every client served every round, and the resident set after the
+    last round is within 8 MiB of the one after the second (the first warms the
+    allocator up). Measured here: it grows by ~100 KiB a round while TIME-WAIT records
+    (60 s each) accumulate, then stays flat to the KiB (40 rounds: 72,820 KiB)."""
+    rounds = int(os.environ.get("L4KIT_SOAK_ROUNDS", "20"))
     sources = "127.128.0.0/9"
     silence(netns, daddr=sources)
     responder = netns.respond("--quiet", "--codec", "fast")

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.reliability
 
 ROOT = Path(__file__).resolve().parents[2]
+FUZZ_TESTS = ROOT / "tests" / "unit" / "test_wire_fuzz.py"
 HOSTILE_SOURCES = "127.3.0.0/16"
 FILTER_WITHOUT_INBOUND = "tcp and dst host 127.0.0.1 and dst port 8888"
 
@@ -208,8 +209,7 @@ def test_soak_hypothesis_fuzz_of_the_decoders(tmp_path: Path) -> None:
     """tests/unit/test_wire_fuzz.py with L4KIT_FUZZ_EXAMPLES=15000: its four property
     tests feed 1 + 1 + 2 + 3 frames per example, 105,000 frames, each to four decoders."""
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", "-m", "",
-         "tests/unit/test_wire_fuzz.py"],
+        [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", str(FUZZ_TESTS)],
         cwd=ROOT, capture_output=True, text=True, timeout=3600, check=False,
         env={**os.environ, "L4KIT_FUZZ_EXAMPLES": "15000"},
     )  # fmt: skip
