@@ -9,7 +9,7 @@ It says nothing about link layers, IP identification or TTL: the codecs
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from l4kit.checksum import ChecksumStatus
 from l4kit.wire.flags import TcpFlags
@@ -37,13 +37,26 @@ class FourTuple(NamedTuple):
         return f"{self.local} <-> {self.remote}"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+_NO_ACK: Final = SeqNum(0)  # immutable, so every segment without an ACK may share it
+_SYN_BIT: Final = int(TcpFlags.SYN)
+_FIN_BIT: Final = int(TcpFlags.FIN)
+_new_tuple = tuple.__new__
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, init=False)
 class Segment:
     """One TCP segment and the IP addresses that carried it.
 
     ``window`` is the raw 16-bit field (not scaled). ``checksum`` is only
     meaningful for received segments: the decoder classifies the field as
     ok, bad or offloaded; the core drops ``BAD`` ones.
+
+    Performance: every received and every sent segment is one of these, several
+    per connection, so ``__init__`` is written out (the fields, their defaults and
+    their order are the dataclass's) and stores through the slots directly, where
+    the generated frozen ``__init__`` goes through ``object.__setattr__`` once per
+    field; ``seg_len`` and ``key`` avoid ``IntFlag`` arithmetic and the named
+    tuples' Python-level ``__new__``.
     """
 
     src: str
@@ -59,15 +72,40 @@ class Segment:
     payload: bytes = b""
     checksum: ChecksumStatus = ChecksumStatus.OK
 
+    def __init__(
+        self,
+        *,
+        src: str,
+        dst: str,
+        sport: int,
+        dport: int,
+        seq: SeqNum,
+        ack: SeqNum = _NO_ACK,
+        flags: TcpFlags,
+        window: int = 65535,
+        urgent: int = 0,
+        options: tuple[TcpOption, ...] = (),
+        payload: bytes = b"",
+        checksum: ChecksumStatus = ChecksumStatus.OK,
+    ) -> None:
+        _set_src(self, src)
+        _set_dst(self, dst)
+        _set_sport(self, sport)
+        _set_dport(self, dport)
+        _set_seq(self, seq)
+        _set_ack(self, ack)
+        _set_flags(self, flags)
+        _set_window(self, window)
+        _set_urgent(self, urgent)
+        _set_options(self, options)
+        _set_payload(self, payload)
+        _set_checksum(self, checksum)
+
     @property
     def seg_len(self) -> int:
         """SEG.LEN of RFC 9293: payload octets plus one for SYN and one for FIN."""
-        n = len(self.payload)
-        if self.flags & TcpFlags.SYN:
-            n += 1
-        if self.flags & TcpFlags.FIN:
-            n += 1
-        return n
+        flags = int(self.flags)
+        return len(self.payload) + (flags & _SYN_BIT) // _SYN_BIT + (flags & _FIN_BIT)
 
     @property
     def source(self) -> Endpoint:
@@ -80,7 +118,10 @@ class Segment:
     @property
     def key(self) -> FourTuple:
         """The connection key from the receiver's side: (destination, source)."""
-        return FourTuple(Endpoint(self.dst, self.dport), Endpoint(self.src, self.sport))
+        return _new_tuple(
+            FourTuple,
+            (_new_tuple(Endpoint, (self.dst, self.dport)), _new_tuple(Endpoint, (self.src, self.sport))),
+        )
 
     @property
     def is_ipv6(self) -> bool:
@@ -121,3 +162,36 @@ class Segment:
             f"{self.source} > {self.destination} [{self.flags.letters or '.'}] "
             f"seq={self.seq.value} ack={self.ack.value} win={self.window}{extra}"
         )
+
+
+# The slots' own setters, for Segment.__init__ (they bypass the frozen __setattr__).
+(
+    _set_src,
+    _set_dst,
+    _set_sport,
+    _set_dport,
+    _set_seq,
+    _set_ack,
+    _set_flags,
+    _set_window,
+    _set_urgent,
+    _set_options,
+    _set_payload,
+    _set_checksum,
+) = (
+    Segment.__dict__[name].__set__
+    for name in (
+        "src",
+        "dst",
+        "sport",
+        "dport",
+        "seq",
+        "ack",
+        "flags",
+        "window",
+        "urgent",
+        "options",
+        "payload",
+        "checksum",
+    )
+)
