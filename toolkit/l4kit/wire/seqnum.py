@@ -30,12 +30,17 @@ class SeqNum:
     value: int
 
     def __init__(self, value: int) -> None:
-        object.__setattr__(self, "value", value % MOD)
+        _set_value(self, value % MOD)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("SeqNum is immutable")
 
     def __add__(self, other: int) -> SeqNum:
+        if other.__class__ is int:
+            # The common case, several times per segment: no __init__ call.
+            result = _new(SeqNum)
+            _set_value(result, (self.value + other) % MOD)
+            return result
         if isinstance(other, SeqNum):  # adding two sequence numbers is meaningless
             raise TypeError("cannot add two sequence numbers; add an octet count")
         return SeqNum(self.value + other)
@@ -91,3 +96,9 @@ class SeqNum:
     def in_window(self, start: SeqNum, size: int) -> bool:
         """``start <= self < start + size`` modulo 2**32 (RFC 9293 §3.4)."""
         return (self.value - start.value) % MOD < size
+
+
+# The slot's own setter (it bypasses __setattr__, which refuses every change) and the bare
+# allocation, for the constructors above.
+_set_value = SeqNum.__dict__["value"].__set__
+_new = object.__new__
