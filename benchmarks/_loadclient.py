@@ -49,6 +49,7 @@ def main() -> None:
             one(addr, req, exp, a.timeout)
     lat: list[float] = []
     errors = wrong = 0
+    kinds: dict[str, int] = {}
     lock = threading.Lock()
 
     def run(n: int) -> None:
@@ -56,9 +57,11 @@ def main() -> None:
         for _ in range(n):
             try:
                 ms, ok = one(addr, req, exp, a.timeout)
-            except OSError:
+            except OSError as exc:
                 with lock:
                     errors += 1
+                    kind = type(exc).__name__
+                    kinds[kind] = kinds.get(kind, 0) + 1
                 continue
             with lock:
                 lat.append(ms)
@@ -78,7 +81,16 @@ def main() -> None:
             t.join()
     secs = time.perf_counter() - t0
     print(
-        json.dumps({"count": count, "errors": errors, "wrong": wrong, "seconds": secs, "latencies_ms": lat})
+        json.dumps(
+            {
+                "count": count,
+                "errors": errors,
+                "error_kinds": kinds,
+                "wrong": wrong,
+                "seconds": secs,
+                "latencies_ms": lat,
+            }
+        )
     )
 
 
