@@ -6,7 +6,9 @@ a time, one packet per millisecond of capture time, with some retransmissions
 and duplicate ACKs, correct checksums. Every tool then reads the same file as
 its own subprocess, one after the other:
 
-* ``l4kit``: ``python -m l4kit replay FILE --format json`` (output to /dev/null);
+* ``l4kit``: ``python -m l4kit replay FILE --format json`` (output to /dev/null), and
+  the same with ``--max-rows 1`` (every packet analysed, one packet row per
+  connection written: the cost of the per-packet JSON shows in the difference);
 * ``tshark``: ``tshark -q -z conv,tcp -r FILE`` (its own TCP conversation table);
 * ``scapy rdpcap``: ``rdpcap(FILE)`` then a loop reading each packet's TCP flags,
   the way a Scapy user would write it;
@@ -199,6 +201,18 @@ def main() -> None:
         path = make_capture(size)
         tools = {
             "l4kit replay --format json": [PY, "-m", "l4kit", "replay", str(path), "--format", "json"],
+            # the same analysis of every packet, but one packet row per connection in the output
+            "l4kit json --max-rows 1": [
+                PY,
+                "-m",
+                "l4kit",
+                "replay",
+                str(path),
+                "--format",
+                "json",
+                "--max-rows",
+                "1",
+            ],
             "tshark -q -z conv,tcp": [tshark, "-q", "-z", "conv,tcp", "-r", str(path)],
             "scapy PcapReader loop": [PY, "-c", SCAPY_READER, str(path)],
             "raw struct pass (RawPcapReader)": [PY, "-c", RAW_PASS, str(path)],

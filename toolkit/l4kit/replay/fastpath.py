@@ -35,6 +35,7 @@ from typing import Final
 
 from l4kit.checksum import ChecksumStatus, classify_tcp_checksum
 from l4kit.errors import ParseError
+from l4kit.replay.model import PREVIEW_BYTES
 from l4kit.wire.ip import address_text, decode_ip
 from l4kit.wire.options import WindowScale
 from l4kit.wire.packet import decode_packet
@@ -53,8 +54,8 @@ BAD: Final = "bad"
 OFFLOADED: Final = "offloaded"
 _STATUS: Final = {ChecksumStatus.OK: OK, ChecksumStatus.BAD: BAD, ChecksumStatus.OFFLOADED: OFFLOADED}
 
-HEAD: Final = 33
-"""Payload octets returned (a preview needs 32, and whether there is more)."""
+HEAD: Final = PREVIEW_BYTES + 1
+"""Payload octets returned (enough for a preview, and to know whether there is more)."""
 
 Decoded = tuple[str, str, int, int, int, int, int, int, int, bytes, str, bool, "int | None"]
 """``(src, dst, sport, dport, seq, ack, flags, window, length, head, checksum, ip_ok, wscale)``:
