@@ -19,7 +19,11 @@ Servers, each answering ``toppage`` with ``hello world`` and closing:
   ``l4kit respond`` as installed (scapy codec, a table per connection rendered
   to a pipe) to show what rendering costs;
 - ``naive Scapy responder`` (``_naive_scapy.py``): sniff, dissect, build every reply
-  with Scapy layers, one reused L2 socket.
+  with Scapy layers, one reused L2 socket;
+- ``floor: sniffer + struct, no TCP`` (``_sniffer_floor.py``): l4kit's receive and send
+  path (AsyncSniffer, the BPF packet socket, one packet socket to send) with a
+  stateless ``struct`` responder in between: the ceiling of the architecture, before
+  any TCP is done.
 
 Loopback numbers are noisy (other processes, CPU frequency, the scheduler), so the
 servers are measured in rounds, the order rotated every round, and each figure is
@@ -60,7 +64,7 @@ class Server:
     name: str
     argv: list[str]
     ready: str
-    naive: bool = False  # needs the RST rule and sysctls that l4kit sets up for itself
+    host_setup: bool = False  # needs the RST rule and sysctls that l4kit sets up for itself
 
 
 KERNEL_INLINE = "kernel, inline accept loop"
@@ -69,6 +73,7 @@ L4KIT_FAST = "l4kit --codec fast"
 L4KIT_SCAPY = "l4kit --codec scapy"
 L4KIT_RENDERED = "l4kit (scapy, tables rendered)"
 NAIVE = "naive Scapy responder"
+FLOOR = "floor: sniffer + struct, no TCP"
 
 SERVERS = (
     Server(KERNEL_INLINE, [PY, str(HERE / "_kernel_server.py"), str(PORT)], "ready"),
@@ -76,7 +81,8 @@ SERVERS = (
     Server(L4KIT_FAST, [*L4KIT, "--quiet", "--codec", "fast"], "listening on"),
     Server(L4KIT_SCAPY, [*L4KIT, "--quiet", "--codec", "scapy"], "listening on"),
     Server(L4KIT_RENDERED, [*L4KIT, "--codec", "scapy"], "listening on"),
-    Server(NAIVE, [PY, str(HERE / "_naive_scapy.py"), str(PORT)], "ready", naive=True),
+    Server(NAIVE, [PY, str(HERE / "_naive_scapy.py"), str(PORT)], "ready", host_setup=True),
+    Server(FLOOR, [PY, str(HERE / "_sniffer_floor.py"), str(PORT)], "ready", host_setup=True),
 )
 
 
@@ -133,15 +139,15 @@ NAIVE_NFT = (
 )
 
 
-def _prepare_for_naive(ns: str) -> None:
-    """What l4kit does for itself, done by hand for the naive reference (inside the namespace only)."""
+def _prepare_host(ns: str) -> None:
+    """What l4kit does for itself, done by hand for the references that need it (namespace only)."""
     subprocess.run(in_ns(ns, "nft", "-f", "-"), input=NAIVE_NFT.encode(), check=True)
     for key in ("all", "lo"):
         for knob in ("route_localnet", "accept_local"):
             subprocess.run(in_ns(ns, "sysctl", "-qw", f"net.ipv4.conf.{key}.{knob}=1"), check=True)
 
 
-def _unprepare_for_naive(ns: str) -> None:
+def _unprepare_host(ns: str) -> None:
     subprocess.run(in_ns(ns, "nft", "delete", "table", "inet", "l4kbench_naive"), check=False)
 
 
@@ -184,16 +190,16 @@ def _load(ns: str, *args: str) -> dict[str, object]:
 
 
 def measure_once(ns: str, server: Server, sequential: int, concurrent: int, parallel: int) -> Run:
-    if server.naive:
-        _prepare_for_naive(ns)
+    if server.host_setup:
+        _prepare_host(ns)
     proc = _start(ns, server.argv, server.ready)
     try:
         seq = _load(ns, "--sequential", str(sequential))
         conc = _load(ns, "--concurrent", str(concurrent), "--parallel", str(parallel))
     finally:
         _stop(proc)
-        if server.naive:
-            _unprepare_for_naive(ns)
+        if server.host_setup:
+            _unprepare_host(ns)
     lat = sorted(seq["latencies_ms"])  # type: ignore[call-overload]
     return Run(
         seq_cps=seq["count"] / seq["seconds"],  # type: ignore[operator]

@@ -1,7 +1,7 @@
 """All of l4kit's benchmarks in one run: one table of ratios against references measured
 in the same run on the same machine, then the detail of each part.
 
-    sudo python benchmarks/run.py            # about 10 minutes on 2 cores
+    sudo python benchmarks/run.py            # about 4 minutes on 2 cores
     sudo python benchmarks/run.py --quick    # about 1 minute: fewer rounds and connections, small captures
     python benchmarks/run.py --skip responder   # without root: replay and checksum only
 
@@ -178,6 +178,26 @@ def responder_rows(results: dict[str, bench_responder.Result]) -> list[Row]:
             scapy.conc_cps / naive.conc_cps,
         )
     )
+    floor = results.get(r.FLOOR)
+    if floor is not None:
+        rows.append(
+            Row(
+                "respond",
+                "sequential conn/s, floor (sniffer, no TCP)",
+                f"{floor.seq_cps:.0f}",
+                f"kernel inline loop {inline.seq_cps:.0f}",
+                floor.seq_cps / inline.seq_cps,
+            )
+        )
+        rows.append(
+            Row(
+                "respond",
+                "sequential conn/s, --codec fast",
+                f"{fast.seq_cps:.0f}",
+                f"floor (sniffer, no TCP) {floor.seq_cps:.0f}",
+                fast.seq_cps / floor.seq_cps,
+            )
+        )
     if rendered is not None:
         rows.append(
             Row(
