@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import LOOPBACK_SYSCTL_KEYS, Namespace
+
+from namespaces import LOOPBACK_SYSCTL_KEYS, Namespace
 
 pytestmark = pytest.mark.live
 

@@ -12,7 +12,6 @@ after l4kit completes the checksums tshark must call all of them good.
 from __future__ import annotations
 
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from scapy.utils import checksum as scapy_checksum
 
 from l4kit.checksum import ChecksumStatus, tcp_checksum
 from l4kit.wire import Segment, decode_packet
+from namespaces import Tcpdump
 
 pytestmark = pytest.mark.live
 
@@ -98,22 +98,6 @@ def addresses(packet: bytes) -> tuple[bytes, bytes]:
     return (packet[12:16], packet[16:20]) if packet[0] >> 4 == 4 else (packet[8:24], packet[24:40])
 
 
-def wait_for_line(process: subprocess.Popen[str], needle: str, timeout: float) -> str:
-    """Read stderr lines until one contains ``needle`` (tcpdump's "listening on")."""
-    assert process.stderr is not None
-    deadline = time.monotonic() + timeout
-    seen = []
-    while time.monotonic() < deadline:
-        line = process.stderr.readline()
-        if not line:
-            break  # tcpdump exited
-        seen.append(line)
-        if needle in line:
-            return line
-    process.kill()
-    raise AssertionError(f"tcpdump did not report {needle!r}: {''.join(seen)}")
-
-
 def wait_until_stable(path: Path, settle: float = 0.3, limit: float = 5.0) -> None:
     """Give tcpdump time to write the last frames: until the file stops growing (bounded)."""
     deadline = time.monotonic() + limit
@@ -134,23 +118,13 @@ def kernel_capture(netns: Any, tmp_path: Path) -> Iterator[tuple[Path, bool]]:
         pytest.skip("tcpdump is not installed")
     pcap = tmp_path / "lo.pcap"
     has_ipv6 = "::1" in netns.run(["ip", "-6", "addr", "show", "dev", "lo"]).stdout
-    # -Z root: the pcap lives in pytest's private tmp dir, which tcpdump's own user cannot write.
-    tcpdump = netns.popen(
-        ["tcpdump", "-i", "lo", "-n", "-U", "--immediate-mode", "-Z", "root", "-w", str(pcap), "tcp"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    capture = Tcpdump(netns, pcap, "tcp")
     try:
-        wait_for_line(tcpdump, "listening on", timeout=15)
         netns.python(CONVERSATION, *(["v6"] if has_ipv6 else []), timeout=30)
         wait_until_stable(pcap)
     finally:
-        tcpdump.send_signal(signal.SIGINT)
-        try:
-            tcpdump.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            tcpdump.kill()
-            tcpdump.wait()
+        closing = capture.stop()
+    assert Tcpdump.kernel_dropped(closing) == 0, closing
     yield pcap, has_ipv6
 
 

@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import shutil
-import signal
 import struct
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+
+from namespaces import Tcpdump
 
 pytestmark = [
     pytest.mark.live,
@@ -127,28 +126,15 @@ def _has_marker(path: Path) -> bool:
 
 
 def capture(netns, path: Path, script: str) -> None:
-    """tcpdump on the namespace's lo while ``script`` runs; waits for its
-    "listening on" line first, and for the marker connection's RST to be in the
-    file before stopping it (a loaded machine can lag behind the traffic)."""
-    dump = netns.popen(
-        ["tcpdump", "-i", "lo", "-U", "--immediate-mode", "-B", "16384", "-n", "-w", str(path), "-Z", "root",
-         "tcp"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )  # fmt: skip
-    assert dump.stderr is not None
-    line = dump.stderr.readline()
-    assert "listening on" in line, line
+    """tcpdump on the namespace's lo while ``script`` runs; stopped once the marker
+    connection's RST is in the file (a loaded machine can lag behind the traffic)."""
+    dump = Tcpdump(netns, path, "tcp")
     try:
         netns.python(script + MARKER, timeout=120)
-        deadline = time.monotonic() + 20
-        while not _has_marker(path) and time.monotonic() < deadline:
-            time.sleep(0.05)
     finally:
-        dump.send_signal(signal.SIGINT)
-        _, stats = dump.communicate(timeout=20)
+        stats = dump.stop(until=_has_marker)
     assert _has_marker(path), f"tcpdump did not write the marker connection: {stats}"
-    assert re.search(r"^0 packets dropped by kernel", stats, re.MULTILINE), stats
+    assert Tcpdump.kernel_dropped(stats) == 0, stats
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import pytest
 from l4kit.core import Routes, StringServer
 
 if TYPE_CHECKING:
-    from tests.live.conftest import Namespace
+    from namespaces import Namespace
 
 pytestmark = pytest.mark.live
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from tests.live.conftest import Namespace
+    from namespaces import Namespace
 
 pytestmark = pytest.mark.live
 

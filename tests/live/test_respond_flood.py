@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from tests.live.conftest import Namespace
+    from namespaces import Namespace
 
 pytestmark = [pytest.mark.live, pytest.mark.reliability]
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from tests.live.conftest import RunningResponder
+    from namespaces import RunningResponder
 
 pytestmark = pytest.mark.live
 

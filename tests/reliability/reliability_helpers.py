@@ -1,10 +1,8 @@
 """Helpers for the reliability tests: the live tests' namespace machinery, plus what load,
 flood, fault and security tests need on top (the ``netns`` fixture is in conftest.py).
 
-The namespace machinery is ``tests/live/conftest.py``'s (``Namespace``,
-``RunningResponder``, ``ns.respond`` ...), loaded from its file so that there is
-one copy of it. Imported by name (``from reliability_helpers import ...``): a module called
-``conftest`` would be ambiguous, since tests/live has one too.
+The namespace machinery (``Namespace``, ``RunningResponder``, ``ns.respond``, ``Tcpdump``
+...) is ``tests/namespaces.py``'s, shared with the live tests and re-exported here.
 
 Added here:
 
@@ -14,7 +12,7 @@ Added here:
   kernel neither answers l4kit's replies with RST nor delivers them anywhere: the
   peers "vanish" exactly as a spoofed flood source or a dead client does.
 - :func:`send_frames`: pre-built frames through one packet socket (``rawframes.py``).
-- :class:`Tcpdump` and :func:`tshark_fields`: the capture the judges read.
+- :func:`tshark_fields`: what the judge reads from a :class:`~namespaces.Tcpdump` capture.
 - :func:`memory`: VmRSS/VmHWM of a process, from ``/proc/PID/status``.
 - :func:`run_clients`: kernel clients through a thread pool with bounded timeouts.
 """
@@ -22,45 +20,26 @@ Added here:
 from __future__ import annotations
 
 import base64
-import importlib.util
 import itertools
 import json
 import os
 import re
-import select
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import rawframes
 
+from namespaces import Namespace, RunningResponder
+
 HERE = Path(__file__).resolve().parent
 RAWFRAMES = HERE / "rawframes.py"
 PEER = HERE / "peer.py"
-
-
-def _load_live_conftest() -> ModuleType:
-    path = HERE.parent / "live" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("l4kit_reliability_live_helpers", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-live = _load_live_conftest()
-Namespace = live.Namespace
-RunningResponder = live.RunningResponder
-READY = live.READY
 
 
 def needs(*tools: str) -> pytest.MarkDecorator:
@@ -214,46 +193,6 @@ def netstat_counter(ns: Namespace, name: str) -> int:
 
 
 # ---------------------------------------------------------------- captures
-
-
-class Tcpdump:
-    """tcpdump on the namespace's ``lo`` (``-U --immediate-mode``: each frame written
-    as it comes, so a SIGINT loses nothing); started once it says it is listening."""
-
-    def __init__(self, ns: Namespace, path: Path, bpf: str = "tcp") -> None:
-        self.path = path
-        self.process = ns.popen(
-            ["tcpdump", "-Z", "root", "--immediate-mode", "-B", "65536", "-i", "lo", "-U", "-n", "-w",
-             str(path), bpf],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )  # fmt: skip
-        assert self.process.stderr is not None
-        deadline = time.monotonic() + 30
-        seen = ""
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([self.process.stderr], [], [], deadline - time.monotonic())
-            if not ready:
-                break
-            line = self.process.stderr.readline()
-            if not line:
-                break
-            seen += line
-            if "listening on lo" in line:
-                return
-        self.process.kill()
-        raise AssertionError(f"tcpdump did not start: {seen}")
-
-    def stop(self) -> str:
-        """SIGINT, wait, return tcpdump's closing lines (its packet counts)."""
-        self.process.send_signal(signal.SIGINT)
-        self.process.wait(timeout=60)
-        assert self.process.stderr is not None
-        return self.process.stderr.read()
-
-    def kernel_dropped(self, closing: str) -> int:
-        match = re.search(r"(\d+) packets? dropped by kernel", closing)
-        return int(match.group(1)) if match else 0
 
 
 def tshark_fields(path: Path, *fields: str, display_filter: str | None = None) -> list[list[str]]:

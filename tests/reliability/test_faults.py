@@ -28,7 +28,6 @@ import rawframes
 from reliability_helpers import (
     ClientRun,
     Summary,
-    Tcpdump,
     client_argv,
     needs,
     peer_result,
@@ -37,8 +36,10 @@ from reliability_helpers import (
     tshark_fields,
 )
 
+from namespaces import Tcpdump
+
 if TYPE_CHECKING:
-    from reliability_helpers import Namespace
+    from namespaces import Namespace
 
 pytestmark = [pytest.mark.live, pytest.mark.reliability, needs("tcpdump", "tshark", "nft")]
 

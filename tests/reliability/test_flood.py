@@ -49,7 +49,7 @@ from reliability_helpers import (
 )
 
 if TYPE_CHECKING:
-    from reliability_helpers import Namespace
+    from namespaces import Namespace
 
 pytestmark = [pytest.mark.live, pytest.mark.reliability]
 

@@ -41,7 +41,7 @@ from l4kit.errors import ParseError
 from l4kit.wire.packet import PARSE_REASONS, decode_packet
 
 if TYPE_CHECKING:
-    from reliability_helpers import Namespace
+    from namespaces import Namespace
 
 pytestmark = pytest.mark.reliability
 

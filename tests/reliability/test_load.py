@@ -26,12 +26,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from reliability_helpers import Summary, Tcpdump, needs, run_clients, tshark_count
+from reliability_helpers import Summary, needs, run_clients, tshark_count
 
 from l4kit.core import Routes, StringServer
+from namespaces import Tcpdump
 
 if TYPE_CHECKING:
-    from reliability_helpers import ClientRun, Namespace
+    from reliability_helpers import ClientRun
+
+    from namespaces import Namespace
 
 pytestmark = [pytest.mark.live, pytest.mark.reliability, needs("tcpdump", "tshark")]
 

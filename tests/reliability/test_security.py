@@ -32,10 +32,12 @@ from typing import TYPE_CHECKING
 
 import pytest
 import rawframes
-from reliability_helpers import RunningResponder, Summary, Tcpdump, needs, send_frames, silence, tshark_fields
+from reliability_helpers import Summary, needs, send_frames, silence, tshark_fields
+
+from namespaces import RunningResponder, Tcpdump
 
 if TYPE_CHECKING:
-    from reliability_helpers import Namespace
+    from namespaces import Namespace
 
 pytestmark = [pytest.mark.live, pytest.mark.reliability]
 

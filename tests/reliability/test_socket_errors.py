@@ -16,7 +16,7 @@ import pytest
 from reliability_helpers import Summary, needs
 
 if TYPE_CHECKING:
-    from reliability_helpers import Namespace
+    from namespaces import Namespace
 
 pytestmark = [pytest.mark.live, pytest.mark.reliability, needs("nft")]
 

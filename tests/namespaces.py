@@ -1,0 +1,336 @@
+"""Network namespaces for the live and reliability tests, and what runs in them.
+
+Nothing here touches the host's firewall or sysctls: every command runs through
+``ip netns exec`` in a namespace made for one test (:func:`namespace`), which is
+always deleted afterwards, with whatever still runs inside killed.
+
+- :class:`Namespace`: ``ns.run(argv)`` / ``ns.popen(argv)`` run a command inside;
+  ``ns.python(code, *args)`` runs ``python -c code`` (pytest's interpreter);
+  ``ns.sysctl(key)``, ``ns.firewall_snapshot()`` are what the host-preparation tests
+  compare; ``ns.respond(*args)`` starts ``l4kit respond`` and waits for its ready line
+  (never a sleep), returning a :class:`RunningResponder`.
+- :class:`Tcpdump`: a capture of the namespace's ``lo`` that loses nothing.
+
+The fixtures that use these live in ``tests/live/conftest.py`` and
+``tests/reliability/conftest.py``; ``tests`` is on ``sys.path`` (pyproject's
+``pythonpath``), so both import this module by name.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import itertools
+import json
+import os
+import queue
+import re
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from scapy.error import Scapy_Exception
+from scapy.utils import RawPcapReader
+
+READY = re.compile(r"^listening on (\S+):(\d+) \((\S+)\)")
+LOOPBACK_SYSCTL_KEYS = tuple(
+    f"net/ipv4/conf/{conf}/{name}" for name in ("route_localnet", "accept_local") for conf in ("all", "lo")
+)
+_counter = itertools.count()
+
+
+def live_capable() -> str | None:
+    """Why live tests cannot run here, or None."""
+    if os.geteuid() != 0:
+        return "live tests need root (network namespaces, packet sockets)"
+    if shutil.which("ip") is None:
+        return "live tests need iproute2 (ip netns)"
+    return None
+
+
+class RunningResponder:
+    """A ``l4kit respond`` process; its output is read on a thread, line by line."""
+
+    def __init__(self, process: subprocess.Popen[str], ready_timeout: float = 30.0) -> None:
+        self.process = process
+        self.lines: list[str] = []
+        self._queue: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self.ready_line = self.wait_for(READY, ready_timeout)
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._queue.put(line)
+        self._queue.put(None)
+
+    def wait_for(self, pattern: re.Pattern[str], timeout: float) -> str:
+        """The first new line matching ``pattern``; fails with the output so far
+        if the process ends or ``timeout`` passes first."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no line matching {pattern.pattern!r}; output so far:\n{self.output}")
+            try:
+                line = self._queue.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if line is None:
+                self.process.wait(timeout=10)
+                raise AssertionError(
+                    f"responder exited ({self.process.returncode}) before {pattern.pattern!r}:\n{self.output}"
+                )
+            self.lines.append(line)
+            if pattern.search(line):
+                return line
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 20.0) -> tuple[int, str]:
+        """Signal, wait for exit, return (exit code, whole output)."""
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        try:
+            code = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError(f"responder ignored {signal.Signals(sig).name}:\n{self.output}") from None
+        self._reader.join(timeout=10)
+        while True:
+            try:
+                line = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if line is not None:
+                self.lines.append(line)
+        return code, self.output
+
+
+@dataclass
+class Namespace:
+    name: str
+    state_dir: Path
+    children: list[subprocess.Popen[str]] = field(default_factory=list)
+
+    def argv(self, argv: list[str]) -> list[str]:
+        return ["ip", "netns", "exec", self.name, *argv]
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["L4KIT_STATE_DIR"] = str(self.state_dir)
+        env["PYTHONUNBUFFERED"] = "1"
+        env["COLUMNS"] = "160"
+        return env
+
+    def run(
+        self, argv: list[str], *, timeout: float = 30, check: bool = True, **kw: object
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(  # type: ignore[call-overload, no-any-return]
+            self.argv(argv),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=check,
+            env=self.env(),
+            **kw,
+        )
+
+    def popen(self, argv: list[str], **kw: object) -> subprocess.Popen[str]:
+        process: subprocess.Popen[str] = subprocess.Popen(  # type: ignore[call-overload]
+            self.argv(argv), text=True, env=self.env(), **kw
+        )
+        self.children.append(process)
+        return process
+
+    def python(
+        self, code: str, *args: str, timeout: float = 60, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return self.run([sys.executable, "-c", code, *args], timeout=timeout, input=input)
+
+    def l4kit(self, *args: str, timeout: float = 60, check: bool = False) -> subprocess.CompletedProcess[str]:
+        return self.run([sys.executable, "-m", "l4kit", *args], timeout=timeout, check=check)
+
+    def clients(self, mode: str, count: int, request: bytes, port: int = 8888) -> tuple[list[bytes], float]:
+        """``count`` Python-socket clients (``sequential`` or ``concurrent``), one
+        request per connection, each read to EOF; returns (replies, seconds)."""
+        done = self.python(
+            CLIENT, mode, "127.0.0.1", str(port), str(count), base64.b64encode(request).decode(), timeout=120
+        )
+        result = json.loads(done.stdout)
+        return [base64.b64decode(r) for r in result["replies"]], float(result["elapsed"])
+
+    def respond(self, *args: str, ready_timeout: float = 30.0) -> RunningResponder:
+        process = self.popen(
+            [sys.executable, "-m", "l4kit", "respond", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            bufsize=1,
+            start_new_session=True,
+        )
+        return RunningResponder(process, ready_timeout)
+
+    def sysctl(self, key: str) -> str:
+        return self.run(["cat", f"/proc/sys/{key}"]).stdout.strip()
+
+    def set_sysctl(self, key: str, value: str) -> None:
+        self.run(["sh", "-c", f"echo {value} > /proc/sys/{key}"])
+
+    def loopback_sysctls(self) -> dict[str, str]:
+        return {key: self.sysctl(key) for key in LOOPBACK_SYSCTL_KEYS}
+
+    def firewall_snapshot(self) -> dict[str, str]:
+        """The whole nft ruleset and iptables/ip6tables rules (without counters)."""
+        out = {"nft": self.run(["nft", "list", "ruleset"]).stdout}
+        for binary in ("iptables", "ip6tables"):
+            if shutil.which(binary):
+                out[binary] = self.run([binary, "-w", "-S"]).stdout
+        return out
+
+    def host_snapshot(self) -> dict[str, object]:
+        return {"firewall": self.firewall_snapshot(), "sysctls": self.loopback_sysctls()}
+
+    def state_files(self) -> list[Path]:
+        return sorted(self.state_dir.glob("*.json")) if self.state_dir.is_dir() else []
+
+    def kill_all(self) -> None:
+        for process in self.children:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        # Anything else still inside (a client a test started by other means).
+        pids = subprocess.run(["ip", "netns", "pids", self.name], capture_output=True, text=True, check=False)
+        for pid in pids.stdout.split():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def namespace(prefix: str, state_dir: Path) -> Iterator[Namespace]:
+    """A fresh network namespace named ``<prefix>-<pid>-<n>`` with ``lo`` up;
+    always deleted, with everything still running inside it killed."""
+    name = f"{prefix}-{os.getpid()}-{next(_counter)}"
+    subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True)
+    ns = Namespace(name, state_dir)
+    try:
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True, capture_output=True)
+        yield ns
+    finally:
+        ns.kill_all()
+        subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)
+
+
+def captured_frames(path: Path) -> int:
+    """Frames in a capture that tcpdump may still be writing (a torn last record is not counted)."""
+    count = 0
+    with contextlib.suppress(EOFError, OSError, ValueError, Scapy_Exception):
+        for _frame in RawPcapReader(str(path)):
+            count += 1
+    return count
+
+
+class Tcpdump:
+    """tcpdump on the namespace's ``lo``, started once it says it is listening.
+
+    ``-U --immediate-mode``: each frame is written as it comes. ``-B 65536`` (KiB): with
+    immediate mode and the default buffer the kernel drops frames of a short burst
+    (seen here: 12 of 198 frames) and the capture silently misses what the wire
+    carried. ``-Z root``: tcpdump would otherwise switch to its own user before opening
+    the file, in a directory only root may write.
+    """
+
+    def __init__(self, ns: Namespace, path: Path, bpf: str = "tcp") -> None:
+        self.path = path
+        self.process = ns.popen(
+            ["tcpdump", "-Z", "root", "--immediate-mode", "-B", "65536", "-i", "lo", "-U", "-n", "-w",
+             str(path), bpf],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )  # fmt: skip
+        assert self.process.stderr is not None
+        deadline = time.monotonic() + 30
+        seen = ""
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.process.stderr], [], [], deadline - time.monotonic())
+            if not ready:
+                break
+            line = self.process.stderr.readline()
+            if not line:
+                break
+            seen += line
+            if "listening on lo" in line:
+                return
+        self.process.kill()
+        raise AssertionError(f"tcpdump did not start: {seen}")
+
+    def stop(self, *, until: Callable[[Path], bool] | None = None, timeout: float = 20) -> str:
+        """SIGINT and wait; return tcpdump's closing lines (its packet counts).
+
+        ``until``: first wait (bounded) for the file to satisfy it, e.g.
+        ``lambda p: captured_frames(p) >= n``: on a loaded machine tcpdump can lag
+        behind the traffic, and what is still in its socket at SIGINT is lost.
+        """
+        if until is not None:
+            deadline = time.monotonic() + timeout
+            while not until(self.path) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        assert self.process.stderr is not None
+        return self.process.stderr.read()
+
+    @staticmethod
+    def kernel_dropped(closing: str) -> int:
+        match = re.search(r"(\d+) packets? dropped by kernel", closing)
+        return int(match.group(1)) if match else 0
+
+
+# A client run inside the namespace: one request per connection, replies back as JSON.
+CLIENT = r"""
+import base64, json, socket, sys, threading, time
+mode, host, port, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+request = base64.b64decode(sys.argv[5])
+
+def exchange(req=request):
+    s = socket.create_connection((host, port), timeout=10)
+    s.sendall(req)
+    chunks = []
+    while True:
+        data = s.recv(65536)
+        if not data:
+            break
+        chunks.append(data)
+    s.close()
+    return b"".join(chunks)
+
+start = time.monotonic()
+if mode == "sequential":
+    replies = [exchange() for _ in range(count)]
+else:
+    replies = [None] * count
+    barrier = threading.Barrier(count)
+    def one(i):
+        barrier.wait()
+        replies[i] = exchange()
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
+    for t in threads: t.start()
+    for t in threads: t.join()
+elapsed = time.monotonic() - start
+print(json.dumps({"elapsed": elapsed, "replies": [base64.b64encode(r).decode() for r in replies]}))
+"""
