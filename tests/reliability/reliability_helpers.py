@@ -121,6 +121,11 @@ def silence(ns: Namespace, *, daddr: str | None = None, dports: str | None = Non
         ns.run(["nft", "add", "table", "inet", "reliability_silence"])
         ns.run(["nft", "add", "chain", "inet", "reliability_silence", "in",
                 "{ type filter hook input priority -10; }"])  # fmt: skip
+    if dports:
+        # The kernel's own clients (nc, Python sockets) must never draw a silenced port
+        # as their ephemeral port (the default range 32768-60999 includes 40000-40999):
+        # start the namespace's range above every port the tests script peers on.
+        ns.set_sysctl("net/ipv4/ip_local_port_range", "50000 60999")
     match = ["ip", "daddr", daddr] if daddr else ["tcp", "dport", dports or ""]
     ns.run(
         ["nft", "add", "rule", "inet", "reliability_silence", "in", *match, "meta", "l4proto", "tcp", "drop"]
