@@ -33,7 +33,7 @@ app = typer.Typer(
 err_console = Console(stderr=True, highlight=False)
 
 
-class Codec(str, enum.Enum):
+class Codec(enum.StrEnum):
     scapy = "scapy"
     fast = "fast"
 
@@ -44,7 +44,7 @@ class FirewallBackend(enum.StrEnum):
     iptables = "iptables"
 
 
-class ReplayFormat(str, enum.Enum):
+class ReplayFormat(enum.StrEnum):
     table = "table"
     json = "json"
     mermaid = "mermaid"
