@@ -41,6 +41,7 @@ try to stamp a ``sent_time`` on them (an exception each time, for ``bytes``).
 
 from __future__ import annotations
 
+import logging
 import struct
 from collections.abc import Callable
 from typing import Any
@@ -168,10 +169,19 @@ class L2Sender:
     def __init__(self, iface: str) -> None:
         from scapy.config import conf
 
+        # type=0: a send-only packet socket (it is bound to no protocol, so the kernel
+        # queues nothing on it). Scapy cannot guess a link layer for protocol 0 on lo
+        # and logs a WARNING about it; nothing is ever received here, so the guess is
+        # irrelevant and the warning would only worry the user.
+        runtime_log = logging.getLogger("scapy.runtime")
+        level = runtime_log.level
+        runtime_log.setLevel(logging.ERROR)
         try:
             self.socket = conf.L2socket(iface=iface, type=0)
         except OSError as exc:
             raise ConfigError(f"cannot open a sending socket on {iface}: {exc.strerror or exc}") from None
+        finally:
+            runtime_log.setLevel(level)
         # The packet socket itself (L2Socket.outs): see the module docstring.
         outs = self.socket.outs
         if outs is None:  # pragma: no cover - an L2Socket always has one
