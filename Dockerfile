@@ -13,7 +13,7 @@ RUN apt-get update \
        | DEBIAN_FRONTEND=noninteractive xargs apt-get install -y --no-install-recommends \
     && rm -rf /var/lib/apt/lists/*
 
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY toolkit toolkit
 RUN pip install --no-cache-dir .
 

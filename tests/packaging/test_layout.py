@@ -101,3 +101,18 @@ def test_console_script_and_extras_declared() -> None:
     for dep in ("scapy", "typer", "rich"):
         assert dep in deps
     assert {"notebooks", "dev"} <= set(project["optional-dependencies"])
+
+
+def test_dockerfile_copies_every_file_the_build_reads() -> None:
+    """`pip install .` inside the image needs what pyproject.toml points at (readme,
+    license files) and the package source; a file left out breaks only the image,
+    which no machine here can build."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    needed = {"pyproject.toml", project["readme"], *project.get("license-files", []), "toolkit"}
+    copied: set[str] = set()
+    for line in (ROOT / "Dockerfile").read_text().splitlines():
+        if line.startswith("COPY "):
+            copied.update(line.split()[1:-1])
+    assert needed <= copied, needed - copied
+    for name in needed:
+        assert (ROOT / name).exists(), name
