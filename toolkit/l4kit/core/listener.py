@@ -168,6 +168,7 @@ class ListenerStats:
 
     connections_open: int  # in the table now (half-open included, TIME-WAIT not)
     half_open: int  # SYN-RECEIVED now
+    half_open_peak: int  # the most SYN-RECEIVED at once so far (at max_half_open, cookies took over)
     time_wait: int  # TIME-WAIT records now
     connections_established: int  # total that reached ESTABLISHED (cookie ones included)
     syn_cookies_sent: int
@@ -211,6 +212,7 @@ class Listener:
         self._cookies_valid_until = float("-inf")
         self._connections: dict[FourTuple, Connection] = {}
         self._half_open = 0
+        self._half_open_peak = 0
         self._time_wait: OrderedDict[FourTuple, TimeWait] = OrderedDict()  # oldest deadline first
         self._heap: list[tuple[float, int, Connection]] = []
         self._tiebreak = itertools.count()
@@ -302,6 +304,7 @@ class Listener:
         return ListenerStats(
             connections_open=len(self._connections),
             half_open=self._half_open,
+            half_open_peak=self._half_open_peak,
             time_wait=len(self._time_wait),
             connections_established=self._established,
             syn_cookies_sent=self._cookies_sent,
@@ -579,6 +582,8 @@ class Listener:
         sink.output.events.insert(mark, SegmentReceived(now, key, syn, State.LISTEN, State.SYN_RECEIVED))
         self._connections[key] = conn
         self._half_open += 1
+        if self._half_open > self._half_open_peak:
+            self._half_open_peak = self._half_open
         self._schedule(conn)
 
     def _cookie_candidate(self, segment: Segment, now: float) -> bool:
