@@ -582,8 +582,7 @@ class Listener:
         sink.output.events.insert(mark, SegmentReceived(now, key, syn, State.LISTEN, State.SYN_RECEIVED))
         self._connections[key] = conn
         self._half_open += 1
-        if self._half_open > self._half_open_peak:
-            self._half_open_peak = self._half_open
+        self._half_open_peak = max(self._half_open_peak, self._half_open)
         self._schedule(conn)
 
     def _cookie_candidate(self, segment: Segment, now: float) -> bool:
