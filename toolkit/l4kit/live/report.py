@@ -31,6 +31,23 @@ class ReadyInfo:
     socket_buffer: int
 
 
+@dataclass(frozen=True, slots=True)
+class DisplayStats:
+    """How the connections were shown (``l4kit respond`` without ``--quiet``).
+
+    Each connection is counted once, by how it was first shown: ``tables`` in
+    full, ``lines`` as one line each (the display was behind), ``skipped`` only
+    counted (far behind). ``events_dropped`` counts display events the packet
+    thread dropped because the renderer's queue was full: their connections
+    may be missing from the three counts; the packets themselves were handled."""
+
+    tables: int = 0
+    lines: int = 0
+    skipped: int = 0
+    events_dropped: int = 0
+    verbose_lines_skipped: int = 0
+
+
 @dataclass(slots=True)
 class ResponderSummary:
     """What the exit summary shows. ``drops`` counts, by reason tag, every frame
@@ -46,7 +63,11 @@ class ResponderSummary:
     frames_out: int = 0
     frames_matched: int = 0  # PACKET_STATISTICS tp_packets: matched by the BPF filter, drops included
     connections: int = 0
+    connections_closed: int = 0  # every connection the core opened (half-open ones too); all close by exit
     open_at_exit: int = 0
+    half_open_at_stop: int = 0  # SYN-RECEIVED when the stop came (before the abort)
+    half_open_peak: int = 0
+    max_half_open: int = 0
     bytes_in: int = 0
     bytes_out: int = 0
     drops: Counter[str] = field(default_factory=Counter)
@@ -59,6 +80,7 @@ class ResponderSummary:
     kernel_rsts_suppressed: int | None = None
     checksum_offloaded: int = 0
     listener_stats: dict[str, Any] = field(default_factory=dict)
+    display: DisplayStats | None = None  # None with --quiet
 
     @property
     def dropped(self) -> int:

@@ -1,28 +1,55 @@
 """What ``l4kit respond`` shows: one flag-transition table per connection, and the exit summary.
 
-The packet thread hands batches of core events to :meth:`LiveRenderer.submit`
-(a queue append); a renderer thread of its own turns them into
-:class:`~l4kit.views.transitions.TransitionRow` s and prints, so that a slow
-terminal never slows the responder.
-
 Sequence numbers are shown relative to each side's ISN, as Wireshark does: the
 client's from the sequence number of its SYN, the server's from its SYN-ACK
 (both 0 on the SYN itself, so the handshake reads 0/1). A connection's table is
 printed when it reaches TIME-WAIT or is closed, and anything still open when
 the responder stops is printed at exit.
+
+Theory of operation: the display must never slow the responder, and must stay
+bounded in memory whatever the load.
+
+1. The packet thread hands each call's events to :meth:`LiveRenderer.submit`: a
+   deque append, never a wait, and no wake-up (the renderer looks every
+   :data:`RENDER_PERIOD`). Past :data:`MAX_QUEUED_EVENTS` waiting events, the
+   batch is dropped and counted: display events, never packets (the segments are
+   on the wire already).
+2. The renderer thread feeds the events into :class:`ConnectionTables` (about
+   3 µs an event): per-connection logs of :class:`TransitionRow` s, bounded in
+   connections (:data:`MAX_OPEN_LOGS`), rows per connection (:data:`MAX_ROWS`) and
+   rows in all (:data:`MAX_HELD_ROWS`). A connection that reaches TIME-WAIT or
+   closes is *due*, and waits its turn (at most :data:`MAX_WAITING` do).
+3. The renderer prints each due connection as its full table (a
+   :class:`TransitionGrid`: Rich's table, laid out without Rich's general layout
+   engine, character for character the same, about 0.25 ms instead of 5 ms), as
+   one line (:class:`ConnectionLine`: every segment's flags, in order), or only
+   counts it, and writes each group of :data:`PRINT_GROUP` in one go. The
+   :class:`DisplayPacer` decides: printing shares the GIL with the packet thread,
+   so it may use at most :data:`RENDER_SHARE` of the time; full tables while that
+   lasts and no connection has waited more than :data:`MAX_LAG`, one line each
+   beyond that, and only a count when even lines are too much or more than
+   :data:`MAX_WAITING` wait. Every step down is printed as it happens, and the
+   exit summary counts how each connection was shown.
 """
 
 from __future__ import annotations
 
+import enum
 import os
-import queue
 import sys
 import threading
-from collections.abc import Sequence
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rich.console import Console
+from rich import box
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.markup import escape
+from rich.segment import Segment as RichSegment
+from rich.style import Style
 from rich.table import Table
 
 from l4kit.core.events import (
@@ -36,7 +63,7 @@ from l4kit.core.events import (
 )
 from l4kit.core.states import State
 from l4kit.errors import ConfigError
-from l4kit.live.report import FrameDropped, ReadyInfo, ResponderSummary
+from l4kit.live.report import DisplayStats, FrameDropped, ReadyInfo, ResponderSummary
 from l4kit.views.transitions import TransitionRow, transition_table
 from l4kit.wire.flags import TcpFlags
 from l4kit.wire.segment import Endpoint, FourTuple, Segment
@@ -45,8 +72,24 @@ from l4kit.wire.seqnum import SeqNum
 MAX_OPEN_LOGS = 10_000  # a SYN flood must not grow the renderer without bound
 MAX_STATELESS_LOGS = 1_024  # recent LISTEN-only exchanges (SYN cookies, RSTs for no connection)
 MAX_ROWS = 200  # per connection; the rest is counted
+MAX_HELD_ROWS = 100_000  # rows not yet printed, all connections together (about 26 MB)
+MAX_NOTES = 8  # per connection
 MAX_TABLES_AT_EXIT = 20
 PREVIEW_BYTES = 32
+# The display under load (LiveRenderer, DisplayPacer; see the module docstring):
+MAX_QUEUED_EVENTS = 20_000  # events waiting for the renderer thread (about 5 MB)
+MAX_LAG = 1.0  # seconds a due connection may wait for its table; later: one line each
+CAUGHT_UP_LAG = 0.25  # ... until the waiting line is this fresh again (and the budget half full)
+EXIT_FULL_TABLES = 64  # at exit, more waiting than this: one line each for the oldest
+MAX_WAITING = 1_000  # due connections and --verbose lines waiting to be printed; beyond: counted only
+RENDER_SHARE = 0.25  # of the time, at most, spent printing (CPU time of the renderer thread)
+RENDER_BURST = 0.2  # seconds of printing that may be spent at once, after a quiet spell
+LINE_FLAGS = 24  # segments spelled out on one connection line
+RENDER_PERIOD = 0.05  # seconds between two looks at the queue when nothing waits to be printed
+PRINT_GROUP = 32  # items printed (in one write) between two looks at the queue
+NOTICE_INTERVAL = 1.0  # seconds between two "not shown" lines
+DEGRADED_NOTICE_INTERVAL = 30.0  # seconds between two "one line per connection" notices
+REPLAY_HINT = "every table: --pcap FILE, then l4kit replay FILE; or --quiet"
 
 
 def ready_line(info: ReadyInfo) -> str:
@@ -62,9 +105,20 @@ def payload_preview(data: bytes) -> str:
     return text + ("…" if len(data) > PREVIEW_BYTES else "")
 
 
+class Shown(enum.Enum):
+    """How a connection was shown (the first time it was due)."""
+
+    TABLE = "table"
+    LINE = "line"
+    SKIPPED = "skipped"
+
+
 @dataclass(slots=True)
 class ConnectionLog:
-    """The rows of one connection, with what relative numbering needs."""
+    """The rows of one connection, with what relative numbering needs.
+
+    ``rows`` holds only what is not printed yet: a printed row is released
+    (a connection in TIME-WAIT keeps its log for a minute, its rows need not)."""
 
     key: FourTuple
     first_time: float
@@ -73,20 +127,33 @@ class ConnectionLog:
     rows: list[TransitionRow] = field(default_factory=list)
     omitted: int = 0
     notes: list[str] = field(default_factory=list)
-    shown_rows: int = 0  # rows already printed (TIME-WAIT prints before the close)
+    shown_rows: int = 0  # rows already printed (or passed over) and released
+    shown: Shown | None = None  # how the connection was first shown
+    status: str = ""  # why it is due: "TIME-WAIT", "closed: ..."
+    waiting: bool = False  # due, and in the renderer's waiting line (once, however often due)
 
     def add(
-        self, *, time: float, segment: Segment, received: bool, before: State, after: State, extra: str
-    ) -> None:
+        self,
+        *,
+        time: float,
+        segment: Segment,
+        received: bool,
+        before: State,
+        after: State,
+        extra: str,
+        room: bool = True,
+    ) -> bool:
+        """Record one segment; False if the row was only counted (``room`` is the
+        all-connections bound, :data:`MAX_HELD_ROWS`)."""
         flags = segment.flags
         if received and flags & TcpFlags.SYN and not flags & TcpFlags.ACK:
             self.client_isn = segment.seq
         if not received and flags & TcpFlags.SYN:
             self.server_isn = segment.seq
         own, peer = (self.client_isn, self.server_isn) if received else (self.server_isn, self.client_isn)
-        if len(self.rows) >= MAX_ROWS:
+        if not room or len(self.rows) + self.shown_rows >= MAX_ROWS:
             self.omitted += 1
-            return
+            return False
         notes = (extra,) if extra else ()
         self.rows.append(
             TransitionRow(
@@ -104,20 +171,35 @@ class ConnectionLog:
                 payload_preview=payload_preview(segment.payload),
             )
         )
+        return True
 
 
 def _relative(value: SeqNum, isn: SeqNum | None) -> int:
     return value.value if isn is None else (value - isn) % (1 << 32)
 
 
+@dataclass(frozen=True, slots=True)
+class Due:
+    """A connection whose rows are ready to print: it reached TIME-WAIT or closed.
+    Its status is the latest (a connection that waited in TIME-WAIT until it
+    closed is printed as closed, with every row)."""
+
+    log: ConnectionLog
+
+    @property
+    def status(self) -> str:
+        return self.log.status
+
+
 class ConnectionTables:
-    """Turns core events into per-connection tables (no threads, no I/O: testable)."""
+    """Turns core events into per-connection logs and tables (no threads, no I/O: testable)."""
 
     def __init__(self, *, verbose: bool = False) -> None:
         self.verbose = verbose
         self.logs: dict[FourTuple, ConnectionLog] = {}
-        self.unlogged = 0
-        self._due: dict[FourTuple, tuple[ConnectionLog, str]] = {}
+        self.unlogged = 0  # events of connections that found MAX_OPEN_LOGS logs open
+        self.held_rows = 0  # rows not yet printed, in every log (bounded by MAX_HELD_ROWS)
+        self._due: dict[FourTuple, ConnectionLog] = {}
         self._stateless: dict[FourTuple, ConnectionLog] = {}
 
     def _log(self, key: FourTuple, time: float) -> ConnectionLog | None:
@@ -140,33 +222,48 @@ class ConnectionTables:
         for event in events:
             if type(event) is SegmentSent and event.before is State.LISTEN and event.after is State.LISTEN:
                 log = self.logs.get(event.key)
-                if log is not None and all(row.before == row.after == "LISTEN" for row in log.rows):
+                if (
+                    log is not None
+                    and not log.shown_rows
+                    and all(row.before == row.after == "LISTEN" for row in log.rows)
+                ):
                     del self.logs[event.key]
                     self._stateless[event.key] = log
                     if len(self._stateless) > MAX_STATELESS_LOGS:
-                        del self._stateless[next(iter(self._stateless))]
+                        evicted = self._stateless.pop(next(iter(self._stateless)))
+                        self.held_rows -= len(evicted.rows)
 
-    def feed_batch(self, events: Sequence[object]) -> list[Table | str]:
-        """Process the events of one call into the core; return what to print.
-
-        A table is printed at the end of the batch in which its connection
-        reached TIME-WAIT or closed, so that the segment the core sent in
-        answer (the last ACK) is in it.
-        """
-        out: list[Table | str] = []
+    def feed_events(self, events: Sequence[object]) -> list[Due | str]:
+        """Process the events of one call into the core; return what became
+        printable, in order: ``--verbose`` lines (Rich markup) as they happen, and
+        the connections due at the end of the batch in which they reached
+        TIME-WAIT or closed, so that the segment the core sent in answer (the last
+        ACK) is in their table."""
+        out: list[Due | str] = []
         for event in events:
-            out += self.feed(event)
-        for log, status in self._due.values():
-            if len(log.rows) > log.shown_rows:
-                out.append(self.table(log, status=status))
+            line = self._feed(event)
+            if line is not None:
+                out.append(line)
+        for log in self._due.values():
+            if log.rows and not log.waiting:
+                log.waiting = True
+                out.append(Due(log))
         self._due.clear()
         self._set_aside_stateless(events)
         return out
 
-    def feed(self, event: object) -> list[Table | str]:
-        """Process one event; return the verbose lines to print now (tables are
-        collected until the end of the batch, see :meth:`feed_batch`)."""
+    def feed_batch(self, events: Sequence[object]) -> list[Table | str]:
+        """:meth:`feed_events`, with each due connection made into its Rich table now."""
         out: list[Table | str] = []
+        for item in self.feed_events(events):
+            if isinstance(item, Due):
+                item.log.waiting = False
+                out.append(self.table(item.log, status=item.status))
+            else:
+                out.append(item)
+        return out
+
+    def _feed(self, event: object) -> str | None:
         if isinstance(event, SegmentReceived | SegmentSent):
             log = self._log(event.key, event.time)
             if log is not None:
@@ -174,121 +271,673 @@ class ConnectionTables:
                 extra = ""
                 if isinstance(event, SegmentSent):
                     extra = "retransmission" if event.retransmission else ""
-                    why = getattr(event, "why", "")
+                    why = event.why
                     if why and why not in ("SYN-ACK", "data", "ACK", "FIN"):
                         extra = f"{extra} {why}".strip()
-                log.add(
+                if log.add(
                     time=event.time,
                     segment=event.segment,
                     received=received,
                     before=event.before,
                     after=event.after,
                     extra=extra,
-                )
-                if event.after is State.TIME_WAIT and event.before is not State.TIME_WAIT:
-                    self._due.setdefault(event.key, (log, "TIME-WAIT"))
+                    room=self.held_rows < MAX_HELD_ROWS,
+                ):
+                    self.held_rows += 1
+                if (
+                    event.after is State.TIME_WAIT
+                    and event.before is not State.TIME_WAIT
+                    and event.key not in self._due
+                ):
+                    log.status = "TIME-WAIT"
+                    self._due[event.key] = log
         elif isinstance(event, ConnectionClosed):
             log = self.logs.pop(event.key, None)
             if log is not None:
                 why = f"closed: {event.why}" if event.why else "closed"
-                self._due[event.key] = (log, f"{why}, {event.bytes_in} B in, {event.bytes_out} B out")
+                log.status = f"{why}, {event.bytes_in} B in, {event.bytes_out} B out"
+                self._due[event.key] = log
         elif isinstance(event, ConnectionReset):
             log = self.logs.get(event.key)
-            if log is not None:
+            if log is not None and len(log.notes) < MAX_NOTES:
                 log.notes.append(f"reset {'by the peer' if event.by_peer else 'by l4kit'}: {event.why}")
         elif self.verbose:
-            out += self._verbose_line(event)
-        return out
+            return _verbose_line(event)
+        return None
 
-    def _verbose_line(self, event: object) -> list[Table | str]:
-        if isinstance(event, SegmentDropped):
-            where = f" {event.key.remote}" if event.key is not None else ""
-            seg = f" {event.segment}" if event.segment is not None else ""
-            detail = f" ({event.detail})" if event.detail else ""
-            return [f"[yellow]drop[/] {event.reason}{where}{seg}{detail}"]
-        if isinstance(event, FrameDropped):
-            detail = f" ({event.detail})" if event.detail else ""
-            return [f"[yellow]drop[/] {event.reason}{detail} (frame not decoded)"]
-        if isinstance(event, SynCookie):
-            what = "accepted" if event.accepted else "sent"
-            return [f"[cyan]syn cookie[/] {what} {event.key.remote}"]
-        if isinstance(event, StateChanged):
-            if event.cause is None:
-                return [
-                    f"[dim]state[/] {event.key.remote} {event.before} → {event.after} {event.why}".rstrip()
-                ]
-            return []
-        name = type(event).__name__
-        if name == "TimerFired":
-            timer = getattr(event, "timer", "")
-            key = getattr(event, "key", None)
-            attempt = getattr(event, "attempt", 0)
-            remote = f" {key.remote}" if key is not None else ""
-            return [f"[magenta]timer[/] {timer}{remote} in {getattr(event, 'state', '')} (attempt {attempt})"]
-        return []
+    # ------------------------------------------------------------ printing a due connection
+
+    def take_rows(self, log: ConnectionLog) -> tuple[list[TransitionRow], bool]:
+        """The rows not printed yet (released from the log), and whether some were printed before."""
+        rows, continued = log.rows, log.shown_rows > 0
+        log.rows = []
+        log.shown_rows += len(rows)
+        self.held_rows -= len(rows)
+        return rows, continued
 
     def table(self, log: ConnectionLog, *, status: str) -> Table:
-        rows = log.rows[log.shown_rows :]
-        continued = " (continued)" if log.shown_rows else ""
-        log.shown_rows = len(log.rows)
-        title = f"{log.key.remote} → {log.key.local}{continued}  [dim]{status}[/]"
+        """The connection's new rows as a Rich :class:`~rich.table.Table`."""
+        title, rows, caption = self._parts(log, status)
         table = transition_table(title, rows, show_checksum=self.verbose)
-        captions = list(log.notes)
-        if log.omitted:
-            captions.append(f"{log.omitted} more segments not shown")
-        if captions:
-            table.caption = "; ".join(captions)
+        if caption:
+            table.caption = caption
             table.caption_justify = "left"
         return table
 
+    def grid(self, log: ConnectionLog, *, status: str) -> TransitionGrid:
+        """The same table as :meth:`table`, laid out cheaply (:class:`TransitionGrid`)."""
+        title, rows, caption = self._parts(log, status)
+        return TransitionGrid(title, rows, caption=caption, show_checksum=self.verbose)
+
+    def line(self, log: ConnectionLog, *, status: str) -> ConnectionLine:
+        """The connection's new rows on one line (:class:`ConnectionLine`)."""
+        rows, continued = self.take_rows(log)
+        return ConnectionLine(log.key, rows, status, omitted=log.omitted, continued=continued)
+
+    def skip(self, log: ConnectionLog) -> None:
+        """Release the connection's rows without printing them."""
+        self.take_rows(log)
+
+    def _parts(self, log: ConnectionLog, status: str) -> tuple[str, list[TransitionRow], str]:
+        rows, continued = self.take_rows(log)
+        continuation = " (continued)" if continued else ""
+        title = f"{log.key.remote} → {log.key.local}{continuation}  [dim]{escape(status)}[/]"
+        captions = [escape(note) for note in log.notes]
+        if log.omitted:
+            captions.append(f"{log.omitted} more segments not shown")
+        return title, rows, "; ".join(captions)
+
+    def open_logs(self) -> list[ConnectionLog]:
+        """Connections with rows not printed yet that never closed (at exit)."""
+        return [log for log in self.logs.values() if log.rows]
+
     def open_tables(self) -> tuple[list[Table], int]:
         """Tables of what is still open (at exit), at most MAX_TABLES_AT_EXIT."""
-        pending = [log for log in self.logs.values() if len(log.rows) > log.shown_rows]
+        pending = self.open_logs()
         shown = [self.table(log, status="still open at exit") for log in pending[:MAX_TABLES_AT_EXIT]]
         return shown, len(pending) - len(shown)
 
 
-class LiveRenderer:
-    """The renderer thread: ``submit`` from the packet thread, print from here."""
+def _verbose_line(event: object) -> str | None:
+    if isinstance(event, SegmentDropped):
+        where = f" {event.key.remote}" if event.key is not None else ""
+        seg = f" {event.segment}" if event.segment is not None else ""
+        detail = f" ({event.detail})" if event.detail else ""
+        return f"[yellow]drop[/] {event.reason}{where}{seg}{detail}"
+    if isinstance(event, FrameDropped):
+        detail = f" ({event.detail})" if event.detail else ""
+        return f"[yellow]drop[/] {event.reason}{detail} (frame not decoded)"
+    if isinstance(event, SynCookie):
+        what = "accepted" if event.accepted else "sent"
+        return f"[cyan]syn cookie[/] {what} {event.key.remote}"
+    if isinstance(event, StateChanged):
+        if event.cause is None:
+            return f"[dim]state[/] {event.key.remote} {event.before} → {event.after} {event.why}".rstrip()
+        return None
+    if type(event).__name__ == "TimerFired":
+        timer = getattr(event, "timer", "")
+        key = getattr(event, "key", None)
+        attempt = getattr(event, "attempt", 0)
+        remote = f" {key.remote}" if key is not None else ""
+        return f"[magenta]timer[/] {timer}{remote} in {getattr(event, 'state', '')} (attempt {attempt})"
+    return None
 
-    def __init__(self, console: Console, *, verbose: bool = False) -> None:
+
+# ---------------------------------------------------------------- the cheap table and the one-line form
+
+_DIRECTION_STYLE = {"c2s": Style.parse("cyan"), "s2c": Style.parse("magenta")}
+_FLAGS_STYLE = {"c2s": Style.parse("bold cyan"), "s2c": Style.parse("bold magenta")}
+_DIRECTION_TEXT = {"c2s": "client →", "s2c": "server ←"}
+_RED = Style.parse("red")
+_NULL = Style.null()
+_BOLD = Style.parse("bold")
+_DIM = Style.parse("dim")
+_NEW_LINE = RichSegment.line()
+# transition_table's columns: header, justify. (The checksum column only with --verbose.)
+_COLUMNS = (("t (s)", "right"), ("dir", "center"), ("flags", "left"), ("seq", "right"),
+            ("ack", "right"), ("len", "right"), ("win", "right"))  # fmt: skip
+_CHECKSUM_COLUMN = ("cksum", "left")
+_LAST_COLUMNS = (("state", "left"), ("data / notes", "left"))
+_MARKUP_CHARACTERS = frozenset("[]:\\")  # markup and emoji codes: what Rich would reinterpret in a str cell
+
+
+def _width(text: str) -> int:
+    """Cells on a terminal (Rich's measure): one per character for ASCII."""
+    return len(text) if text.isascii() else cell_len(text)
+
+
+def _state_cell(before: str, after: str) -> str:
+    return after if before == after else f"{before} → {after}"
+
+
+class TransitionGrid:
+    """:func:`~l4kit.views.transitions.transition_table`, rendered without Rich's layout engine.
+
+    Rich measures and wraps every cell of a table through its general machinery
+    (padding, wrapping, cropping each cell's lines): about 5 ms for a connection's
+    ten rows here, on the renderer thread but under the GIL the packet thread
+    needs. The transition table's cells are short single-line strings, so when
+    the table fits the console its layout is plain arithmetic: each column as wide
+    as its widest cell plus padding, Rich's own box characters, cells justified as
+    Rich justifies them. The title and caption still go through Rich. The output
+    is character for character, style for style, what Rich renders for the same
+    table (tests/unit/test_live_views_load.py compares them on generated tables);
+    anything outside that simple case (a console too narrow, a cell Rich would
+    reinterpret) is handed to Rich's :class:`~rich.table.Table` itself.
+    """
+
+    def __init__(
+        self, title: str, rows: Sequence[TransitionRow], *, caption: str = "", show_checksum: bool = False
+    ) -> None:
+        self.title = title
+        self.rows = rows
+        self.caption = caption
+        self.show_checksum = show_checksum
+
+    def rich_table(self) -> Table:
+        table = transition_table(self.title, self.rows, show_checksum=self.show_checksum)
+        if self.caption:
+            table.caption = self.caption
+            table.caption_justify = "left"
+        return table
+
+    def _cells(self) -> list[list[tuple[str, int, Style | None]]] | None:
+        """Each row's cells as (text, width in cells, style), or None if a cell is
+        outside the simple case."""
+        show_checksum = self.show_checksum
+        rows: list[list[tuple[str, int, Style | None]]] = []
+        for row in self.rows:
+            direction = row.direction
+            dir_style = _DIRECTION_STYLE.get(direction)
+            if dir_style is None:
+                return None
+            state = _state_cell(row.before, row.after)
+            extras = [row.payload_preview] if row.payload_preview else []
+            extras += [f"[{n}]" for n in row.notes]
+            notes = " ".join(extras)
+            if not _MARKUP_CHARACTERS.isdisjoint(state) or not (state + notes + row.flags).isprintable():
+                return None
+            t, flags = f"{row.t:.6f}", row.flags or "."
+            seq, length = str(row.seq), str(row.length)
+            ack = "" if row.ack is None else str(row.ack)
+            window = "" if row.window is None else str(row.window)
+            cells: list[tuple[str, int, Style | None]] = [
+                (t, len(t), None),
+                (_DIRECTION_TEXT[direction], 8, dir_style),
+                (flags, _width(flags), _FLAGS_STYLE[direction]),
+                (seq, len(seq), None),
+                (ack, len(ack), None),
+                (length, len(length), None),
+                (window, len(window), None),
+            ]
+            if show_checksum:
+                if not row.checksum.isprintable():
+                    return None
+                cells.append((row.checksum, _width(row.checksum), _RED if row.checksum == "bad" else _NULL))
+            cells.append((state, _width(state), None))
+            cells.append((notes, _width(notes), _NULL))
+            rows.append(cells)
+        return rows
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        columns = _COLUMNS + ((_CHECKSUM_COLUMN,) if self.show_checksum else ()) + _LAST_COLUMNS
+        rows = self._cells() if self.rows else None
+        if rows is None:
+            yield from self.rich_table().__rich_console__(console, options)
+            return
+        # Rich's measure of a one-line cell is its cell length; padding (0, 1) adds 2.
+        widths = [len(header) for header, _ in columns]
+        for cells in rows:
+            widths = [max(width, cell[1]) for width, cell in zip(widths, cells, strict=True)]
+        widths = [width + 2 for width in widths]
+        if sum(widths) + len(columns) + 1 > options.max_width:
+            yield from self.rich_table().__rich_console__(console, options)
+            return
+        render_options = options.update(width=sum(widths) + len(columns) + 1, highlight=False, height=None)
+        yield from _annotation(console, render_options, self.title, "table.title")
+        frame = box.HEAVY_HEAD.substitute(options, safe=console.safe_box)
+        yield RichSegment(frame.get_top(widths), _NULL)
+        yield _NEW_LINE
+        justifies = [justify for _, justify in columns]
+        head = _Edges(frame.head_left, frame.head_vertical, frame.head_right)
+        headers = [(header, len(header), _BOLD) for header, _ in columns]
+        yield from _grid_line(headers, widths, justifies, _BOLD, head)
+        yield RichSegment(frame.get_row(widths, "head", edge=True), _NULL)
+        yield _NEW_LINE
+        mid = _Edges(frame.mid_left, frame.mid_vertical, frame.mid_right)
+        foot = _Edges(frame.foot_left, frame.foot_vertical, frame.foot_right)
+        last = len(rows) - 1
+        for index, cells in enumerate(rows):
+            yield from _grid_line(cells, widths, justifies, _NULL, foot if index == last else mid)
+        yield RichSegment(frame.get_bottom(widths), _NULL)
+        yield _NEW_LINE
+        if self.caption:
+            yield from _annotation(console, render_options, self.caption, "table.caption")
+
+
+def _annotation(console: Console, options: ConsoleOptions, text: str, style: str) -> RenderResult:
+    """A title or caption, exactly as Rich's Table renders them (left-justified)."""
+    rendered = console.render_str(text, style=style, highlight=False)
+    return console.render(rendered, options=options.update(justify="left"))
+
+
+class _Edges:
+    """The border characters of one kind of table line (Rich's Box: head, mid or foot)."""
+
+    __slots__ = ("divider", "left", "right")
+
+    def __init__(self, left: str, divider: str, right: str) -> None:
+        self.left = left
+        self.divider = divider
+        self.right = right
+
+
+def _justified(text: str, length: int, space: int, justify: str) -> str:
+    """``text`` (``length`` cells wide) in ``space`` cells as Rich justifies a one-line
+    cell (Lines.justify): padded on the right when left-justified; its end stripped
+    first otherwise."""
+    if justify == "left":
+        return text + " " * (space - length)
+    if text.endswith(" "):
+        text = text.rstrip()
+        length = cell_len(text)
+    excess = space - length
+    if justify == "right":
+        return " " * excess + text
+    return " " * (excess // 2) + text + " " * (excess - excess // 2)
+
+
+def _grid_line(
+    cells: Sequence[tuple[str, int, Style | None]],
+    widths: Sequence[int],
+    justifies: Sequence[str],
+    pad_style: Style,
+    edges: _Edges,
+) -> list[RichSegment]:
+    """One table line as Rich draws it (border, then per cell: padding, text,
+    padding, divider), with neighbouring pieces of the same style joined into one
+    segment: the same characters in the same styles, in a tenth of the segments
+    (each segment costs the console a step)."""
+    out: list[RichSegment] = []
+    last = len(cells) - 1
+    if pad_style is _NULL:  # a body line: only some cells have a style of their own
+        parts = [edges.left]
+        for index, (text, length, style) in enumerate(cells):
+            body = _justified(text, length, widths[index] - 2, justifies[index])
+            edge = edges.right if index == last else edges.divider
+            if style is None or style is _NULL:
+                parts += (" ", body, " ", edge)
+            else:
+                parts.append(" ")
+                out.append(RichSegment("".join(parts), _NULL))
+                out.append(RichSegment(body, style))
+                parts = [" ", edge]
+        parts.append("\n")
+        out.append(RichSegment("".join(parts), _NULL))
+        return out
+    out.append(RichSegment(edges.left, _NULL))  # the header line: padding in the header style
+    for index, (text, length, style) in enumerate(cells):
+        body = _justified(text, length, widths[index] - 2, justifies[index])
+        out.append(RichSegment(f" {body} ", style or _NULL))
+        out.append(RichSegment(edges.right if index == last else edges.divider, _NULL))
+    out.append(_NEW_LINE)
+    return out
+
+
+class ConnectionLine:
+    """One connection on one line, for when full tables would slow the responder:
+    ``127.0.0.1:40000 → 127.0.0.1:8888  S→ ←SA A→ PA→ ←PA ←FA A→ FA→ ←A  9 segments, 4.1 ms: TIME-WAIT``
+    (each segment's flags in order, the client's with → after them, the server's with ← before)."""
+
+    def __init__(
+        self,
+        key: FourTuple,
+        rows: Sequence[TransitionRow],
+        status: str,
+        *,
+        omitted: int = 0,
+        continued: bool = False,
+    ) -> None:
+        self.key = key
+        self.rows = rows
+        self.status = status
+        self.omitted = omitted
+        self.continued = continued
+
+    def plain(self) -> str:
+        return "".join(segment.text for segment in self._segments())
+
+    def _segments(self) -> Iterable[RichSegment]:
+        yield RichSegment(f"{self.key.remote} → {self.key.local}{' (continued)' if self.continued else ''} ")
+        for row in self.rows[:LINE_FLAGS]:
+            flags = row.flags or "."
+            if row.direction == "c2s":
+                yield RichSegment(f" {flags}→", _DIRECTION_STYLE["c2s"])
+            else:
+                yield RichSegment(f" ←{flags}", _DIRECTION_STYLE["s2c"])
+        more = max(0, len(self.rows) - LINE_FLAGS) + self.omitted
+        if more:
+            yield RichSegment(f" … +{more}")
+        count = len(self.rows) + self.omitted
+        span = self.rows[-1].t - self.rows[0].t if self.rows else 0.0
+        plural = "" if count == 1 else "s"
+        yield RichSegment(f"  {count} segment{plural}, {span * 1000:.1f} ms: {self.status}", _DIM)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield from self._segments()
+        yield _NEW_LINE
+
+
+# ---------------------------------------------------------------- pacing: tables, lines or counts
+
+
+class DisplayPacer:
+    """How the next due connection is shown: full table, one line, or only counted.
+
+    Printing runs on the renderer thread but holds the GIL the packet thread
+    needs, so it gets a budget of CPU time: ``share`` of the wall-clock time,
+    saved up to ``burst`` seconds after a quiet spell. Full tables while the
+    budget lasts and the oldest waiting connection has waited at most
+    ``max_lag`` seconds; then one line each (much cheaper, still every flag)
+    until the budget is half full again and the waiting line has caught up
+    (``caught_up_lag``), so that tables and lines come in runs, not alternately;
+    only counted while the budget is overdrawn by ``burst`` or more. The clock is
+    an argument: nothing here reads the time.
+    """
+
+    def __init__(
+        self,
+        clock: Callable[[], float],
+        *,
+        share: float = RENDER_SHARE,
+        burst: float = RENDER_BURST,
+        max_lag: float = MAX_LAG,
+        caught_up_lag: float = CAUGHT_UP_LAG,
+    ) -> None:
+        self.clock = clock
+        self.share = share
+        self.burst = burst
+        self.max_lag = max_lag
+        self.caught_up_lag = caught_up_lag
+        self.credit = burst
+        self.behind = False
+        self._at = clock()
+
+    def _refill(self) -> None:
+        now = self.clock()
+        self.credit = min(self.burst, self.credit + (now - self._at) * self.share)
+        self._at = now
+
+    def choose(self, lag: float) -> Shown:
+        """For the oldest waiting connection, due ``lag`` seconds ago."""
+        self._refill()
+        if self.behind:
+            self.behind = self.credit < self.burst / 2 or lag > self.caught_up_lag
+        else:
+            self.behind = self.credit <= 0 or lag > self.max_lag
+        if not self.behind:
+            return Shown.TABLE
+        if self.credit > -self.burst:
+            return Shown.LINE
+        return Shown.SKIPPED
+
+    def allow_line(self) -> bool:
+        """A ``--verbose`` line: printed while a connection line would be."""
+        self._refill()
+        return self.credit > -self.burst
+
+    def charge(self, seconds: float) -> None:
+        """What printing just cost (CPU seconds of the renderer thread)."""
+        self._refill()
+        self.credit -= seconds
+
+
+class LiveRenderer:
+    """The renderer thread: ``submit`` from the packet thread, print from here.
+
+    ``clock`` (wall) and ``cpu_clock`` (this thread's CPU time, what printing
+    takes from the packet thread) are arguments for the tests; ``start=False``
+    runs nothing on a thread: the tests call :meth:`pump` instead.
+    """
+
+    def __init__(
+        self,
+        console: Console,
+        *,
+        verbose: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+        cpu_clock: Callable[[], float] = time.thread_time,
+        max_queued_events: int = MAX_QUEUED_EVENTS,
+        max_waiting: int = MAX_WAITING,
+        start: bool = True,
+    ) -> None:
         self.console = console
         self.tables = ConnectionTables(verbose=verbose)
-        self._queue: queue.SimpleQueue[Sequence[object] | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="l4kit-render", daemon=True)
-        self._thread.start()
+        self.pacer = DisplayPacer(clock)
+        self.clock = clock
+        self.cpu_clock = cpu_clock
+        self.max_queued_events = max_queued_events
+        self.max_waiting = max_waiting
+        # The packet thread appends, the renderer thread pops (a deque is safe for one
+        # of each). No wake-up per batch: the renderer looks every RENDER_PERIOD, so the
+        # packet thread never hands the GIL over because it queued something.
+        self._batches: deque[Sequence[object]] = deque()
+        self._stop = threading.Event()
+        # Two counters, each written by one thread only (no lock on the packet path):
+        self._queued_events = 0  # by the submitting thread
+        self._taken_events = 0  # by the renderer thread
+        self.events_dropped = 0  # by the submitting thread: display events only, never packets
+        self._waiting: deque[tuple[float, Due | str]] = deque()  # (when it became due, what)
+        self._waiting_tables = 0
+        self.shown: Counter[Shown] = Counter()
+        self.verbose_lines_skipped = 0
+        self._unreported_skips = 0
+        self._skips_reported_at = float("-inf")
+        self._degraded_notice_at = float("-inf")
+        self.failure: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        if start:
+            self._thread = threading.Thread(target=self._run, name="l4kit-render", daemon=True)
+            self._thread.start()
+
+    # ------------------------------------------------------------ the packet thread's side
 
     def submit(self, batch: Sequence[object]) -> None:
-        self._queue.put(batch)
+        """Hand over one call's events. Never waits: when the renderer is
+        ``max_queued_events`` behind, the batch is dropped and counted."""
+        if self._queued_events - self._taken_events + len(batch) > self.max_queued_events:
+            self.events_dropped += len(batch)
+            return
+        self._queued_events += len(batch)
+        self._batches.append(batch)
 
-    def notice(self, text: str) -> None:
-        self._queue.put([_Notice(text)])
+    @property
+    def queued_events(self) -> int:
+        return self._queued_events - self._taken_events
+
+    # ------------------------------------------------------------ the renderer thread
 
     def _run(self) -> None:
-        while True:
-            batch = self._queue.get()
-            if batch is None:
-                return
-            if len(batch) == 1 and isinstance(batch[0], _Notice):
-                self.console.print(batch[0].text, markup=False, highlight=False)
-                continue
-            for thing in self.tables.feed_batch(batch):
+        try:
+            while not self._stop.is_set():
+                self.take_queued()
+                if self._waiting:
+                    self.pump(limit=PRINT_GROUP)  # then a look at the queue
+                else:
+                    self._stop.wait(RENDER_PERIOD)
+            self.take_queued()
+            self.finish()
+        except Exception as exc:  # a bug here must neither grow the queue nor hang the exit
+            self.failure = exc
+            self.max_queued_events = 0  # from now on every batch is dropped and counted
+            self._batches.clear()
+
+    def take_queued(self) -> None:
+        """Feed the batches the packet thread queued before this look (not those it
+        queues meanwhile: a busy packet thread would keep the renderer feeding and
+        never printing)."""
+        batches = self._batches
+        for _ in range(len(batches)):
+            self.take(batches.popleft())
+
+    def take(self, batch: Sequence[object]) -> None:
+        """Feed one batch (renderer thread): the due connections join the waiting line."""
+        self._taken_events += len(batch)
+        items = self.tables.feed_events(batch)
+        if not items:
+            return
+        now = self.clock()
+        for item in items:
+            self._waiting.append((now, item))
+            if isinstance(item, Due):
+                self._waiting_tables += 1
+        while len(self._waiting) > self.max_waiting:
+            self._pass_over(self._waiting.popleft()[1])
+
+    def _pass_over(self, item: Due | str) -> None:
+        if isinstance(item, str):
+            self.verbose_lines_skipped += 1
+            return
+        self._waiting_tables -= 1
+        item.log.waiting = False
+        if item.log.rows:
+            self.tables.skip(item.log)
+            self._count(item.log, Shown.SKIPPED)
+
+    def _count(self, log: ConnectionLog, how: Shown) -> None:
+        if log.shown is None:
+            log.shown = how
+            self.shown[how] += 1
+            if how is Shown.SKIPPED:
+                self._unreported_skips += 1
+
+    def pump(self, *, limit: int | None = None, at_exit: bool = False) -> None:
+        """Print waiting items: up to ``limit`` (between two looks at the queue), or all.
+
+        They go to the terminal in one write: a write releases the GIL, and getting
+        it back means waiting for the packet thread to let go (up to the switch
+        interval), so one write per item would cap the display at a few hundred
+        items a second whatever they cost to render."""
+        count = 0
+        try:
+            with self.console:  # Rich buffers until the block ends
+                while self._waiting and (limit is None or count < limit):
+                    self._print_next(at_exit=at_exit)
+                    count += 1
+        except Exception as exc:  # a closed or broken stdout: stop printing, keep counting
+            self.failure = exc
+
+    def _print_next(self, *, at_exit: bool) -> None:
+        since, item = self._waiting.popleft()
+        if isinstance(item, str):
+            if at_exit or self.pacer.allow_line():
+                self._print(item)
+            else:
+                self.verbose_lines_skipped += 1
+            return
+        self._waiting_tables -= 1
+        log = item.log
+        log.waiting = False
+        if not log.rows:  # nothing new since it was printed (e.g. at exit, still open)
+            return
+        if at_exit:  # the packet thread has stopped: no budget, but a prompt exit
+            how = Shown.TABLE if self._waiting_tables < EXIT_FULL_TABLES else Shown.LINE
+        else:
+            how = self.pacer.choose(self.clock() - since)
+        if how is Shown.TABLE:
+            self._print(self.tables.grid(log, status=item.status))
+        elif how is Shown.LINE:
+            self._degraded(at_exit=at_exit)
+            self._print(self.tables.line(log, status=item.status))
+        else:
+            self.tables.skip(log)
+        self._count(log, how)
+
+    def _degraded(self, *, at_exit: bool) -> None:
+        """Say, now and then, why connections come as one line."""
+        now = self.clock()
+        if at_exit:
+            if self._degraded_notice_at != float("inf"):
+                self._degraded_notice_at = float("inf")  # once
+                self._print(
+                    f"[yellow]at exit[/]: {self._waiting_tables + 1} connections to show: one line each, "
+                    f"the last {EXIT_FULL_TABLES} in full, for a prompt exit"
+                )
+        elif now - self._degraded_notice_at >= DEGRADED_NOTICE_INTERVAL:
+            self._degraded_notice_at = now
+            self._print(
+                "[yellow]display behind[/]: one line per connection for now, so that printing never "
+                "slows the responder (every table: --pcap FILE, then l4kit replay FILE)"
+            )
+
+    def _print(self, thing: object) -> None:
+        self._report_skips()
+        if self.failure is not None:
+            return
+        started = self.cpu_clock()
+        try:
+            if isinstance(thing, TransitionGrid):
+                self.console.print(thing, crop=False)  # its lines fit: it checked the width
+            else:
                 self.console.print(thing)
+        except Exception as exc:  # a closed or broken stdout: stop printing, keep counting
+            self.failure = exc
+        self.pacer.charge(self.cpu_clock() - started)
 
-    def close(self) -> None:
-        """Print what is queued, then the connections still open."""
-        self._queue.put(None)
-        self._thread.join()
-        tables, more = self.tables.open_tables()
-        for table in tables:
-            self.console.print(table)
+    def _report_skips(self, *, force: bool = False) -> None:
+        if not self._unreported_skips:
+            return
+        now = self.clock()
+        if force or now - self._skips_reported_at >= NOTICE_INTERVAL:
+            count, self._unreported_skips = self._unreported_skips, 0
+            self._skips_reported_at = now
+            self._print(
+                f"[yellow]… {count} connection{'' if count == 1 else 's'} not shown[/] "
+                "(display behind; counted in the exit summary)"
+            )
+
+    def finish(self) -> None:
+        """At exit (the packet thread has stopped): what waits, then what is still open."""
+        self.pump(at_exit=True)
+        self._report_skips(force=True)
+        logs = self.tables.open_logs()
+        # After a normal stop every connection has closed; a log still open then lost
+        # its close to a full queue (or the responder failed before it could abort them).
+        status = "end not shown: display events dropped" if self.events_dropped else "still open at exit"
+        for log in logs[:MAX_TABLES_AT_EXIT]:
+            self._print(self.tables.grid(log, status=status))
+            self._count(log, Shown.TABLE)
+        more = logs[MAX_TABLES_AT_EXIT:]
+        for log in more:
+            self.tables.skip(log)
+            self._count(log, Shown.SKIPPED)
+        self._unreported_skips = 0
         if more:
-            self.console.print(f"… and {more} more open connections not shown")
+            self._print(f"… and {len(more)} more open connections not shown")
 
+    def close(self) -> DisplayStats:
+        """Print what is queued, then the connections still open; what was shown.
+        Called once the packet thread has stopped."""
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+        else:
+            self.drain()
+        return self.stats()
 
-@dataclass(frozen=True, slots=True)
-class _Notice:
-    text: str
+    def drain(self) -> None:
+        """Without a thread: take everything queued and print it as at exit."""
+        self.take_queued()
+        self.finish()
+
+    def stats(self) -> DisplayStats:
+        return DisplayStats(
+            tables=self.shown[Shown.TABLE],
+            lines=self.shown[Shown.LINE],
+            skipped=self.shown[Shown.SKIPPED],
+            events_dropped=self.events_dropped,
+            verbose_lines_skipped=self.verbose_lines_skipped,
+        )
 
 
 def summary_table(summary: ResponderSummary) -> Table:
@@ -319,10 +968,45 @@ def summary_table(summary: ResponderSummary) -> Table:
         table.add_row("kernel RSTs dropped", str(summary.kernel_rsts_suppressed), "by the firewall rule")
     if summary.send_errors:
         table.add_row("send errors", str(summary.send_errors), "")
+    if summary.max_half_open:
+        table.add_row(
+            "half-open",
+            f"peak {summary.half_open_peak}",
+            f"{summary.half_open_at_stop} at the stop; past {summary.max_half_open} (--max-half-open), "
+            "SYN cookies answer",
+        )
+    for what, value, detail in display_rows(summary.display, summary.connections_closed):
+        table.add_row(what, value, detail)
     table.add_row("drops", str(summary.dropped), "" if summary.drops else "none")
     for reason, count in sorted(summary.drops.items(), key=lambda kv: (-kv[1], kv[0])):
         table.add_row("", str(count), reason)
     return table
+
+
+def display_rows(display: DisplayStats | None, connections: int) -> list[tuple[str, str, str]]:
+    """The summary's ``tables`` rows: how many of the ``connections`` (every one the
+    core opened) were shown in full, and why the others were not."""
+    if display is None:
+        return [("tables", "off", f"--quiet; {REPLAY_HINT.removesuffix('; or --quiet')}")]
+    rows = [("tables", f"{display.tables} / {connections}", "connections shown in full")]
+    not_shown = connections - display.tables
+    if not_shown <= 0 and not display.events_dropped:
+        return rows
+    parts = []
+    if display.lines:
+        parts.append(f"{display.lines} as one line")
+    if display.skipped:
+        parts.append(f"{display.skipped} counted only")
+    lost = not_shown - display.lines - display.skipped
+    if lost > 0:
+        parts.append(f"{lost} lost with {display.events_dropped} display events (queue full)")
+    elif display.events_dropped:
+        parts.append(f"{display.events_dropped} display events dropped (queue full)")
+    rows.append(("", str(max(not_shown, 0)), "not shown in full: " + ", ".join(parts)))
+    rows.append(("", "", f"the display fell behind; {REPLAY_HINT}"))
+    if display.verbose_lines_skipped:
+        rows.append(("", str(display.verbose_lines_skipped), "--verbose lines not shown"))
+    return rows
 
 
 # ---------------------------------------------------------------- the commands (called by l4kit.cli)
@@ -440,13 +1124,21 @@ def respond(request: RespondRequest) -> int:
         else:
             console.print(text, markup=False, soft_wrap=True)
 
+    display = None
     try:
         summary = run_responder(
             options, sink=renderer.submit if renderer else None, on_ready=on_ready, notice=notice
         )
     finally:
         if renderer is not None:
-            renderer.close()
+            display = renderer.close()
+            if renderer.failure is not None:
+                err.print(
+                    f"[yellow]warning:[/] the display stopped early: {type(renderer.failure).__name__}: "
+                    f"{escape(str(renderer.failure))}",
+                    soft_wrap=True,
+                )
+    summary.display = display
     console.print(summary_table(summary))
     return 0
 
