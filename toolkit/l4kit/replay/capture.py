@@ -1,15 +1,36 @@
 """Reading a capture file as a stream of raw frames.
 
-Scapy's :class:`~scapy.utils.RawPcapReader` reads pcap and pcapng (and gzip'd
-either) record by record without dissecting anything, so memory does not grow
-with the file. This module adds what ``l4kit replay`` needs around it:
+The two capture formats are simple enough to read directly, and replay reads
+every record of files with millions of them, so this module parses them itself
+with :mod:`struct` from large buffered reads (Scapy's ``RawPcapReader`` costs a
+few microseconds and a named tuple per record, and importing Scapy alone takes
+longer than reading a small capture):
+
+* pcap (the libpcap format, ``tcpdump -w``): a 24-byte file header whose magic
+  number gives the byte order and the timestamp unit (microseconds, or
+  nanoseconds for the ``0xa1b23c4d`` magic), then records of a 16-byte header
+  (seconds, fraction, captured length, original length) and the frame;
+* pcapng (Wireshark's default, draft-ietf-opsawg-pcapng): blocks. A Section Header
+  Block gives the byte order of its section; Interface Description Blocks give each
+  interface's link type, snap length and timestamp resolution (``if_tsresol``);
+  frames come in Enhanced Packet Blocks, Simple Packet Blocks (no timestamp: the
+  previous one is kept, no interface id: the section's first interface) and the
+  obsolete Packet Blocks. Every other block is skipped;
+* either compressed with gzip (``.pcap.gz``), recognised by its magic number.
+
+Memory does not grow with the file: records are read in chunks of
+:data:`CHUNK` bytes. ``tests/unit/test_replay_capture.py`` checks that the frames
+are those Scapy's readers return, byte for byte, on files Scapy writes.
+
+Around the formats, what ``l4kit replay`` needs:
 
 * one clear :class:`~l4kit.errors.CaptureError` line (exit code 2) for a missing
   file, a directory, an empty file, a file that is not a capture, an unsupported
   link type or a BPF filter tcpdump rejects;
-* detection of a capture that was cut short (a half-written record at the end):
-  the frames before the cut are yielded and :attr:`CaptureReader.truncated` is
-  set, so the caller can warn and exit with :data:`EXIT_TRUNCATED`;
+* detection of a capture that was cut short (a half-written record at the end, a
+  gzip stream without its end, a pcapng block whose trailing length does not match):
+  the frames before the cut are yielded and :attr:`CaptureReader.truncated` is set,
+  so the caller can warn and exit with :data:`EXIT_TRUNCATED`;
 * ``--filter``: the BPF expression is handed to ``tcpdump -r FILE -w - EXPR``, whose
   output (a pcap stream) is read from the pipe as it is produced. tcpdump is the
   reference implementation of the filter language and already a dependency of the
@@ -24,15 +45,16 @@ the epoch): tuples keep the per-packet cost of the main loop down.
 from __future__ import annotations
 
 import contextlib
-import io
-import logging
+import gzip
 import os
 import shutil
+import struct
 import subprocess
 import tempfile
-from collections.abc import Iterator
+import zlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any, Final, cast
+from typing import IO, Final
 
 from l4kit.errors import CaptureError, ParseError
 from l4kit.wire import link
@@ -46,56 +68,91 @@ EXIT_TRUNCATED: Final = 3
 analysed and printed."""
 
 # Bigger than any frame a capture can hold (Linux loopback frames can exceed 64 KiB
-# with TSO); Scapy's default read size (its MTU constant, 65535) would cut them.
+# with TSO); a longer record keeps its first _MAX_FRAME octets and the rest is skipped.
 _MAX_FRAME: Final = 1 << 18
+
+CHUNK: Final = 1 << 20
+"""Bytes read from the file at a time."""
 
 Frame = tuple[int, float, int, bytes, int]
 """(number, time, linktype, data, wirelen)."""
+
+_GZIP_MAGIC: Final = b"\x1f\x8b"
+_PCAP_MAGICS: Final = {
+    b"\xd4\xc3\xb2\xa1": ("<", 1e-6),  # little endian, microseconds
+    b"\xa1\xb2\xc3\xd4": (">", 1e-6),
+    b"\x4d\x3c\xb2\xa1": ("<", 1e-9),  # little endian, nanoseconds
+    b"\xa1\xb2\x3c\x4d": (">", 1e-9),
+}
+_PCAPNG_SHB: Final = 0x0A0D0D0A  # the same in both byte orders
+_PCAPNG_BOM: Final = {b"\x1a\x2b\x3c\x4d": ">", b"\x4d\x3c\x2b\x1a": "<"}
+_IDB: Final = 1
+_PB: Final = 2  # the obsolete Packet Block
+_SPB: Final = 3
+_EPB: Final = 6
+_OPT_TSRESOL: Final = 9
+_DEFAULT_TSRESOL: Final = 1_000_000
 
 
 def _bad_input(message: str, hint: str | None = None) -> CaptureError:
     return CaptureError(message, hint=hint, exit_code=EXIT_BAD_INPUT)
 
 
-class _CutWatcher:
-    """A read-only file wrapper that notices a short read.
+class _NotACaptureError(Exception):
+    """The header is not a pcap or pcapng header (the detail says why)."""
 
-    The pcap readers ask for exact record sizes from a buffered stream, which only
-    returns fewer bytes than asked at the end of the data. At a clean end the next
-    read returns nothing, while a file cut in the middle of a record returns some
-    but not all of the bytes. The readers treat both as the end, so the difference
-    is recorded here.
+
+class _Source:
+    """A byte stream read in chunks: ``buf[pos:]`` holds what is not consumed yet.
+
+    The frame loops keep ``buf`` and ``pos`` in locals and call :meth:`refill`
+    only when a record runs past the end of the buffer (once per chunk).
     """
 
-    def __init__(self, inner: IO[bytes], name: str) -> None:
-        self._inner = inner
-        self.name = name
-        self.cut = False
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.stream = stream
+        self._read: Callable[[int], bytes] = getattr(stream, "read1", stream.read)
+        self.buf = b""
+        self.pos = 0
+        self.error: str | None = None  # why the stream stopped early (gzip damage), if it did
 
-    def read(self, size: int = -1) -> bytes:
-        data = self._inner.read(size)
-        if 0 < len(data) < size:
-            self.cut = True
+    def refill(self, buf: bytes, pos: int, need: int) -> bytes:
+        """``buf[pos:]`` extended to at least ``need`` bytes when the stream has them
+        (fewer only at its end); the result starts at the old ``pos``."""
+        parts = [buf[pos:]]
+        have = len(parts[0])
+        while have < need:
+            try:
+                more = self._read(max(CHUNK, need - have))
+            except (EOFError, OSError, zlib.error) as exc:  # a gzip stream cut or damaged
+                self.error = _describe_stream_error(exc)
+                more = b""
+            if not more:
+                break
+            parts.append(more)
+            have += len(more)
+        return b"".join(parts) if len(parts) > 1 else parts[0]
+
+    def take(self, n: int) -> bytes:
+        """The next ``n`` bytes (fewer at the end of the stream), for headers."""
+        if len(self.buf) - self.pos < n:
+            self.buf = self.refill(self.buf, self.pos, n)
+            self.pos = 0
+        data = self.buf[self.pos : self.pos + n]
+        self.pos += len(data)
         return data
 
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:  # Scapy's gzip detection rewinds
-        return self._inner.seek(offset, whence)
+    def peek(self, n: int) -> bytes:
+        if len(self.buf) - self.pos < n:
+            self.buf = self.refill(self.buf, self.pos, n)
+            self.pos = 0
+        return self.buf[self.pos : self.pos + n]
 
-    def close(self) -> None:
-        self._inner.close()
 
-
-class _QuietScapy:
-    """Scapy's readers log a warning for every oddity they skip; replay reports
-    problems itself (one line each), so Scapy's runtime logger is muted while reading."""
-
-    def __enter__(self) -> None:
-        self._logger = logging.getLogger("scapy.runtime")
-        self._level = self._logger.level
-        self._logger.setLevel(logging.CRITICAL)
-
-    def __exit__(self, *exc: object) -> None:
-        self._logger.setLevel(self._level)
+def _describe_stream_error(exc: BaseException) -> str:
+    if isinstance(exc, EOFError):
+        return "the compressed stream ends before its end marker"
+    return f"reading stopped: {exc}"
 
 
 class CaptureReader:
@@ -107,14 +164,13 @@ class CaptureReader:
         self.truncated = False
         self.truncation_detail = ""
         self.frames_read = 0
+        self.linktype: int | None = None  # pcap: the file's; pcapng: per interface (None here)
+        self.is_pcapng = False
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr: IO[bytes] | None = None
-        self._watch: _CutWatcher | None = None
-        self._file_size: int | None = None  # set for plain pcap files: see _open_source
+        self._files: list[IO[bytes]] = []
         self._check_path()
-        self._reader = self._open()
-        self.linktype: int | None = getattr(self._reader, "linktype", None)
-        self.is_pcapng = self._reader.__class__.__name__ == "RawPcapNgReader"
+        self._source = self._open()
         if self.linktype is not None and not link.is_supported(self.linktype):
             self.close()
             try:
@@ -135,50 +191,81 @@ class CaptureReader:
         if p.is_file() and p.stat().st_size == 0:
             raise _bad_input(f"{p}: empty file, not a capture")
 
-    def _open(self) -> Any:
-        """Open the file itself first, so that a file that is not a capture gets the
-        same message with or without ``--filter``; then, with a filter, read
+    def _open(self) -> _Source:
+        """Read the file's own header first, so that a file that is not a capture gets
+        the same message with or without ``--filter``; then, with a filter, read
         tcpdump's filtered copy instead."""
-        reader = self._open_source(self._open_file())
-        if self.bpf is None:
-            return reader
-        reader.close()
-        self._file_size = None  # the filtered stream is not the file: tcpdump reports a cut
-        return self._open_source(self._start_tcpdump(self.bpf))
-
-    def _open_file(self) -> IO[bytes]:
         try:
-            return open(self.path, "rb", buffering=1 << 16)
+            raw: IO[bytes] = open(self.path, "rb")  # noqa: SIM115 - closed in close()
         except OSError as exc:
             raise _bad_input(f"{self.path}: {exc.strerror}") from None
+        self._files.append(raw)
+        source = self._start(raw, decompress=True)
+        if self.bpf is None:
+            return source
+        self.close()
+        self._files = []
+        return self._start(self._start_tcpdump(self.bpf), decompress=False)
 
-    def _open_source(self, source: IO[bytes]) -> Any:
-        from scapy.error import Scapy_Exception
-        from scapy.utils import RawPcapReader
-
-        self._watch = _CutWatcher(source, str(self.path))
+    def _start(self, stream: IO[bytes], *, decompress: bool) -> _Source:
+        source = _Source(stream)
         try:
-            with _QuietScapy():
-                reader: Any = RawPcapReader(cast(Any, self._watch))
-            if reader.f is not self._watch:
-                self._watch = None  # gzip'd: the decompressor's reads are short by nature
-            elif self._proc is None and reader.__class__ is RawPcapReader:
-                # A plain pcap file: read it directly and find a cut by counting
-                # record sizes against the file size instead (cheaper per packet).
-                reader.f = source
-                self._watch = None
-                self._file_size = self.path.stat().st_size
-            return reader
-        except (Scapy_Exception, EOFError, OSError, ValueError) as exc:
+            if decompress and source.peek(2) == _GZIP_MAGIC:
+                stream.seek(0)
+                unzipped = gzip.GzipFile(fileobj=stream, mode="rb")
+                self._files.append(unzipped)  # type: ignore[arg-type]
+                source = _Source(unzipped)  # type: ignore[arg-type]
+            self._read_header(source)
+        except _NotACaptureError as exc:
             tcpdump_error = self._tcpdump_failure()
             self.close()
             if tcpdump_error:
                 raise _bad_input(tcpdump_error) from None
             if self._proc is not None:
                 raise _bad_input(f"--filter {self.bpf!r}: tcpdump produced no capture") from None
-            raise _bad_input(
-                f"{self.path}: not a pcap or pcapng capture", hint=_describe_scapy_error(exc)
-            ) from None
+            raise _bad_input(f"{self.path}: not a pcap or pcapng capture", hint=str(exc) or None) from None
+        except OSError as exc:
+            self.close()
+            raise _bad_input(f"{self.path}: {exc.strerror or exc}") from None
+        return source
+
+    def _read_header(self, source: _Source) -> None:
+        magic = source.peek(4)
+        if source.error is not None:
+            raise _NotACaptureError(source.error)
+        if magic in _PCAP_MAGICS:
+            endian, self._scale = _PCAP_MAGICS[magic]
+            header = source.take(24)
+            if len(header) < 24:
+                raise _NotACaptureError("the pcap file header is cut short")
+            self._endian = endian
+            self.linktype = struct.unpack_from(endian + "I", header, 20)[0]
+            self.is_pcapng = False
+        elif magic == _PCAPNG_SHB.to_bytes(4, "big"):
+            self.is_pcapng = True
+            self.linktype = None
+            self._interfaces: list[tuple[int, int, int]] = []  # (linktype, snaplen, tsresol)
+            if not self._read_shb(source):
+                raise _NotACaptureError("")
+        else:
+            raise _NotACaptureError("")
+
+    def _read_shb(self, source: _Source) -> bool:
+        """A Section Header Block at the stream's position: sets the byte order and
+        starts a new list of interfaces. False if it is malformed."""
+        head = source.peek(16)
+        if len(head) < 16 or head[8:12] not in _PCAPNG_BOM:
+            return False
+        endian = _PCAPNG_BOM[head[8:12]]
+        blocklen, major = struct.unpack_from(endian + "I4xH", head, 4)
+        if blocklen < 28 or major != 1:
+            return False
+        block = source.take(blocklen + (-blocklen % 4))
+        if len(block) < blocklen or struct.unpack_from(endian + "I", block, len(block) - 4)[0] != blocklen:
+            return False
+        self._endian = endian
+        self._interfaces = []
+        return True
 
     def _start_tcpdump(self, bpf: str) -> IO[bytes]:
         tcpdump = shutil.which("tcpdump")
@@ -214,44 +301,194 @@ class CaptureReader:
     # ---------------------------------------------------------------- reading
 
     def __iter__(self) -> Iterator[Frame]:
-        reader = self._reader
-        read = reader._read_packet
-        pcapng = self.is_pcapng
+        frames = self._pcapng_frames() if self.is_pcapng else self._pcap_frames()
+        yield from frames
+        if self._source.error is not None:
+            self._mark_cut(self._source.error)
+        self._finish_tcpdump()
+
+    def _pcap_frames(self) -> Iterator[Frame]:
+        """pcap records: one ``unpack_from`` per record header, one slice per frame."""
+        source = self._source
+        refill = source.refill
+        header = struct.Struct(self._endian + "IIII").unpack_from
+        scale = self._scale
         linktype = self.linktype
-        scale = 1e-9 if getattr(reader, "nano", False) else 1e-6
+        assert linktype is not None
+        buf, pos = source.buf, source.pos
+        end_of_data = len(buf)
+        number = 0
+        try:
+            while True:
+                if end_of_data - pos < 16:
+                    buf = refill(buf, pos, 16)
+                    pos, end_of_data = 0, len(buf)
+                    if end_of_data < 16:
+                        if end_of_data:
+                            self._mark_cut("the file ends in the middle of a record")
+                        return
+                sec, fraction, caplen, wirelen = header(buf, pos)
+                start = pos + 16
+                end = start + caplen
+                if end > end_of_data:
+                    if caplen > _MAX_FRAME:
+                        data = self._long_record(buf, pos, caplen)
+                        buf, pos = source.buf, source.pos
+                        end_of_data = len(buf)
+                        if data is None:
+                            return
+                        number += 1
+                        self.frames_read = number
+                        yield (number, sec + fraction * scale, linktype, data, wirelen)
+                        continue
+                    buf = refill(buf, pos, 16 + caplen)
+                    pos, end_of_data = 0, len(buf)
+                    start, end = 16, 16 + caplen
+                    if end > end_of_data:
+                        self._mark_cut(
+                            f"the last record is cut after {end_of_data - start} of {caplen} bytes"
+                        )
+                        return
+                pos = end
+                number += 1
+                yield (number, sec + fraction * scale, linktype, buf[start:end], wirelen)
+        finally:
+            source.buf, source.pos = buf, pos
+            self.frames_read = number
+
+    def _long_record(self, buf: bytes, pos: int, caplen: int) -> bytes | None:
+        """A record longer than :data:`_MAX_FRAME`: its first octets, the rest skipped
+        without holding it in memory. None (and the cut marked) when the file ends
+        inside it."""
+        source = self._source
+        buf = source.refill(buf, pos, 16 + _MAX_FRAME)
+        if len(buf) < 16 + _MAX_FRAME:
+            self._mark_cut(f"the last record is cut after {len(buf) - 16} of {caplen} bytes")
+            source.buf, source.pos = buf, len(buf)
+            return None
+        data = buf[16 : 16 + _MAX_FRAME]
+        left = caplen - _MAX_FRAME
+        buf = buf[16 + _MAX_FRAME :]
+        while len(buf) < left:
+            left -= len(buf)
+            buf = source.refill(b"", 0, min(left, CHUNK))
+            if not buf:
+                self._mark_cut(f"the last record is cut: {left} of its {caplen} bytes are missing")
+                source.buf, source.pos = b"", 0
+                return None
+        source.buf, source.pos = buf, left
+        return data
+
+    def _pcapng_frames(self) -> Iterator[Frame]:
+        """pcapng blocks: the frames of packet blocks, the rest read for what it
+        says about the following ones (byte order, interfaces)."""
+        source = self._source
+        refill = source.refill
+        endian = self._endian
+        u32 = struct.Struct(endian + "I").unpack_from
+        epb = struct.Struct(endian + "IIIII").unpack_from
+        interfaces = self._interfaces
+        buf, pos = source.buf, source.pos
+        end_of_data = len(buf)
         number = 0
         last_time = 0.0
-        offset = 24  # the pcap file header; each record adds 16 + its captured length
-        with _QuietScapy():
+        try:
             while True:
-                try:
-                    data, meta = read(_MAX_FRAME)
-                except EOFError:
-                    break
-                if pcapng:
-                    # A Simple Packet Block has no timestamp: it keeps the previous one.
-                    t = (
-                        last_time
-                        if meta.tshigh is None
-                        else ((meta.tshigh << 32) | meta.tslow) / meta.tsresol
-                    )
-                    lt = meta.linktype
+                if end_of_data - pos < 12:
+                    buf = refill(buf, pos, 12)
+                    pos, end_of_data = 0, len(buf)
+                    if end_of_data < 12:
+                        if end_of_data:
+                            self._mark_cut("the file ends in the middle of a block")
+                        return
+                blocktype = u32(buf, pos)[0]
+                if blocktype == _PCAPNG_SHB:
+                    source.buf, source.pos = buf, pos
+                    if not self._read_shb(source):
+                        self._mark_cut(f"a malformed section header after frame {number}")
+                        return
+                    buf, pos = source.buf, source.pos
+                    end_of_data = len(buf)
+                    endian = self._endian
+                    u32 = struct.Struct(endian + "I").unpack_from
+                    epb = struct.Struct(endian + "IIIII").unpack_from
+                    interfaces = self._interfaces
+                    continue
+                blocklen = u32(buf, pos + 4)[0]
+                size = blocklen + (-blocklen % 4)
+                if blocklen < 12:
+                    self._mark_cut(f"a malformed block (length {blocklen}) after frame {number}")
+                    return
+                if pos + size > end_of_data:
+                    buf = refill(buf, pos, size)
+                    pos, end_of_data = 0, len(buf)
+                    if size > end_of_data:
+                        self._mark_cut("the file ends in the middle of a block")
+                        return
+                end = pos + size
+                if u32(buf, end - 4)[0] != blocklen:
+                    self._mark_cut(f"a malformed block (its lengths differ) after frame {number}")
+                    return
+                body = pos + 8
+                body_end = pos + blocklen - 4
+                pos = end
+                if blocktype == _EPB and body_end - body >= 20:
+                    intid, tshigh, tslow, caplen, wirelen = epb(buf, body)
+                    if intid >= len(interfaces):
+                        continue  # a packet of an interface the section never described: skipped
+                    linktype, _, tsresol = interfaces[intid]
+                    last_time = ((tshigh << 32) | tslow) / tsresol
+                    start = body + 20
+                elif blocktype == _SPB and body_end - body >= 4 and interfaces:
+                    # No interface id (the section's first) and no timestamp (the last one stays).
+                    wirelen = u32(buf, body)[0]
+                    linktype, snaplen, _ = interfaces[0]
+                    caplen = min(wirelen, snaplen) if snaplen else wirelen
+                    start = body + 4
+                elif blocktype == _PB and body_end - body >= 20:
+                    intid = struct.unpack_from(endian + "H", buf, body)[0]
+                    tshigh, tslow, caplen, wirelen = struct.unpack_from(endian + "IIII", buf, body + 4)
+                    if intid >= len(interfaces):
+                        continue
+                    linktype, _, tsresol = interfaces[intid]
+                    last_time = ((tshigh << 32) | tslow) / tsresol
+                    start = body + 20
                 else:
-                    if len(data) < meta.caplen and meta.caplen <= _MAX_FRAME:
-                        self._mark_cut(f"the last record is cut after {len(data)} of {meta.caplen} bytes")
-                        break
-                    t = meta.sec + meta.usec * scale
-                    lt = linktype
-                    offset += 16 + meta.caplen
+                    if blocktype == _IDB and body_end - body >= 8:
+                        interfaces.append(self._interface(buf, body, body_end))
+                    continue
                 number += 1
-                last_time = t
-                self.frames_read = number
-                yield (number, t, lt, data, meta.wirelen)
-        if (self._watch is not None and self._watch.cut) or (
-            self._file_size is not None and offset < self._file_size and not self.truncated
-        ):
-            self._mark_cut("the file ends in the middle of a record")
-        self._finish_tcpdump()
+                yield (
+                    number,
+                    last_time,
+                    linktype,
+                    buf[start : min(start + caplen, body_end, start + _MAX_FRAME)],
+                    wirelen,
+                )
+        finally:
+            source.buf, source.pos = buf, pos
+            self.frames_read = number
+
+    def _interface(self, buf: bytes, body: int, body_end: int) -> tuple[int, int, int]:
+        """An Interface Description Block: (linktype, snaplen, timestamp units per second).
+
+        ``if_tsresol`` (option 9) is a power of 10, or of 2 with the high bit set;
+        without it timestamps are in microseconds.
+        """
+        endian = self._endian
+        linktype, snaplen = struct.unpack_from(endian + "H2xI", buf, body)
+        tsresol = _DEFAULT_TSRESOL
+        offset = body + 8
+        while body_end - offset >= 4:
+            code, length = struct.unpack_from(endian + "HH", buf, offset)
+            if code == 0:  # opt_endofopt
+                break
+            value = offset + 4
+            if code == _OPT_TSRESOL and length == 1 and value < body_end:
+                exponent = buf[value]
+                tsresol = (2 if exponent & 0x80 else 10) ** (exponent & 0x7F)
+            offset = value + length + (-length % 4)
+        return (linktype, snaplen, tsresol)
 
     def _mark_cut(self, detail: str) -> None:
         if not self.truncated:
@@ -272,12 +509,9 @@ class CaptureReader:
             self._mark_cut("tcpdump stopped early: " + line[0].strip())
 
     def close(self) -> None:
-        reader = getattr(self, "_reader", None)
-        if reader is not None:
+        for f in reversed(self._files):
             with contextlib.suppress(Exception):  # closing is best effort
-                reader.close()
-        if self._watch is not None:
-            self._watch.close()
+                f.close()
         if self._proc is not None:
             if self._proc.poll() is None:
                 self._proc.kill()
@@ -293,10 +527,3 @@ class CaptureReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _describe_scapy_error(exc: BaseException) -> str | None:
-    text = str(exc).strip()
-    if not text or text in ("No data could be read!", "Not a supported capture file"):
-        return None
-    return text

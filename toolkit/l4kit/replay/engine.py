@@ -50,13 +50,14 @@ receiving stack drops it (RFC 9293 §3.10.7; Zeek ignores it too and records
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Final
 
 from l4kit.core.states import State
 from l4kit.errors import ParseError
 from l4kit.replay import fastpath
 from l4kit.replay.analysis import SequenceAnalysis
+from l4kit.replay.capture import Frame
 from l4kit.replay.model import (
     R_CLIENT_BEFORE,
     R_FRAME,
@@ -69,6 +70,7 @@ from l4kit.replay.model import (
 from l4kit.replay.states import PassiveStates
 from l4kit.replay.zeek import ZeekConnection
 from l4kit.wire import link
+from l4kit.wire.ip import address_text
 
 if TYPE_CHECKING:  # the responder (and the core) are imported only for --through-responder
     from l4kit.core import Routes
@@ -91,9 +93,19 @@ NOTE_PORT_REUSE: Final = "port numbers reused"
 NOTE_SIMULTANEOUS_OPEN: Final = "simultaneous open: both sides sent a SYN (RFC 9293 §3.5)"
 
 _BAD: Final = fastpath.BAD
-_decode: Final = fastpath.decode
+_decode_at: Final = fastpath.decode_at
+_checksum_status: Final = fastpath.checksum_status
 _NO_NOTES: Final[tuple[str, ...]] = ()
 _SIDES: Final = ("client", "server")
+_tuple_new: Final = tuple.__new__
+_ETHERNET_IP: Final = (b"\x08\x00", b"\x86\xdd")  # EtherType IPv4, IPv6
+
+OnRecord = Callable[[ConnectionReport, PacketRecord, int, bytes], bool]
+"""``(report, record, linktype, frame) -> stop``: see :meth:`Replayer.run`."""
+
+
+def _no_offset(frame: bytes) -> int:
+    raise AssertionError("a linktype's offset function is looked up before use")
 
 
 def _endpoint_text(addr: str, port: int) -> str:
@@ -101,16 +113,23 @@ def _endpoint_text(addr: str, port: int) -> str:
 
 
 class Conversation:
-    """One TCP connection being followed."""
+    """One TCP connection being followed.
+
+    ``listed``: it passes ``--port``/``--stream``, so it has a place in the output;
+    ``owned``: this process accounts for it (always, unless the capture is split
+    between processes, see :class:`Replayer`); ``selected``: both, so its packets
+    go through the observers and its report is emitted.
+    """
 
     __slots__ = (
         "analysis",
-        "client",
         "closed",
         "fin_c",
         "fin_s",
         "isn",
         "keys",
+        "listed",
+        "owned",
         "report",
         "rst",
         "selected",
@@ -119,18 +138,16 @@ class Conversation:
         "zeek",
     )
 
-    def __init__(self, report: ConnectionReport, client: tuple[str, int], server: tuple[str, int]) -> None:
+    def __init__(self, report: ConnectionReport, keys: tuple[bytes, bytes]) -> None:
         self.report = report
-        self.client = client
-        self.keys = (
-            (client[0], client[1], server[0], server[1]),
-            (server[0], server[1], client[0], client[1]),
-        )
+        self.keys = keys  # (client to server, server to client), see fastpath.decode_at
         self.isn: list[int | None] = [None, None]  # the SYN sequence number seen from each side
         self.fin_c = False
         self.fin_s = False
         self.rst = False
         self.closed = False
+        self.listed = False
+        self.owned = True
         self.selected = False
         self.zeek: ZeekConnection | None = None
         self.analysis: SequenceAnalysis | None = None
@@ -141,7 +158,19 @@ class Conversation:
 class Replayer:
     """Feed it frames in capture order; it calls ``on_connection`` once per finished
     connection that is shown (``--port`` / ``--stream``), and :meth:`finish`
-    flushes the rest and returns the summary."""
+    flushes the rest and returns the summary.
+
+    Splitting a capture between processes (``shards``, ``shard``): every process
+    reads every frame and keeps the cheap bookkeeping of every connection (which
+    connection a packet belongs to, when it closes, port reuse: this decides ids and
+    the order reports come out in), but runs the observers and emits reports only
+    for the connections whose ``id % shards == shard``, and counts checksum verdicts
+    (TCP and IPv4 header) only for those: the summaries' ``shown``, ``checksum`` and
+    ``ip_checksum_bad`` add up. :attr:`emitted` numbers every report any of the processes emits,
+    in the order one process alone would emit them (``emitted - 1`` is the index of
+    the report being emitted), so the outputs merge back in that order
+    (:mod:`l4kit.replay.parallel`).
+    """
 
     def __init__(
         self,
@@ -153,21 +182,37 @@ class Replayer:
         max_rows: int = DEFAULT_MAX_ROWS,
         linger: float = DEFAULT_LINGER,
         through_responder: Routes | None = None,
+        shards: int = 1,
+        shard: int = 0,
+        on_other_shard: Callable[[int, int], None] | None = None,
     ) -> None:
         """``through_responder``: the routes to run l4kit's responder with on each
-        shown connection's client side (``--through-responder``); None: do not."""
+        shown connection's client side (``--through-responder``); None: do not.
+        ``on_other_shard(index, shard)``: called where another shard's report comes
+        in the output (see :mod:`l4kit.replay.parallel`)."""
         self.on_connection = on_connection
         self.routes = through_responder
         self.port = port
         self.stream = stream
         self.max_rows = max_rows
         self.linger = linger
+        self.shards = shards
+        self.shard = shard
+        self.on_other_shard = on_other_shard
         self.summary = ReplaySummary(file=file)
-        self._open: dict[tuple[str, int, str, int], Conversation] = {}
+        # Both keys of every open conversation, each with the direction it stands for.
+        self._open: dict[bytes, tuple[Conversation, int]] = {}
+        self._open_count = 0
         self._closing: deque[tuple[float, Conversation]] = deque()
         self._next_id = 0
+        self.emitted = 0  # reports emitted so far, by this process or (when split) another
         self.current: ConnectionReport | None = None  # the report of the last record returned
-        self._decoders: dict[int, Callable[[bytes], bytes]] = {}
+        self._offsets: dict[int, Callable[[bytes], int]] = {}
+
+    @property
+    def open_connections(self) -> int:
+        """How many connections are being followed (what memory is bounded by)."""
+        return self._open_count
 
     # ------------------------------------------------------------------ frames
 
@@ -175,180 +220,279 @@ class Replayer:
         """One captured frame. Returns its record when it belongs to a shown
         connection (whose report is then :attr:`current`), else None.
 
-        This is the per-packet path: the three observers are called from here with
-        plain values, and the record is a tuple.
+        For one frame at a time (a notebook, ``--step``); :meth:`run` reads a whole
+        capture faster.
+        """
+        records: list[PacketRecord] = []
+
+        def keep(report: ConnectionReport, record: PacketRecord, linktype: int, frame: bytes) -> bool:
+            records.append(record)
+            return False
+
+        self.run(((number, t, linktype, frame, wirelen),), keep)
+        return records[0] if records else None
+
+    def run(self, frames: Iterable[Frame], on_record: OnRecord | None = None) -> bool:
+        """Feed every frame of ``frames`` in order.
+
+        ``on_record(report, record, linktype, frame)`` is called with the record of
+        each packet of a shown connection (its report is also :attr:`current`); when
+        it returns True, reading stops and ``run`` returns True.
+
+        This is the per-packet path of replay: one loop with what it uses in local
+        variables, the three observers called with plain values, the record a tuple.
         """
         summary = self.summary
-        summary.packets += 1
-        summary.last_time = t
+        open_get = self._open.get
+        closing = self._closing
+        linger = self.linger
+        max_rows = self.max_rows
+        start_conversation = self._start
+        decode_at = _decode_at
+        checksum_status = _checksum_status
+        ipv4_header_ok = fastpath.ipv4_header_ok
+        ethernet_ip = _ETHERNET_IP
+        head_len = fastpath.HEAD
+        last_linktype = -1
+        offset_of: Callable[[bytes], int] = _no_offset
+        packets = 0
+        t = 0.0
+        first_time = summary.first_time
+        stopped = False
         try:
-            decoder = self._decoders.get(linktype) or self._decoder_for(linktype)
-            ip = decoder(frame)
-            src, dst, sport, dport, seq, ack, flags, window, payload_len, head, status, ip_ok, wscale = (
-                _decode(ip)
-            )
-        except ParseError as exc:
-            summary.skipped[exc.reason] = summary.skipped.get(exc.reason, 0) + 1
-            if summary.first_time is None:
-                summary.first_time = t
-            return None
-        if not ip_ok:
-            summary.ip_checksum_bad += 1
-        if self._closing and self._closing[0][0] + self.linger < t:
-            self._expire(t)
+            for number, t, linktype, frame, wirelen in frames:
+                packets += 1
+                if first_time is None:
+                    first_time = summary.first_time = t
+                try:
+                    if linktype != last_linktype:
+                        offset_of = self._offset_for(linktype)
+                        last_linktype = linktype
+                    # Ethernet without VLAN tags, the common case, without a call
+                    offset = 14 if linktype == 1 and frame[12:14] in ethernet_ip else offset_of(frame)
+                    (
+                        key,
+                        sport,
+                        dport,
+                        seq,
+                        ack,
+                        flags,
+                        window,
+                        payload_len,
+                        ip_ok,
+                        wscale,
+                        status,
+                        head,
+                        start,
+                        end,
+                    ) = decode_at(frame, offset)
+                except ParseError as exc:
+                    skipped = summary.skipped
+                    skipped[exc.reason] = skipped.get(exc.reason, 0) + 1
+                    continue
+                if closing and closing[0][0] + linger < t:
+                    self._expire(t)
 
-        # ---- the conversation, a new one on port reuse
-        conv = self._open.get((src, sport, dst, dport))
-        reused = False
-        if conv is not None and flags & (SYN | ACK) == SYN:
-            # Port reuse: a SYN from a side whose earlier SYN had another sequence number,
-            # on a connection that closed or never got an answer (as tshark splits streams,
-            # which compares with the same direction's ISN).
-            isn = conv.isn[0 if sport == conv.client[1] and src == conv.client[0] else 1]
-            if isn is not None and seq != isn and (conv.closed or not conv.report.s2c.packets):
-                self._finish(conv)
-                conv = None
-                reused = True
-        if conv is None:
-            if summary.first_time is None:
-                summary.first_time = t
-            conv = self._start(src, sport, dst, dport, flags, t, number)
-        d = 0 if sport == conv.client[1] and src == conv.client[0] else 1
+                # ---- the conversation, a new one on port reuse
+                entry = open_get(key)
+                reused = False
+                if entry is not None:
+                    conv, d = entry
+                    if flags & (SYN | ACK) == SYN:
+                        # Port reuse: a SYN from a side whose earlier SYN had another sequence
+                        # number, on a connection that closed or never got an answer (as tshark
+                        # splits streams, which compares with the same direction's ISN).
+                        isn = conv.isn[d]
+                        if isn is not None and seq != isn and (conv.closed or not conv.report.s2c.packets):
+                            self._finish(conv)
+                            conv, d = start_conversation(key, sport, dport, flags, t, number)
+                            reused = True
+                else:
+                    conv, d = start_conversation(key, sport, dport, flags, t, number)
 
-        report = conv.report
-        stats = report.s2c if d else report.c2s
-        stats.packets += 1
-        stats.bytes += wirelen
-        stats.payload += payload_len
-        report.end = t
-        report.last_frame = number
-        report.checksum[status] += 1
-        if flags & SYN:
-            conv.isn[d] = seq
-        dropped = status is _BAD or not ip_ok
-        if flags & (RST | FIN) and not dropped and not conv.closed:
-            if flags & RST:
-                conv.rst = True
-            elif d:
-                conv.fin_s = True
-            else:
-                conv.fin_c = True
-            if conv.rst or (conv.fin_c and conv.fin_s):
-                conv.closed = True
-                self._closing.append((t, conv))
-        if not conv.selected:
-            return None
+                report = conv.report
+                stats = report.s2c if d else report.c2s
+                stats.packets += 1
+                stats.bytes += wirelen
+                stats.payload += payload_len
+                report.end = t
+                report.last_frame = number
+                if flags & SYN:
+                    conv.isn[d] = seq
+                if conv.owned:
+                    if ip_ok is None:
+                        ip_ok = ipv4_header_ok(frame, offset)
+                    if not ip_ok:
+                        summary.ip_checksum_bad += 1
+                    if status is None:
+                        status = checksum_status(frame, key, start, end)
+                    report.checksum[status] += 1
+                if flags & (RST | FIN) and not conv.closed:
+                    if ip_ok is None:
+                        ip_ok = ipv4_header_ok(frame, offset)
+                    if status is None:
+                        status = checksum_status(frame, key, start, end)
+                    if status is not _BAD and ip_ok:
+                        if flags & RST:
+                            conv.rst = True
+                        elif d:
+                            conv.fin_s = True
+                        else:
+                            conv.fin_c = True
+                        if conv.rst or (conv.fin_c and conv.fin_s):
+                            conv.closed = True
+                            closing.append((t, conv))
+                if not conv.selected:
+                    continue
+                if head is None:
+                    head = frame[end - payload_len : end - payload_len + head_len] if payload_len else b""
 
-        # ---- the three observers
-        zeek = conv.zeek
-        analysis = conv.analysis
-        states = conv.states
-        assert zeek is not None and analysis is not None and states is not None
-        self.current = report
-        sides = states.sides
-        client_before = sides[0].state
-        server_before = sides[1].state
-        fwd = analysis.sides[d]
-        notes: tuple[str, ...]
-        if dropped:
-            notes = (NOTE_BAD_TCP_CHECKSUM if ip_ok else NOTE_BAD_IP_CHECKSUM,)
-            zeek.bad_checksum(not d)
+                # ---- the three observers
+                zeek = conv.zeek
+                analysis = conv.analysis
+                states = conv.states
+                # A selected conversation is owned: both verdicts were made above.
+                assert zeek is not None and analysis is not None and states is not None
+                assert status is not None and ip_ok is not None
+                sides = states.sides
+                client_before = sides[0].state
+                server_before = sides[1].state
+                fwd = analysis.sides[d]
+                notes: tuple[str, ...]
+                if status is _BAD or not ip_ok:
+                    notes = (NOTE_BAD_TCP_CHECKSUM if ip_ok else NOTE_BAD_IP_CHECKSUM,)
+                    zeek.bad_checksum(not d)
+                else:
+                    if len(zeek.history) < MAX_HISTORY:
+                        zeek.packet(not d, flags, seq, ack, payload_len, window)
+                    if flags & SYN:
+                        analysis.note_window_scale(d, flags, wscale)
+                    notes = analysis.segment(
+                        d, t, number, flags, seq, ack, 0 if flags & RST else payload_len, window
+                    )
+                    if notes:
+                        counts = report.analysis
+                        for n in notes:
+                            name = n.split(" #", 1)[0]
+                            counts[name] = counts.get(name, 0) + 1
+                    shift = fwd.win_scale
+                    rfc_note = states.segment(
+                        d,
+                        flags,
+                        seq,
+                        ack,
+                        payload_len + (flags & SYN) // SYN + (flags & FIN),
+                        window << shift if shift > 0 and not flags & SYN else window,
+                    )
+                    if rfc_note:
+                        notes += (rfc_note,)
+                    if states.hindsight:
+                        client_before, server_before, notes = self._hindsight(
+                            report, states, client_before, server_before, notes
+                        )
+                if reused:
+                    notes = (NOTE_PORT_REUSE, *notes)
+
+                # ---- the record
+                base = analysis.sides[1 - d].base_seq
+                client_after = sides[0].state
+                server_after = sides[1].state
+                record: PacketRecord = (
+                    number,
+                    t - report.start,
+                    d,
+                    flags,
+                    (seq - (fwd.base_seq or 0)) & _MASK32,
+                    ((ack - (base or 0)) & _MASK32) if flags & ACK else None,
+                    payload_len,
+                    window,
+                    status,
+                    notes,
+                    head,
+                    client_before,
+                    client_after,
+                    server_before,
+                    server_after,
+                )
+                rows = report.rows
+                if len(rows) < max_rows:
+                    rows.append(record)
+                else:
+                    report.rows_omitted += 1
+                if client_before is not client_after or server_before is not server_after:
+                    self._transitions(report, record)
+                if conv.through is not None:
+                    self._through(conv.through, d, t, number, frame[offset:])
+                if on_record is not None:
+                    self.current = report
+                    if on_record(report, record, linktype, frame):
+                        stopped = True
+                        break
+        finally:
+            summary.packets += packets
+            if packets:
+                summary.last_time = t
+        return stopped
+
+    @staticmethod
+    def _through(through: ThroughResponder, d: int, t: float, number: int, ip: bytes) -> None:
+        if d:
+            through.server_packet(number, ip)
         else:
-            if len(zeek.history) < MAX_HISTORY:
-                zeek.packet(not d, flags, seq, ack, payload_len, window)
-            if flags & SYN:
-                analysis.note_window_scale(d, flags, wscale)
-            notes = analysis.segment(d, t, number, flags, seq, ack, 0 if flags & RST else payload_len, window)
-            if notes:
-                counts = report.analysis
-                for n in notes:
-                    name = n.split(" #", 1)[0]
-                    counts[name] = counts.get(name, 0) + 1
-            shift = fwd.win_scale
-            rfc_note = states.segment(
-                d,
-                flags,
-                seq,
-                ack,
-                payload_len + (flags & SYN) // SYN + (flags & FIN),
-                window << shift if shift > 0 and not flags & SYN else window,
-            )
-            if rfc_note:
-                notes += (rfc_note,)
-            if states.hindsight:
-                # What this segment showed changes what earlier rows said.
-                states.hindsight = False
-                if states.correction is not None:
-                    side, wrong, right = states.correction
-                    self._correct_early_fin(report, side, wrong, right)
-                    if side == 0 and client_before is wrong:
-                        client_before = right
-                    elif side == 1 and server_before is wrong:
-                        server_before = right
-                if states.refused and NOTE_REFUSED not in report.notes:
-                    report.notes.append(NOTE_REFUSED)
-                    notes += (NOTE_REFUSED,)
-                    self._correct_refused(report)
-                    server_before = State.CLOSED
-                elif states.active_server and NOTE_SIMULTANEOUS_OPEN not in report.notes:
-                    report.notes.append(NOTE_SIMULTANEOUS_OPEN)
-                    notes += (NOTE_SIMULTANEOUS_OPEN,)
-                    self._correct_refused(report)
-                    server_before = State.CLOSED
-        if reused:
-            notes = (NOTE_PORT_REUSE, *notes)
+            through.client_packet(t, number, ip)
 
-        # ---- the record
-        base = analysis.sides[1 - d].base_seq
-        client_after = sides[0].state
-        server_after = sides[1].state
-        record: PacketRecord = (
-            number,
-            t - report.start,
-            d,
-            flags,
-            (seq - (fwd.base_seq or 0)) & _MASK32,
-            ((ack - (base or 0)) & _MASK32) if flags & ACK else None,
-            payload_len,
-            window,
-            status,
-            notes,
-            head,
-            client_before,
-            client_after,
-            server_before,
-            server_after,
-        )
-        rows = report.rows
-        if len(rows) < self.max_rows:
-            rows.append(record)
-        else:
-            report.rows_omitted += 1
-        if client_before is not client_after or server_before is not server_after:
-            self._transitions(report, record)
-        if conv.through is not None:
-            if d:
-                conv.through.server_packet(number, ip)
-            else:
-                conv.through.client_packet(t, number, ip)
-        return record
+    def _hindsight(
+        self,
+        report: ConnectionReport,
+        states: PassiveStates,
+        client_before: State,
+        server_before: State,
+        notes: tuple[str, ...],
+    ) -> tuple[State, State, tuple[str, ...]]:
+        """What this segment showed changes what earlier rows said: correct them, and
+        the states before this segment."""
+        states.hindsight = False
+        if states.correction is not None:
+            side, wrong, right = states.correction
+            self._correct_early_fin(report, side, wrong, right)
+            if side == 0 and client_before is wrong:
+                client_before = right
+            elif side == 1 and server_before is wrong:
+                server_before = right
+        if states.refused and NOTE_REFUSED not in report.notes:
+            report.notes.append(NOTE_REFUSED)
+            notes += (NOTE_REFUSED,)
+            self._correct_refused(report)
+            server_before = State.CLOSED
+        elif states.active_server and NOTE_SIMULTANEOUS_OPEN not in report.notes:
+            report.notes.append(NOTE_SIMULTANEOUS_OPEN)
+            notes += (NOTE_SIMULTANEOUS_OPEN,)
+            self._correct_refused(report)
+            server_before = State.CLOSED
+        return client_before, server_before, notes
 
-    def _decoder_for(self, linktype: int) -> Callable[[bytes], bytes]:
-        decoder = link.decoder_for(linktype)  # raises ParseError("unsupported-linktype")
-        self._decoders[linktype] = decoder
-        self.summary.linktypes.append(linktype)
-        return decoder
+    def _offset_for(self, linktype: int) -> Callable[[bytes], int]:
+        offset_of = self._offsets.get(linktype)
+        if offset_of is None:
+            offset_of = link.ip_offset_for(linktype)  # raises ParseError("unsupported-linktype")
+            self._offsets[linktype] = offset_of
+        if linktype not in self.summary.linktypes:
+            self.summary.linktypes.append(linktype)
+        return offset_of
 
     def _start(  # noqa: PLR0917 - called from the per-packet path with its plain values
-        self, src: str, sport: int, dst: str, dport: int, flags: int, t: float, frame: int
-    ) -> Conversation:
+        self, key: bytes, sport: int, dport: int, flags: int, t: float, frame: int
+    ) -> tuple[Conversation, int]:
+        """A new conversation, started by this packet; returns it and the packet's direction."""
         if flags & SYN:
             sender_is_client = not flags & ACK  # a SYN-ACK answers the client
         elif sport != dport:
             sender_is_client = sport > dport  # ephemeral ports are the high ones
         else:
             sender_is_client = True
+        src, dst = (address_text(a) for a in fastpath.key_addresses(key))
         client, server = ((src, sport), (dst, dport)) if sender_is_client else ((dst, dport), (src, sport))
+        back = fastpath.reverse_key(key)
         cid = self._next_id
         self._next_id += 1
         summary = self.summary
@@ -362,8 +506,12 @@ class Replayer:
             first_frame=frame,
             last_frame=frame,
         )
-        conv = Conversation(report, client, server)
-        if (self.port is None or self.port in (sport, dport)) and (self.stream is None or self.stream == cid):
+        conv = Conversation(report, (key, back) if sender_is_client else (back, key))
+        conv.listed = (self.port is None or self.port in (sport, dport)) and (
+            self.stream is None or self.stream == cid
+        )
+        conv.owned = self.shards == 1 or cid % self.shards == self.shard
+        if conv.listed and conv.owned:
             conv.selected = True
             summary.shown += 1
             conv.zeek = ZeekConnection(flipped=not sender_is_client)
@@ -376,17 +524,25 @@ class Replayer:
                 from l4kit.replay.responder import ThroughResponder
 
                 conv.through = ThroughResponder(self.routes, client, server)
-        for key in conv.keys:
-            self._open[key] = conv
-        return conv
+        d = 0 if sender_is_client else 1
+        if back == key:
+            # Both ends are the same address and port (a socket connected to itself):
+            # every packet matches the client's key, so all count as client to server.
+            d = 0
+        self._open[back] = (conv, 1 - d)
+        self._open[key] = (conv, d)
+        self._open_count += 1
+        return conv, d
 
     def _transitions(self, report: ConnectionReport, rec: PacketRecord) -> None:
         index = report.packets - 1
+        transitions = report.transitions
         for side, before, after in ((0, rec[11], rec[12]), (1, rec[13], rec[14])):
             if before is not after:
-                if len(report.transitions) < self.max_rows:
-                    report.transitions.append(
-                        StateTransition(rec[1], index, rec[0], _SIDES[side], before, after)
+                if len(transitions) < self.max_rows:
+                    # tuple.__new__: a NamedTuple without its Python-level __new__ (per packet)
+                    transitions.append(
+                        _tuple_new(StateTransition, (rec[1], index, rec[0], _SIDES[side], before, after))
                     )
                 else:
                     report.transitions_omitted += 1
@@ -430,7 +586,8 @@ class Replayer:
         closing = self._closing
         while closing and closing[0][0] + self.linger < now:
             queued_at, conv = closing.popleft()
-            if self._open.get(conv.keys[0]) is not conv:
+            entry = self._open.get(conv.keys[0])
+            if entry is None or entry[0] is not conv:
                 continue  # already finished (port reuse)
             if conv.report.end > queued_at:
                 closing.append((conv.report.end, conv))  # still active after closing: look again later
@@ -439,13 +596,20 @@ class Replayer:
 
     def _finish(self, conv: Conversation) -> None:
         for key in conv.keys:
-            if self._open.get(key) is conv:
+            entry = self._open.get(key)
+            if entry is not None and entry[0] is conv:
                 del self._open[key]
+        self._open_count -= 1
         report = conv.report
         summary = self.summary
         summary.tcp_packets += report.c2s.packets + report.s2c.packets
-        for status, count in report.checksum.items():
-            summary.checksum[status] += count
+        if conv.owned:
+            for status, count in report.checksum.items():
+                summary.checksum[status] += count
+        if conv.listed:
+            self.emitted += 1
+            if not conv.owned and self.on_other_shard is not None:
+                self.on_other_shard(self.emitted - 1, report.id % self.shards)
         if not conv.selected:
             return
         zeek = conv.zeek
@@ -463,7 +627,7 @@ class Replayer:
 
     def finish(self) -> ReplaySummary:
         """End of the capture: finish every open connection (in id order) and return the summary."""
-        remaining = sorted({id(c): c for c in self._open.values()}.values(), key=lambda c: c.report.id)
+        remaining = sorted({id(c): c for c, _ in self._open.values()}.values(), key=lambda c: c.report.id)
         for conv in remaining:
             self._finish(conv)
         self._closing.clear()

@@ -7,13 +7,18 @@ far less: addresses, ports, sequence numbers, flags, window, the payload, the
 checksum verdict, and the window-scale option of SYNs. So:
 
 * an IPv4 packet without options and not a fragment, or an IPv6 packet whose
-  next header is TCP, is decoded here with two ``struct`` layouts and the
-  public helpers of the wire layer (:func:`~l4kit.wire.ip.address_text`,
-  :func:`~l4kit.wire.tcp.decode_options` for SYN options). The checksum verdict
-  is :func:`~l4kit.checksum.classify_tcp_checksum`'s rule (see
-  :mod:`l4kit.checksum`) computed straight on the packet's bytes: the source and
-  destination addresses are adjacent in both IP headers, so the pseudo-header
-  sum is one integer conversion;
+  next header is TCP, is decoded here in place, in the captured frame (no copy of
+  the packet), with one ``struct`` layout per IP version and the wire layer's
+  :func:`~l4kit.wire.tcp.decode_options` for SYN options;
+* the checksum verdict (:func:`checksum_status`) is
+  :func:`~l4kit.checksum.classify_tcp_checksum`'s rule (see :mod:`l4kit.checksum`)
+  computed straight on the frame's bytes, and only when asked for: the source and
+  destination addresses are adjacent in both IP headers, so the pseudo-header sum
+  is one integer conversion;
+* the addresses stay bytes: the *key* of a packet is the source address, the
+  destination address and both ports as captured (12 octets for IPv4, 36 for
+  IPv6), which is what replay looks connections up by; an address becomes text
+  (:func:`~l4kit.wire.ip.address_text`) once per connection;
 * anything else (IPv4 options, IPv6 extension headers, fragments, other
   protocols, malformed headers) goes to :func:`decode_packet`, and its
   :class:`~l4kit.errors.ParseError` reasons are the ones replay reports.
@@ -41,9 +46,12 @@ from l4kit.wire.options import WindowScale
 from l4kit.wire.packet import decode_packet
 from l4kit.wire.tcp import decode_options, decode_tcp
 
-_IPV4: Final = struct.Struct("!BxHxxHxBxx4s4s")  # vihl, total, flags/frag, proto, src, dst
-_IPV6: Final = struct.Struct("!4xHBx16s16s")  # payload length, next header, src, dst
+# IPv4 without options, from the version/IHL octet: total length, flags/fragment
+# offset, protocol, then the TCP header's ports, seq, ack, offset/flags and window.
+_IPV4_TCP: Final = struct.Struct("!2xH2xH1xB10xHHIIHH")
+_IPV6: Final = struct.Struct("!4xHB")  # payload length, next header
 _TCP: Final = struct.Struct("!HHIIHH")  # ports, seq, ack, offset/flags, window
+_PORTS: Final = struct.Struct("!HH")
 _FRAGMENT_BITS: Final = 0x3FFF
 _SYN: Final = 0x02
 _SYN_FIN: Final = 0x03
@@ -55,15 +63,38 @@ OFFLOADED: Final = "offloaded"
 _STATUS: Final = {ChecksumStatus.OK: OK, ChecksumStatus.BAD: BAD, ChecksumStatus.OFFLOADED: OFFLOADED}
 
 HEAD: Final = PREVIEW_BYTES + 1
-"""Payload octets returned (enough for a preview, and to know whether there is more)."""
+"""Payload octets kept (enough for a preview, and to know whether there is more)."""
 
-Decoded = tuple[str, str, int, int, int, int, int, int, int, bytes, str, bool, "int | None"]
-"""``(src, dst, sport, dport, seq, ack, flags, window, length, head, checksum, ip_ok, wscale)``:
-``flags`` the 9 flag bits, ``length`` the payload length and ``head`` its first
-:data:`HEAD` octets (the payload itself is never copied), ``checksum``
-``"ok"``/``"bad"``/``"offloaded"``, ``ip_ok`` whether the IPv4 header checksum is
-right (always True for IPv6), ``wscale`` the window-scale shift of a SYN (None
-without the option)."""
+Decoded = tuple[
+    bytes,
+    int,
+    int,
+    int,
+    int,
+    int,
+    int,
+    int,
+    "bool | None",
+    "int | None",
+    "str | None",
+    "bytes | None",
+    int,
+    int,
+]
+"""What :func:`decode_at` returns, ``(key, sport, dport, seq, ack, flags, window, length,
+ip_ok, wscale, checksum, head, seg_start, seg_end)``:
+
+``key`` source address, destination address, source and destination port as
+octets (see :func:`key_addresses`); ``flags`` the 9 flag bits; ``length`` the
+payload length; ``ip_ok`` whether the IPv4 header checksum is right (always True
+for IPv6); ``wscale`` the window-scale shift of a SYN (None without the option).
+
+``ip_ok`` (for IPv4), ``checksum`` (``"ok"``/``"bad"``/``"offloaded"``) and
+``head`` (the first :data:`HEAD` payload octets) are None when the packet was
+decoded in place: the caller computes them when it needs them, with
+:func:`ipv4_header_ok` and, from ``seg_start``/``seg_end`` (where the TCP segment
+lies in the frame), :func:`checksum_status` and :func:`payload_head`. The wire
+layer's decoder fills them in (and leaves both offsets 0)."""
 
 
 def _window_scale(options_area: bytes) -> int | None:
@@ -77,84 +108,152 @@ def _window_scale(options_area: bytes) -> int | None:
     return None
 
 
-def decode(ip: bytes) -> Decoded:
-    """Decode one IP packet carrying TCP; raises :class:`ParseError` for anything else."""
-    n = len(ip)
-    first = ip[0] if n else 0
-    if first == 0x45 and n >= 40:
-        _vihl, total, frag, proto, src_b, dst_b = _IPV4.unpack_from(ip)
-        if frag & _FRAGMENT_BITS or proto != 6 or total > n or total < 40:
-            return _slow(ip)
-        view = memoryview(ip)
-        ip_ok = int.from_bytes(view[:20], "big") % ONES == 0
-        segment = view[20:total]
-        addresses = view[12:20]
-    elif first >> 4 == 6 and n >= 60:
-        plen, next_header, src_b, dst_b = _IPV6.unpack_from(ip)
-        if next_header != 6 or 40 + plen > n or plen < 20:
-            return _slow(ip)
+def decode_at(frame: bytes, offset: int) -> Decoded:
+    """Decode the IP packet at ``offset`` in ``frame`` (which must carry TCP); raises
+    :class:`ParseError` for anything else, with the wire layer's reason."""
+    avail = len(frame) - offset
+    first = frame[offset] if avail > 0 else 0
+    if first == 0x45 and avail >= 40:
+        total, frag, proto, sport, dport, seq, ack, offset_flags, window = _IPV4_TCP.unpack_from(
+            frame, offset
+        )
+        if frag & _FRAGMENT_BITS or proto != 6 or total > avail or total < 40:
+            return _slow(frame, offset)
+        ip_ok: bool | None = None  # see ipv4_header_ok
+        seg_start = offset + 20
+        seg_end = offset + total
+        key = frame[offset + 12 : offset + 24]
+    elif first >> 4 == 6 and avail >= 60:
+        plen, next_header = _IPV6.unpack_from(frame, offset)
+        if next_header != 6 or 40 + plen > avail or plen < 20:
+            return _slow(frame, offset)
+        seg_start = offset + 40
+        seg_end = seg_start + plen
+        sport, dport, seq, ack, offset_flags, window = _TCP.unpack_from(frame, seg_start)
         ip_ok = True
-        view = memoryview(ip)
-        segment = view[40 : 40 + plen]
-        addresses = view[8:40]
+        key = frame[offset + 8 : seg_start + 4]
     else:
-        return _slow(ip)
-    sport, dport, seq, ack, offset_flags, window = _TCP.unpack_from(segment)
+        return _slow(frame, offset)
     header_len = (offset_flags >> 12) * 4
     flags = offset_flags & 0x1FF
     if (
         header_len < 20
-        or header_len > len(segment)
+        or header_len > seg_end - seg_start
         or sport == 0
         or dport == 0
         or flags & _SYN_FIN == _SYN_FIN
     ):
-        return _slow(ip)  # for the wire layer's reason tag
-    wscale = _window_scale(bytes(segment[20:header_len])) if flags & _SYN and header_len > 20 else None
-    # classify_tcp_checksum's rule: the one's complement sum of pseudo-header and
-    # segment is -0 (≡ 0 mod 0xFFFF) when right; an offloading sender leaves the folded
-    # pseudo-header sum in the field. 2**16 ≡ 1 (mod 0xFFFF), so summing 16-bit words
-    # is reducing one big integer; an odd length is padded with a zero octet.
-    seg_len = len(segment)
-    pseudo = int.from_bytes(addresses, "big") + 6 + seg_len
-    data = int.from_bytes(segment, "big")
-    if seg_len & 1:
-        data <<= 8
-    if (data + pseudo) % ONES == 0:
-        status = OK
-    elif (((segment[16] << 8) | segment[17]) - pseudo) % ONES == 0:
-        status = OFFLOADED
-    else:
-        status = BAD
+        return _slow(frame, offset)  # for the wire layer's reason tag
+    wscale = (
+        _window_scale(frame[seg_start + 20 : seg_start + header_len])
+        if flags & _SYN and header_len > 20
+        else None
+    )
     return (
-        address_text(src_b),
-        address_text(dst_b),
+        key,
         sport,
         dport,
         seq,
         ack,
         flags,
         window,
-        seg_len - header_len,
-        bytes(segment[header_len : header_len + HEAD]),
-        status,
+        seg_end - seg_start - header_len,
         ip_ok,
+        wscale,
+        None,
+        None,
+        seg_start,
+        seg_end,
+    )
+
+
+def ipv4_header_ok(frame: bytes, offset: int) -> bool:
+    """Whether the option-less IPv4 header at ``offset`` has a right header checksum
+    (its 16-bit words sum to -0, RFC 1071)."""
+    return int.from_bytes(frame[offset : offset + 20], "big") % ONES == 0
+
+
+def checksum_status(frame: bytes, key: bytes, seg_start: int, seg_end: int) -> str:
+    """The TCP checksum verdict of the segment ``frame[seg_start:seg_end]`` whose key is ``key``.
+
+    :func:`~l4kit.checksum.classify_tcp_checksum`'s rule: the one's complement sum
+    of pseudo-header and segment is -0 (≡ 0 mod 0xFFFF) when right; an offloading
+    sender leaves the folded pseudo-header sum in the field. 2**16 ≡ 1 (mod 0xFFFF),
+    so summing 16-bit words is reducing one big integer; an odd length is padded
+    with a zero octet.
+    """
+    seg_len = seg_end - seg_start
+    pseudo = int.from_bytes(key[:-4], "big") + 6 + seg_len
+    data = int.from_bytes(frame[seg_start:seg_end], "big")
+    if seg_len & 1:
+        data <<= 8
+    if (data + pseudo) % ONES == 0:
+        return OK
+    if (((frame[seg_start + 16] << 8) | frame[seg_start + 17]) - pseudo) % ONES == 0:
+        return OFFLOADED
+    return BAD
+
+
+def payload_head(frame: bytes, length: int, seg_end: int) -> bytes:
+    """The first :data:`HEAD` payload octets of a segment decoded in place."""
+    start = seg_end - length
+    return frame[start : start + HEAD] if length else b""
+
+
+def key_addresses(key: bytes) -> tuple[bytes, bytes]:
+    """The packed source and destination addresses of a key."""
+    half = (len(key) - 4) // 2
+    return key[:half], key[half : 2 * half]
+
+
+def reverse_key(key: bytes) -> bytes:
+    """The key of the packets going the other way."""
+    half = (len(key) - 4) // 2
+    return key[half : 2 * half] + key[:half] + key[-2:] + key[-4:-2]
+
+
+def decode(ip: bytes) -> tuple[str, str, int, int, int, int, int, int, int, bytes, str, bool, int | None]:
+    """One IP packet, every field decoded: ``(src, dst, sport, dport, seq, ack, flags,
+    window, length, head, checksum, ip_ok, wscale)`` with the addresses as text.
+
+    The convenient form of :func:`decode_at` (for tests and tools, not the per-packet path)."""
+    key, sport, dport, seq, ack, flags, window, length, ip_ok, wscale, status, head, start, end = decode_at(
+        ip, 0
+    )
+    src, dst = key_addresses(key)
+    return (
+        address_text(src),
+        address_text(dst),
+        sport,
+        dport,
+        seq,
+        ack,
+        flags,
+        window,
+        length,
+        payload_head(ip, length, end) if head is None else head,
+        checksum_status(ip, key, start, end) if status is None else status,
+        ipv4_header_ok(ip, 0) if ip_ok is None else ip_ok,
         wscale,
     )
 
 
-def _slow(ip: bytes) -> Decoded:
+def _key(ip: bytes, sport: int, dport: int) -> bytes:
+    addresses = ip[12:20] if ip[0] >> 4 == 4 else ip[8:40]
+    return addresses + _PORTS.pack(sport, dport)
+
+
+def _slow(frame: bytes, offset: int) -> Decoded:
     """The wire layer's full decoder, for everything the fast path does not handle."""
+    ip = frame[offset:] if offset else frame
     try:
         seg = decode_packet(ip)
-        ip_ok = True
     except ParseError as exc:
         if exc.reason != "bad-ip-checksum":
             raise
         return _bad_ip_checksum(ip)
     return (
-        seg.src,
-        seg.dst,
+        _key(ip, seg.sport, seg.dport),
         seg.sport,
         seg.dport,
         seg.seq.value,
@@ -162,10 +261,12 @@ def _slow(ip: bytes) -> Decoded:
         int(seg.flags),
         seg.window,
         len(seg.payload),
-        seg.payload[:HEAD],
-        _STATUS[seg.checksum],
-        ip_ok,
+        True,
         seg.window_scale,
+        _STATUS[seg.checksum],
+        seg.payload[:HEAD],
+        0,
+        0,
     )
 
 
@@ -183,8 +284,7 @@ def _bad_ip_checksum(ip: bytes) -> Decoded:
         if isinstance(option, WindowScale):
             wscale = option.shift
     return (
-        header.src,
-        header.dst,
+        _key(ip, tcp.sport, tcp.dport),
         tcp.sport,
         tcp.dport,
         int(tcp.seq),
@@ -192,8 +292,10 @@ def _bad_ip_checksum(ip: bytes) -> Decoded:
         int(tcp.flags),
         tcp.window,
         len(data),
-        data[:HEAD],
-        _STATUS[classify_tcp_checksum(header.src, header.dst, payload)],
         False,
         wscale,
+        _STATUS[classify_tcp_checksum(header.src, header.dst, payload)],
+        data[:HEAD],
+        0,
+        0,
     )

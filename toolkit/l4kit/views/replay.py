@@ -16,7 +16,7 @@ import gc
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from itertools import chain
 from typing import IO, Any, Final
 
@@ -24,9 +24,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from l4kit.core.states import State
+from l4kit.replay.capture import Frame
 from l4kit.replay.model import (
     DIRECTIONS,
     FLAG_LETTERS,
+    PREVIEW_BYTES,
     R_ACK,
     R_CHECKSUM,
     R_CLIENT_AFTER,
@@ -216,6 +219,18 @@ class TableCollector:
 
 
 _NOTES_JSON: dict[tuple[str, ...], str] = {(): "[]"}
+_NOTES_JSON_LIMIT: Final = 4096  # distinct note combinations cached (duplicate ACK #n has no end)
+
+# Each payload octet as it appears in a preview inside a JSON string: the preview's
+# escapes (model.preview) with JSON's escaping of backslash and quote on top.
+_PREVIEW_JSON: Final[list[str]] = [json.dumps(preview(bytes([b]), 1))[1:-1] for b in range(256)]
+_PREVIEW_JSON_TABLE: Final[dict[int, str]] = dict(enumerate(_PREVIEW_JSON))
+_PREVIEW_CHARS: Final = PREVIEW_BYTES
+_STATE_TEXT: Final[dict[State, str]] = {state: state.value for state in State}
+_DIRECTION_FLAGS: Final[tuple[list[str], ...]] = tuple(
+    [f'"dir": "{direction}", "flags": "{letters}", "seq": ' for letters in FLAG_LETTERS]
+    for direction in DIRECTIONS
+)
 
 
 def _seconds(t: float) -> str:
@@ -231,29 +246,43 @@ def _json_preview(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("…", "\\u2026") + '"'
 
 
+def _data_json(head: bytes, length: int) -> str:
+    """``_json_preview(preview(head, length))`` in one pass over the octets: a text
+    payload through ``str.translate``, a binary one (mostly ``\\xNN`` escapes) by
+    list lookups, whichever is faster for it."""
+    head = head[:_PREVIEW_CHARS]
+    if head.isascii():
+        text = head.decode("ascii").translate(_PREVIEW_JSON_TABLE)
+    else:
+        text = "".join(map(_PREVIEW_JSON.__getitem__, head))
+    return f'"{text}\\u2026"' if length > _PREVIEW_CHARS else f'"{text}"'
+
+
+def _notes_json(notes: tuple[str, ...]) -> str:
+    text = json.dumps(list(notes))
+    if len(_NOTES_JSON) < _NOTES_JSON_LIMIT:
+        _NOTES_JSON[notes] = text
+    return text
+
+
 def _row_json(rec: PacketRecord) -> str:
     """One packet as JSON text, formatted directly: this runs once per packet of the
     capture, and building a dict for ``json.dumps`` costs several times as much.
     (Identical to ``json.dumps`` of the dict: ``tests/unit/test_replay_views.py``.)"""
-    length = rec[R_LEN]
-    notes = rec[R_NOTES]
-    notes_json = _NOTES_JSON.get(notes)
-    if notes_json is None:
-        notes_json = _NOTES_JSON[notes] = json.dumps(list(notes))
-    ack = rec[R_ACK]
+    frame, t, direction, flags, seq, ack, length, window, checksum, notes, head, _, _, _, _ = rec
     return (
-        f'{{"frame": {rec[R_FRAME]}, "t": {_seconds(rec[R_T])}, "dir": "{DIRECTIONS[rec[R_DIR]]}", '
-        f'"flags": "{FLAG_LETTERS[rec[R_FLAGS]]}", "seq": {rec[R_SEQ]}, '
-        f'"ack": {"null" if ack is None else ack}, "len": {length}, "win": {rec[R_WIN]}, '
-        f'"checksum": "{rec[R_CHECKSUM]}", "notes": {notes_json}, '
-        f'"data": {_json_preview(preview(rec[R_HEAD], length)) if length else chr(34) * 2}}}'
+        f'{{"frame": {frame}, "t": {_seconds(t)}, {_DIRECTION_FLAGS[direction][flags]}{seq}, '
+        f'"ack": {"null" if ack is None else ack}, "len": {length}, "win": {window}, '
+        f'"checksum": "{checksum}", "notes": {_NOTES_JSON.get(notes) or _notes_json(notes)}, '
+        f'"data": {_data_json(head, length) if length else chr(34) * 2}}}'
     )
 
 
 def _transition_json(tr: StateTransition) -> str:
+    t, packet, frame, side, before, after = tr
     return (
-        f'{{"t": {_seconds(tr.t)}, "packet": {tr.packet}, "frame": {tr.frame}, '
-        f'"side": "{tr.side}", "from": "{tr.before.value}", "to": "{tr.after.value}"}}'
+        f'{{"t": {_seconds(t)}, "packet": {packet}, "frame": {frame}, '
+        f'"side": "{side}", "from": "{_STATE_TEXT[before]}", "to": "{_STATE_TEXT[after]}"}}'
     )
 
 
@@ -339,7 +368,11 @@ class JsonWriter:
         out.write("{" + f'"schema": {json.dumps(JSON_SCHEMA)}, "file": {json.dumps(file)}, "connections": [')
 
     def __call__(self, report: ConnectionReport) -> None:
-        self.out.write(("\n" if self.count == 0 else ",\n") + connection_json_text(report))
+        self.write_text(connection_json_text(report))
+
+    def write_text(self, text: str) -> None:
+        """One connection already formatted by :func:`connection_json_text`."""
+        self.out.write(("\n" if self.count == 0 else ",\n") + text)
         self.count += 1
 
     def close(self, summary: ReplaySummary) -> None:
@@ -347,6 +380,59 @@ class JsonWriter:
             ("\n" if self.count else "") + '], "summary": ' + json.dumps(summary_json(summary)) + "}\n"
         )
         self.out.flush()
+
+
+def _replay_split(
+    file: str,
+    jobs: int,
+    frames: Iterator[Frame],
+    writer: JsonWriter,
+    *,
+    port: int | None,
+    max_rows: int,
+) -> ReplaySummary:
+    """``--format json`` with the connections split between ``jobs`` processes
+    (:mod:`l4kit.replay.parallel`); the output is the same as with one."""
+    from l4kit.replay import parallel
+    from l4kit.replay.capture import CaptureReader
+    from l4kit.replay.engine import Replayer
+
+    own_summary: list[ReplaySummary] = []
+
+    def work(shard: int, emit: parallel.EmitIndexed, pull: parallel.Pull | None) -> dict[str, Any]:
+        def format_report(report: ConnectionReport) -> None:
+            emit(replayer.emitted - 1, connection_json_text(report))
+
+        replayer = Replayer(
+            format_report,
+            file=file,
+            port=port,
+            max_rows=max_rows,
+            shards=jobs,
+            shard=shard,
+            on_other_shard=pull,
+        )
+        if shard == 0:
+            replayer.run(frames)  # this process: the reader already open
+        else:
+            with CaptureReader(file) as capture:
+                replayer.run(capture)
+        summary = replayer.finish()
+        own_summary.append(summary)
+        return {
+            "shown": summary.shown,
+            "checksum": summary.checksum,
+            "ip_checksum_bad": summary.ip_checksum_bad,
+        }
+
+    counts = parallel.run_sharded(jobs, work, writer.write_text)
+    summary = own_summary[0]
+    for other in counts[1:]:
+        summary.shown += other["shown"]
+        summary.ip_checksum_bad += other["ip_checksum_bad"]
+        for status, count in other["checksum"].items():
+            summary.checksum[status] += count
+    return summary
 
 
 # ---------------------------------------------------------------- Mermaid
@@ -508,6 +594,35 @@ def run_replay(file: str, **options: Any) -> int:
         raise
 
 
+JOBS_ENV: Final = "L4KIT_REPLAY_JOBS"
+"""The environment variable that sets how many processes ``replay --format json`` uses
+(1: one, the way to turn splitting off); unset or 0: chosen from the capture's size."""
+
+
+def replay_jobs(file: str, jobs: int | None = None) -> int:
+    """How many processes to read ``file`` with: ``jobs`` if given, else
+    :data:`JOBS_ENV`, else two for a capture of at least
+    :data:`~l4kit.replay.parallel.PARALLEL_MIN_BYTES` on a machine with two cores."""
+    from l4kit.errors import ConfigError
+    from l4kit.replay import parallel
+
+    if jobs is None:
+        text = os.environ.get(JOBS_ENV, "").strip()
+        try:
+            jobs = int(text) if text else 0
+        except ValueError:
+            raise ConfigError(f"{JOBS_ENV}={text!r}: not a number of processes") from None
+    if jobs < 0:
+        raise ConfigError(f"jobs: {jobs} is not a number of processes")
+    if jobs == 0:
+        try:
+            size = os.stat(file).st_size
+        except OSError:
+            return 1
+        return parallel.auto_jobs(size)
+    return jobs if hasattr(os, "fork") else 1
+
+
 def _run_replay(
     file: str,
     *,
@@ -522,6 +637,7 @@ def _run_replay(
     out: IO[str] | None = None,
     err: Console | None = None,
     interactive: bool | None = None,
+    jobs: int | None = None,
 ) -> int:
     from l4kit.errors import CaptureError
     from l4kit.replay.capture import EXIT_BAD_INPUT, EXIT_TRUNCATED, CaptureReader
@@ -535,6 +651,11 @@ def _run_replay(
     sink: Callable[[ConnectionReport], None]
     table: TableCollector | None = None
     writer: JsonWriter | MermaidWriter | None = None
+    stepper = None
+    # Splitting by connection between processes: for the JSON output (written as it
+    # is made), when every connection is analysed, and reading the file itself.
+    splittable = fmt == "json" and not step and not through_responder and bpf is None and stream is None
+    processes = replay_jobs(file, jobs) if splittable else 1
 
     with CaptureReader(file, bpf=bpf) as capture:
         frames = iter(capture)
@@ -543,54 +664,59 @@ def _run_replay(
             raise CaptureError(
                 f"{file}: unsupported link type {link.linktype_name(first[2])}", exit_code=EXIT_BAD_INPUT
             )
-        if fmt == "json":
-            writer = JsonWriter(out, file)
-            sink = writer
-        elif fmt == "mermaid":
-            writer = MermaidWriter(out)
-            sink = writer
-        else:
-            table = TableCollector()
-            sink = table
-        routes_for_responder = None
-        if through_responder:
-            from l4kit.replay.responder import load_routes
-
-            routes_for_responder = load_routes(routes)
-        replayer = Replayer(
-            sink,
-            file=file,
-            port=port,
-            stream=stream,
-            max_rows=max_rows,
-            through_responder=routes_for_responder,
-        )
-        stepper = None
-        if step:
-            tty = sys.stdin.isatty() if interactive is None else interactive
-            stepper = Stepper(console, interactive=tty)
-        feed = replayer.feed
+        frames_from_first = chain([first] if first else [], frames)
         # The loop allocates millions of short-lived tuples and no reference cycles:
         # the cyclic garbage collector would only rescan them.
         gc_was_enabled = gc.isenabled()
         gc.disable()
         try:
-            if stepper is None:
-                if first is not None:
-                    feed(*first)
-                    for frame in frames:
-                        feed(*frame)
+            if processes > 1:
+                writer = JsonWriter(out, file)
+                summary = _replay_split(
+                    file, processes, frames_from_first, writer, port=port, max_rows=max_rows
+                )
             else:
-                for number, t, linktype, data, wirelen in chain([first] if first else [], frames):
-                    record = feed(number, t, linktype, data, wirelen)
-                    if record is not None and replayer.current is not None:
-                        stepper(replayer.current, record, linktype, data)
-                        if stepper.stopped:
-                            break
+                if fmt == "json":
+                    writer = JsonWriter(out, file)
+                    sink = writer
+                elif fmt == "mermaid":
+                    writer = MermaidWriter(out)
+                    sink = writer
+                else:
+                    table = TableCollector()
+                    sink = table
+                routes_for_responder = None
+                if through_responder:
+                    from l4kit.replay.responder import load_routes
+
+                    routes_for_responder = load_routes(routes)
+                replayer = Replayer(
+                    sink,
+                    file=file,
+                    port=port,
+                    stream=stream,
+                    max_rows=max_rows,
+                    through_responder=routes_for_responder,
+                )
+                if step:
+                    tty = sys.stdin.isatty() if interactive is None else interactive
+                    stepper = Stepper(console, interactive=tty)
+                if stepper is None:
+                    replayer.run(frames_from_first)
+                else:
+                    step_through = stepper
+
+                    def show(
+                        report: ConnectionReport, record: PacketRecord, linktype: int, data: bytes
+                    ) -> bool:
+                        step_through(report, record, linktype, data)
+                        return step_through.stopped
+
+                    replayer.run(frames_from_first, show)
+                summary = replayer.finish()
         finally:
             if gc_was_enabled:
                 gc.enable()
-        summary = replayer.finish()
         summary.truncated = capture.truncated
         summary.truncation_detail = capture.truncation_detail
 

@@ -3,7 +3,7 @@
 A capture file says once (pcap) or per interface (pcapng) which link layer its
 frames start with: the *linktype* (tcpdump.org "LINK-LAYER HEADER TYPES"). Replay
 only needs the IP packet inside, so each supported linktype has a small decoder
-that skips its header and checks that the frame carries IPv4 or IPv6:
+that finds the end of its header and checks that the frame carries IPv4 or IPv6:
 
 ===========  ======  =============================================================
 linktype     value   header
@@ -78,30 +78,34 @@ def linktype_name(linktype: int) -> str:
 
 def is_supported(linktype: int) -> bool:
     """Whether :func:`ip_from_frame` can decode frames of this linktype."""
-    return linktype in _DECODERS
+    return linktype in _OFFSETS
 
 
 def _truncated(what: str, frame: bytes, need: int) -> ParseError:
     return ParseError("link", "truncated", f"{what} needs {need} bytes, frame has {len(frame)}")
 
 
-def _ip_by_version(frame: bytes, offset: int) -> bytes:
-    """The IP packet at ``offset``, checked by its version nibble (raw-IP linktypes)."""
+# Each decoder returns the offset of the IP packet in the frame (no copy is made: replay
+# decodes the IP and TCP headers in place), or raises ParseError.
+
+
+def _ip_by_version(frame: bytes, offset: int) -> int:
+    """``offset``, checked by the IP version nibble there (raw-IP linktypes)."""
     if len(frame) <= offset:
         raise _truncated("IP version", frame, offset + 1)
     version = frame[offset] >> 4
     if version not in (4, 6):
         raise ParseError("link", "not-ip", f"IP version nibble is {version}")
-    return frame[offset:] if offset else frame
+    return offset
 
 
-def _by_ethertype(ethertype: int, frame: bytes, offset: int) -> bytes:
+def _by_ethertype(ethertype: int, offset: int) -> int:
     if ethertype in (ETHERTYPE_IPV4, ETHERTYPE_IPV6):
-        return frame[offset:]
+        return offset
     raise ParseError("link", "not-ip", f"EtherType 0x{ethertype:04x}")
 
 
-def _ethernet(frame: bytes) -> bytes:
+def _ethernet(frame: bytes) -> int:
     """IEEE 802.3 / Ethernet II: skip 802.1Q/802.1ad tags until an EtherType remains."""
     if len(frame) < 14:
         raise _truncated("Ethernet header", frame, 14)
@@ -112,32 +116,32 @@ def _ethernet(frame: bytes) -> bytes:
         if len(frame) < offset + 2:
             raise _truncated("802.1Q tag", frame, offset + 2)
         (ethertype,) = _U16.unpack_from(frame, offset)
-    return _by_ethertype(ethertype, frame, offset + 2)
+    return _by_ethertype(ethertype, offset + 2)
 
 
-def _linux_sll(frame: bytes) -> bytes:
+def _linux_sll(frame: bytes) -> int:
     """Linux cooked v1: packet type, ARPHRD, address length, 8-byte address, protocol."""
     if len(frame) < 16:
         raise _truncated("Linux cooked header", frame, 16)
     (protocol,) = _U16.unpack_from(frame, 14)
-    return _by_ethertype(protocol, frame, 16)
+    return _by_ethertype(protocol, 16)
 
 
-def _linux_sll2(frame: bytes) -> bytes:
+def _linux_sll2(frame: bytes) -> int:
     """Linux cooked v2: protocol first, then reserved, ifindex, ARPHRD, type, address."""
     if len(frame) < 20:
         raise _truncated("Linux cooked v2 header", frame, 20)
     (protocol,) = _U16.unpack_from(frame, 0)
-    return _by_ethertype(protocol, frame, 20)
+    return _by_ethertype(protocol, 20)
 
 
-def _family(family: int, frame: bytes) -> bytes:
+def _family(family: int, frame: bytes) -> int:
     if family == _AF_INET or family in _AF_INET6:
         return _ip_by_version(frame, 4)
     raise ParseError("link", "not-ip", f"address family {family}")
 
 
-def _null(frame: bytes) -> bytes:
+def _null(frame: bytes) -> int:
     """BSD loopback: the family is in the byte order of the machine that wrote the
     file, which the file does not record. A family is a small number, so whichever
     byte order gives a value below 256 is the right one."""
@@ -149,7 +153,7 @@ def _null(frame: bytes) -> bytes:
     return _family(family, frame)
 
 
-def _loop(frame: bytes) -> bytes:
+def _loop(frame: bytes) -> int:
     """OpenBSD loopback: the family is always in network byte order."""
     if len(frame) < 4:
         raise _truncated("loopback header", frame, 4)
@@ -157,23 +161,23 @@ def _loop(frame: bytes) -> bytes:
     return _family(family, frame)
 
 
-def _raw(frame: bytes) -> bytes:
+def _raw(frame: bytes) -> int:
     return _ip_by_version(frame, 0)
 
 
-def _raw_v4(frame: bytes) -> bytes:
+def _raw_v4(frame: bytes) -> int:
     if not frame or frame[0] >> 4 != 4:
         raise ParseError("link", "not-ip", "LINKTYPE_IPV4 frame without an IPv4 header")
-    return frame
+    return 0
 
 
-def _raw_v6(frame: bytes) -> bytes:
+def _raw_v6(frame: bytes) -> int:
     if not frame or frame[0] >> 4 != 6:
         raise ParseError("link", "not-ip", "LINKTYPE_IPV6 frame without an IPv6 header")
-    return frame
+    return 0
 
 
-_DECODERS: Final[dict[int, Callable[[bytes], bytes]]] = {
+_OFFSETS: Final[dict[int, Callable[[bytes], int]]] = {
     LINKTYPE_NULL: _null,
     LINKTYPE_ETHERNET: _ethernet,
     LINKTYPE_RAW_12: _raw,
@@ -187,19 +191,39 @@ _DECODERS: Final[dict[int, Callable[[bytes], bytes]]] = {
 }
 
 
-def decoder_for(linktype: int) -> Callable[[bytes], bytes]:
-    """The frame decoder for ``linktype``; look it up once per file, call it per frame.
+def _unsupported(linktype: int) -> ParseError:
+    supported = ", ".join(f"{linktype_name(n)} ({n})" for n in sorted(_OFFSETS))
+    return ParseError("link", "unsupported-linktype", f"{linktype_name(linktype)}; l4kit reads {supported}")
+
+
+def ip_offset_for(linktype: int) -> Callable[[bytes], int]:
+    """The function that finds the IP packet in a frame of ``linktype``: it returns
+    the packet's offset in the frame (``frame[offset:]`` is the packet, with any
+    trailing link-layer padding) or raises ParseError. Look it up once per file.
 
     Raises ``ParseError("link", "unsupported-linktype")`` for a linktype l4kit does
     not read.
     """
     try:
-        return _DECODERS[linktype]
+        return _OFFSETS[linktype]
     except KeyError:
-        supported = ", ".join(f"{linktype_name(n)} ({n})" for n in sorted(_DECODERS))
-        raise ParseError(
-            "link", "unsupported-linktype", f"{linktype_name(linktype)}; l4kit reads {supported}"
-        ) from None
+        raise _unsupported(linktype) from None
+
+
+def decoder_for(linktype: int) -> Callable[[bytes], bytes]:
+    """The frame decoder for ``linktype`` (frame in, IP packet out, a copy); look it up
+    once per file, call it per frame.
+
+    Raises ``ParseError("link", "unsupported-linktype")`` for a linktype l4kit does
+    not read.
+    """
+    offset_of = ip_offset_for(linktype)
+
+    def decode(frame: bytes) -> bytes:
+        offset = offset_of(frame)
+        return frame[offset:] if offset else frame
+
+    return decode
 
 
 def ip_from_frame(linktype: int, frame: bytes) -> bytes:
