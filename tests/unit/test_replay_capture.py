@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import gzip
 import shutil
+import struct
 
 import pytest
 from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 from scapy.utils import wrpcap, wrpcapng
-from test_replay_support import DATA
+from test_replay_support import DATA, needs_tshark
 
 from l4kit.errors import CaptureError
 from l4kit.replay.capture import EXIT_BAD_INPUT, CaptureReader
@@ -157,3 +158,208 @@ def test_committed_captures_are_small_and_readable():
         assert path.stat().st_size < 50_000
         got, reader = frames(path)
         assert got and not reader.truncated
+
+
+# ---------------------------------------------------------------- the formats, in detail
+#
+# The reader parses pcap and pcapng itself; these captures are written by Scapy or
+# block by block here, and read back both by this reader and by Scapy's readers
+# (and by tshark where Scapy's reader differs from the format's specification).
+
+
+def _scapy_frames(path):
+    """(data, time, linktype, wirelen) of every frame, by Scapy's raw readers."""
+    from scapy.utils import RawPcapNgReader, RawPcapReader
+
+    result = []
+    last = 0.0
+    with RawPcapReader(str(path)) as reader:
+        for data, meta in reader:
+            if isinstance(reader, RawPcapNgReader):
+                if meta.tshigh is not None:  # a Simple Packet Block has no time: the last one stays
+                    last = ((meta.tshigh << 32) | meta.tslow) / meta.tsresol
+                result.append((data, last, meta.linktype, meta.wirelen))
+            else:
+                scale = 1e-9 if reader.nano else 1e-6
+                result.append((data, meta.sec + meta.usec * scale, reader.linktype, meta.wirelen))
+    return result
+
+
+def _ours(path):
+    got, reader = frames(path)
+    assert not reader.truncated, reader.truncation_detail
+    assert [f[0] for f in got] == list(range(1, len(got) + 1))
+    return [(f[3], f[1], f[2], f[4]) for f in got]
+
+
+@pytest.mark.parametrize("endianness", ["<", ">"])
+@pytest.mark.parametrize("nano", [False, True])
+def test_pcap_byte_orders_and_nanoseconds_read_as_scapy_reads_them(tmp_path, endianness, nano):
+    from scapy.utils import PcapWriter
+
+    path = tmp_path / "c.pcap"
+    with PcapWriter(str(path), endianness=endianness, nano=nano, sync=True) as writer:
+        for p in PACKETS:
+            writer.write(p)
+    assert _ours(path) == _scapy_frames(path)
+    assert len(_ours(path)) == len(PACKETS)
+
+
+def _block(endian, blocktype, body):
+    body += b"\x00" * (-len(body) % 4)
+    length = 12 + len(body)
+    return struct.pack(endian + "II", blocktype, length) + body + struct.pack(endian + "I", length)
+
+
+def _option(endian, code, value):
+    return struct.pack(endian + "HH", code, len(value)) + value + b"\x00" * (-len(value) % 4)
+
+
+def _shb(endian):
+    body = struct.pack(endian + "IHHq", 0x1A2B3C4D, 1, 0, -1) + _option(endian, 4, b"l4kit test") + b"\0" * 4
+    return _block(endian, 0x0A0D0D0A, body)
+
+
+def _idb(endian, linktype, tsresol=None, snaplen=262144):
+    body = struct.pack(endian + "HHI", linktype, 0, snaplen)
+    if tsresol is not None:
+        body += _option(endian, 9, bytes([tsresol])) + _option(endian, 0, b"")
+    return _block(endian, 1, body)
+
+
+def _epb(endian, interface, stamp, data, wirelen=None, options=b""):
+    body = struct.pack(
+        endian + "IIIII", interface, stamp >> 32, stamp & 0xFFFFFFFF, len(data), wirelen or len(data)
+    )
+    return _block(endian, 6, body + data + b"\x00" * (-len(data) % 4) + options)
+
+
+def _spb(endian, data, wirelen=None):
+    return _block(endian, 3, struct.pack(endian + "I", wirelen or len(data)) + data)
+
+
+def _pb(endian, interface, stamp, data):
+    head = struct.pack(endian + "HHIIII", interface, 0, stamp >> 32, stamp & 0xFFFFFFFF, len(data), len(data))
+    return _block(endian, 2, head + data)
+
+
+FRAME_A = bytes(PACKETS[1])
+FRAME_B = bytes(PACKETS[2])
+RAW_IP = bytes(PACKETS[3].payload)  # the IP packet, for a LINKTYPE_RAW interface
+
+
+@pytest.mark.parametrize("endian", ["<", ">"])
+def test_pcapng_blocks_interfaces_and_resolutions_read_as_scapy_reads_them(tmp_path, endian):
+    """Two interfaces (Ethernet in microseconds, raw IP in 2**-20 s), Enhanced
+    Packet Blocks with options, an obsolete Packet Block, a Simple Packet Block (no
+    timestamp: the previous one stays), a block type nobody knows, nanoseconds."""
+    blocks = [
+        _shb(endian),
+        _idb(endian, 1),
+        _idb(endian, 101, tsresol=0x80 | 20),
+        _epb(
+            endian,
+            0,
+            1_700_000_000_123_456,
+            FRAME_A,
+            options=_option(endian, 1, b"a comment") + _option(endian, 0, b""),
+        ),
+        _block(endian, 0x0BAD, b"unknown block type"),
+        _epb(endian, 1, (1_700_000_001 << 20) + 12345, RAW_IP, wirelen=len(RAW_IP) + 100),
+        _pb(endian, 0, 1_700_000_002_000_001, FRAME_B),
+        _spb(endian, FRAME_A),
+        _idb(endian, 1, tsresol=9),
+        _epb(endian, 2, 1_700_000_003_000_000_007, FRAME_B),
+    ]
+    path = tmp_path / "c.pcapng"
+    path.write_bytes(b"".join(blocks))
+    ours = _ours(path)
+    assert ours == _scapy_frames(path)
+    assert [(len(f[0]), f[2]) for f in ours] == [
+        (len(FRAME_A), 1),
+        (len(RAW_IP), 101),
+        (len(FRAME_B), 1),
+        (len(FRAME_A), 1),
+        (len(FRAME_B), 1),
+    ]
+    assert ours[3][1] == ours[2][1]  # the Simple Packet Block keeps the previous time
+    assert ours[1][3] == len(RAW_IP) + 100  # the original length, not the captured one
+
+
+@needs_tshark
+def test_pcapng_sections_start_their_own_interfaces_as_tshark_reads_them(tmp_path):
+    """A second section (here big-endian, after a little-endian one, as ``cat a.pcapng
+    b.pcapng`` makes) numbers its interfaces from 0 again; a Simple Packet Block on an
+    interface with snap length 0 (no limit) keeps the whole frame."""
+    first = [_shb("<"), _idb("<", 1), _epb("<", 0, 1_700_000_000_000_000, FRAME_A)]
+    second = [
+        _shb(">"),
+        _idb(">", 101, tsresol=9, snaplen=0),
+        _epb(">", 0, 1_700_000_001_000_000_000, RAW_IP),
+        _spb(">", RAW_IP),
+    ]
+    path = tmp_path / "two-sections.pcapng"
+    path.write_bytes(b"".join(first + second))
+    ours = _ours(path)
+    rows = tshark_rows(path, "frame.len", "frame.cap_len", "frame.time_epoch")
+    assert [(len(f[0]), f[3]) for f in ours] == [(int(r[1]), int(r[0])) for r in rows]
+    assert [f[2] for f in ours] == [1, 101, 101]
+    assert [f[0] for f in ours] == [FRAME_A, RAW_IP, RAW_IP]
+    assert [round(f[1], 6) for f in ours[:2]] == [round(float(r[2]), 6) for r in rows[:2]]
+
+
+def tshark_rows(path, *fields):
+    import subprocess
+
+    argv = ["tshark", "-r", str(path), "-T", "fields", "-E", "separator=\t"]
+    for f in fields:
+        argv += ["-e", f]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=60).stdout
+    return [line.split("\t") for line in out.splitlines()]
+
+
+def test_a_record_longer_than_any_frame_keeps_its_start_and_the_next_record_reads(tmp_path):
+    big = 300_000
+    records = [
+        struct.pack("<IIII", 1, 0, len(FRAME_A), len(FRAME_A)) + FRAME_A,
+        struct.pack("<IIII", 2, 0, big, big) + bytes(range(256)) * (big // 256) + bytes(big % 256),
+        struct.pack("<IIII", 3, 0, len(FRAME_B), len(FRAME_B)) + FRAME_B,
+    ]
+    path = tmp_path / "big.pcap"
+    path.write_bytes(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1) + b"".join(records))
+    got, reader = frames(path)
+    assert not reader.truncated
+    assert [f[3] for f in got] == [FRAME_A, (bytes(range(256)) * (big // 256))[: 1 << 18], FRAME_B]
+    assert [f[4] for f in got] == [len(FRAME_A), big, len(FRAME_B)]
+
+
+def test_a_cut_gzip_stream_is_read_up_to_the_cut_and_flagged(tmp_path, pcap):
+    whole = gzip.compress(pcap.read_bytes() * 1)
+    path = tmp_path / "cut.pcap.gz"
+    path.write_bytes(whole[: len(whole) - 12])  # the gzip trailer and the end of the data
+    got, reader = frames(path)
+    assert reader.truncated and "compressed" in reader.truncation_detail
+    assert [f[3] for f in got] == [bytes(p) for p in PACKETS[: len(got)]]
+
+
+def test_a_pcapng_block_with_mismatched_lengths_stops_the_reading_and_is_flagged(tmp_path, pcapng):
+    data = bytearray(pcapng.read_bytes())
+    data[-4] ^= 0x01  # the last block's trailing length
+    path = tmp_path / "bad-block.pcapng"
+    path.write_bytes(bytes(data))
+    got, reader = frames(path)
+    assert len(got) == len(PACKETS) - 1
+    assert reader.truncated and "malformed block" in reader.truncation_detail
+
+
+def test_large_captures_are_read_in_chunks(tmp_path, monkeypatch):
+    """Records that straddle the reader's chunk boundary come out whole."""
+    from l4kit.replay import capture
+
+    monkeypatch.setattr(capture, "CHUNK", 97)
+    path = tmp_path / "c.pcap"
+    wrpcap(str(path), PACKETS * 20)
+    assert [f[3] for f in frames(path)[0]] == [bytes(p) for p in PACKETS * 20]
+    path = tmp_path / "c.pcapng"
+    wrpcapng(str(path), PACKETS * 20)
+    assert [f[3] for f in frames(path)[0]] == [bytes(p) for p in PACKETS * 20]

@@ -304,7 +304,9 @@ class CaptureReader:
         frames = self._pcapng_frames() if self.is_pcapng else self._pcap_frames()
         yield from frames
         if self._source.error is not None:
-            self._mark_cut(self._source.error)
+            # The stream's own failure (a gzip stream cut short) explains a cut record too.
+            self.truncated = True
+            self.truncation_detail = self._source.error
         self._finish_tcpdump()
 
     def _pcap_frames(self) -> Iterator[Frame]:
@@ -328,19 +330,18 @@ class CaptureReader:
                             self._mark_cut("the file ends in the middle of a record")
                         return
                 sec, fraction, caplen, wirelen = header(buf, pos)
+                if caplen > _MAX_FRAME:
+                    data = self._long_record(buf, pos, caplen)
+                    buf, pos = source.buf, source.pos
+                    end_of_data = len(buf)
+                    if data is None:
+                        return
+                    number += 1
+                    yield (number, sec + fraction * scale, linktype, data, wirelen)
+                    continue
                 start = pos + 16
                 end = start + caplen
                 if end > end_of_data:
-                    if caplen > _MAX_FRAME:
-                        data = self._long_record(buf, pos, caplen)
-                        buf, pos = source.buf, source.pos
-                        end_of_data = len(buf)
-                        if data is None:
-                            return
-                        number += 1
-                        self.frames_read = number
-                        yield (number, sec + fraction * scale, linktype, data, wirelen)
-                        continue
                     buf = refill(buf, pos, 16 + caplen)
                     pos, end_of_data = 0, len(buf)
                     start, end = 16, 16 + caplen
