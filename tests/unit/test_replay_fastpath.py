@@ -144,3 +144,32 @@ def test_a_bad_ipv4_header_checksum_is_decoded_and_flagged():
     assert decoded[11] is False
     assert decoded[8:11] == (2, b"hi", "ok")  # the TCP checksum itself is fine
     assert fastpath.decode(good)[11] is True
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=40), st.booleans())
+def test_window_scale_of_any_options_area_is_the_wire_layers(area, usual_start):
+    """The quick walk over a SYN's options gives the wire layer's answer for any
+    options area: well-formed, truncated, with unknown or malformed options."""
+    if usual_start:
+        area = bytes([2, 4, 5, 0xB4, 1, 3, 3, 7]) + area  # MSS, NOP, window scale, then anything
+    area = area[:40]
+    area += b"\x00" * (-len(area) % 4)
+    header = struct.pack("!HHIIBBHHH", 40000, 80, 1, 0, (5 + len(area) // 4) << 4, 0x02, 502, 0, 0)
+    frame = b"\xee" * 7 + header + area
+    assert fastpath.window_scale_at(frame, 7) == fastpath._window_scale(area)
+
+
+@pytest.mark.parametrize(
+    "area",
+    [
+        bytes([2, 4, 5, 0xB4, 4, 2, 8, 10]) + bytes(8) + bytes([1, 3, 3, 7]),  # Linux's SYN options
+        bytes([2, 4, 5, 0xB4, 1, 3, 3, 14, 3, 3, 2, 0]),  # two window scales: the first counts
+        bytes([3, 3, 9, 0, 0, 0, 0, 0]),  # the End of Option List, then padding
+        bytes([2, 4, 5, 0xB4, 3, 2, 7, 1]),  # a window scale option of length 2: malformed
+        bytes([1, 1, 1, 3]),  # cut short
+    ],
+)
+def test_window_scale_of_usual_and_odd_syns(area):
+    header = struct.pack("!HHIIBBHHH", 40000, 80, 1, 0, (5 + len(area) // 4) << 4, 0x02, 502, 0, 0)
+    assert fastpath.window_scale_at(header + area, 0) == fastpath._window_scale(area)

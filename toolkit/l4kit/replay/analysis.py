@@ -238,7 +238,13 @@ class SequenceAnalysis:
                     rev.dupacks = -1
 
         if (seglen or flags & (SYN | FIN)) and KEEP_ALIVE not in notes:
-            self._retransmission(fwd, rev, notes, t, seq, seglen, flags & (SYN | FIN))
+            # Every retransmission kind needs a segment that does not advance the
+            # sequence space, except a spurious one (all of it acknowledged already):
+            # the common in-order segment is ruled out here, without a call.
+            behind = nxt is not None and 0 < ((nxt - seq) & _MASK32) < _HALF
+            rev_ack = rev.last_ack
+            if behind or (seglen and rev_ack and ((rev_ack - seq - seglen) & _MASK32) < _HALF):
+                self._retransmission(fwd, rev, notes, t, seq, seglen, flags & (SYN | FIN))
 
         # Remember where this direction stands.
         if not zero_window_probe:

@@ -124,23 +124,31 @@ class Conversation:
     __slots__ = (
         "analysis",
         "closed",
+        "end",
         "fin_c",
         "fin_s",
+        "id",
         "isn",
         "keys",
         "listed",
         "owned",
+        "packets",
         "report",
         "rst",
+        "s2c_packets",
         "selected",
         "states",
         "through",
         "zeek",
     )
 
-    def __init__(self, report: ConnectionReport, keys: tuple[bytes, bytes]) -> None:
-        self.report = report
+    def __init__(self, cid: int, keys: tuple[bytes, bytes], report: ConnectionReport | None) -> None:
+        self.id = cid
         self.keys = keys  # (client to server, server to client), see fastpath.decode_at
+        self.report = report  # None when another process accounts for it
+        self.end = 0.0  # time of the last packet
+        self.packets = 0
+        self.s2c_packets = 0
         self.isn: list[int | None] = [None, None]  # the SYN sequence number seen from each side
         self.fin_c = False
         self.fin_s = False
@@ -303,23 +311,27 @@ class Replayer:
                         # number, on a connection that closed or never got an answer (as tshark
                         # splits streams, which compares with the same direction's ISN).
                         isn = conv.isn[d]
-                        if isn is not None and seq != isn and (conv.closed or not conv.report.s2c.packets):
+                        if isn is not None and seq != isn and (conv.closed or not conv.s2c_packets):
                             self._finish(conv)
                             conv, d = start_conversation(key, sport, dport, flags, t, number)
                             reused = True
                 else:
                     conv, d = start_conversation(key, sport, dport, flags, t, number)
 
-                report = conv.report
-                stats = report.s2c if d else report.c2s
-                stats.packets += 1
-                stats.bytes += wirelen
-                stats.payload += payload_len
-                report.end = t
-                report.last_frame = number
+                conv.end = t
+                conv.packets += 1
+                if d:
+                    conv.s2c_packets += 1
                 if flags & SYN:
                     conv.isn[d] = seq
-                if conv.owned:
+                report = conv.report
+                if report is not None:  # owned: counted here
+                    stats = report.s2c if d else report.c2s
+                    stats.packets += 1
+                    stats.bytes += wirelen
+                    stats.payload += payload_len
+                    report.end = t
+                    report.last_frame = number
                     if ip_ok is None:
                         ip_ok = ipv4_header_ok(frame, offset)
                     if not ip_ok:
@@ -351,9 +363,9 @@ class Replayer:
                 zeek = conv.zeek
                 analysis = conv.analysis
                 states = conv.states
-                # A selected conversation is owned: both verdicts were made above.
+                # A selected conversation is owned: its report exists, both verdicts were made.
                 assert zeek is not None and analysis is not None and states is not None
-                assert status is not None and ip_ok is not None
+                assert report is not None and status is not None and ip_ok is not None
                 sides = states.sides
                 client_before = sides[0].state
                 server_before = sides[1].state
@@ -366,6 +378,8 @@ class Replayer:
                     if len(zeek.history) < MAX_HISTORY:
                         zeek.packet(not d, flags, seq, ack, payload_len, window)
                     if flags & SYN:
+                        if start:  # decoded in place: the option is read now
+                            wscale = fastpath.window_scale_at(frame, start)
                         analysis.note_window_scale(d, flags, wscale)
                     notes = analysis.segment(
                         d, t, number, flags, seq, ack, 0 if flags & RST else payload_len, window
@@ -397,9 +411,10 @@ class Replayer:
                 base = analysis.sides[1 - d].base_seq
                 client_after = sides[0].state
                 server_after = sides[1].state
+                since_start = t - report.start
                 record: PacketRecord = (
                     number,
-                    t - report.start,
+                    since_start,
                     d,
                     flags,
                     (seq - (fwd.base_seq or 0)) & _MASK32,
@@ -419,8 +434,14 @@ class Replayer:
                     rows.append(record)
                 else:
                     report.rows_omitted += 1
-                if client_before is not client_after or server_before is not server_after:
-                    self._transitions(report, record)
+                if client_before is not client_after:
+                    self._transition(
+                        report, since_start, conv.packets - 1, number, 0, client_before, client_after
+                    )
+                if server_before is not server_after:
+                    self._transition(
+                        report, since_start, conv.packets - 1, number, 1, server_before, server_after
+                    )
                 if conv.through is not None:
                     self._through(conv.through, d, t, number, frame[offset:])
                 if on_record is not None:
@@ -490,40 +511,52 @@ class Replayer:
             sender_is_client = sport > dport  # ephemeral ports are the high ones
         else:
             sender_is_client = True
-        src, dst = (address_text(a) for a in fastpath.key_addresses(key))
-        client, server = ((src, sport), (dst, dport)) if sender_is_client else ((dst, dport), (src, sport))
         back = fastpath.reverse_key(key)
         cid = self._next_id
         self._next_id += 1
         summary = self.summary
         summary.connections += 1
-        report = ConnectionReport(
-            id=cid,
-            client=_endpoint_text(*client),
-            server=_endpoint_text(*server),
-            start=t,
-            end=t,
-            first_frame=frame,
-            last_frame=frame,
-        )
-        conv = Conversation(report, (key, back) if sender_is_client else (back, key))
-        conv.listed = (self.port is None or self.port in (sport, dport)) and (
+        listed = (self.port is None or self.port in (sport, dport)) and (
             self.stream is None or self.stream == cid
         )
-        conv.owned = self.shards == 1 or cid % self.shards == self.shard
-        if conv.listed and conv.owned:
-            conv.selected = True
-            summary.shown += 1
-            conv.zeek = ZeekConnection(flipped=not sender_is_client)
-            conv.analysis = SequenceAnalysis()
-            conv.states = PassiveStates()
-            note = conv.states.start(0 if sender_is_client else 1, flags)
-            if note:
-                report.notes.append(note)
-            if self.routes is not None:
-                from l4kit.replay.responder import ThroughResponder
+        owned = self.shards == 1 or cid % self.shards == self.shard
+        keys = (key, back) if sender_is_client else (back, key)
+        if not owned:
+            # Another process accounts for it: only what decides ids and the order of
+            # reports is kept here.
+            conv = Conversation(cid, keys, None)
+            conv.owned = False
+            conv.listed = listed
+        else:
+            half = (len(key) - 4) >> 1
+            src, dst = address_text(key[:half]), address_text(key[half : 2 * half])
+            client, server = (
+                ((src, sport), (dst, dport)) if sender_is_client else ((dst, dport), (src, sport))
+            )
+            report = ConnectionReport(
+                id=cid,
+                client=_endpoint_text(*client),
+                server=_endpoint_text(*server),
+                start=t,
+                end=t,
+                first_frame=frame,
+                last_frame=frame,
+            )
+            conv = Conversation(cid, keys, report)
+            conv.listed = listed
+            if listed:
+                conv.selected = True
+                summary.shown += 1
+                conv.zeek = ZeekConnection(flipped=not sender_is_client)
+                conv.analysis = SequenceAnalysis()
+                conv.states = PassiveStates()
+                note = conv.states.start(0 if sender_is_client else 1, flags)
+                if note:
+                    report.notes.append(note)
+                if self.routes is not None:
+                    from l4kit.replay.responder import ThroughResponder
 
-                conv.through = ThroughResponder(self.routes, client, server)
+                    conv.through = ThroughResponder(self.routes, client, server)
         d = 0 if sender_is_client else 1
         if back == key:
             # Both ends are the same address and port (a socket connected to itself):
@@ -534,18 +567,23 @@ class Replayer:
         self._open_count += 1
         return conv, d
 
-    def _transitions(self, report: ConnectionReport, rec: PacketRecord) -> None:
-        index = report.packets - 1
+    def _transition(  # noqa: PLR0917 - from the per-packet path, with its plain values
+        self,
+        report: ConnectionReport,
+        t: float,
+        index: int,
+        frame: int,
+        side: int,
+        before: State,
+        after: State,
+    ) -> None:
+        """Side ``side`` moved from ``before`` to ``after`` at the connection's packet ``index``."""
         transitions = report.transitions
-        for side, before, after in ((0, rec[11], rec[12]), (1, rec[13], rec[14])):
-            if before is not after:
-                if len(transitions) < self.max_rows:
-                    # tuple.__new__: a NamedTuple without its Python-level __new__ (per packet)
-                    transitions.append(
-                        _tuple_new(StateTransition, (rec[1], index, rec[0], _SIDES[side], before, after))
-                    )
-                else:
-                    report.transitions_omitted += 1
+        if len(transitions) < self.max_rows:
+            # tuple.__new__: a NamedTuple without its Python-level __new__ (per packet)
+            transitions.append(_tuple_new(StateTransition, (t, index, frame, _SIDES[side], before, after)))
+        else:
+            report.transitions_omitted += 1
 
     @staticmethod
     def _correct_early_fin(report: ConnectionReport, side: int, wrong: State, right: State) -> None:
@@ -589,8 +627,8 @@ class Replayer:
             entry = self._open.get(conv.keys[0])
             if entry is None or entry[0] is not conv:
                 continue  # already finished (port reuse)
-            if conv.report.end > queued_at:
-                closing.append((conv.report.end, conv))  # still active after closing: look again later
+            if conv.end > queued_at:
+                closing.append((conv.end, conv))  # still active after closing: look again later
                 continue
             self._finish(conv)
 
@@ -600,18 +638,19 @@ class Replayer:
             if entry is not None and entry[0] is conv:
                 del self._open[key]
         self._open_count -= 1
-        report = conv.report
         summary = self.summary
-        summary.tcp_packets += report.c2s.packets + report.s2c.packets
-        if conv.owned:
+        summary.tcp_packets += conv.packets
+        report = conv.report
+        if report is not None:
             for status, count in report.checksum.items():
                 summary.checksum[status] += count
         if conv.listed:
             self.emitted += 1
-            if not conv.owned and self.on_other_shard is not None:
-                self.on_other_shard(self.emitted - 1, report.id % self.shards)
+            if report is None and self.on_other_shard is not None:
+                self.on_other_shard(self.emitted - 1, conv.id % self.shards)
         if not conv.selected:
             return
+        assert report is not None
         zeek = conv.zeek
         states = conv.states
         assert zeek is not None and states is not None
@@ -627,7 +666,7 @@ class Replayer:
 
     def finish(self) -> ReplaySummary:
         """End of the capture: finish every open connection (in id order) and return the summary."""
-        remaining = sorted({id(c): c for c, _ in self._open.values()}.values(), key=lambda c: c.report.id)
+        remaining = sorted({id(c): c for c, _ in self._open.values()}.values(), key=lambda c: c.id)
         for conv in remaining:
             self._finish(conv)
         self._closing.clear()

@@ -89,12 +89,13 @@ octets (see :func:`key_addresses`); ``flags`` the 9 flag bits; ``length`` the
 payload length; ``ip_ok`` whether the IPv4 header checksum is right (always True
 for IPv6); ``wscale`` the window-scale shift of a SYN (None without the option).
 
-``ip_ok`` (for IPv4), ``checksum`` (``"ok"``/``"bad"``/``"offloaded"``) and
-``head`` (the first :data:`HEAD` payload octets) are None when the packet was
-decoded in place: the caller computes them when it needs them, with
+``ip_ok`` (for IPv4), ``wscale``, ``checksum`` (``"ok"``/``"bad"``/``"offloaded"``)
+and ``head`` (the first :data:`HEAD` payload octets) are None when the packet was
+decoded in place (``seg_start`` > 0): the caller computes what it needs, with
 :func:`ipv4_header_ok` and, from ``seg_start``/``seg_end`` (where the TCP segment
-lies in the frame), :func:`checksum_status` and :func:`payload_head`. The wire
-layer's decoder fills them in (and leaves both offsets 0)."""
+lies in the frame), :func:`window_scale_at`, :func:`checksum_status` and
+:func:`payload_head`. The wire layer's decoder fills them in (and leaves both
+offsets 0)."""
 
 
 def _window_scale(options_area: bytes) -> int | None:
@@ -144,11 +145,6 @@ def decode_at(frame: bytes, offset: int) -> Decoded:
         or flags & _SYN_FIN == _SYN_FIN
     ):
         return _slow(frame, offset)  # for the wire layer's reason tag
-    wscale = (
-        _window_scale(frame[seg_start + 20 : seg_start + header_len])
-        if flags & _SYN and header_len > 20
-        else None
-    )
     return (
         key,
         sport,
@@ -159,7 +155,7 @@ def decode_at(frame: bytes, offset: int) -> Decoded:
         window,
         seg_end - seg_start - header_len,
         ip_ok,
-        wscale,
+        None,
         None,
         None,
         seg_start,
@@ -171,6 +167,37 @@ def ipv4_header_ok(frame: bytes, offset: int) -> bool:
     """Whether the option-less IPv4 header at ``offset`` has a right header checksum
     (its 16-bit words sum to -0, RFC 1071)."""
     return int.from_bytes(frame[offset : offset + 20], "big") % ONES == 0
+
+
+_PLAIN_OPTION_LENGTHS: Final = {2: 4, 4: 2, 8: 10}  # MSS, SACK-permitted, timestamps: the usual company
+
+
+def window_scale_at(frame: bytes, seg_start: int) -> int | None:
+    """The window-scale shift offered by the SYN whose TCP header starts at ``seg_start``
+    (None without the option, or with options that cannot be read).
+
+    The options a SYN usually carries (NOP, MSS, SACK-permitted, timestamps, window
+    scale) are walked here; anything else goes to the wire layer's decoder, whose
+    answer (including None for a malformed options area) is the reference.
+    """
+    end = seg_start + (frame[seg_start + 12] >> 4) * 4
+    i = seg_start + 20
+    shift = None
+    while i < end:
+        kind = frame[i]
+        if kind == 1:  # NOP
+            i += 1
+            continue
+        if kind == 0:  # End of Option List: the rest is padding
+            break
+        length = frame[i + 1] if i + 1 < end else 0
+        if kind == 3 and length == 3 and i + 3 <= end:
+            if shift is None:
+                shift = frame[i + 2]
+        elif _PLAIN_OPTION_LENGTHS.get(kind) != length or i + length > end:
+            return _window_scale(frame[seg_start + 20 : end])
+        i += length
+    return shift
 
 
 def checksum_status(frame: bytes, key: bytes, seg_start: int, seg_end: int) -> str:
@@ -234,7 +261,7 @@ def decode(ip: bytes) -> tuple[str, str, int, int, int, int, int, int, int, byte
         payload_head(ip, length, end) if head is None else head,
         checksum_status(ip, key, start, end) if status is None else status,
         ipv4_header_ok(ip, 0) if ip_ok is None else ip_ok,
-        wscale,
+        window_scale_at(ip, start) if start and flags & _SYN else wscale,
     )
 
 

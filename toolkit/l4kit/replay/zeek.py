@@ -242,7 +242,51 @@ class ZeekConnection:
         ep, peer = (self.orig, self.resp) if is_orig else (self.resp, self.orig)
         control = flags & _SYN_FIN_RST
         if not control and ep.state != INACTIVE:
-            self._plain_packet(ep, peer, is_orig, flags, seq, ack, payload_len, window)
+            # The common case, data or an ACK from a side already seen: the same steps
+            # as below with what cannot apply left out (the endpoint is initialised, the
+            # state machine does not move, no counter of control flags changes).
+            st = ep.state
+            rel_seq = (seq - ep.start_seq) & _MASK32
+            if payload_len:
+                if not ep.seen & _SEEN_DATA:
+                    ep.seen |= _SEEN_DATA
+                    self.history.append("D" if is_orig else "d")
+            elif flags & ACK and not ep.seen & _SEEN_ACK:
+                ep.seen |= _SEEN_ACK
+                self.history.append("A" if is_orig else "a")
+            if window == 0 and peer.state != CLOSED and st != RESET:
+                self._scaled(ep, ep.zero_windows, "W")
+            rel_ack = 0
+            has_ack = flags & ACK
+            if has_ack:
+                if peer.state == INACTIVE:
+                    rel_ack = 1
+                    peer.start_seq = peer.ack_seq = peer.last_seq = (ack - 1) & _MASK32
+                else:
+                    rel_ack = (ack - peer.start_seq) & _MASK32
+                    if rel_ack >= _HALF:
+                        rel_ack = 0
+                    else:
+                        advance = (ack - peer.ack_seq) & _MASK32
+                        if 0 < advance < _HALF and not (ack == 0 and advance > _TOO_LARGE_SEQ_DELTA):
+                            peer.ack_seq = ack
+            if st != RESET:  # update_last_seq
+                end = (seq + payload_len) & _MASK32
+                if 0 < ((end - ep.last_seq) & _MASK32) < _HALF:
+                    ep.last_seq = end
+                elif payload_len:
+                    self._scaled(ep, ep.retransmissions, "T")
+            if has_ack:
+                if peer.fin_count and rel_ack >= peer.fin_seq:
+                    rel_ack = peer.fin_seq - 1
+                if rel_ack > peer.reassembled_to:
+                    self._ack_received(peer, rel_ack)
+            if payload_len and rel_seq < _HALF:
+                reassembled = ep.reassembled_to
+                if rel_seq <= reassembled < rel_seq + payload_len and not ep.holes:
+                    ep.reassembled_to = rel_seq + payload_len
+                else:
+                    self._data_sent(ep, rel_seq, payload_len)
             return
         syn = flags & SYN
         fin = flags & FIN
@@ -342,63 +386,6 @@ class ZeekConnection:
                 ep.reassembled_to = start + payload_len  # in order: the common case
             else:
                 self._data_sent(ep, start, payload_len)
-
-    def _plain_packet(  # noqa: PLR0917 - the per-packet path
-        self,
-        ep: ZeekEndpoint,
-        peer: ZeekEndpoint,
-        is_orig: bool,
-        flags: int,
-        seq: int,
-        ack: int,
-        payload_len: int,
-        window: int,
-    ) -> None:
-        """:meth:`packet` for the common case: no SYN, FIN or RST, from a side already
-        seen. The same steps with what cannot apply left out: the endpoint is
-        initialised, the state machine does not move, no counter of control flags."""
-        st = ep.state
-        rel_seq = (seq - ep.start_seq) & _MASK32
-        if payload_len:
-            if not ep.seen & _SEEN_DATA:
-                ep.seen |= _SEEN_DATA
-                self.history.append("D" if is_orig else "d")
-        elif flags & ACK and not ep.seen & _SEEN_ACK:
-            ep.seen |= _SEEN_ACK
-            self.history.append("A" if is_orig else "a")
-        if window == 0 and peer.state != CLOSED and st != RESET:
-            self._scaled(ep, ep.zero_windows, "W")
-        rel_ack = 0
-        has_ack = flags & ACK
-        if has_ack:
-            if peer.state == INACTIVE:
-                rel_ack = 1
-                peer.start_seq = peer.ack_seq = peer.last_seq = (ack - 1) & _MASK32
-            else:
-                rel_ack = (ack - peer.start_seq) & _MASK32
-                if rel_ack >= _HALF:
-                    rel_ack = 0
-                else:
-                    advance = (ack - peer.ack_seq) & _MASK32
-                    if 0 < advance < _HALF and not (ack == 0 and advance > _TOO_LARGE_SEQ_DELTA):
-                        peer.ack_seq = ack
-        if st != RESET:  # update_last_seq
-            end = (seq + payload_len) & _MASK32
-            if 0 < ((end - ep.last_seq) & _MASK32) < _HALF:
-                ep.last_seq = end
-            elif payload_len:
-                self._scaled(ep, ep.retransmissions, "T")
-        if has_ack:
-            if peer.fin_count and rel_ack >= peer.fin_seq:
-                rel_ack = peer.fin_seq - 1
-            if rel_ack > peer.reassembled_to:
-                self._ack_received(peer, rel_ack)
-        if payload_len and rel_seq < _HALF:
-            reassembled = ep.reassembled_to
-            if rel_seq <= reassembled < rel_seq + payload_len and not ep.holes:
-                ep.reassembled_to = rel_seq + payload_len
-            else:
-                self._data_sent(ep, rel_seq, payload_len)
 
     def _history(self, ep: ZeekEndpoint, flags: int, rel_seq: int, payload_len: int) -> None:
         """Zeek's ``update_history``."""

@@ -307,6 +307,14 @@ def _connection_fields(r: ConnectionReport) -> dict[str, Any]:
     }
 
 
+def _history_json(history: str) -> str:
+    """Zeek's history as a JSON string: letters and ``^`` need no escaping (the ``…`` of
+    a history cut at its limit does)."""
+    if history.isascii() and history.lstrip("^").isalpha():
+        return f'"{history}"'
+    return json.dumps(history)
+
+
 def connection_json_text(r: ConnectionReport) -> str:
     """One connection in the ``l4kit.replay/1`` schema, as one line of JSON text."""
     c2s, s2c, ck = r.c2s, r.s2c, r.checksum
@@ -314,7 +322,7 @@ def connection_json_text(r: ConnectionReport) -> str:
     # through json.dumps (test_replay_views checks this equals json.dumps of the dict).
     head = (
         f'{{"id": {r.id}, "client": "{r.client}", "server": "{r.server}", "state": "{r.state}", '
-        f'"history": {json.dumps(r.history)}, "client_state": "{r.client_state}", '
+        f'"history": {_history_json(r.history)}, "client_state": "{r.client_state}", '
         f'"server_state": "{r.server_state}", "start": {_seconds(r.start)}, '
         f'"duration": {_seconds(r.duration)}, "first_frame": {r.first_frame}, "last_frame": {r.last_frame}, '
         f'"c2s": {{"packets": {c2s.packets}, "bytes": {c2s.bytes}, "payload": {c2s.payload}}}, '
@@ -323,8 +331,8 @@ def connection_json_text(r: ConnectionReport) -> str:
         f'"analysis": {json.dumps(dict(sorted(r.analysis.items()))) if r.analysis else "{}"}, '
         f'"notes": {json.dumps(r.notes) if r.notes else "[]"}'
     )
-    packets = ", ".join([_row_json(rec) for rec in r.rows])
-    transitions = ", ".join([_transition_json(tr) for tr in r.transitions])
+    packets = ", ".join(map(_row_json, r.rows))
+    transitions = ", ".join(map(_transition_json, r.transitions))
     tail = ""
     if r.differences is not None:
         tail = ', "differences": ' + json.dumps(list(r.differences))
