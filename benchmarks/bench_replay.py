@@ -193,7 +193,7 @@ class TreeMemory:
     missed; the result is never below ``wait4``'s figure.
     """
 
-    INTERVAL = 0.005
+    INTERVAL = 0.01
 
     def __init__(self, pid: int) -> None:
         self.pid = pid

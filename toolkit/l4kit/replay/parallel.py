@@ -141,8 +141,17 @@ def run_sharded(jobs: int, work: Work, write: Callable[[str], None]) -> list[dic
                     os.waitpid(worker.pid, 0)
 
 
+_PIPE_BYTES: Final = 1 << 20  # Linux's default pipe-max-size: slack for a worker running ahead
+
+
 def _fork(shard: int, work: Work, inherited: list[IO[str]]) -> _Worker:
     read_fd, write_fd = os.pipe()
+    # A worker's reports wait in the pipe until the parent's bookkeeping reaches them;
+    # the default 64 KiB holds about 16 of them, and a worker with a full pipe stops.
+    with contextlib.suppress(ImportError, AttributeError, OSError):  # Linux only; less is fine
+        import fcntl
+
+        fcntl.fcntl(write_fd, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
     pid = os.fork()
     if pid:
         os.close(write_fd)

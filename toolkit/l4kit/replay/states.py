@@ -42,7 +42,20 @@ ACK: Final = 0x10
 CLIENT: Final = 0
 SERVER: Final = 1
 _SYN_FIN_RST: Final = SYN | FIN | RST
+# The states as module constants: an Enum member looked up on its class costs a
+# descriptor call, and these are compared on every segment.
+_LISTEN: Final = State.LISTEN
+_SYN_SENT: Final = State.SYN_SENT
+_SYN_RECEIVED: Final = State.SYN_RECEIVED
 _ESTABLISHED: Final = State.ESTABLISHED
+_FIN_WAIT_1: Final = State.FIN_WAIT_1
+_FIN_WAIT_2: Final = State.FIN_WAIT_2
+_CLOSE_WAIT: Final = State.CLOSE_WAIT
+_CLOSING: Final = State.CLOSING
+_LAST_ACK: Final = State.LAST_ACK
+_TIME_WAIT: Final = State.TIME_WAIT
+_CLOSED: Final = State.CLOSED
+_UNSYNCHRONIZED: Final = frozenset(s for s in State if not s.synchronized)  # State.synchronized, as a set
 
 NOTE_RST_IGNORED: Final = "RST out of window: ignored (RFC 9293 §3.10.7.4)"
 NOTE_RST_CHALLENGE: Final = "RST in window but not at RCV.NXT: challenge ACK expected (RFC 5961 §3.2)"
@@ -56,10 +69,10 @@ def _ge(a: int, b: int) -> bool:
 
 
 _FIN_NEXT: Final = {
-    State.SYN_RECEIVED: State.CLOSE_WAIT,
-    State.ESTABLISHED: State.CLOSE_WAIT,
-    State.FIN_WAIT_1: State.CLOSING,
-    State.FIN_WAIT_2: State.TIME_WAIT,
+    _SYN_RECEIVED: _CLOSE_WAIT,
+    _ESTABLISHED: _CLOSE_WAIT,
+    _FIN_WAIT_1: _CLOSING,
+    _FIN_WAIT_2: _TIME_WAIT,
 }
 """The state a side moves to when it processes the peer's FIN (RFC 9293 §3.10.7.4, eighth)."""
 
@@ -99,7 +112,7 @@ class PassiveStates:
     __slots__ = ("active_server", "correction", "hindsight", "refused", "sides")
 
     def __init__(self) -> None:
-        self.sides = (_Side(State.CLOSED), _Side(State.LISTEN))
+        self.sides = (_Side(_CLOSED), _Side(_LISTEN))
         self.refused = False  # the server answered the SYN with RST: no listener
         self.active_server = False  # the server opened actively (simultaneous open): no listener
         # Set by the segment that showed a FIN was applied too early: (side, wrong, right).
@@ -122,10 +135,10 @@ class PassiveStates:
         if flags & SYN and not flags & ACK and d == CLIENT:
             return None  # the normal case: CLOSED client, LISTEN server
         if flags & SYN and flags & ACK and d == SERVER:
-            self.sides[CLIENT].state = State.SYN_SENT  # its SYN was not captured
+            self.sides[CLIENT].state = _SYN_SENT  # its SYN was not captured
             return None
         for side in self.sides:
-            side.state = State.ESTABLISHED
+            side.state = _ESTABLISHED
         return NOTE_MIDSTREAM
 
     def segment(  # noqa: PLR0917 - once per packet: plain values, no objects
@@ -161,28 +174,28 @@ class PassiveStates:
         # ---- what sending this segment says about the sender
         if rst:
             note = self._rst_received(snd, rcv, d, flags, seq, ack)
-            if d == SERVER and snd.state == State.SYN_RECEIVED and not snd.syn_ack_sent:
+            if d == SERVER and snd.state == _SYN_RECEIVED and not snd.syn_ack_sent:
                 self.refused = True  # no listener: the server side was CLOSED all along
                 self.hindsight = True
-            if snd.state != State.LISTEN:  # a listener answering a stray segment stays listening
-                snd.state = State.CLOSED
+            if snd.state != _LISTEN:  # a listener answering a stray segment stays listening
+                snd.state = _CLOSED
             return note
         previous_iss = snd.iss
         if syn:
-            if not has_ack and d == SERVER and snd.state is State.SYN_RECEIVED and not snd.syn_ack_sent:
+            if not has_ack and d == SERVER and snd.state is _SYN_RECEIVED and not snd.syn_ack_sent:
                 # The server sends a SYN of its own, not a SYN-ACK: it had not got the
                 # client's SYN and was opening actively (simultaneous open, RFC 9293 §3.5
                 # figure 7). It was CLOSED, not LISTEN, all along.
                 self.active_server = True
                 self.hindsight = True
-                snd.state = State.SYN_SENT
-            elif not has_ack and snd.state in (State.CLOSED, State.LISTEN):
-                snd.state = State.SYN_SENT
-            elif has_ack and snd.state == State.LISTEN:
-                snd.state = State.SYN_RECEIVED  # the SYN it answers was not captured
+                snd.state = _SYN_SENT
+            elif not has_ack and snd.state in (_CLOSED, _LISTEN):
+                snd.state = _SYN_SENT
+            elif has_ack and snd.state == _LISTEN:
+                snd.state = _SYN_RECEIVED  # the SYN it answers was not captured
             if has_ack:
                 snd.syn_ack_sent = True
-            if snd.iss is None or snd.state in (State.SYN_SENT, State.SYN_RECEIVED):
+            if snd.iss is None or snd.state in (_SYN_SENT, _SYN_RECEIVED):
                 snd.iss = seq
         end = (seq + seg_len) & _MASK32
         if snd.snd_nxt is None or _ge(end, snd.snd_nxt):
@@ -190,10 +203,10 @@ class PassiveStates:
         first_fin = fin and snd.fin_seq is None
         if first_fin:
             snd.fin_seq = (end - 1) & _MASK32
-            if snd.state in (State.ESTABLISHED, State.SYN_RECEIVED):
-                snd.state = State.FIN_WAIT_1
-            elif snd.state == State.CLOSE_WAIT:
-                snd.state = State.LAST_ACK
+            if snd.state in (_ESTABLISHED, _SYN_RECEIVED):
+                snd.state = _FIN_WAIT_1
+            elif snd.state == _CLOSE_WAIT:
+                snd.state = _LAST_ACK
         if has_ack:
             snd.last_ack = ack
         snd.window = window
@@ -241,48 +254,48 @@ class PassiveStates:
     @staticmethod
     def _syn_received(rcv: _Side, flags: int, seq: int, ack: int, previous_iss: int | None) -> str | None:
         st = rcv.state
-        if st == State.LISTEN and not flags & ACK:
-            rcv.state = State.SYN_RECEIVED
-        elif st == State.SYN_SENT:
+        if st == _LISTEN and not flags & ACK:
+            rcv.state = _SYN_RECEIVED
+        elif st == _SYN_SENT:
             if not flags & ACK:
-                rcv.state = State.SYN_RECEIVED  # simultaneous open (RFC 9293 §3.5, figure 7)
+                rcv.state = _SYN_RECEIVED  # simultaneous open (RFC 9293 §3.5, figure 7)
             elif rcv.iss is None or ack == (rcv.iss + 1) & _MASK32:
-                rcv.state = State.ESTABLISHED
+                rcv.state = _ESTABLISHED
             else:
                 return NOTE_BAD_SYN_ACK
-        elif st.synchronized and previous_iss is not None and seq != previous_iss:
+        elif st not in _UNSYNCHRONIZED and previous_iss is not None and seq != previous_iss:
             return NOTE_SYN_CHALLENGE
         return None  # includes a retransmitted SYN or SYN-ACK, which is answered with an ACK
 
     @staticmethod
     def _ack_received(rcv: _Side, ack: int) -> None:
         st = rcv.state
-        if st == State.SYN_RECEIVED and (rcv.iss is None or _ge(ack, (rcv.iss + 1) & _MASK32)):
-            rcv.state = State.ESTABLISHED
+        if st == _SYN_RECEIVED and (rcv.iss is None or _ge(ack, (rcv.iss + 1) & _MASK32)):
+            rcv.state = _ESTABLISHED
         if rcv.fin_seq is not None and _ge(ack, (rcv.fin_seq + 1) & _MASK32):
-            if st == State.FIN_WAIT_1:
-                rcv.state = State.FIN_WAIT_2
-            elif st == State.CLOSING:
-                rcv.state = State.TIME_WAIT
-            elif st == State.LAST_ACK:
-                rcv.state = State.CLOSED
+            if st == _FIN_WAIT_1:
+                rcv.state = _FIN_WAIT_2
+            elif st == _CLOSING:
+                rcv.state = _TIME_WAIT
+            elif st == _LAST_ACK:
+                rcv.state = _CLOSED
 
     @staticmethod
     def _rst_received(snd: _Side, rcv: _Side, d: int, flags: int, seq: int, ack: int) -> str | None:  # noqa: PLR0917
         """Apply a RST to its receiver; return a note when the receiver must ignore it."""
         st = rcv.state
-        if st in (State.LISTEN, State.CLOSED):
+        if st in (_LISTEN, _CLOSED):
             return None
-        if st == State.SYN_SENT:
+        if st == _SYN_SENT:
             # RFC 9293 §3.10.7.3: acceptable only when it acknowledges the SYN.
             if flags & ACK and (rcv.iss is None or ack == (rcv.iss + 1) & _MASK32):
-                rcv.state = State.CLOSED
+                rcv.state = _CLOSED
                 return None
             return NOTE_RST_IGNORED
         expected = [v for v in (snd.snd_nxt, rcv.last_ack) if v is not None]
         if not expected or seq in expected:
             # A server in SYN-RECEIVED got there from LISTEN and returns to it (§3.10.7.4).
-            rcv.state = State.LISTEN if st == State.SYN_RECEIVED and d == CLIENT else State.CLOSED
+            rcv.state = _LISTEN if st == _SYN_RECEIVED and d == CLIENT else _CLOSED
             return None
         window = max(rcv.window, 1)
         if any(((seq - e) & _MASK32) < window for e in expected):

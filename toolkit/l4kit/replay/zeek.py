@@ -91,6 +91,15 @@ ESTABLISHED: Final = 4
 CLOSED: Final = 5
 RESET: Final = 6
 _SYN_FIN_RST: Final = SYN | FIN | RST
+# The members themselves, for the state machine (a member looked up on its class costs a
+# descriptor call).
+_Z_INACTIVE: Final = ZeekState.INACTIVE
+_Z_SYN_SENT: Final = ZeekState.SYN_SENT
+_Z_SYN_ACK_SENT: Final = ZeekState.SYN_ACK_SENT
+_Z_PARTIAL: Final = ZeekState.PARTIAL
+_Z_ESTABLISHED: Final = ZeekState.ESTABLISHED
+_Z_CLOSED: Final = ZeekState.CLOSED
+_Z_RESET: Final = ZeekState.RESET
 
 
 def _delta(a: int, b: int) -> int:
@@ -428,41 +437,41 @@ class ZeekConnection:
         fin = flags & FIN
         rst = flags & RST
         st = ep.state
-        if st == ZeekState.INACTIVE:
+        if st == _Z_INACTIVE:
             if syn:
                 if is_orig:
-                    ep.set_state(ZeekState.SYN_ACK_SENT if flags & ACK else ZeekState.SYN_SENT)
+                    ep.set_state(_Z_SYN_ACK_SENT if flags & ACK else _Z_SYN_SENT)
                 else:
-                    if peer.state == ZeekState.SYN_SENT:
-                        peer.set_state(ZeekState.ESTABLISHED)
-                    ep.set_state(ZeekState.ESTABLISHED)
+                    if peer.state == _Z_SYN_SENT:
+                        peer.set_state(_Z_ESTABLISHED)
+                    ep.set_state(_Z_ESTABLISHED)
             if fin:
-                ep.set_state(ZeekState.CLOSED)
+                ep.set_state(_Z_CLOSED)
             if rst:
-                ep.set_state(ZeekState.RESET)
-            if ep.state == ZeekState.INACTIVE:  # no control flag moved it
-                if not is_orig and payload_len == 0 and self.orig.state == ZeekState.SYN_SENT:
+                ep.set_state(_Z_RESET)
+            if ep.state == _Z_INACTIVE:  # no control flag moved it
+                if not is_orig and payload_len == 0 and self.orig.state == _Z_SYN_SENT:
                     pass  # an ACK of the SYN before the SYN+ACK: not a partial connection
-                elif flags & ACK and peer.state == ZeekState.ESTABLISHED:
-                    ep.set_state(ZeekState.ESTABLISHED)  # the SYN was missed, the SYN+ACK seen
+                elif flags & ACK and peer.state == _Z_ESTABLISHED:
+                    ep.set_state(_Z_ESTABLISHED)  # the SYN was missed, the SYN+ACK seen
                 else:
-                    ep.set_state(ZeekState.PARTIAL)
-        elif st in (ZeekState.SYN_SENT, ZeekState.SYN_ACK_SENT):
+                    ep.set_state(_Z_PARTIAL)
+        elif st in (_Z_SYN_SENT, _Z_SYN_ACK_SENT):
             if fin:
-                ep.set_state(ZeekState.CLOSED)
+                ep.set_state(_Z_CLOSED)
             if rst:
-                ep.set_state(ZeekState.RESET)
-        elif st in (ZeekState.ESTABLISHED, ZeekState.PARTIAL):
-            if syn and st == ZeekState.PARTIAL and peer.state == ZeekState.INACTIVE and not flags & ACK:
-                ep.set_state(ZeekState.SYN_SENT)
+                ep.set_state(_Z_RESET)
+        elif st in (_Z_ESTABLISHED, _Z_PARTIAL):
+            if syn and st == _Z_PARTIAL and peer.state == _Z_INACTIVE and not flags & ACK:
+                ep.set_state(_Z_SYN_SENT)
             if fin and not rst:
-                ep.set_state(ZeekState.CLOSED)
-                if peer.state == ZeekState.RESET and peer.prev_state == ZeekState.CLOSED:
-                    peer.set_state(ZeekState.CLOSED)  # FIN then RST from the peer: a normal close
+                ep.set_state(_Z_CLOSED)
+                if peer.state == _Z_RESET and peer.prev_state == _Z_CLOSED:
+                    peer.set_state(_Z_CLOSED)  # FIN then RST from the peer: a normal close
             if rst:
-                ep.set_state(ZeekState.RESET)
-        elif st == ZeekState.CLOSED and rst and peer.state != ZeekState.CLOSED:
-            ep.set_state(ZeekState.RESET)
+                ep.set_state(_Z_RESET)
+        elif st == _Z_CLOSED and rst and peer.state != _Z_CLOSED:
+            ep.set_state(_Z_RESET)
         # RESET: nothing changes any more
 
     # ------------------------------------------------------------------- gaps

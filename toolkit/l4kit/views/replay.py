@@ -24,7 +24,6 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from l4kit.core.states import State
 from l4kit.replay.capture import Frame
 from l4kit.replay.model import (
     DIRECTIONS,
@@ -226,7 +225,6 @@ _NOTES_JSON_LIMIT: Final = 4096  # distinct note combinations cached (duplicate 
 _PREVIEW_JSON: Final[list[str]] = [json.dumps(preview(bytes([b]), 1))[1:-1] for b in range(256)]
 _PREVIEW_JSON_TABLE: Final[dict[int, str]] = dict(enumerate(_PREVIEW_JSON))
 _PREVIEW_CHARS: Final = PREVIEW_BYTES
-_STATE_TEXT: Final[dict[State, str]] = {state: state.value for state in State}
 _DIRECTION_FLAGS: Final[tuple[list[str], ...]] = tuple(
     [f'"dir": "{direction}", "flags": "{letters}", "seq": ' for letters in FLAG_LETTERS]
     for direction in DIRECTIONS
@@ -279,10 +277,11 @@ def _row_json(rec: PacketRecord) -> str:
 
 
 def _transition_json(tr: StateTransition) -> str:
+    # ``_value_``: the member's value as a plain attribute (``.value`` is a property).
     t, packet, frame, side, before, after = tr
     return (
         f'{{"t": {_seconds(t)}, "packet": {packet}, "frame": {frame}, '
-        f'"side": "{side}", "from": "{_STATE_TEXT[before]}", "to": "{_STATE_TEXT[after]}"}}'
+        f'"side": "{side}", "from": "{before._value_}", "to": "{after._value_}"}}'
     )
 
 
