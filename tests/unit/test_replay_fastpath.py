@@ -173,3 +173,29 @@ def test_window_scale_of_any_options_area_is_the_wire_layers(area, usual_start):
 def test_window_scale_of_usual_and_odd_syns(area):
     header = struct.pack("!HHIIBBHHH", 40000, 80, 1, 0, (5 + len(area) // 4) << 4, 0x02, 502, 0, 0)
     assert fastpath.window_scale_at(header + area, 0) == fastpath._window_scale(area)
+
+
+@pytest.mark.parametrize("length", [0, 1, 511, 512, 513, 514, 515, 1023, 1448, 1449, 9001])
+def test_checksum_verdict_of_long_segments_is_the_checksum_modules(length):
+    """Long segments are summed in pieces (fastpath.checksum_status): the verdict must be
+    l4kit.checksum's for every length, odd or even, with the right checksum, a wrong one
+    or the pseudo-header sum an offloading sender leaves."""
+    import random
+
+    from l4kit.checksum import tcp_checksum
+
+    rnd = random.Random(length)
+    src, dst = bytes([10, 0, 0, 1]), bytes([192, 0, 2, 7])
+    segment = bytearray(
+        struct.pack("!HHIIBBHHH", 40000, 80, 1, 2, 0x50, 0x18, 502, 0, 0) + rnd.randbytes(length)
+    )
+    key = src + dst + bytes(segment[:4])
+    right = tcp_checksum(src, dst, bytes(segment))
+    offloaded = pseudo_header_sum(src, dst, len(segment))
+    for checksum in (right, right ^ 0x0100, offloaded, rnd.getrandbits(16)):
+        struct.pack_into("!H", segment, 16, checksum)
+        frame = b"\x99" * 34 + bytes(segment) + b"\x77" * 3  # in a frame, with trailing padding
+        expected = classify_tcp_checksum(src, dst, bytes(segment)).value
+        assert fastpath.checksum_status(frame, key, 34, 34 + len(segment)) == expected
+        if checksum == right:
+            assert expected == "ok"

@@ -45,19 +45,21 @@ the epoch): tuples keep the per-packet cost of the main loop down.
 from __future__ import annotations
 
 import contextlib
-import gzip
 import os
-import shutil
 import struct
-import subprocess
-import tempfile
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Final
+from typing import IO, TYPE_CHECKING, Final
 
 from l4kit.errors import CaptureError, ParseError
 from l4kit.wire import link
+
+if TYPE_CHECKING:
+    import subprocess
+
+# gzip, shutil, subprocess and tempfile are imported where they are needed (a
+# compressed file, --filter): a plain capture starts reading a few milliseconds sooner.
 
 EXIT_BAD_INPUT: Final = 2
 """Exit code for a capture that cannot be read at all (missing, not a capture,
@@ -212,6 +214,8 @@ class CaptureReader:
         try:
             if decompress and source.peek(2) == _GZIP_MAGIC:
                 stream.seek(0)
+                import gzip
+
                 unzipped = gzip.GzipFile(fileobj=stream, mode="rb")
                 self._files.append(unzipped)  # type: ignore[arg-type]
                 source = _Source(unzipped)  # type: ignore[arg-type]
@@ -268,6 +272,10 @@ class CaptureReader:
         return True
 
     def _start_tcpdump(self, bpf: str) -> IO[bytes]:
+        import shutil
+        import subprocess
+        import tempfile
+
         tcpdump = shutil.which("tcpdump")
         if tcpdump is None:
             raise _bad_input("--filter needs tcpdump, which is not installed", hint="apt-get install tcpdump")
@@ -301,8 +309,11 @@ class CaptureReader:
     # ---------------------------------------------------------------- reading
 
     def __iter__(self) -> Iterator[Frame]:
-        frames = self._pcapng_frames() if self.is_pcapng else self._pcap_frames()
-        yield from frames
+        # The format's generator itself (no generator around it: one less resumption per
+        # frame); each calls _end_of_stream when it reaches the end.
+        return self._pcapng_frames() if self.is_pcapng else self._pcap_frames()
+
+    def _end_of_stream(self) -> None:
         if self._source.error is not None:
             # The stream's own failure (a gzip stream cut short) explains a cut record too.
             self.truncated = True
@@ -328,14 +339,14 @@ class CaptureReader:
                     if end_of_data < 16:
                         if end_of_data:
                             self._mark_cut("the file ends in the middle of a record")
-                        return
+                        break
                 sec, fraction, caplen, wirelen = header(buf, pos)
                 if caplen > _MAX_FRAME:
                     data = self._long_record(buf, pos, caplen)
                     buf, pos = source.buf, source.pos
                     end_of_data = len(buf)
                     if data is None:
-                        return
+                        break
                     number += 1
                     yield (number, sec + fraction * scale, linktype, data, wirelen)
                     continue
@@ -349,13 +360,14 @@ class CaptureReader:
                         self._mark_cut(
                             f"the last record is cut after {end_of_data - start} of {caplen} bytes"
                         )
-                        return
+                        break
                 pos = end
                 number += 1
                 yield (number, sec + fraction * scale, linktype, buf[start:end], wirelen)
         finally:
             source.buf, source.pos = buf, pos
             self.frames_read = number
+        self._end_of_stream()
 
     def _long_record(self, buf: bytes, pos: int, caplen: int) -> bytes | None:
         """A record longer than :data:`_MAX_FRAME`: its first octets, the rest skipped
@@ -401,13 +413,13 @@ class CaptureReader:
                     if end_of_data < 12:
                         if end_of_data:
                             self._mark_cut("the file ends in the middle of a block")
-                        return
+                        break
                 blocktype = u32(buf, pos)[0]
                 if blocktype == _PCAPNG_SHB:
                     source.buf, source.pos = buf, pos
                     if not self._read_shb(source):
                         self._mark_cut(f"a malformed section header after frame {number}")
-                        return
+                        break
                     buf, pos = source.buf, source.pos
                     end_of_data = len(buf)
                     endian = self._endian
@@ -419,17 +431,17 @@ class CaptureReader:
                 size = blocklen + (-blocklen % 4)
                 if blocklen < 12:
                     self._mark_cut(f"a malformed block (length {blocklen}) after frame {number}")
-                    return
+                    break
                 if pos + size > end_of_data:
                     buf = refill(buf, pos, size)
                     pos, end_of_data = 0, len(buf)
                     if size > end_of_data:
                         self._mark_cut("the file ends in the middle of a block")
-                        return
+                        break
                 end = pos + size
                 if u32(buf, end - 4)[0] != blocklen:
                     self._mark_cut(f"a malformed block (its lengths differ) after frame {number}")
-                    return
+                    break
                 body = pos + 8
                 body_end = pos + blocklen - 4
                 pos = end
@@ -469,6 +481,7 @@ class CaptureReader:
         finally:
             source.buf, source.pos = buf, pos
             self.frames_read = number
+        self._end_of_stream()
 
     def _interface(self, buf: bytes, body: int, body_end: int) -> tuple[int, int, int]:
         """An Interface Description Block: (linktype, snaplen, timestamp units per second).

@@ -511,7 +511,8 @@ class Replayer:
             sender_is_client = sport > dport  # ephemeral ports are the high ones
         else:
             sender_is_client = True
-        back = fastpath.reverse_key(key)
+        half = (len(key) - 4) >> 1  # see fastpath.reverse_key
+        back = key[half : 2 * half] + key[:half] + key[-2:] + key[-4:-2]
         cid = self._next_id
         self._next_id += 1
         summary = self.summary
@@ -528,7 +529,6 @@ class Replayer:
             conv.owned = False
             conv.listed = listed
         else:
-            half = (len(key) - 4) >> 1
             src, dst = address_text(key[:half]), address_text(key[half : 2 * half])
             client, server = (
                 ((src, sport), (dst, dport)) if sender_is_client else ((dst, dport), (src, sport))

@@ -211,7 +211,22 @@ def checksum_status(frame: bytes, key: bytes, seg_start: int, seg_end: int) -> s
     """
     seg_len = seg_end - seg_start
     pseudo = int.from_bytes(key[:-4], "big") + 6 + seg_len
-    data = int.from_bytes(frame[seg_start:seg_end], "big")
+    if seg_len > 512:
+        # The same sum from pieces: a piece followed by an even number of octets is
+        # multiplied by a power of 2**16 ≡ 1, so the pieces can be added instead of
+        # joined, and the reduction below works on a number a quarter as long.
+        q = (seg_len >> 2) & ~1
+        c = seg_end - q
+        b = c - q
+        a = b - q
+        data = (
+            int.from_bytes(frame[seg_start:a], "big")
+            + int.from_bytes(frame[a:b], "big")
+            + int.from_bytes(frame[b:c], "big")
+            + int.from_bytes(frame[c:seg_end], "big")
+        )
+    else:
+        data = int.from_bytes(frame[seg_start:seg_end], "big")
     if seg_len & 1:
         data <<= 8
     if (data + pseudo) % ONES == 0:

@@ -108,21 +108,9 @@ def _delta(a: int, b: int) -> int:
     return d - (1 << 32) if d >= _HALF else d
 
 
-class _Scaled:
-    """Zeek's ``ScaledHistoryEntry``: a letter at the 1st, 10th, 100th ... event."""
-
-    __slots__ = ("count", "threshold")
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.threshold = 1
-
-    def hit(self) -> bool:
-        self.count += 1
-        if self.count == self.threshold:
-            self.threshold *= 10
-            return True
-        return False
+_SCALED_AT: Final = frozenset(10**k for k in range(20))
+"""Zeek's ``ScaledHistoryEntry`` records its letter at the 1st, 10th, 100th ... event:
+at counts that are powers of ten (a count per kind and side is all it needs)."""
 
 
 class ZeekEndpoint:
@@ -164,10 +152,11 @@ class ZeekEndpoint:
         self.hist_last_fin = 0
         self.hist_last_rst = 0
         self.seen = 0
-        self.bad_checksums = _Scaled()
-        self.retransmissions = _Scaled()
-        self.zero_windows = _Scaled()
-        self.gaps = _Scaled()
+        # Events recorded as scaled history letters (C, T, W, G): how many so far.
+        self.bad_checksums = 0
+        self.retransmissions = 0
+        self.zero_windows = 0
+        self.gaps = 0
         # Reassembly, as far as gap detection needs it: relative sequence number up to
         # which this side's data is contiguous, and the blocks seen above a hole.
         self.reassembled_to = 1
@@ -229,16 +218,19 @@ class ZeekConnection:
     def _add(self, ep: ZeekEndpoint, letter: str) -> None:
         self.history.append(letter if ep.is_orig else letter.lower())
 
-    def _scaled(self, ep: ZeekEndpoint, counter: _Scaled, letter: str) -> None:
-        if counter.hit():
+    def _scaled(self, ep: ZeekEndpoint, count: int, letter: str) -> int:
+        """One more event of a scaled kind, ``count`` before it; returns the new count."""
+        count += 1
+        if count in _SCALED_AT:
             self._add(ep, letter)
+        return count
 
     # ----------------------------------------------------------------- packets
 
     def bad_checksum(self, is_orig: bool) -> None:
         """A packet with a bad checksum: recorded (``C``, scaled) and otherwise ignored."""
         ep = self.orig if is_orig else self.resp
-        self._scaled(ep, ep.bad_checksums, "C")
+        ep.bad_checksums = self._scaled(ep, ep.bad_checksums, "C")
 
     def packet(self, is_orig: bool, flags: int, seq: int, ack: int, payload_len: int, window: int) -> None:  # noqa: PLR0917
         """One packet with a good (or unverifiable) checksum, in capture order.
@@ -264,7 +256,7 @@ class ZeekConnection:
                 ep.seen |= _SEEN_ACK
                 self.history.append("A" if is_orig else "a")
             if window == 0 and peer.state != CLOSED and st != RESET:
-                self._scaled(ep, ep.zero_windows, "W")
+                ep.zero_windows = self._scaled(ep, ep.zero_windows, "W")
             rel_ack = 0
             has_ack = flags & ACK
             if has_ack:
@@ -284,7 +276,7 @@ class ZeekConnection:
                 if 0 < ((end - ep.last_seq) & _MASK32) < _HALF:
                     ep.last_seq = end
                 elif payload_len:
-                    self._scaled(ep, ep.retransmissions, "T")
+                    ep.retransmissions = self._scaled(ep, ep.retransmissions, "T")
             if has_ack:
                 if peer.fin_count and rel_ack >= peer.fin_seq:
                     rel_ack = peer.fin_seq - 1
@@ -343,7 +335,7 @@ class ZeekConnection:
         # update_window: zero windows are interesting unless they come with or after a
         # RST, or after the peer's FIN.
         if window == 0 and not rst and peer.state != CLOSED and ep.state != RESET:
-            self._scaled(ep, ep.zero_windows, "W")
+            ep.zero_windows = self._scaled(ep, ep.zero_windows, "W")
 
         if fin:
             ep.fin_count += 1
@@ -378,7 +370,7 @@ class ZeekConnection:
         elif delta_last > 0:
             ep.last_seq = end
         elif payload_len > 0:
-            self._scaled(ep, ep.retransmissions, "T")
+            ep.retransmissions = self._scaled(ep, ep.retransmissions, "T")
 
         if control or st == INACTIVE:  # otherwise Zeek's state machine changes nothing
             self._state_machine(ep, peer, is_orig, flags, payload_len)
@@ -525,11 +517,11 @@ class ZeekConnection:
                 keep.append((start, end))
                 continue
             if start > ep.reassembled_to and clean:
-                self._scaled(ep, ep.gaps, "G")
+                ep.gaps = self._scaled(ep, ep.gaps, "G")
             ep.reassembled_to = max(ep.reassembled_to, end)
         if rel_ack > ep.reassembled_to:
             if clean:
-                self._scaled(ep, ep.gaps, "G")
+                ep.gaps = self._scaled(ep, ep.gaps, "G")
             ep.reassembled_to = rel_ack
         ep.holes = keep
 
