@@ -266,3 +266,37 @@ def test_reports_are_merged_in_index_order():
     counts = parallel.run_sharded(3, work, written.append)
     assert written == [f"report {i} from {i % 3}" for i in range(12)]
     assert counts == [{"shard": 0}, {"shard": 1}, {"shard": 2}]
+
+
+def test_a_capture_still_being_written_is_read_to_the_same_length_by_every_process(tmp_path, monkeypatch):
+    """The worker opens the file after the parent: if a capture grows in between (tcpdump
+    still writing), both still read the bytes that were there when the run began."""
+    path = mixed_capture(tmp_path / "growing.pcap", seed=11, connections=300)
+    before = replay_json(path, jobs=1)
+    more = mixed_capture(tmp_path / "more.pcap", seed=12, connections=50).read_bytes()[24:]
+    original = parallel.run_sharded
+
+    def grow_then_run(jobs, work, write):
+        with open(path, "ab") as f:
+            f.write(more)  # the capture grows before the worker opens it
+        return original(jobs, work, write)
+
+    monkeypatch.setattr(parallel, "run_sharded", grow_then_run)
+    assert replay_json(path, jobs=2) == before
+
+
+def test_a_gzip_capture_splits_too(tmp_path, capture):
+    import gzip
+
+    path = tmp_path / "mixed.pcap.gz"
+    path.write_bytes(gzip.compress(capture.read_bytes()))
+    one = replay_json(path, jobs=1)
+    assert replay_json(path, jobs=2) == one
+    assert json.loads(one)["summary"]["packets"] > 1000
+
+
+def test_a_pipe_is_read_by_one_process(tmp_path):
+    fifo = tmp_path / "capture.fifo"
+    os.mkfifo(fifo)
+    assert replay_jobs(str(fifo), 2) == 1
+    assert replay_jobs(str(tmp_path / "missing.pcap"), 2) == 1  # the reader says what is wrong

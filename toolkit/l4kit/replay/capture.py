@@ -151,6 +151,33 @@ class _Source:
         return self.buf[self.pos : self.pos + n]
 
 
+class _Prefix:
+    """The first ``size`` bytes of a file, as a read-only stream."""
+
+    def __init__(self, inner: IO[bytes], size: int) -> None:
+        self._inner = inner
+        self._left = size
+        self._size = size
+
+    def read(self, n: int = -1) -> bytes:
+        n = self._left if n < 0 else min(n, self._left)
+        data = self._inner.read(n) if n else b""
+        self._left -= len(data)
+        return data
+
+    read1 = read
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        """Only back to the start (to hand the stream to the gzip reader)."""
+        if (offset, whence) != (0, 0):
+            raise OSError("a file prefix seeks only back to its start")
+        self._left = self._size
+        return self._inner.seek(0)
+
+    def close(self) -> None:
+        self._inner.close()
+
+
 def _describe_stream_error(exc: BaseException) -> str:
     if isinstance(exc, EOFError):
         return "the compressed stream ends before its end marker"
@@ -160,9 +187,13 @@ def _describe_stream_error(exc: BaseException) -> str:
 class CaptureReader:
     """An open capture: iterate it for frames; close it (or use ``with``) when done."""
 
-    def __init__(self, path: Path | str, *, bpf: str | None = None) -> None:
+    def __init__(self, path: Path | str, *, bpf: str | None = None, size: int | None = None) -> None:
+        """``size``: read only the file's first ``size`` bytes (its size when a run began),
+        so that processes sharing the work see the same frames of a file still being
+        written."""
         self.path = Path(path)
         self.bpf = bpf
+        self.size = size
         self.truncated = False
         self.truncation_detail = ""
         self.frames_read = 0
@@ -202,6 +233,8 @@ class CaptureReader:
         except OSError as exc:
             raise _bad_input(f"{self.path}: {exc.strerror}") from None
         self._files.append(raw)
+        if self.size is not None:
+            raw = _Prefix(raw, self.size)  # type: ignore[assignment]
         source = self._start(raw, decompress=True)
         if self.bpf is None:
             return source

@@ -15,6 +15,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import stat
 import sys
 from collections.abc import Callable, Iterator
 from itertools import chain
@@ -268,8 +269,11 @@ def _row_json(rec: PacketRecord) -> str:
     capture, and building a dict for ``json.dumps`` costs several times as much.
     (Identical to ``json.dumps`` of the dict: ``tests/unit/test_replay_views.py``.)"""
     frame, t, direction, flags, seq, ack, length, window, checksum, notes, head, _, _, _, _ = rec
+    seconds = ("%.9f" % t).rstrip("0")  # noqa: UP031 - _seconds, inline: once per packet
+    if seconds[-1] == ".":
+        seconds += "0"
     return (
-        f'{{"frame": {frame}, "t": {_seconds(t)}, {_DIRECTION_FLAGS[direction][flags]}{seq}, '
+        f'{{"frame": {frame}, "t": {seconds}, {_DIRECTION_FLAGS[direction][flags]}{seq}, '
         f'"ack": {"null" if ack is None else ack}, "len": {length}, "win": {window}, '
         f'"checksum": "{checksum}", "notes": {_NOTES_JSON.get(notes) or _notes_json(notes)}, '
         f'"data": {_data_json(head, length) if length else chr(34) * 2}}}'
@@ -279,8 +283,11 @@ def _row_json(rec: PacketRecord) -> str:
 def _transition_json(tr: StateTransition) -> str:
     # ``_value_``: the member's value as a plain attribute (``.value`` is a property).
     t, packet, frame, side, before, after = tr
+    seconds = ("%.9f" % t).rstrip("0")  # noqa: UP031 - _seconds, inline
+    if seconds[-1] == ".":
+        seconds += "0"
     return (
-        f'{{"t": {_seconds(t)}, "packet": {packet}, "frame": {frame}, '
+        f'{{"t": {seconds}, "packet": {packet}, "frame": {frame}, '
         f'"side": "{side}", "from": "{before._value_}", "to": "{after._value_}"}}'
     )
 
@@ -397,6 +404,7 @@ def _replay_split(
     *,
     port: int | None,
     max_rows: int,
+    size: int | None,
 ) -> ReplaySummary:
     """``--format json`` with the connections split between ``jobs`` processes
     (:mod:`l4kit.replay.parallel`); the output is the same as with one."""
@@ -422,7 +430,7 @@ def _replay_split(
         if shard == 0:
             replayer.run(frames)  # this process: the reader already open
         else:
-            with CaptureReader(file) as capture:
+            with CaptureReader(file, size=size) as capture:
                 replayer.run(capture)
         summary = replayer.finish()
         own_summary.append(summary)
@@ -621,13 +629,13 @@ def replay_jobs(file: str, jobs: int | None = None) -> int:
             raise ConfigError(f"{JOBS_ENV}={text!r}: not a number of processes") from None
     if jobs < 0:
         raise ConfigError(f"jobs: {jobs} is not a number of processes")
-    if jobs == 0:
-        try:
-            size = os.stat(file).st_size
-        except OSError:
-            return 1
-        return parallel.auto_jobs(size)
-    return jobs if hasattr(os, "fork") else 1
+    try:
+        info = os.stat(file)
+    except OSError:
+        return 1  # the reader reports it
+    if not stat.S_ISREG(info.st_mode) or not hasattr(os, "fork"):
+        return 1  # a pipe or a device cannot be read twice
+    return parallel.auto_jobs(info.st_size) if jobs == 0 else jobs
 
 
 def _run_replay(
@@ -663,8 +671,10 @@ def _run_replay(
     # is made), when every connection is analysed, and reading the file itself.
     splittable = fmt == "json" and not step and not through_responder and bpf is None and stream is None
     processes = replay_jobs(file, jobs) if splittable else 1
+    # Every process reads the same bytes, even of a file that is still being written.
+    size = os.stat(file).st_size if processes > 1 else None
 
-    with CaptureReader(file, bpf=bpf) as capture:
+    with CaptureReader(file, bpf=bpf, size=size) as capture:
         frames = iter(capture)
         first = next(frames, None)
         if first is not None and not link.is_supported(first[2]):
@@ -680,7 +690,7 @@ def _run_replay(
             if processes > 1:
                 writer = JsonWriter(out, file)
                 summary = _replay_split(
-                    file, processes, frames_from_first, writer, port=port, max_rows=max_rows
+                    file, processes, frames_from_first, writer, port=port, max_rows=max_rows, size=size
                 )
             else:
                 if fmt == "json":
