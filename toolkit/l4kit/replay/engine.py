@@ -3,11 +3,13 @@
 Theory of operation
 ===================
 
-Frames come from :class:`~l4kit.replay.capture.CaptureReader` one at a time. Each
-is decoded by the wire layer (:mod:`l4kit.wire.link` for the link header, then
-:func:`l4kit.replay.fastpath.decode`, which classifies the TCP checksum as ok,
-bad or offloaded) and handed to its *conversation*: the connection it belongs
-to, found by its 4-tuple.
+Frames come from :class:`~l4kit.replay.capture.CaptureReader` one at a time
+(:meth:`Replayer.run` reads them all; :meth:`Replayer.feed` takes one). Each is
+decoded in place (:mod:`l4kit.wire.link` finds the IP header,
+:func:`l4kit.replay.fastpath.decode_at` reads the IP and TCP headers, and the TCP
+checksum is classified as ok, bad or offloaded when the packet's connection is
+analysed here) and handed to its *conversation*: the connection it belongs to,
+found by its 4-tuple.
 
 Conversations
 -------------
@@ -35,6 +37,13 @@ ACKs and retransmitted FINs still land in it), when a SYN reuses its 4-tuple,
 or at the end of the capture. Memory is therefore bounded by the connections
 open at any moment, not by the size of the file, and reports come out in the
 order connections finish (each carries its id).
+
+Several processes
+-----------------
+A capture can be split between processes by connection (``shards``/``shard``,
+:mod:`l4kit.replay.parallel`): every process follows every conversation (ids,
+closes, port reuse, when each finishes) and analyses only its share, so the
+reports of all of them merge into exactly the order one process makes.
 
 Per packet
 ----------
