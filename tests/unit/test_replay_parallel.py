@@ -16,6 +16,7 @@ import io
 import json
 import os
 import random
+import signal
 import struct
 import subprocess
 import sys
@@ -300,3 +301,18 @@ def test_a_pipe_is_read_by_one_process(tmp_path):
     os.mkfifo(fifo)
     assert replay_jobs(str(fifo), 2) == 1
     assert replay_jobs(str(tmp_path / "missing.pcap"), 2) == 1  # the reader says what is wrong
+
+
+def test_an_interrupted_parent_ends_its_workers():
+    """Ctrl-C: the parent stops (the CLI exits 130) and no worker is left running."""
+
+    def work(shard, emit, pull):
+        if shard == 0:
+            raise KeyboardInterrupt
+        signal.pause()  # a worker still busy
+        return {}
+
+    with pytest.raises(KeyboardInterrupt):
+        parallel.run_sharded(2, work, lambda text: None)
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)  # no child left, not even a zombie

@@ -166,7 +166,9 @@ def _fork(shard: int, work: Work, inherited: list[IO[str]]) -> _Worker:
         os.close(read_fd)
         for stream in inherited:  # the pipes of the workers forked before this one
             stream.close()
-        signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C: the parent reports it
+        # Ctrl-C reaches the whole process group: the parent stops (exit 130) and ends
+        # its workers itself; a worker dying first would look like a failure.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         with os.fdopen(write_fd, "w", buffering=1 << 16, encoding="utf-8") as out:
             try:
 
