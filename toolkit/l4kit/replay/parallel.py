@@ -21,7 +21,10 @@ which follows every connection too, reads a worker's next report when its own
 bookkeeping finishes that worker's connection, and writes it then: reports go out
 as they are made and nothing accumulates. Memory stays that of the processes
 themselves (each bounded by the connections open at a time); a worker that runs
-ahead blocks on its full pipe.
+ahead blocks once its pipe (1 MiB) is full.
+
+Ctrl-C reaches every process of the group: workers ignore it, the parent stops
+(the command exits 130) and kills and reaps its workers on the way out.
 
 Workers are forked (POSIX only), after the parent has imported everything, so a
 worker costs no start-up.
@@ -65,8 +68,10 @@ def available_cores() -> int:
 
 
 def auto_jobs(size: int) -> int:
-    """How many processes to use for a capture file of ``size`` bytes: two (or as many
-    cores as there are, if fewer) for a large one, else one."""
+    """How many processes to use for a capture file of ``size`` bytes: two for a large
+    one (one on a single core), else one. Not more on a bigger machine: every process
+    reads and follows every frame, so each one more gains less and adds its memory;
+    ``L4KIT_REPLAY_JOBS`` asks for more."""
     if size < PARALLEL_MIN_BYTES or not hasattr(os, "fork"):
         return 1
     return min(2, available_cores())
