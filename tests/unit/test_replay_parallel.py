@@ -212,6 +212,43 @@ def test_the_command_splits_when_asked_and_prints_the_same(capture):
     assert two.stderr == one.stderr == ""
 
 
+def test_the_jobs_option_gives_the_same_output(capture):
+    def command(*extra: str) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if k != JOBS_ENV}
+        return subprocess.run(
+            [sys.executable, "-m", "l4kit", "replay", str(capture), "--format", "json", *extra],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+            check=False,
+        )
+
+    one, two = command("--jobs", "1"), command("-j", "2")
+    assert one.returncode == two.returncode == 0
+    assert two.stdout == one.stdout
+    assert json.loads(one.stdout)["summary"]["connections"] > 1
+
+
+def test_the_jobs_option_reaches_the_replay(capture, monkeypatch):
+    from typer.testing import CliRunner
+
+    import l4kit.views.replay as replay_view
+    from l4kit.cli import app
+
+    seen: list[object] = []
+    monkeypatch.setattr(replay_view, "run_replay", lambda file, **options: seen.append(options["jobs"]) or 0)
+    monkeypatch.delenv(JOBS_ENV, raising=False)
+    runner = CliRunner()
+    for args, expected in ((["-j", "3"], 3), (["--jobs", "1"], 1), ([], None)):
+        result = runner.invoke(app, ["replay", str(capture), "-f", "json", *args])
+        assert result.exit_code == 0, result.output
+        assert seen.pop() == expected
+    result = runner.invoke(app, ["replay", str(capture), "-f", "json"], env={JOBS_ENV: "2"})
+    assert result.exit_code == 0, result.output
+    assert seen.pop() == 2
+
+
 def test_jobs_come_from_the_argument_the_environment_or_the_size(capture, monkeypatch):
     monkeypatch.delenv(JOBS_ENV, raising=False)
     assert replay_jobs(str(capture), 3) == 3

@@ -186,6 +186,17 @@ def replay(  # noqa: PLR0917 - one parameter per command-line option
     max_rows: Annotated[
         int, typer.Option("--max-rows", min=1, help="Most packets kept and shown per connection.")
     ] = 1000,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs",
+            "-j",
+            min=0,
+            envvar="L4KIT_REPLAY_JOBS",
+            help="Processes for --format json, each analysing a share of the connections "
+            "(0: two for a capture of 4 MiB or more on two cores; 1: one). The output is the same.",
+        ),
+    ] = None,
 ) -> None:
     """Show the TCP conversations in a capture: flag transitions, states, checksums, anomalies.
 
@@ -205,6 +216,7 @@ def replay(  # noqa: PLR0917 - one parameter per command-line option
         max_rows=max_rows,
         through_responder=through_responder,
         routes=str(routes) if routes is not None else None,
+        jobs=jobs,
     )
     if code:
         raise typer.Exit(code)
