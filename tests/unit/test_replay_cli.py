@@ -161,3 +161,11 @@ def test_an_unwritable_output_is_one_line():
         )
     assert result.returncode == 1
     assert "cannot write the output" in one_line_error(result)
+
+
+def test_an_error_message_is_printed_as_written_not_as_markup(tmp_path):
+    # Rich markup in a user's file name must not be interpreted (nor crash the error line).
+    name = tmp_path / "[bold]capture[/bold] [x].pcap"
+    result = l4kit(str(name))
+    assert result.returncode == 2
+    assert str(name) in one_line_error(result)

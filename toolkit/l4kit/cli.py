@@ -14,9 +14,10 @@ from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from l4kit import __version__
-from l4kit.errors import ConfigError, L4kitError
+from l4kit.errors import L4kitError
 
 app = typer.Typer(
     name="l4kit",
@@ -253,7 +254,9 @@ def demo(
 
 
 def _fail(exc: L4kitError) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
+    # The message is text, not markup: an IPv6 endpoint "[::1]:8888" or a file name
+    # with brackets must come out as written.
+    err_console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, soft_wrap=True)
     sys.exit(exc.exit_code)
 
 
@@ -265,8 +268,6 @@ def main() -> None:
         _fail(exc)
     except KeyboardInterrupt:
         sys.exit(130)
-    except ConfigError as exc:  # pragma: no cover - subclass of L4kitError, kept for clarity
-        _fail(exc)
 
 
 if __name__ == "__main__":
