@@ -62,14 +62,14 @@ def _fmt(row: Row) -> str:
     verdict = "" if row.met is None else ("met" if row.met else "MISSED")
     return (
         f"{row.area:<9} {row.measurement:<44} {row.ours:>12}  {row.reference:<36} "
-        f"{row.ratio:>7.2f}  {row.target:<8} {verdict}"
+        f"{row.ratio:>7.2f}  {row.target:<16} {verdict}"
     )
 
 
 def summary_table(rows: list[Row]) -> str:
     head = (
         f"{'area':<9} {'measurement':<44} {'l4kit':>12}  {'reference (same run)':<36} "
-        f"{'ratio':>7}  {'target':<8} verdict"
+        f"{'ratio':>7}  {'target':<16} verdict"
     )
     return "\n".join([head, "-" * len(head), *(_fmt(r) for r in rows)])
 
@@ -106,9 +106,12 @@ def responder_rows(results: dict[str, bench_responder.Result]) -> list[Row]:
     fast, scapy, naive = results[r.L4KIT_FAST], results[r.L4KIT_SCAPY], results[r.NAIVE]
     rendered = results.get(r.L4KIT_RENDERED)
     rows = []
+    # Both kernel references carry the verdict: issue 9's "plain kernel-socket server,
+    # about 4,500 conn/s, 0.2 ms" matches the ThreadingTCPServer; the inline accept loop
+    # is the fastest a Python server on the kernel's TCP can be.
     for ref, label, target in (
         (inline, "kernel inline loop", ">= 0.50"),
-        (threading_, "ThreadingTCPServer", ""),
+        (threading_, "ThreadingTCPServer", ">= 0.50"),
     ):
         ratio = fast.seq_cps / ref.seq_cps
         rows.append(
@@ -124,7 +127,7 @@ def responder_rows(results: dict[str, bench_responder.Result]) -> list[Row]:
         )
     for ref, label, target in (
         (inline, "kernel inline loop", "<= 3.0"),
-        (threading_, "ThreadingTCPServer", ""),
+        (threading_, "ThreadingTCPServer", "<= 3.0"),
     ):
         ratio = fast.p50_ms / ref.p50_ms
         rows.append(
@@ -223,20 +226,8 @@ class ReplayResult:
     peak_kib: int
 
 
-def measure_child(argv: list[str]) -> tuple[float, float, int]:
-    """Wall time (s), CPU time (user + system, s) and peak RSS (KiB) of one child process."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - start
-    code = os.waitstatus_to_exitcode(status)
-    err = proc.stderr.read().decode() if proc.stderr else ""
-    if code != 0:
-        raise SystemExit(f"{argv[0]} failed ({code}): {err.strip()[:300]}")
-    return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
-
-
-L4KIT_REPLAY = "l4kit replay --format json"
+L4KIT_REPLAY = bench_replay.L4KIT
+L4KIT_REPLAY_ONE = bench_replay.L4KIT_ONE
 TSHARK = "tshark -q -z conv,tcp"
 SCAPY_READER = "Scapy PcapReader loop"
 RAW_PASS = "struct pass over RawPcapReader"
@@ -254,17 +245,20 @@ def run_replay(
     for size in sizes:
         progress(f"replay: making or reusing a capture of {size} packets")
         path = str(bench_replay.make_capture(size))
-        tools = {
-            L4KIT_REPLAY: [PY, "-m", "l4kit", "replay", path, "--format", "json"],
-            TSHARK: [tshark, "-q", "-z", "conv,tcp", "-r", path],
-            SCAPY_READER: [PY, "-c", bench_replay.SCAPY_READER, path],
-            RAW_PASS: [PY, "-c", bench_replay.RAW_PASS, path],
+        replay = [PY, "-m", "l4kit", "replay", path, "--format", "json"]
+        tools: dict[str, tuple[list[str], dict[str, str] | None]] = {
+            L4KIT_REPLAY: (replay, None),  # as a user runs it: two processes from 4 MiB on two cores
+            L4KIT_REPLAY_ONE: (replay, {"L4KIT_REPLAY_JOBS": "1"}),
+            TSHARK: ([tshark, "-q", "-z", "conv,tcp", "-r", path], None),
+            SCAPY_READER: ([PY, "-c", bench_replay.SCAPY_READER, path], None),
+            RAW_PASS: ([PY, "-c", bench_replay.RAW_PASS, path], None),
         }
         runs: dict[str, list[tuple[float, float, int]]] = {name: [] for name in tools}
         for i in range(repeat):
-            for name, argv in tools.items():  # alternate the tools within each repeat
+            for name, (argv, env) in tools.items():  # alternate the tools within each repeat
                 progress(f"replay {size}: {name} ({i + 1}/{repeat})")
-                runs[name].append(measure_child(argv))
+                # The whole process tree: CPU of the workers, the sum of every process's peak RSS.
+                runs[name].append(bench_replay.measure(argv, env)[:3])
         for name, measured in runs.items():
             results.append(
                 ReplayResult(
@@ -302,16 +296,36 @@ def replay_rows(results: list[ReplayResult]) -> list[Row]:
 
     for size in sizes:
         ours, ref = get(L4KIT_REPLAY, size), get(TSHARK, size)
+        one = get(L4KIT_REPLAY_ONE, size)
         ratio = ours.wall / ref.wall
+        for target, limit in (("<= 1.0 (issue 9)", 1.0), ("<= 2.0 (issue 6)", 2.0)):
+            rows.append(
+                Row(
+                    "replay",
+                    f"time, {size} packets (wall s)",
+                    f"{ours.wall:.2f}",
+                    f"tshark {ref.wall:.2f}",
+                    ratio,
+                    target,
+                    ratio <= limit,
+                )
+            )
         rows.append(
             Row(
                 "replay",
-                f"time, {size} packets (wall s)",
-                f"{ours.wall:.2f}",
+                f"time, {size} packets, 1 process (wall s)",
+                f"{one.wall:.2f}",
                 f"tshark {ref.wall:.2f}",
-                ratio,
-                "<= 1.0",
-                ratio <= 1.0,
+                one.wall / ref.wall,
+            )
+        )
+        rows.append(
+            Row(
+                "replay",
+                f"CPU s, {size} packets (all processes; tshark: one)",
+                f"{ours.cpu:.2f}",
+                f"tshark {ref.cpu:.2f}",
+                ours.cpu / ref.cpu,
             )
         )
         rows.append(

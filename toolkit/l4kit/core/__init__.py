@@ -30,30 +30,84 @@ Public API (what drivers, notebooks and tests use)::
 * :class:`Rfc6528Isn` (the default ISN source) and :class:`SynCookies`
 """
 
-from l4kit.core import events
-from l4kit.core.app import Application, AppReply
-from l4kit.core.connection import TRANSITIONS, ConnectionInfo
-from l4kit.core.events import (
-    ConnectionClosed,
-    ConnectionReset,
-    DataReceived,
-    DropReason,
-    Event,
-    Output,
-    PeerClosed,
-    SegmentDropped,
-    SegmentReceived,
-    SegmentSent,
-    StateChanged,
-    SynCookie,
-    TimerFired,
-    TimerKind,
-)
-from l4kit.core.isn import Rfc6528Isn
-from l4kit.core.listener import Listener, ListenerConfig, ListenerStats
-from l4kit.core.server import DEFAULT_ROUTES_TOML, Routes, StringServer, make_app_factory
-from l4kit.core.states import State
-from l4kit.core.syncookies import SynCookies
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from l4kit.core import events
+    from l4kit.core.app import Application, AppReply
+    from l4kit.core.connection import TRANSITIONS, ConnectionInfo
+    from l4kit.core.events import (
+        ConnectionClosed,
+        ConnectionReset,
+        DataReceived,
+        DropReason,
+        Event,
+        Output,
+        PeerClosed,
+        SegmentDropped,
+        SegmentReceived,
+        SegmentSent,
+        StateChanged,
+        SynCookie,
+        TimerFired,
+        TimerKind,
+    )
+    from l4kit.core.isn import Rfc6528Isn
+    from l4kit.core.listener import Listener, ListenerConfig, ListenerStats
+    from l4kit.core.server import DEFAULT_ROUTES_TOML, Routes, StringServer, make_app_factory
+    from l4kit.core.states import State
+    from l4kit.core.syncookies import SynCookies
+
+# The names above load on first use (PEP 562): ``l4kit replay`` needs only
+# ``l4kit.core.states``, and importing the whole state machine, the listener and the
+# string server for it is a noticeable part of a short command's start-up.
+_SOURCES = {
+    "DEFAULT_ROUTES_TOML": "server",
+    "TRANSITIONS": "connection",
+    "AppReply": "app",
+    "Application": "app",
+    "ConnectionClosed": "events",
+    "ConnectionInfo": "connection",
+    "ConnectionReset": "events",
+    "DataReceived": "events",
+    "DropReason": "events",
+    "Event": "events",
+    "Listener": "listener",
+    "ListenerConfig": "listener",
+    "ListenerStats": "listener",
+    "Output": "events",
+    "PeerClosed": "events",
+    "Rfc6528Isn": "isn",
+    "Routes": "server",
+    "SegmentDropped": "events",
+    "SegmentReceived": "events",
+    "SegmentSent": "events",
+    "State": "states",
+    "StateChanged": "events",
+    "StringServer": "server",
+    "SynCookie": "events",
+    "SynCookies": "syncookies",
+    "TimerFired": "events",
+    "TimerKind": "events",
+    "make_app_factory": "server",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name == "events":
+        return import_module("l4kit.core.events")
+    source = _SOURCES.get(name)
+    if source is None:
+        raise AttributeError(f"module 'l4kit.core' has no attribute {name!r}")
+    value = getattr(import_module(f"l4kit.core.{source}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "DEFAULT_ROUTES_TOML",
