@@ -98,7 +98,8 @@ def test_after_sigkill_l4kit_cleanup_removes_the_leftovers(netns: Namespace) -> 
 
     dry = netns.l4kit("cleanup", "--dry-run")
     assert dry.returncode == 0, dry.stderr
-    assert "iptables chain L4KIT-8888" in dry.stdout
+    assert "would remove iptables chain L4KIT-8888" in dry.stdout
+    assert "would run sysctl -w net.ipv4.conf.all.route_localnet=0" in dry.stdout
     assert netns.host_snapshot() != before  # a dry run changes nothing
 
     done = netns.l4kit("cleanup")

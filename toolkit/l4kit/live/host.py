@@ -829,7 +829,20 @@ def cleanup(
             )
             if not dry_run:
                 delete_netns(name)
+    if dry_run:
+        report.actions = [planned(action) for action in report.actions]
     return report
+
+
+_PLANNED = {"removed ": "would remove ", "deleted ": "would delete ", "left ": "would leave "}
+
+
+def planned(action: str) -> str:
+    """An action as a dry run reports it: "removed X" -> "would remove X"."""
+    for done, todo in _PLANNED.items():
+        if action.startswith(done):
+            return todo + action[len(done) :]
+    return f"would run {action}"  # the sysctl -w commands
 
 
 def delete_netns(name: str) -> None:

@@ -1152,7 +1152,7 @@ def cleanup(*, dry_run: bool) -> int:
     console, _err = _consoles()
     report = host_cleanup(dry_run=dry_run)
     if dry_run and report.actions:
-        console.print("[bold]dry run[/]: nothing changed; l4kit cleanup would do this:")
+        console.print("[bold]dry run[/]: nothing changed")
     for action in report.actions:
         console.print(f"  {action}", markup=False)
     for skipped in report.skipped:
