@@ -50,13 +50,12 @@ from __future__ import annotations
 
 from typing import Final
 
-_MASK32: Final = 0xFFFFFFFF
-_HALF: Final = 1 << 31
+from l4kit.wire.flags import ACK_BIT as ACK
+from l4kit.wire.flags import FIN_BIT as FIN
+from l4kit.wire.flags import RST_BIT as RST
+from l4kit.wire.flags import SYN_BIT as SYN
+from l4kit.wire.seqnum import HALF, MASK
 
-FIN: Final = 0x01
-SYN: Final = 0x02
-RST: Final = 0x04
-ACK: Final = 0x10
 _SFR: Final = SYN | FIN | RST
 
 RETRANSMISSION: Final = "retransmission"
@@ -82,15 +81,15 @@ WS_NONE: Final = -2  # seen, but not negotiated: windows are not scaled
 
 
 def _gt(a: int, b: int) -> bool:
-    return 0 < ((a - b) & _MASK32) < _HALF
+    return 0 < ((a - b) & MASK) < HALF
 
 
 def _lt(a: int, b: int) -> bool:
-    return 0 < ((b - a) & _MASK32) < _HALF
+    return 0 < ((b - a) & MASK) < HALF
 
 
 def _le(a: int, b: int) -> bool:
-    return ((b - a) & _MASK32) < _HALF
+    return ((b - a) & MASK) < HALF
 
 
 class Direction:
@@ -129,7 +128,7 @@ class Direction:
 
     def relative(self, value: int) -> int:
         """``value`` relative to this direction's ISN (Wireshark's relative sequence numbers)."""
-        return (value - (self.base_seq or 0)) & _MASK32
+        return (value - (self.base_seq or 0)) & MASK
 
 
 class SequenceAnalysis:
@@ -174,9 +173,9 @@ class SequenceAnalysis:
         window = raw_window << fwd.win_scale if not syn and fwd.win_scale > 0 else raw_window
 
         if fwd.base_seq is None:
-            fwd.base_seq = seq if syn else (seq - 1) & _MASK32
+            fwd.base_seq = seq if syn else (seq - 1) & MASK
         if has_ack and rev.base_seq is None:
-            rev.base_seq = (ack - 1) & _MASK32
+            rev.base_seq = (ack - 1) & MASK
         if syn:
             if not has_ack:
                 self.syn_time = t
@@ -192,10 +191,10 @@ class SequenceAnalysis:
             if window == 0 and not sfr:
                 notes.append(ZERO_WINDOW)
             if nxt is not None:
-                ahead = (seq - nxt) & _MASK32
-                if 0 < ahead < _HALF and not flags & RST:
+                ahead = (seq - nxt) & MASK
+                if 0 < ahead < HALF and not flags & RST:
                     notes.append(LOST_SEGMENT)
-                elif seglen <= 1 and ahead == _MASK32 and not sfr:
+                elif seglen <= 1 and ahead == MASK and not sfr:
                     notes.append(KEEP_ALIVE)  # one octet before the next expected one
             if seglen:
                 rev_ack = rev.last_ack
@@ -204,7 +203,7 @@ class SequenceAnalysis:
                     and rev.window is not None
                     and rev.win_scale != WS_UNKNOWN
                     and not sfr
-                    and (seq + seglen - rev_ack - rev.window) & _MASK32 == 0
+                    and (seq + seglen - rev_ack - rev.window) & MASK == 0
                 ):
                     notes.append(WINDOW_FULL)
             elif seq == nxt and has_ack and ack == fwd.last_ack and not sfr:
@@ -225,11 +224,11 @@ class SequenceAnalysis:
             if ack != fwd.last_ack:
                 fwd.dupacks = 0
             unseen = rev.max_seq_to_be_acked
-            if unseen is not None and 0 < ((ack - unseen) & _MASK32) < _HALF:
+            if unseen is not None and 0 < ((ack - unseen) & MASK) < HALF:
                 # Once per lost segment: move the mark up to what was seen, and while the
                 # other side only repeats its ACKs, note it once (Wireshark keeps that
                 # in the other side's duplicate-ACK counter, as -1).
-                if rev.next_seq is not None and 0 < ((rev.next_seq - unseen) & _MASK32) < _HALF:
+                if rev.next_seq is not None and 0 < ((rev.next_seq - unseen) & MASK) < HALF:
                     rev.max_seq_to_be_acked = rev.next_seq
                     notes.append(ACKED_UNSEEN)
                 else:
@@ -241,15 +240,15 @@ class SequenceAnalysis:
             # Every retransmission kind needs a segment that does not advance the
             # sequence space, except a spurious one (all of it acknowledged already):
             # the common in-order segment is ruled out here, without a call.
-            behind = nxt is not None and 0 < ((nxt - seq) & _MASK32) < _HALF
+            behind = nxt is not None and 0 < ((nxt - seq) & MASK) < HALF
             rev_ack = rev.last_ack
-            if behind or (seglen and rev_ack and ((rev_ack - seq - seglen) & _MASK32) < _HALF):
+            if behind or (seglen and rev_ack and ((rev_ack - seq - seglen) & MASK) < HALF):
                 self._retransmission(fwd, rev, notes, t, seq, seglen, flags & (SYN | FIN))
 
         # Remember where this direction stands.
         if not zero_window_probe:
-            next_seq = (seq + seglen + (1 if flags & (SYN | FIN) else 0)) & _MASK32
-            if nxt is None or 0 < ((next_seq - nxt) & _MASK32) < _HALF:
+            next_seq = (seq + seglen + (1 if flags & (SYN | FIN) else 0)) & MASK
+            if nxt is None or 0 < ((next_seq - nxt) & MASK) < HALF:
                 fwd.next_seq = next_seq
                 fwd.next_seq_time = t
                 fwd.next_seq_frame = frame
@@ -270,11 +269,11 @@ class SequenceAnalysis:
         space, checked in Wireshark's order (spurious first, then fast retransmission
         before out-of-order, its default precedence)."""
         nxt = fwd.next_seq
-        not_advanced = nxt is not None and 0 < ((nxt - seq) & _MASK32) < _HALF
-        if seglen > 1 and nxt is not None and ((nxt - 1) & _MASK32) == seq:
+        not_advanced = nxt is not None and 0 < ((nxt - seq) & MASK) < HALF
+        if seglen > 1 and nxt is not None and ((nxt - 1) & MASK) == seq:
             not_advanced = False  # new data after a zero window probe's octet
         last_ack = rev.last_ack
-        if seglen and last_ack and ((last_ack - seq - seglen) & _MASK32) < _HALF:
+        if seglen and last_ack and ((last_ack - seq - seglen) & MASK) < HALF:
             notes.append(SPURIOUS_RETRANSMISSION)  # all of it was acknowledged already
             return
         if (
@@ -289,7 +288,7 @@ class SequenceAnalysis:
         if (
             not_advanced
             and t - fwd.next_seq_time < window
-            and nxt != ((seq + seglen + (1 if syn_fin else 0)) & _MASK32)
+            and nxt != ((seq + seglen + (1 if syn_fin else 0)) & MASK)
         ):
             notes.append(OUT_OF_ORDER)
             return

@@ -79,17 +79,17 @@ from l4kit.replay.model import (
 from l4kit.replay.states import PassiveStates
 from l4kit.replay.zeek import ZeekConnection
 from l4kit.wire import link
+from l4kit.wire.flags import ACK_BIT as ACK
+from l4kit.wire.flags import FIN_BIT as FIN
+from l4kit.wire.flags import RST_BIT as RST
+from l4kit.wire.flags import SYN_BIT as SYN
 from l4kit.wire.ip import address_text
+from l4kit.wire.seqnum import MASK
 
 if TYPE_CHECKING:  # the responder (and the core) are imported only for --through-responder
     from l4kit.core import Routes
     from l4kit.replay.responder import ThroughResponder
 
-_MASK32: Final = 0xFFFFFFFF
-FIN: Final = 0x01
-SYN: Final = 0x02
-RST: Final = 0x04
-ACK: Final = 0x10
 
 DEFAULT_MAX_ROWS: Final = 1000
 DEFAULT_LINGER: Final = 10.0
@@ -426,8 +426,8 @@ class Replayer:
                     since_start,
                     d,
                     flags,
-                    (seq - (fwd.base_seq or 0)) & _MASK32,
-                    ((ack - (base or 0)) & _MASK32) if flags & ACK else None,
+                    (seq - (fwd.base_seq or 0)) & MASK,
+                    ((ack - (base or 0)) & MASK) if flags & ACK else None,
                     payload_len,
                     window,
                     status,

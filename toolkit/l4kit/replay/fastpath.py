@@ -41,6 +41,7 @@ from typing import Final
 from l4kit.checksum import ChecksumStatus, classify_tcp_checksum
 from l4kit.errors import ParseError
 from l4kit.replay.model import PREVIEW_BYTES
+from l4kit.wire.flags import FIN_BIT, SYN_BIT
 from l4kit.wire.ip import address_text, decode_ip
 from l4kit.wire.options import WindowScale
 from l4kit.wire.packet import decode_packet
@@ -53,8 +54,8 @@ _IPV6: Final = struct.Struct("!4xHB")  # payload length, next header
 _TCP: Final = struct.Struct("!HHIIHH")  # ports, seq, ack, offset/flags, window
 _PORTS: Final = struct.Struct("!HH")
 _FRAGMENT_BITS: Final = 0x3FFF
-_SYN: Final = 0x02
-_SYN_FIN: Final = 0x03
+_SYN: Final = SYN_BIT
+_SYN_FIN: Final = SYN_BIT | FIN_BIT
 ONES: Final = 0xFFFF
 
 OK: Final = "ok"

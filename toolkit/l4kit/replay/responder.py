@@ -33,13 +33,12 @@ from l4kit.checksum import ChecksumStatus
 from l4kit.core import Listener, ListenerConfig, Routes, make_app_factory
 from l4kit.errors import ConfigError, L4kitError, ParseError
 from l4kit.replay.model import FLAG_LETTERS, preview
+from l4kit.wire.flags import ACK_BIT as _ACK
+from l4kit.wire.flags import SYN_BIT as _SYN
 from l4kit.wire.packet import decode_packet
 from l4kit.wire.segment import Endpoint, FourTuple, Segment
-from l4kit.wire.seqnum import SeqNum
+from l4kit.wire.seqnum import MASK, SeqNum
 
-_MASK32: Final = 0xFFFFFFFF
-_SYN: Final = 0x02
-_ACK: Final = 0x10
 MAX_SEGMENTS: Final = 10_000  # per connection and direction: the comparison stays bounded
 
 
@@ -126,7 +125,7 @@ class ThroughResponder:
         for _, _, seg in self.client_segments:
             if seg.flags & _SYN:
                 return seg.seq.value
-        return (self.client_segments[0][2].seq.value - 1) & _MASK32 if self.client_segments else 0
+        return (self.client_segments[0][2].seq.value - 1) & MASK if self.client_segments else 0
 
     def replies(self) -> list[tuple[int, Segment]]:
         """What the responder sends, each with the frame of the client segment (or
@@ -167,8 +166,8 @@ class ThroughResponder:
         def seen(flags: int, seq: int, ack: int, payload: bytes) -> _Seen:
             return _Seen(
                 flags & 0x1FF,
-                (seq - server_base) & _MASK32,
-                ((ack - client_base) & _MASK32) if flags & _ACK else None,
+                (seq - server_base) & MASK,
+                ((ack - client_base) & MASK) if flags & _ACK else None,
                 payload,
             )
 

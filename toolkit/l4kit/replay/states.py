@@ -30,14 +30,11 @@ from __future__ import annotations
 from typing import Final
 
 from l4kit.core.states import State
-
-_MASK32: Final = 0xFFFFFFFF
-_HALF: Final = 1 << 31
-
-FIN: Final = 0x01
-SYN: Final = 0x02
-RST: Final = 0x04
-ACK: Final = 0x10
+from l4kit.wire.flags import ACK_BIT as ACK
+from l4kit.wire.flags import FIN_BIT as FIN
+from l4kit.wire.flags import RST_BIT as RST
+from l4kit.wire.flags import SYN_BIT as SYN
+from l4kit.wire.seqnum import HALF, MASK
 
 CLIENT: Final = 0
 SERVER: Final = 1
@@ -65,7 +62,7 @@ NOTE_MIDSTREAM: Final = "first segment seen mid-connection: both sides assumed E
 
 
 def _ge(a: int, b: int) -> bool:
-    return ((a - b) & _MASK32) < _HALF
+    return ((a - b) & MASK) < HALF
 
 
 _FIN_NEXT: Final = {
@@ -158,8 +155,8 @@ class PassiveStates:
         if not flags & _SYN_FIN_RST and snd.state is _ESTABLISHED and rcv.state is _ESTABLISHED:
             # The common case (data and ACKs of an established connection) changes no
             # state: only remember what the sender sent.
-            end = (seq + seg_len) & _MASK32
-            if snd.snd_nxt is None or ((end - snd.snd_nxt) & _MASK32) < _HALF:
+            end = (seq + seg_len) & MASK
+            if snd.snd_nxt is None or ((end - snd.snd_nxt) & MASK) < HALF:
                 snd.snd_nxt = end
             if flags & ACK:
                 snd.last_ack = ack
@@ -197,12 +194,12 @@ class PassiveStates:
                 snd.syn_ack_sent = True
             if snd.iss is None or snd.state in (_SYN_SENT, _SYN_RECEIVED):
                 snd.iss = seq
-        end = (seq + seg_len) & _MASK32
+        end = (seq + seg_len) & MASK
         if snd.snd_nxt is None or _ge(end, snd.snd_nxt):
             snd.snd_nxt = end
         first_fin = fin and snd.fin_seq is None
         if first_fin:
-            snd.fin_seq = (end - 1) & _MASK32
+            snd.fin_seq = (end - 1) & MASK
             if snd.state in (_ESTABLISHED, _SYN_RECEIVED):
                 snd.state = _FIN_WAIT_1
             elif snd.state == _CLOSE_WAIT:
@@ -259,7 +256,7 @@ class PassiveStates:
         elif st == _SYN_SENT:
             if not flags & ACK:
                 rcv.state = _SYN_RECEIVED  # simultaneous open (RFC 9293 §3.5, figure 7)
-            elif rcv.iss is None or ack == (rcv.iss + 1) & _MASK32:
+            elif rcv.iss is None or ack == (rcv.iss + 1) & MASK:
                 rcv.state = _ESTABLISHED
             else:
                 return NOTE_BAD_SYN_ACK
@@ -270,9 +267,9 @@ class PassiveStates:
     @staticmethod
     def _ack_received(rcv: _Side, ack: int) -> None:
         st = rcv.state
-        if st == _SYN_RECEIVED and (rcv.iss is None or _ge(ack, (rcv.iss + 1) & _MASK32)):
+        if st == _SYN_RECEIVED and (rcv.iss is None or _ge(ack, (rcv.iss + 1) & MASK)):
             rcv.state = _ESTABLISHED
-        if rcv.fin_seq is not None and _ge(ack, (rcv.fin_seq + 1) & _MASK32):
+        if rcv.fin_seq is not None and _ge(ack, (rcv.fin_seq + 1) & MASK):
             if st == _FIN_WAIT_1:
                 rcv.state = _FIN_WAIT_2
             elif st == _CLOSING:
@@ -288,7 +285,7 @@ class PassiveStates:
             return None
         if st == _SYN_SENT:
             # RFC 9293 §3.10.7.3: acceptable only when it acknowledges the SYN.
-            if flags & ACK and (rcv.iss is None or ack == (rcv.iss + 1) & _MASK32):
+            if flags & ACK and (rcv.iss is None or ack == (rcv.iss + 1) & MASK):
                 rcv.state = _CLOSED
                 return None
             return NOTE_RST_IGNORED
@@ -298,6 +295,6 @@ class PassiveStates:
             rcv.state = _LISTEN if st == _SYN_RECEIVED and d == CLIENT else _CLOSED
             return None
         window = max(rcv.window, 1)
-        if any(((seq - e) & _MASK32) < window for e in expected):
+        if any(((seq - e) & MASK) < window for e in expected):
             return NOTE_RST_CHALLENGE
         return NOTE_RST_IGNORED

@@ -50,15 +50,14 @@ from __future__ import annotations
 import enum
 from typing import Final
 
-_MASK32: Final = 0xFFFFFFFF
-_HALF: Final = 1 << 31
+from l4kit.wire.flags import ACK_BIT as ACK
+from l4kit.wire.flags import FIN_BIT as FIN
+from l4kit.wire.flags import RST_BIT as RST
+from l4kit.wire.flags import SYN_BIT as SYN
+from l4kit.wire.seqnum import HALF, MASK
+
 _TOO_LARGE_SEQ_DELTA: Final = 1 << 20  # Zeek's TOO_LARGE_SEQ_DELTA (1 MiB)
 
-# Control bits (RFC 9293 §3.1) as plain ints: the tracker runs once per packet.
-FIN: Final = 0x01
-SYN: Final = 0x02
-RST: Final = 0x04
-ACK: Final = 0x10
 
 # History kinds that are recorded once per side (Zeek's HistoryMasks).
 _SEEN_SYN: Final = 0x01
@@ -104,8 +103,8 @@ _Z_RESET: Final = ZeekState.RESET
 
 def _delta(a: int, b: int) -> int:
     """``a - b`` as a signed 32-bit distance (RFC 1982 serial arithmetic)."""
-    d = (a - b) & _MASK32
-    return d - (1 << 32) if d >= _HALF else d
+    d = (a - b) & MASK
+    return d - (1 << 32) if d >= HALF else d
 
 
 _SCALED_AT: Final = frozenset(10**k for k in range(20))
@@ -168,7 +167,7 @@ class ZeekEndpoint:
             self.state = state
 
     def rel(self, seq: int) -> int:
-        return (seq - self.start_seq) & _MASK32
+        return (seq - self.start_seq) & MASK
 
     def size(self, peer: ZeekEndpoint) -> int:
         """Payload octets this side sent, from sequence numbers (Zeek's ``Size``)."""
@@ -247,7 +246,7 @@ class ZeekConnection:
             # as below with what cannot apply left out (the endpoint is initialised, the
             # state machine does not move, no counter of control flags changes).
             st = ep.state
-            rel_seq = (seq - ep.start_seq) & _MASK32
+            rel_seq = (seq - ep.start_seq) & MASK
             if payload_len:
                 if not ep.seen & _SEEN_DATA:
                     ep.seen |= _SEEN_DATA
@@ -262,18 +261,18 @@ class ZeekConnection:
             if has_ack:
                 if peer.state == INACTIVE:
                     rel_ack = 1
-                    peer.start_seq = peer.ack_seq = peer.last_seq = (ack - 1) & _MASK32
+                    peer.start_seq = peer.ack_seq = peer.last_seq = (ack - 1) & MASK
                 else:
-                    rel_ack = (ack - peer.start_seq) & _MASK32
-                    if rel_ack >= _HALF:
+                    rel_ack = (ack - peer.start_seq) & MASK
+                    if rel_ack >= HALF:
                         rel_ack = 0
                     else:
-                        advance = (ack - peer.ack_seq) & _MASK32
-                        if 0 < advance < _HALF and not (ack == 0 and advance > _TOO_LARGE_SEQ_DELTA):
+                        advance = (ack - peer.ack_seq) & MASK
+                        if 0 < advance < HALF and not (ack == 0 and advance > _TOO_LARGE_SEQ_DELTA):
                             peer.ack_seq = ack
             if st != RESET:  # update_last_seq
-                end = (seq + payload_len) & _MASK32
-                if 0 < ((end - ep.last_seq) & _MASK32) < _HALF:
+                end = (seq + payload_len) & MASK
+                if 0 < ((end - ep.last_seq) & MASK) < HALF:
                     ep.last_seq = end
                 elif payload_len:
                     ep.retransmissions = self._scaled(ep, ep.retransmissions, "T")
@@ -282,7 +281,7 @@ class ZeekConnection:
                     rel_ack = peer.fin_seq - 1
                 if rel_ack > peer.reassembled_to:
                     self._ack_received(peer, rel_ack)
-            if payload_len and rel_seq < _HALF:
+            if payload_len and rel_seq < HALF:
                 reassembled = ep.reassembled_to
                 if rel_seq <= reassembled < rel_seq + payload_len and not ep.holes:
                     ep.reassembled_to = rel_seq + payload_len
@@ -298,7 +297,7 @@ class ZeekConnection:
             seg_len += 1
         if fin:
             seg_len += 1
-        end = (seq + seg_len) & _MASK32
+        end = (seq + seg_len) & MASK
 
         # init_endpoint
         st = ep.state
@@ -307,7 +306,7 @@ class ZeekConnection:
                 ep.start_seq = ep.ack_seq = seq
                 ep.last_seq = end
             else:
-                ep.start_seq = ep.ack_seq = (seq - 1) & _MASK32  # as if a SYN had been seen
+                ep.start_seq = ep.ack_seq = (seq - 1) & MASK  # as if a SYN had been seen
                 ep.last_seq = seq  # so the first packet is not a retransmission
         elif syn and (
             (st in (SYN_SENT, SYN_ACK_SENT) and seq != ep.start_seq)
@@ -317,8 +316,8 @@ class ZeekConnection:
             ep.start_seq = ep.ack_seq = seq
             ep.last_seq = end
 
-        rel_seq = (seq - ep.start_seq) & _MASK32
-        seq_underflow = rel_seq >= _HALF
+        rel_seq = (seq - ep.start_seq) & MASK
+        seq_underflow = rel_seq >= HALF
 
         # update_history, the common cases first
         if not control:
@@ -339,7 +338,7 @@ class ZeekConnection:
 
         if fin:
             ep.fin_count += 1
-            ep.fin_seq = (rel_seq + seg_len) & _MASK32
+            ep.fin_seq = (rel_seq + seg_len) & MASK
         if rst:
             ep.rst_count += 1
 
@@ -347,23 +346,23 @@ class ZeekConnection:
         if flags & ACK:
             if peer.state == INACTIVE:
                 rel_ack = 1
-                peer.start_seq = peer.ack_seq = peer.last_seq = (ack - 1) & _MASK32
+                peer.start_seq = peer.ack_seq = peer.last_seq = (ack - 1) & MASK
             else:
-                rel_ack = (ack - peer.start_seq) & _MASK32
-                if rel_ack >= _HALF:
+                rel_ack = (ack - peer.start_seq) & MASK
+                if rel_ack >= HALF:
                     rel_ack = 0  # acknowledges something before the start: not trusted
                 elif not rst:  # acknowledgments on RSTs are not trusted
-                    advance = (ack - peer.ack_seq) & _MASK32
-                    if 0 < advance < _HALF and not (ack == 0 and advance > _TOO_LARGE_SEQ_DELTA):
+                    advance = (ack - peer.ack_seq) & MASK
+                    if 0 < advance < HALF and not (ack == 0 and advance > _TOO_LARGE_SEQ_DELTA):
                         peer.ack_seq = ack
 
         # update_last_seq
-        delta_last = (end - ep.last_seq) & _MASK32
-        if delta_last >= _HALF:
+        delta_last = (end - ep.last_seq) & MASK
+        if delta_last >= HALF:
             delta_last -= 1 << 32
         if (syn or rst) and (delta_last > _TOO_LARGE_SEQ_DELTA or delta_last < -_TOO_LARGE_SEQ_DELTA):
             pass
-        elif fin and ep.last_seq == ((ep.start_seq + 1) & _MASK32):
+        elif fin and ep.last_seq == ((ep.start_seq + 1) & MASK):
             ep.last_seq = end
         elif ep.state == RESET:
             pass
@@ -406,7 +405,7 @@ class ZeekConnection:
                     self._add(ep, letter)
                 ep.hist_last_syn = rel_seq
             if fin:
-                fin_end = (rel_seq + payload_len) & _MASK32  # a FIN's place is after its data
+                fin_end = (rel_seq + payload_len) & MASK  # a FIN's place is after its data
                 if self._once(ep, _SEEN_FIN, "F") and fin_end != ep.hist_last_fin:
                     self._add(ep, "F")
                 ep.hist_last_fin = fin_end

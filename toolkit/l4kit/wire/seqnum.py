@@ -15,7 +15,8 @@ from __future__ import annotations
 from typing import Final, overload
 
 MOD: Final = 1 << 32
-_HALF: Final = 1 << 31
+MASK: Final = MOD - 1  # the 32 bits of a sequence number, for code that works on raw ints
+HALF: Final = 1 << 31  # distances at or above this are "behind", modulo 2**32 (RFC 1982)
 
 
 class SeqNum:
@@ -52,25 +53,25 @@ class SeqNum:
     def __sub__(self, other: SeqNum | int) -> int | SeqNum:
         if isinstance(other, SeqNum):
             d = (self.value - other.value) % MOD
-            return d - MOD if d >= _HALF else d
+            return d - MOD if d >= HALF else d
         return SeqNum(self.value - other)
 
     def distance(self, other: SeqNum) -> int:
         """Signed distance ``self - other`` as an int (a typed spelling of ``-``)."""
         d = (self.value - other.value) % MOD
-        return d - MOD if d >= _HALF else d
+        return d - MOD if d >= HALF else d
 
     def __lt__(self, other: SeqNum) -> bool:
-        return 0 < (other.value - self.value) % MOD < _HALF
+        return 0 < (other.value - self.value) % MOD < HALF
 
     def __le__(self, other: SeqNum) -> bool:
-        return (other.value - self.value) % MOD < _HALF
+        return (other.value - self.value) % MOD < HALF
 
     def __gt__(self, other: SeqNum) -> bool:
-        return 0 < (self.value - other.value) % MOD < _HALF
+        return 0 < (self.value - other.value) % MOD < HALF
 
     def __ge__(self, other: SeqNum) -> bool:
-        return (self.value - other.value) % MOD < _HALF
+        return (self.value - other.value) % MOD < HALF
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, SeqNum) and other.value == self.value
