@@ -10,12 +10,11 @@ import pytest
 from rich.console import Console
 from test_replay_support import DATA, Conv, needs_tshark, replay, tshark_fields, write
 
+from l4kit.replay.jsontext import JSON_SCHEMA, connection_json
 from l4kit.views.replay import (
-    JSON_SCHEMA,
     MermaidWriter,
     Stepper,
     TableCollector,
-    connection_json,
     mermaid_escape,
     run_replay,
     transition_rows,
@@ -181,7 +180,7 @@ def test_transition_rows_are_the_shared_table_rows():
 def test_hand_formatted_json_equals_json_dumps_of_the_same_values(tmp_path):
     """The writer formats the per-connection and per-packet text itself for speed:
     parsed back, it must be exactly the values json.dumps would have written."""
-    from l4kit.views.replay import _connection_fields, _row_json, connection_json_text
+    from l4kit.replay.jsontext import _connection_fields, _row_json, connection_json_text
 
     conv = Conv().handshake()
     conv.c("PA", 1, 1, bytes(range(40)))

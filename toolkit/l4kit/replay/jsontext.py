@@ -1,0 +1,184 @@
+"""The ``l4kit.replay/1`` JSON text of a connection, formatted by hand.
+
+This runs once per packet of a capture: building a dict per packet for
+:func:`json.dumps` costs several times as much as formatting the text directly, so
+the text is written here and ``tests/unit/test_replay_views.py`` checks that,
+parsed back, it is exactly what ``json.dumps`` of the same values gives. The schema
+is documented in ``docs/replay-json.md``; fields are only ever added under this
+name, never renamed or removed.
+
+Kept apart from the Rich views (:mod:`l4kit.views.replay`) so that it imports
+nothing but the replay model, and so that it can be compiled with the engine (see
+``setup.py``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Final
+
+from l4kit.replay.model import (
+    DIRECTIONS,
+    FLAG_LETTERS,
+    PREVIEW_BYTES,
+    ConnectionReport,
+    PacketRecord,
+    ReplaySummary,
+    StateTransition,
+    preview,
+)
+
+JSON_SCHEMA: Final = "l4kit.replay/1"
+
+
+_NOTES_JSON: dict[tuple[str, ...], str] = {(): "[]"}
+_NOTES_JSON_LIMIT: Final = 4096  # distinct note combinations cached (duplicate ACK #n has no end)
+
+# Each payload octet as it appears in a preview inside a JSON string: the preview's
+# escapes (model.preview) with JSON's escaping of backslash and quote on top.
+_PREVIEW_JSON: Final[list[str]] = [json.dumps(preview(bytes([b]), 1))[1:-1] for b in range(256)]
+_PREVIEW_JSON_TABLE: Final[dict[int, str]] = dict(enumerate(_PREVIEW_JSON))
+_PREVIEW_CHARS: Final = PREVIEW_BYTES
+_DIRECTION_FLAGS: Final[tuple[list[str], ...]] = tuple(
+    [f'"dir": "{direction}", "flags": "{letters}", "seq": ' for letters in FLAG_LETTERS]
+    for direction in DIRECTIONS
+)
+
+
+def _seconds(t: float) -> str:
+    """``t`` to the nanosecond as a JSON number, without float noise or trailing zeros
+    (the same value as ``repr(round(t, 9))``, in half the time)."""
+    text = ("%.9f" % t).rstrip("0")  # noqa: UP031 - the fastest float formatting there is
+    return text + "0" if text[-1] == "." else text
+
+
+def _json_preview(text: str) -> str:
+    """A payload preview as a JSON string. Previews hold printable ASCII, backslash
+    escapes and ``…`` only, so quoting backslashes and quotes is all JSON needs."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("…", "\\u2026") + '"'
+
+
+def _data_json(head: bytes, length: int) -> str:
+    """``_json_preview(preview(head, length))`` in one pass over the octets: a text
+    payload through ``str.translate``, a binary one (mostly ``\\xNN`` escapes) by
+    list lookups, whichever is faster for it."""
+    head = head[:_PREVIEW_CHARS]
+    if head.isascii():
+        text = head.decode("ascii").translate(_PREVIEW_JSON_TABLE)
+    else:
+        text = "".join(map(_PREVIEW_JSON.__getitem__, head))
+    return f'"{text}\\u2026"' if length > _PREVIEW_CHARS else f'"{text}"'
+
+
+def _notes_json(notes: tuple[str, ...]) -> str:
+    text = json.dumps(list(notes))
+    if len(_NOTES_JSON) < _NOTES_JSON_LIMIT:
+        _NOTES_JSON[notes] = text
+    return text
+
+
+def _row_json(rec: PacketRecord) -> str:
+    """One packet as JSON text, formatted directly: this runs once per packet of the
+    capture, and building a dict for ``json.dumps`` costs several times as much.
+    (Identical to ``json.dumps`` of the dict: ``tests/unit/test_replay_views.py``.)"""
+    frame, t, direction, flags, seq, ack, length, window, checksum, notes, head, _, _, _, _ = rec
+    seconds = ("%.9f" % t).rstrip("0")  # noqa: UP031 - _seconds, inline: once per packet
+    if seconds[-1] == ".":
+        seconds += "0"
+    return (
+        f'{{"frame": {frame}, "t": {seconds}, {_DIRECTION_FLAGS[direction][flags]}{seq}, '
+        f'"ack": {"null" if ack is None else ack}, "len": {length}, "win": {window}, '
+        f'"checksum": "{checksum}", "notes": {_NOTES_JSON.get(notes) or _notes_json(notes)}, '
+        f'"data": {_data_json(head, length) if length else chr(34) * 2}}}'
+    )
+
+
+def _transition_json(tr: StateTransition) -> str:
+    # ``_value_``: the member's value as a plain attribute (``.value`` is a property).
+    t, packet, frame, side, before, after = tr
+    seconds = ("%.9f" % t).rstrip("0")  # noqa: UP031 - _seconds, inline
+    if seconds[-1] == ".":
+        seconds += "0"
+    return (
+        f'{{"t": {seconds}, "packet": {packet}, "frame": {frame}, '
+        f'"side": "{side}", "from": "{before._value_}", "to": "{after._value_}"}}'
+    )
+
+
+def _connection_fields(r: ConnectionReport) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "client": r.client,
+        "server": r.server,
+        "state": r.state,
+        "history": r.history,
+        "client_state": r.client_state,
+        "server_state": r.server_state,
+        "start": round(r.start, 9),
+        "duration": round(r.duration, 9),
+        "first_frame": r.first_frame,
+        "last_frame": r.last_frame,
+        "c2s": {"packets": r.c2s.packets, "bytes": r.c2s.bytes, "payload": r.c2s.payload},
+        "s2c": {"packets": r.s2c.packets, "bytes": r.s2c.bytes, "payload": r.s2c.payload},
+        "checksum": dict(r.checksum),
+        "analysis": dict(sorted(r.analysis.items())),
+        "notes": list(r.notes),
+    }
+
+
+def _history_json(history: str) -> str:
+    """Zeek's history as a JSON string: letters and ``^`` need no escaping (the ``…`` of
+    a history cut at its limit does)."""
+    if history.isascii() and history.lstrip("^").isalpha():
+        return f'"{history}"'
+    return json.dumps(history)
+
+
+def connection_json_text(r: ConnectionReport) -> str:
+    """One connection in the ``l4kit.replay/1`` schema, as one line of JSON text."""
+    c2s, s2c, ck = r.c2s, r.s2c, r.checksum
+    # Addresses, state names and counts need no JSON escaping; the free texts go
+    # through json.dumps (test_replay_views checks this equals json.dumps of the dict).
+    head = (
+        f'{{"id": {r.id}, "client": "{r.client}", "server": "{r.server}", "state": "{r.state}", '
+        f'"history": {_history_json(r.history)}, "client_state": "{r.client_state}", '
+        f'"server_state": "{r.server_state}", "start": {_seconds(r.start)}, '
+        f'"duration": {_seconds(r.duration)}, "first_frame": {r.first_frame}, "last_frame": {r.last_frame}, '
+        f'"c2s": {{"packets": {c2s.packets}, "bytes": {c2s.bytes}, "payload": {c2s.payload}}}, '
+        f'"s2c": {{"packets": {s2c.packets}, "bytes": {s2c.bytes}, "payload": {s2c.payload}}}, '
+        f'"checksum": {{"ok": {ck["ok"]}, "bad": {ck["bad"]}, "offloaded": {ck["offloaded"]}}}, '
+        f'"analysis": {json.dumps(dict(sorted(r.analysis.items()))) if r.analysis else "{}"}, '
+        f'"notes": {json.dumps(r.notes) if r.notes else "[]"}'
+    )
+    packets = ", ".join(map(_row_json, r.rows))
+    transitions = ", ".join(map(_transition_json, r.transitions))
+    tail = ""
+    if r.differences is not None:
+        tail = ', "differences": ' + json.dumps(list(r.differences))
+    return (
+        f'{head}, "packets": [{packets}], "packets_omitted": {r.rows_omitted}, '
+        f'"transitions": [{transitions}], "transitions_omitted": {r.transitions_omitted}{tail}}}'
+    )
+
+
+def connection_json(r: ConnectionReport) -> dict[str, Any]:
+    """One connection in the ``l4kit.replay/1`` schema, as Python values."""
+    result: dict[str, Any] = json.loads(connection_json_text(r))
+    return result
+
+
+def summary_json(s: ReplaySummary) -> dict[str, Any]:
+    return {
+        "packets": s.packets,
+        "tcp_packets": s.tcp_packets,
+        "connections": s.connections,
+        "shown": s.shown,
+        "checksum": dict(s.checksum),
+        "ip_checksum_bad": s.ip_checksum_bad,
+        "skipped": dict(sorted(s.skipped.items())),
+        "linktypes": list(s.linktypes),
+        "first_time": s.first_time,
+        "last_time": s.last_time,
+        "truncated": s.truncated,
+        "truncation": s.truncation_detail,
+    }
