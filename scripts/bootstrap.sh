@@ -6,8 +6,11 @@
 #   bash scripts/bootstrap.sh test   # install, then lint, types, layers and the whole test suite
 #
 # System packages come from scripts/system-packages.txt (the Dockerfile reads the
-# same list); Python packages go into ./.venv. Re-running is cheap: what is already
-# installed is skipped.
+# same list), plus a C compiler and Python's headers: `demo` installs l4kit as a
+# user does, with replay's per-packet modules compiled by mypyc (setup.py); `test`
+# installs it editable (pure Python, for development) and scripts/check.sh runs
+# replay's tests on a compiled build too. Python packages go into ./.venv.
+# Re-running is cheap: what is already installed is skipped.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -21,6 +24,11 @@ install_system_packages() {
     local wanted=() missing=()
     mapfile -t wanted < <(grep -v '^\s*#' scripts/system-packages.txt | grep -v '^\s*$')
     python3 -c 'import venv, ensurepip' 2>/dev/null || wanted+=(python3 python3-venv python3-pip)
+    # For mypyc's C extensions (without them l4kit installs as pure Python, slower).
+    command -v gcc >/dev/null || wanted+=(gcc libc6-dev)
+    python3 -c 'import os, sys, sysconfig
+sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' 2>/dev/null ||
+        wanted+=(python3-dev)
     for p in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
     done
@@ -36,27 +44,49 @@ install_system_packages() {
     fi
 }
 
-install_python_packages() {
-    local extra=$1
+make_venv() {
     if [ ! -x .venv/bin/python ]; then
         log "creating .venv"
         python3 -m venv .venv
+        .venv/bin/python -m pip install -q --upgrade pip >/dev/null
     fi
-    log "installing l4kit${extra} into .venv"
-    .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-    .venv/bin/python -m pip install -q -e ".${extra}"
+}
+
+# What a user gets: a regular install, compiled. Skipped when this very source is
+# already installed that way (the compile takes about half a minute).
+install_l4kit() {
+    make_venv
+    local stamp
+    stamp=$(find pyproject.toml setup.py toolkit -type f ! -path '*/__pycache__/*' ! -name '*.so' -print0 |
+        sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
+    if [ "$(cat .venv/.l4kit-installed 2>/dev/null)" = "$stamp" ]; then
+        log "l4kit is installed in .venv from this source"
+        return
+    fi
+    log "installing l4kit into .venv (compiling replay with mypyc)"
+    rm -rf build # setuptools would reuse stale files from an earlier build
+    .venv/bin/python -m pip install -q .
+    echo "$stamp" >.venv/.l4kit-installed
+}
+
+# For development: editable, pure Python (setup.py), with the test tools.
+install_l4kit_dev() {
+    make_venv
+    log "installing l4kit[dev] into .venv (editable)"
+    rm -f .venv/.l4kit-installed
+    .venv/bin/python -m pip install -q -e ".[dev]"
 }
 
 case "$what" in
 demo)
     install_system_packages
-    install_python_packages ""
+    install_l4kit
     log "running: l4kit demo"
     exec .venv/bin/l4kit demo "$@"
     ;;
 test)
     install_system_packages
-    install_python_packages "[dev]"
+    install_l4kit_dev
     exec bash scripts/check.sh "$@"
     ;;
 *)

@@ -1,21 +1,21 @@
 #!/usr/bin/env bash
 # Every check the project runs: lint, format, types, layer contract, Dockerfile
-# lint, then the test suite. Fails if pytest ran no test. Extra arguments go to pytest.
+# lint, the test suite, then replay's tests again on a build compiled by mypyc
+# (setup.py: what `pip install .` gives a user). Fails if a pytest run ran no test.
+# Extra arguments go to the first pytest run.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 py=.venv/bin
 step() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
 
-step "ruff check";        $py/ruff check toolkit tests benchmarks
-step "ruff format";       $py/ruff format --check toolkit tests benchmarks
-step "mypy";              $py/mypy
-step "import contracts";  $py/lint-imports --no-cache
-step "hadolint";          $py/hadolint Dockerfile
-step "pytest"
-report=$(mktemp)
-trap 'rm -f "$report"' EXIT
-$py/pytest -p no:cacheprovider --junitxml="$report" "$@"
-$py/python - "$report" <<'PY'
+# pytest, then fail unless at least one test ran.
+run_pytest() {
+    local report="$work/junit.xml"
+    rm -f "$report"
+    $py/pytest -p no:cacheprovider --junitxml="$report" "$@"
+    $py/python - "$report" <<'PY'
 import sys, xml.etree.ElementTree as ET
 root = ET.parse(sys.argv[1]).getroot()
 suites = [root] if root.tag == "testsuite" else list(root)
@@ -25,3 +25,19 @@ print(f"pytest: {ran} tests ran, {skipped} skipped", file=sys.stderr)
 if ran == 0:
     sys.exit("error: no test ran")
 PY
+}
+
+step "ruff check";        $py/ruff check toolkit tests benchmarks setup.py
+step "ruff format";       $py/ruff format --check toolkit tests benchmarks setup.py
+step "mypy";              $py/mypy
+step "import contracts";  $py/lint-imports --no-cache
+step "hadolint";          $py/hadolint Dockerfile
+step "pytest"
+run_pytest "$@"
+
+step "replay's tests on the mypyc-compiled build"
+rm -rf build # setuptools would reuse stale files from an earlier build
+$py/python -m pip install -q --no-deps --target "$work/compiled" .
+rm -rf build
+# L4KIT_EXPECT_COMPILED: tests/conftest.py fails the run unless l4kit comes from there, compiled.
+PYTHONPATH="$work/compiled" L4KIT_EXPECT_COMPILED=1 run_pytest -q tests/unit/test_replay_*.py tests/live/test_replay_tshark.py

@@ -9,8 +9,10 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import venv
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -105,3 +107,75 @@ def test_fresh_install_respond_as_non_root_is_one_clear_line(installed: Path) ->
     assert len(lines) == 1, result.stderr
     assert "CAP_NET_RAW" in lines[0]
     assert "Traceback" not in result.stderr
+
+
+# ---------------------------------------------------------------- compiled replay
+
+
+def _can_compile() -> bool:
+    import sysconfig
+
+    return shutil.which("gcc") is not None and Path(sysconfig.get_paths()["include"], "Python.h").exists()
+
+
+def _python(bin_dir: Path, code: str) -> str:
+    result = subprocess.run(
+        [str(bin_dir / "python"), "-c", code], capture_output=True, text=True, check=True, cwd="/"
+    )
+    return result.stdout.strip()
+
+
+def test_fresh_install_compiles_replays_per_packet_modules(installed: Path) -> None:
+    """setup.py compiles them with mypyc when a C compiler and Python's headers are
+    there (scripts/bootstrap.sh installs both)."""
+    if not _can_compile():
+        pytest.skip("no gcc or no Python.h here: pip installs pure Python")
+    files = _python(
+        installed,
+        "import l4kit.replay.engine as e, l4kit.replay.jsontext as j, l4kit.checksum as c;"
+        "print(e.__file__, j.__file__, c.__file__)",
+    ).split()
+    assert files[0].endswith(".so") and files[1].endswith(".so"), files
+    assert files[2].endswith(".py"), "the checksum stays pure Python (it is the reference)"
+    assert "compiled with mypyc" in run(installed, "doctor").stdout
+
+
+@pytest.mark.parametrize("capture", ["lo-kernel.pcap", "lo-l4kit-responder.pcap"])
+def test_compiled_replay_writes_what_pure_python_writes(installed: Path, capture: str) -> None:
+    import l4kit.replay.engine
+
+    assert (l4kit.replay.engine.__file__ or "").endswith(".py"), "the tests' own l4kit is the editable one"
+    path = str(ROOT / "tests" / "data" / capture)
+    for fmt in ("json", "mermaid"):
+        pure = subprocess.run(
+            [sys.executable, "-m", "l4kit", "replay", path, "--format", fmt],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        compiled = run(installed, "replay", path, "--format", fmt)
+        assert compiled.returncode == 0, compiled.stderr
+        assert compiled.stdout == pure
+
+
+def test_without_a_c_compiler_the_wheel_is_pure_python(tmp_path: Path) -> None:
+    """The extensions are optional: a failing compiler (CC=false) gives a wheel with
+    every module as Python source and no extension, not a failed install."""
+    env = {**os.environ, "CC": "false"}
+    src = tmp_path / "src"
+    shutil.copytree(ROOT / "toolkit", src / "toolkit", ignore=shutil.ignore_patterns("__pycache__", "*.so"))
+    for name in ("pyproject.toml", "setup.py", "README.md", "LICENSE"):
+        shutil.copy2(ROOT / name, src / name)
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path / "wheel"), str(src)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    [wheel] = (tmp_path / "wheel").glob("l4kit-*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        names = z.namelist()
+    assert not [n for n in names if n.endswith(".so")], names
+    assert "l4kit/replay/engine.py" in names and "l4kit/replay/jsontext.py" in names

@@ -71,12 +71,17 @@ def test_bootstrap_and_dockerfile_read_the_same_package_list() -> None:
 
 def test_dockerfile_installs_the_package_and_runs_the_responder() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
-    base = re.search(r"^FROM\s+python:(\d+)\.(\d+)-\S*bookworm", dockerfile, re.M)
-    assert base, "Dockerfile should start from a Debian (bookworm) Python image"
+    bases = re.findall(r"^FROM\s+python:(\d+)\.(\d+)-\S*bookworm", dockerfile, re.M)
+    assert bases, "Dockerfile should start from a Debian (bookworm) Python image"
+    assert len(set(bases)) == 1, "the wheel is built on the Python the image runs"
+    base = bases[-1]
     requires = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
     floor = tuple(int(x) for x in re.search(r">=\s*(\d+)\.(\d+)", requires).groups())  # type: ignore[union-attr]
-    assert (int(base.group(1)), int(base.group(2))) >= floor
-    assert re.search(r"^RUN pip install --no-cache-dir \.$", dockerfile, re.M)
+    assert (int(base[0]), int(base[1])) >= floor
+    # The wheel is built (compiled) in a first stage and installed in the image.
+    assert re.search(r"^RUN pip wheel [^\n]*--wheel-dir /wheels \.$", dockerfile, re.M)
+    assert re.search(r"^COPY --from=build /wheels /wheels$", dockerfile, re.M)
+    assert re.search(r"^RUN pip install --no-cache-dir /wheels/\*\.whl", dockerfile, re.M)
     assert '["l4kit"]' in dockerfile
     assert '["respond", "--iface", "lo"]' in dockerfile
 
@@ -108,7 +113,7 @@ def test_dockerfile_copies_every_file_the_build_reads() -> None:
     license files) and the package source; a file left out breaks only the image,
     which no machine here can build."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    needed = {"pyproject.toml", project["readme"], *project.get("license-files", []), "toolkit"}
+    needed = {"pyproject.toml", "setup.py", project["readme"], *project.get("license-files", []), "toolkit"}
     copied: set[str] = set()
     for line in (ROOT / "Dockerfile").read_text().splitlines():
         if line.startswith("COPY "):
