@@ -70,3 +70,13 @@ def test_doctor_prints_a_table_and_never_a_traceback() -> None:
     assert "Traceback" not in result.stdout + result.stderr
     for row in ("CAP_NET_RAW", "nft", "iptables", "ip netns", "tshark", "route_localnet"):
         assert row in result.stdout
+
+
+def test_doctor_says_whether_replay_is_compiled() -> None:
+    """The tests run on the editable install, which setup.py keeps pure Python
+    (tests/packaging/test_install.py checks the compiled side)."""
+    from l4kit.live.doctor import INFO, check_compiled_replay
+
+    check = check_compiled_replay()
+    assert check.name == "replay build"
+    assert check.status == INFO and check.found.startswith("pure Python") and not check.required

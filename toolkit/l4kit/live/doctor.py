@@ -181,6 +181,25 @@ def check_optional_tools() -> list[Check]:
     return out
 
 
+def check_compiled_replay() -> Check:
+    """Whether replay's per-packet modules were compiled by mypyc at install (setup.py).
+    Looked up, not imported: the doctor does not load replay."""
+    from importlib.util import find_spec
+
+    spec = find_spec("l4kit.replay.engine")
+    origin = (spec.origin or "") if spec else ""
+    if origin.endswith(".so"):
+        return Check("replay build", OK, "compiled with mypyc", required=False)
+    return Check(
+        "replay build",
+        INFO,
+        "pure Python (an editable install, L4KIT_PURE=1, or no C compiler at install): replay is "
+        "about 1.6x slower",
+        "with gcc and python3-dev installed: pip install --force-reinstall --no-deps <l4kit source>",
+        required=False,
+    )
+
+
 def check_sysctls() -> list[Check]:
     out = []
     for name in LOOPBACK_SYSCTLS:
@@ -218,6 +237,7 @@ def run_checks() -> list[Check]:
     checks += check_firewall()
     checks.append(check_netns())
     checks += check_optional_tools()
+    checks.append(check_compiled_replay())
     checks += check_sysctls()
     checks.append(check_leftovers())
     return checks
