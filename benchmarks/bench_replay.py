@@ -7,11 +7,13 @@ and duplicate ACKs, correct checksums. Every tool then reads the same file as
 its own subprocess, one after the other:
 
 * ``l4kit``: ``python -m l4kit replay FILE --format json`` (output to /dev/null) as a
-  user runs it: a capture this large is split by connection over two processes when
-  the machine has two cores (``l4kit.replay.parallel``); the same with one process
-  (``L4KIT_REPLAY_JOBS=1``); and with one process and ``--max-rows 1`` (every packet
-  analysed, one packet row per connection written: the cost of the per-packet JSON
-  shows in the difference);
+  user runs it: built as ``pip install .`` builds it, with replay's per-packet modules
+  compiled by mypyc (:func:`compiled_build`), and a capture this large split by
+  connection over two processes when the machine has two cores
+  (``l4kit.replay.parallel``); the same with one process (``L4KIT_REPLAY_JOBS=1``);
+  both again as pure Python (the source tree, what an editable install runs); and
+  compiled, one process, ``--max-rows 1`` (every packet analysed, one packet row per
+  connection written: the cost of the per-packet JSON shows in the difference);
 * ``tshark``: ``tshark -q -z conv,tcp -r FILE`` (its own TCP conversation table, on
   one core);
 * ``scapy rdpcap``: ``rdpcap(FILE)`` then a loop reading each packet's TCP flags,
@@ -262,7 +264,49 @@ def measure(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, 
 
 L4KIT = "l4kit replay --format json"
 L4KIT_ONE = "l4kit replay --format json, 1 process"
+L4KIT_PURE = "l4kit replay, pure Python"
+L4KIT_PURE_ONE = "l4kit replay, pure Python, 1 process"
 TSHARK = "tshark -q -z conv,tcp"
+ROOT = HERE.parent
+
+
+def compiled_build() -> Path | None:
+    """l4kit as ``pip install .`` builds it (replay compiled by mypyc, see setup.py), in
+    ``benchmarks/out/compiled-HASH`` for this source, built once; None when it cannot
+    be compiled here (no C compiler): the benchmark then says so."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted([ROOT / "pyproject.toml", ROOT / "setup.py", *(ROOT / "toolkit").rglob("*.py")]):
+        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    target = OUT / f"compiled-{digest.hexdigest()[:12]}"
+    if not target.exists():
+        print(f"building the compiled l4kit into {target} (about half a minute)", file=sys.stderr, flush=True)
+        tmp = target.with_suffix(".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(ROOT / "build", ignore_errors=True)  # setuptools would reuse stale files
+        subprocess.run(
+            [PY, "-m", "pip", "install", "-q", "--no-deps", "--target", str(tmp), str(ROOT)],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        shutil.rmtree(ROOT / "build", ignore_errors=True)
+        tmp.rename(target)
+    if not list((target / "l4kit" / "replay").glob("engine.*.so")):
+        return None
+    return target
+
+
+def l4kit_builds() -> dict[str, dict[str, str]]:
+    """The environment that runs each build of l4kit with ``python -m l4kit``: the
+    compiled one (what a user's ``pip install`` gives) and the pure Python source.
+    Either way of installing the venv itself, PYTHONPATH decides which one runs."""
+    pure = {"PYTHONPATH": str(ROOT / "toolkit")}
+    compiled = compiled_build()
+    if compiled is None:
+        print("no compiled build (no C compiler?): 'l4kit replay' rows are pure Python", file=sys.stderr)
+        return {"compiled": pure, "pure": pure}
+    return {"compiled": {"PYTHONPATH": str(compiled)}, "pure": pure}
 
 
 def main() -> None:
@@ -277,17 +321,21 @@ def main() -> None:
     if tshark is None:
         raise SystemExit("tshark is needed for the reference (apt-get install tshark)")
 
+    builds = l4kit_builds()
     rows = []
     for size in args.sizes:
         path = make_capture(size)
         l4kit = [PY, "-m", "l4kit", "replay", str(path), "--format", "json"]
-        one_process = {"L4KIT_REPLAY_JOBS": "1"}
+        compiled, pure = builds["compiled"], builds["pure"]
+        one = {"L4KIT_REPLAY_JOBS": "1"}
         tools: dict[str, tuple[list[str], dict[str, str] | None]] = {
-            # as a user runs it: split over two processes when the capture is large
-            L4KIT: (l4kit, None),
-            L4KIT_ONE: (l4kit, one_process),
+            # as a user runs it: compiled, split over two processes when the capture is large
+            L4KIT: (l4kit, compiled),
+            L4KIT_ONE: (l4kit, {**compiled, **one}),
+            L4KIT_PURE: (l4kit, pure),
+            L4KIT_PURE_ONE: (l4kit, {**pure, **one}),
             # the same analysis of every packet, but one packet row per connection in the output
-            "l4kit json --max-rows 1, 1 process": ([*l4kit, "--max-rows", "1"], one_process),
+            "l4kit json --max-rows 1, 1 process": ([*l4kit, "--max-rows", "1"], {**compiled, **one}),
             TSHARK: ([tshark, "-q", "-z", "conv,tcp", "-r", str(path)], None),
             "scapy PcapReader loop": ([PY, "-c", SCAPY_READER, str(path)], None),
             "raw struct pass (RawPcapReader)": ([PY, "-c", RAW_PASS, str(path)], None),
@@ -342,7 +390,7 @@ def main() -> None:
     by = {(r[0], r[1]): r for r in rows}
     if len(args.sizes) >= 2:
         small, large = args.sizes[0], args.sizes[-1]
-        for name in (L4KIT, L4KIT_ONE, TSHARK):
+        for name in (L4KIT, L4KIT_ONE, L4KIT_PURE, TSHARK):
             growth = by[(large, name)][6] / by[(small, name)][6]
             print(f"peak memory {name}: x{growth:.2f} from {small} to {large} packets")
 

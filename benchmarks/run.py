@@ -12,7 +12,8 @@ Parts (each also runs on its own):
   against a kernel-socket server written two ways (an inline accept loop, the fastest;
   ``socketserver.ThreadingTCPServer``, the standard library's) and a naive Scapy
   responder, all in the same namespace, in rounds with the order rotated, medians;
-- replay (``bench_replay.py``'s capture): ``l4kit replay --format json`` packets/s and
+- replay (``bench_replay.py``'s capture): ``l4kit replay --format json`` as ``pip install .``
+  builds it (replay compiled by mypyc), and as pure Python: packets/s and
   peak memory (max RSS) on synthetic captures of two sizes (default 100,000 and
   200,000 packets), against ``tshark -q -z conv,tcp``, a Scapy ``PcapReader`` loop and a
   bare ``struct`` pass over ``RawPcapReader``; medians of the repeats;
@@ -228,6 +229,7 @@ class ReplayResult:
 
 L4KIT_REPLAY = bench_replay.L4KIT
 L4KIT_REPLAY_ONE = bench_replay.L4KIT_ONE
+L4KIT_REPLAY_PURE = bench_replay.L4KIT_PURE
 TSHARK = "tshark -q -z conv,tcp"
 SCAPY_READER = "Scapy PcapReader loop"
 RAW_PASS = "struct pass over RawPcapReader"
@@ -242,13 +244,17 @@ def run_replay(
     if tshark is None:
         raise SystemExit("tshark is needed for the replay reference (apt-get install tshark)")
     results = []
+    builds = bench_replay.l4kit_builds()
+    compiled, pure = builds["compiled"], builds["pure"]
     for size in sizes:
         progress(f"replay: making or reusing a capture of {size} packets")
         path = str(bench_replay.make_capture(size))
         replay = [PY, "-m", "l4kit", "replay", path, "--format", "json"]
         tools: dict[str, tuple[list[str], dict[str, str] | None]] = {
-            L4KIT_REPLAY: (replay, None),  # as a user runs it: two processes from 4 MiB on two cores
-            L4KIT_REPLAY_ONE: (replay, {"L4KIT_REPLAY_JOBS": "1"}),
+            # as a user runs it: compiled (pip install .), two processes from 4 MiB on two cores
+            L4KIT_REPLAY: (replay, compiled),
+            L4KIT_REPLAY_ONE: (replay, {**compiled, "L4KIT_REPLAY_JOBS": "1"}),
+            L4KIT_REPLAY_PURE: (replay, pure),  # an editable install, or no C compiler
             TSHARK: ([tshark, "-q", "-z", "conv,tcp", "-r", path], None),
             SCAPY_READER: ([PY, "-c", bench_replay.SCAPY_READER, path], None),
             RAW_PASS: ([PY, "-c", bench_replay.RAW_PASS, path], None),
@@ -274,14 +280,14 @@ def run_replay(
 
 def replay_table(results: list[ReplayResult]) -> str:
     head = (
-        f"{'packets':>8}  {'tool':<32} {'wall s':>7} {'cpu s':>7} {'packets/s':>10} {'peak MiB':>9} "
+        f"{'packets':>8}  {'tool':<38} {'wall s':>7} {'cpu s':>7} {'packets/s':>10} {'peak MiB':>9} "
         f"{'wall/tshark':>11} {'mem/tshark':>10}"
     )
     lines = [head, "-" * len(head)]
     for r in results:
         ref = next(t for t in results if t.tool == TSHARK and t.packets == r.packets)
         lines.append(
-            f"{r.packets:>8}  {r.tool:<32} {r.wall:>7.2f} {r.cpu:>7.2f} {r.packets / r.wall:>10.0f} "
+            f"{r.packets:>8}  {r.tool:<38} {r.wall:>7.2f} {r.cpu:>7.2f} {r.packets / r.wall:>10.0f} "
             f"{r.peak_kib / 1024:>9.1f} {r.wall / ref.wall:>11.2f} {r.peak_kib / ref.peak_kib:>10.2f}"
         )
     return "\n".join(lines)
@@ -317,6 +323,16 @@ def replay_rows(results: list[ReplayResult]) -> list[Row]:
                 f"{one.wall:.2f}",
                 f"tshark {ref.wall:.2f}",
                 one.wall / ref.wall,
+            )
+        )
+        pure = get(L4KIT_REPLAY_PURE, size)
+        rows.append(
+            Row(
+                "replay",
+                f"time, {size} packets, pure Python (wall s)",
+                f"{pure.wall:.2f}",
+                f"tshark {ref.wall:.2f}",
+                pure.wall / ref.wall,
             )
         )
         rows.append(
