@@ -57,7 +57,7 @@ make_venv() {
 install_l4kit() {
     make_venv
     local stamp
-    stamp=$(find pyproject.toml setup.py toolkit -type f ! -path '*/__pycache__/*' ! -name '*.so' -print0 |
+    stamp=$(find pyproject.toml setup.py toolkit -type f ! -path '*/__pycache__/*' ! -path '*.egg-info/*' ! -name '*.so' -print0 |
         sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
     if [ "$(cat .venv/.l4kit-installed 2>/dev/null)" = "$stamp" ]; then
         log "l4kit is installed in .venv from this source"
