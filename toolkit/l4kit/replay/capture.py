@@ -187,6 +187,8 @@ def _describe_stream_error(exc: BaseException) -> str:
 class CaptureReader:
     """An open capture: iterate it for frames; close it (or use ``with``) when done."""
 
+    linktype: int | None  # pcap: the file's link type; pcapng: None (one per interface)
+
     def __init__(self, path: Path | str, *, bpf: str | None = None, size: int | None = None) -> None:
         """``size``: read only the file's first ``size`` bytes (its size when a run began),
         so that processes sharing the work see the same frames of a file still being
@@ -197,12 +199,13 @@ class CaptureReader:
         self.truncated = False
         self.truncation_detail = ""
         self.frames_read = 0
-        self.linktype: int | None = None  # pcap: the file's; pcapng: per interface (None here)
         self.is_pcapng = False
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr: IO[bytes] | None = None
         self._files: list[IO[bytes]] = []
         self._check_path()
+        # _open sets self.linktype (pcap: the file's; pcapng: None, per interface). It is
+        # not set to None before: mypy would take it for None here, and skip the check.
         self._source = self._open()
         if self.linktype is not None and not link.is_supported(self.linktype):
             self.close()
