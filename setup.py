@@ -13,8 +13,9 @@ Pure Python is built instead when:
 * ``L4KIT_PURE=1`` is set;
 * the install is editable (``pip install -e .``): a compiled module in the source
   tree would shadow edits to its ``.py`` file until the next build;
-* mypyc is not importable, or the C compiler fails (no ``gcc``, no Python
-  headers): the extensions are optional, pip warns and installs the rest.
+* mypyc is not importable, or refuses the code (a newer mypy finding a type
+  error, say), or the C compiler fails (no ``gcc``, no Python headers): the
+  extensions are optional, pip warns and installs the rest.
 
 Whether an installed l4kit is compiled: ``l4kit doctor`` says, and
 ``l4kit.replay.engine.__file__`` ends in ``.so``.
@@ -25,7 +26,7 @@ from __future__ import annotations
 import os
 import sys
 
-from setuptools import setup
+from setuptools import Extension, setup
 
 COMPILED = [
     "toolkit/l4kit/replay/model.py",
@@ -38,7 +39,7 @@ COMPILED = [
 ]
 
 
-def ext_modules() -> list:  # type: ignore[type-arg]
+def ext_modules() -> list[Extension]:
     if os.environ.get("L4KIT_PURE") == "1" or {"editable_wheel", "develop"} & set(sys.argv):
         return []
     try:
@@ -46,7 +47,11 @@ def ext_modules() -> list:  # type: ignore[type-arg]
     except ImportError:
         print("l4kit: mypyc not available, building pure Python", file=sys.stderr)
         return []
-    extensions = mypycify(COMPILED, opt_level="3", debug_level="0", group_name="l4kit")
+    try:
+        extensions = mypycify(COMPILED, opt_level="3", debug_level="0", group_name="l4kit")
+    except (Exception, SystemExit) as exc:  # mypyc exits on a type error (a newer mypy, say)
+        print(f"l4kit: mypyc could not compile replay ({exc!r}), building pure Python", file=sys.stderr)
+        return []
     for extension in extensions:
         extension.optional = True  # no compiler: warn and install pure Python
     return extensions
