@@ -1,7 +1,7 @@
 """All of l4kit's benchmarks in one run: one table of ratios against references measured
 in the same run on the same machine, then the detail of each part.
 
-    sudo python benchmarks/run.py            # about 4 minutes on 2 cores
+    sudo python benchmarks/run.py            # about 5 minutes on 2 cores
     sudo python benchmarks/run.py --quick    # about 1 minute: fewer rounds and connections, small captures
     python benchmarks/run.py --skip responder   # without root: replay and checksum only
 
