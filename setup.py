@@ -4,7 +4,7 @@ Everything about the package is in ``pyproject.toml``; this file only adds the
 compiled modules. ``l4kit replay`` spends its time in a handful of modules that run
 once per packet (the decoder, the three observers, the engine's loop, the JSON
 text). mypyc (part of mypy) compiles those same typed Python files to C
-extensions, which replay about 1.6 times as fast (``benchmarks/bench_replay.py``
+extensions, which replay about 1.5 times as fast (``benchmarks/bench_replay.py``
 measures both builds in one run). The Python files stay the source and the
 reference: every module works, and is tested, without compiling.
 

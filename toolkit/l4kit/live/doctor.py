@@ -194,7 +194,7 @@ def check_compiled_replay() -> Check:
         "replay build",
         INFO,
         "pure Python (an editable install, L4KIT_PURE=1, or no C compiler at install): replay is "
-        "about 1.6x slower",
+        "about 1.5x slower",
         "with gcc and python3-dev installed: pip install --force-reinstall --no-deps <l4kit source>",
         required=False,
     )
