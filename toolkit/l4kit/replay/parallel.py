@@ -44,9 +44,12 @@ from l4kit.errors import L4kitError
 PARALLEL_MIN_BYTES: Final = 4 << 20
 """Captures smaller than this are read by one process when the number of jobs is
 chosen automatically. Measured on 2 cores with the benchmark's captures (about 460
-bytes a frame): two processes take as long as one on a 1 MB capture, 7 % less time
-on 2 MB, 13 % less on 4.5 MB, 21 % on 9 MB, 33 % on 46 MB, always for more CPU time
-in all (both read every frame); below 4 MiB the gain is not worth a second core."""
+bytes a frame), pure Python: two processes take as long as one on a 1 MB capture, 7 %
+less time on 2 MB, 13 % less on 4.5 MB, 21 % on 9 MB, 33 % on 46 MB; compiled by mypyc
+(setup.py), where each packet costs less and the fork the same: 5 % more time on
+2.3 MB, 8 % less on 4.6 MB, 12 % on 9 MB, 20 % on 19 MB, 18 % on 47 MB. Always for more
+CPU time in all (both read every frame); below 4 MiB the gain is not worth a second
+core."""
 
 EmitIndexed = Callable[[int, str], None]
 """``(index, text)``: one report's text and its position in the output."""
