@@ -294,7 +294,8 @@ def compiled_build() -> Path | None:
         )
         shutil.rmtree(ROOT / "build", ignore_errors=True)
         for old in OUT.glob("compiled-*"):  # builds of earlier sources
-            shutil.rmtree(old, ignore_errors=True)
+            if old != tmp:
+                shutil.rmtree(old, ignore_errors=True)
         tmp.rename(target)
     if not list((target / "l4kit" / "replay").glob("engine.*.so")):
         return None
