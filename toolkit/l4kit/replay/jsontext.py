@@ -52,16 +52,11 @@ def _seconds(t: float) -> str:
     return text + "0" if text[-1] == "." else text
 
 
-def _json_preview(text: str) -> str:
-    """A payload preview as a JSON string. Previews hold printable ASCII, backslash
-    escapes and ``…`` only, so quoting backslashes and quotes is all JSON needs."""
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("…", "\\u2026") + '"'
-
-
 def _data_json(head: bytes, length: int) -> str:
-    """``_json_preview(preview(head, length))`` in one pass over the octets: a text
+    """``json.dumps(preview(head, length))`` in one pass over the octets: a text
     payload through ``str.translate``, a binary one (mostly ``\\xNN`` escapes) by
-    list lookups, whichever is faster for it."""
+    list lookups, whichever is faster for it. (Previews hold printable ASCII,
+    backslash escapes and ``…`` only: :data:`_PREVIEW_JSON` escapes each octet.)"""
     head = head[:_PREVIEW_CHARS]
     if head.isascii():
         text = head.decode("ascii").translate(_PREVIEW_JSON_TABLE)
