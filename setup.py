@@ -24,9 +24,16 @@ Whether an installed l4kit is compiled: ``l4kit doctor`` says, and
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+from pathlib import Path
 
 from setuptools import Extension, setup
+
+# setuptools builds in ./build and keeps what it finds there: a module deleted or
+# renamed since an earlier build would still go into the wheel. Every build starts
+# clean (mypyc writes its C files there too).
+shutil.rmtree(Path(__file__).resolve().parent / "build", ignore_errors=True)
 
 COMPILED = [
     "toolkit/l4kit/replay/model.py",

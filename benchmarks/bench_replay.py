@@ -286,13 +286,11 @@ def compiled_build() -> Path | None:
         print(f"building the compiled l4kit into {target} (about half a minute)", file=sys.stderr, flush=True)
         tmp = target.with_suffix(".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(ROOT / "build", ignore_errors=True)  # setuptools would reuse stale files
         subprocess.run(
             [PY, "-m", "pip", "install", "-q", "--no-deps", "--target", str(tmp), str(ROOT)],
             check=True,
             stdout=subprocess.DEVNULL,
         )
-        shutil.rmtree(ROOT / "build", ignore_errors=True)
         for old in OUT.glob("compiled-*"):  # builds of earlier sources
             if old != tmp:
                 shutil.rmtree(old, ignore_errors=True)

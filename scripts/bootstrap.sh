@@ -64,7 +64,6 @@ install_l4kit() {
         return
     fi
     log "installing l4kit into .venv (compiling replay with mypyc)"
-    rm -rf build # setuptools would reuse stale files from an earlier build
     .venv/bin/python -m pip install -q .
     echo "$stamp" >.venv/.l4kit-installed
 }

@@ -36,8 +36,6 @@ step "pytest"
 run_pytest "$@"
 
 step "replay's tests on the mypyc-compiled build"
-rm -rf build # setuptools would reuse stale files from an earlier build
 $py/python -m pip install -q --no-deps --target "$work/compiled" .
-rm -rf build
 # L4KIT_EXPECT_COMPILED: tests/conftest.py fails the run unless l4kit comes from there, compiled.
 PYTHONPATH="$work/compiled" L4KIT_EXPECT_COMPILED=1 run_pytest -q tests/unit/test_replay_*.py tests/live/test_replay_tshark.py
