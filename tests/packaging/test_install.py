@@ -1,7 +1,8 @@
 """`pip install .` into a brand-new virtual environment gives a working command.
 
 This is what a user does; it catches a module or data file left out of the wheel
-and an import that only works from the source tree.
+and an import that only works from the source tree. The install is the ``installed``
+fixture of ``tests/conftest.py``, shared with the tests that run l4kit as nobody.
 """
 
 from __future__ import annotations
@@ -10,55 +11,12 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
-import venv
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def installed() -> Iterator[Path]:
-    # Not under pytest's 0700 tmp dir: the non-root test below runs the command as nobody.
-    top = Path(tempfile.mkdtemp(prefix="l4kit-install-"))
-    top.chmod(0o755)
-    try:
-        # Install from the files git knows about (tracked or not ignored), like a clone.
-        files = subprocess.run(
-            ["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-            capture_output=True,
-            check=True,
-        ).stdout.split(b"\0")
-        src = top / "src"
-        for name in filter(None, files):
-            path = ROOT / os.fsdecode(name)
-            if path.is_file():
-                (src / os.fsdecode(name)).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(path, src / os.fsdecode(name))
-        env_dir = top / "venv"
-        venv.create(env_dir, with_pip=True)
-        result = subprocess.run(
-            [
-                str(env_dir / "bin" / "python"),
-                "-m",
-                "pip",
-                "install",
-                "-q",
-                "--disable-pip-version-check",
-                str(src),
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert result.returncode == 0, result.stderr[-2000:]
-        yield env_dir / "bin"
-    finally:
-        shutil.rmtree(top, ignore_errors=True)
 
 
 def run(bin_dir: Path, *args: str, user: int | None = None) -> subprocess.CompletedProcess[str]:

@@ -275,12 +275,14 @@ def test_doctor_says_what_privileges_respond_needs_and_why() -> None:
     assert re.search(r"namespaces", rows["CAP_SYS_ADMIN"])
 
 
-def test_doctor_without_privileges_names_what_is_missing_and_the_fix(tmp_path: Path) -> None:
+def test_doctor_without_privileges_names_what_is_missing_and_the_fix(tmp_path: Path, installed: Path) -> None:
     # Drop every capability: doctor must still run (it only reads) and say what is missing.
+    # As nobody, l4kit runs from the shared fresh install (tests/conftest.py), which nobody
+    # can reach wherever the checkout is.
     setpriv = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", "--inh-caps", "-all"]
     done = subprocess.run(
-        [*setpriv, sys.executable, "-m", "l4kit", "doctor"], capture_output=True, text=True, timeout=120,
-        check=False, env=os.environ | {"COLUMNS": "200", "HOME": str(tmp_path)}, cwd=tmp_path,
+        [*setpriv, installed / "python", "-m", "l4kit", "doctor"], capture_output=True, text=True,
+        timeout=120, check=False, env=os.environ | {"COLUMNS": "200", "HOME": str(tmp_path)}, cwd=tmp_path,
     )  # fmt: skip
     assert "Traceback" not in done.stderr, done.stderr
     assert done.returncode == 1, done.stdout + done.stderr
