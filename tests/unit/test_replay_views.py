@@ -195,3 +195,33 @@ def test_hand_formatted_json_equals_json_dumps_of_the_same_values(tmp_path):
         assert json.loads(_row_json(rec)) == packet
         assert packet["t"] == pytest.approx(rec[1], abs=1e-9)
     assert parsed["packets"][4]["notes"] == ["retransmission"]
+
+
+@pytest.mark.parametrize("fmt", ["json", "mermaid"])
+def test_json_and_mermaid_never_import_rich_or_scapy(fmt):
+    """Start-up is part of every replay's time (about 45 ms for Rich): the machine
+    formats load neither Rich nor Scapy; the table does, and an error line too."""
+    import subprocess
+    import sys
+
+    script = (
+        "import io, sys, contextlib\n"
+        "from l4kit.cli import main\n"
+        "sys.argv = ['l4kit', 'replay', sys.argv[1], '--format', sys.argv[2]]\n"
+        "out = io.StringIO()\n"
+        "try:\n"
+        "    with contextlib.redirect_stdout(out): main()\n"
+        "except SystemExit as exc: assert not exc.code, exc.code\n"
+        "assert out.getvalue(), 'no output'\n"
+        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules} & {'rich', 'scapy'})))\n"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", script, str(DATA / "lo-kernel.pcap"), fmt],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    assert loaded == []
+    table = subprocess.run(
+        [sys.executable, "-c", script, str(DATA / "lo-kernel.pcap"), "table"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    assert table == ["rich"]  # the check itself sees an import

@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from l4kit import __version__
 from l4kit.errors import L4kitError
@@ -30,8 +28,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
-
-err_console = Console(stderr=True, highlight=False)
 
 
 class Codec(enum.StrEnum):
@@ -254,9 +250,16 @@ def demo(
 
 
 def _fail(exc: L4kitError) -> NoReturn:
+    # Rich only now: ``replay --format json`` never loads it (its start-up is part of
+    # replay's time, benchmarks/bench_replay.py).
+    from rich.console import Console
+    from rich.markup import escape
+
     # The message is text, not markup: an IPv6 endpoint "[::1]:8888" or a file name
     # with brackets must come out as written.
-    err_console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, soft_wrap=True)
+    Console(stderr=True, highlight=False).print(
+        f"[bold red]error:[/] {escape(str(exc))}", markup=True, soft_wrap=True
+    )
     sys.exit(exc.exit_code)
 
 

@@ -19,11 +19,7 @@ import stat
 import sys
 from collections.abc import Callable, Iterator
 from itertools import chain
-from typing import IO, Any, Final
-
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+from typing import IO, TYPE_CHECKING, Any, Final
 
 from l4kit.replay.capture import Frame
 from l4kit.replay.jsontext import JSON_SCHEMA, connection_json_text, summary_json
@@ -52,6 +48,10 @@ from l4kit.replay.model import (
 )
 from l4kit.replay.zeek import CONN_STATE_MEANINGS
 from l4kit.views.transitions import TransitionRow, transition_table
+
+if TYPE_CHECKING:  # Rich is imported where a table or a step is printed: see _run_replay
+    from rich.console import Console
+    from rich.table import Table
 
 TABLE_DETAIL_LIMIT: Final = 100
 
@@ -108,6 +108,9 @@ def _checksum_text(counts: dict[str, int]) -> str:
 
 def summary_table(reports: list[ConnectionReport], summary: ReplaySummary) -> Table:
     """One row per connection: endpoints, Zeek state and history, counts, final RFC states."""
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(
         title=f"TCP connections in {summary.file}", title_justify="left", header_style="bold", expand=False
     )
@@ -184,6 +187,8 @@ class TableCollector:
         self.reports.append(report)
 
     def render(self, console: Console, summary: ReplaySummary) -> None:
+        from rich.text import Text
+
         console.print(summary_table(self.reports, summary))
         console.print(summary_footer(summary), highlight=False)
         for report in sorted(self.reports, key=lambda r: r.id):
@@ -402,6 +407,8 @@ class Stepper:
         self.count = 0
 
     def __call__(self, report: ConnectionReport, record: PacketRecord, linktype: int, frame: bytes) -> None:
+        from rich.text import Text
+
         row = to_transition_row(record)
         self.count += 1
         arrow = "→" if row.direction == "c2s" else "←"
@@ -506,9 +513,14 @@ def _run_replay(
     from l4kit.wire import link
 
     out = out if out is not None else sys.stdout
-    err = err if err is not None else Console(stderr=True, highlight=False)
-    # A pipe gets wide lines rather than columns squeezed to 80 characters.
-    console = Console(file=out, highlight=False, width=None if out.isatty() else 200)
+    console: Console | None = None
+    if fmt == "table" or step:
+        # Only these print with Rich: the JSON and Mermaid outputs never import it, which
+        # is about 45 ms of every run's start-up (benchmarks/bench_replay.py times whole runs).
+        from rich.console import Console
+
+        # A pipe gets wide lines rather than columns squeezed to 80 characters.
+        console = Console(file=out, highlight=False, width=None if out.isatty() else 200)
     sink: Callable[[ConnectionReport], None]
     table: TableCollector | None = None
     writer: JsonWriter | MermaidWriter | None = None
@@ -562,6 +574,7 @@ def _run_replay(
                     through_responder=routes_for_responder,
                 )
                 if step:
+                    assert console is not None
                     tty = sys.stdin.isatty() if interactive is None else interactive
                     stepper = Stepper(console, interactive=tty)
                 if stepper is None:
@@ -586,10 +599,15 @@ def _run_replay(
     if writer is not None:
         writer.close(summary)
     elif table is not None and not (stepper is not None and stepper.stopped):
+        assert console is not None
         if stepper is not None:
             console.print()
         table.render(console, summary)
     if summary.truncated:
+        from rich.console import Console
+        from rich.text import Text
+
+        err = err if err is not None else Console(stderr=True, highlight=False)
         err.print(
             Text(
                 f"warning: {file} is truncated ({summary.truncation_detail}); read up to the cut",

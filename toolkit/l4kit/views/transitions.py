@@ -1,16 +1,20 @@
 """The flag-transition table: one row per segment, shared by ``respond`` and ``replay``.
 
 Both commands print the same table so that what a user sees live and what they
-see later from the capture line up row by row.
+see later from the capture line up row by row. Rich is imported when a table is
+made: ``replay --format json`` and ``--format mermaid`` use :class:`TransitionRow`
+and never load it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from rich.table import Table
-from rich.text import Text
+if TYPE_CHECKING:
+    from rich.table import Table
+    from rich.text import Text
 
 _DIR_STYLE = {"c2s": "cyan", "s2c": "magenta"}
 _ARROW = {"c2s": "→", "s2c": "←"}
@@ -66,6 +70,9 @@ def transition_table(
     ``show_frame`` adds the frame number column, ``show_client_state`` a client
     state column next to the (then so named) server state column.
     """
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(title=title, title_justify="left", header_style="bold", expand=False)
     if show_frame:
         table.add_column("frame", justify="right", no_wrap=True)
