@@ -7,6 +7,8 @@ import json
 import re
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from rich.console import Console
 from test_replay_support import DATA, Conv, needs_tshark, replay, tshark_fields, write
 
@@ -225,3 +227,52 @@ def test_json_and_mermaid_never_import_rich_or_scapy(fmt):
         capture_output=True, text=True, check=True,
     ).stdout.split()  # fmt: skip
     assert table == ["rich"]  # the check itself sees an import
+
+
+def test_payload_preview_json_is_json_dumps_of_the_preview_for_every_octet():
+    """_data_json escapes with codecs.escape_encode and three replaces: the same text
+    as json.dumps(preview()) for each octet alone, beside quotes and backslashes,
+    and for previews cut at PREVIEW_BYTES (the … is written as \\u2026)."""
+    from l4kit.replay.jsontext import _data_json
+    from l4kit.replay.model import PREVIEW_BYTES, preview
+
+    tricky = b"\\'\"\n\r\t\x00\x7f\x80\xff a"
+    heads = [bytes([b]) for b in range(256)]
+    heads += [bytes([b]) + t for b in range(256) for t in (b"\\", b"'", b'"')]
+    heads += [tricky, tricky * 4, bytes(range(256))[: PREVIEW_BYTES + 1]]
+    for head in heads:
+        for length in (len(head), len(head) + 1, PREVIEW_BYTES + 1):
+            assert _data_json(head, length) == json.dumps(preview(head, length)), (head, length)
+
+
+@given(st.binary(max_size=40), st.integers(min_value=0, max_value=3))
+def test_payload_preview_json_property(head, more):
+    from l4kit.replay.jsontext import _data_json
+    from l4kit.replay.model import preview
+
+    assert _data_json(head, len(head) + more) == json.dumps(preview(head, len(head) + more))
+
+
+# any float up to past the integer path's bound, and whole microseconds (as pcap has them)
+_TIMES = st.floats(min_value=0, max_value=2e6, allow_nan=False) | st.integers(0, 10**12).map(
+    lambda us: us / 1e6
+)
+
+
+@given(_TIMES)
+def test_relative_seconds_is_the_nanosecond_rounding_of_t(t):
+    """The integer formatting of a packet's time: canonical JSON (no trailing zeros,
+    at least one decimal), within half a nanosecond of t (plus the float's own
+    error), and the very digits of the float formatting for microsecond times."""
+    from decimal import Decimal
+
+    from l4kit.replay.jsontext import _relative_seconds, _seconds
+
+    text = _relative_seconds(t)
+    whole, _, fraction = text.partition(".")
+    assert whole.isdigit() and fraction.isdigit() and len(fraction) <= 9
+    assert fraction == "0" or not fraction.endswith("0")
+    assert abs(Decimal(text) - Decimal(t)) <= Decimal("0.5e-9") + Decimal(t) * Decimal("1e-15")
+    assert json.loads(text) == pytest.approx(t, abs=1e-9)
+    if t < 1e6 and t == round(t, 6):
+        assert text == _seconds(t)

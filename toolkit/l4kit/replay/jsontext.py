@@ -15,6 +15,7 @@ nothing but the replay model, and so that it can be compiled with the engine (se
 from __future__ import annotations
 
 import json
+from codecs import escape_encode
 from typing import Any, Final
 
 from l4kit.replay.model import (
@@ -25,7 +26,6 @@ from l4kit.replay.model import (
     PacketRecord,
     ReplaySummary,
     StateTransition,
-    preview,
 )
 
 JSON_SCHEMA: Final = "l4kit.replay/1"
@@ -34,10 +34,6 @@ JSON_SCHEMA: Final = "l4kit.replay/1"
 _NOTES_JSON: dict[tuple[str, ...], str] = {(): "[]"}
 _NOTES_JSON_LIMIT: Final = 4096  # distinct note combinations cached (duplicate ACK #n has no end)
 
-# Each payload octet as it appears in a preview inside a JSON string: the preview's
-# escapes (model.preview) with JSON's escaping of backslash and quote on top.
-_PREVIEW_JSON: Final[list[str]] = [json.dumps(preview(bytes([b]), 1))[1:-1] for b in range(256)]
-_PREVIEW_JSON_TABLE: Final[dict[int, str]] = dict(enumerate(_PREVIEW_JSON))
 _PREVIEW_CHARS: Final = PREVIEW_BYTES
 _DIRECTION_FLAGS: Final[tuple[list[str], ...]] = tuple(
     [f'"dir": "{direction}", "flags": "{letters}", "seq": ' for letters in FLAG_LETTERS]
@@ -52,16 +48,38 @@ def _seconds(t: float) -> str:
     return text + "0" if text[-1] == "." else text
 
 
+def _relative_seconds(t: float) -> str:
+    """:func:`_seconds` for the time of a packet within its connection, once per
+    packet: below 10**6 s, ``t * 10**9`` is exact to a sixteenth of a nanosecond, so
+    integer arithmetic gives the same digits (rounding ties aside, within 1 ns)
+    at half the cost of formatting a float, once compiled (``setup.py``)."""
+    if 0.0 <= t < 1e6:
+        ns = int(t * 1e9 + 0.5)
+        whole = ns // 1_000_000_000
+        fraction = ns - whole * 1_000_000_000
+        if fraction:
+            return f"{whole}.{str(fraction + 1_000_000_000)[1:].rstrip('0')}"
+        return f"{whole}.0"
+    return _seconds(t)
+
+
 def _data_json(head: bytes, length: int) -> str:
-    """``json.dumps(preview(head, length))`` in one pass over the octets: a text
-    payload through ``str.translate``, a binary one (mostly ``\\xNN`` escapes) by
-    list lookups, whichever is faster for it. (Previews hold printable ASCII,
-    backslash escapes and ``…`` only: :data:`_PREVIEW_JSON` escapes each octet.)"""
+    """``json.dumps(preview(head, length))`` without a loop in Python.
+
+    :func:`~l4kit.replay.model.preview` escapes octets as Python writes bytes, and
+    so does ``codecs.escape_encode`` (in C), except that it also escapes ``'``. JSON
+    then escapes backslash and ``"``; the rest of a preview is printable ASCII.
+    (1.5-2x faster than a table lookup per octet, compiled or not;
+    ``tests/unit/test_replay_views.py`` checks it against ``json.dumps(preview())``
+    for every octet.)"""
     head = head[:_PREVIEW_CHARS]
-    if head.isascii():
-        text = head.decode("ascii").translate(_PREVIEW_JSON_TABLE)
-    else:
-        text = "".join(map(_PREVIEW_JSON.__getitem__, head))
+    escaped = escape_encode(head)[0]
+    if 39 in head:  # '
+        escaped = escaped.replace(b"\\'", b"'")
+    escaped = escaped.replace(b"\\", b"\\\\")
+    if 34 in head:  # "
+        escaped = escaped.replace(b'"', b'\\"')
+    text = escaped.decode("ascii")
     return f'"{text}\\u2026"' if length > _PREVIEW_CHARS else f'"{text}"'
 
 
@@ -77,11 +95,8 @@ def _row_json(rec: PacketRecord) -> str:
     capture, and building a dict for ``json.dumps`` costs several times as much.
     (Identical to ``json.dumps`` of the dict: ``tests/unit/test_replay_views.py``.)"""
     frame, t, direction, flags, seq, ack, length, window, checksum, notes, head, _, _, _, _ = rec
-    seconds = ("%.9f" % t).rstrip("0")  # noqa: UP031 - _seconds, inline: once per packet
-    if seconds[-1] == ".":
-        seconds += "0"
     return (
-        f'{{"frame": {frame}, "t": {seconds}, {_DIRECTION_FLAGS[direction][flags]}{seq}, '
+        f'{{"frame": {frame}, "t": {_relative_seconds(t)}, {_DIRECTION_FLAGS[direction][flags]}{seq}, '
         f'"ack": {"null" if ack is None else ack}, "len": {length}, "win": {window}, '
         f'"checksum": "{checksum}", "notes": {_NOTES_JSON.get(notes) or _notes_json(notes)}, '
         f'"data": {_data_json(head, length) if length else chr(34) * 2}}}'
@@ -91,11 +106,8 @@ def _row_json(rec: PacketRecord) -> str:
 def _transition_json(tr: StateTransition) -> str:
     # ``_value_``: the member's value as a plain attribute (``.value`` is a property).
     t, packet, frame, side, before, after = tr
-    seconds = ("%.9f" % t).rstrip("0")  # noqa: UP031 - _seconds, inline
-    if seconds[-1] == ".":
-        seconds += "0"
     return (
-        f'{{"t": {seconds}, "packet": {packet}, "frame": {frame}, '
+        f'{{"t": {_relative_seconds(t)}, "packet": {packet}, "frame": {frame}, '
         f'"side": "{side}", "from": "{before._value_}", "to": "{after._value_}"}}'
     )
 
