@@ -15,7 +15,12 @@ its own subprocess, one after the other:
   compiled, one process, ``--max-rows 1`` (every packet analysed, one packet row per
   connection written: the cost of the per-packet JSON shows in the difference);
 * ``tshark``: ``tshark -q -z conv,tcp -r FILE`` (its own TCP conversation table, on
-  one core);
+  one core): the reference of issue 9's target, and of every ratio printed;
+* ``tshark per-packet fields``: tshark printing, for every packet, what a packet row
+  of l4kit's JSON holds (:data:`TSHARK_FIELDS`: frame, stream, time in the
+  connection, flags, relative seq/ack, length, window, checksum verdict, analysis
+  flags; no payload preview). ``conv,tcp`` prints one line per connection; this is
+  tshark doing the job l4kit's JSON does, for scale;
 * ``scapy rdpcap``: ``rdpcap(FILE)`` then a loop reading each packet's TCP flags,
   the way a Scapy user would write it;
 * ``scapy PcapReader``: the streaming reader, same loop;
@@ -269,6 +274,21 @@ L4KIT_ONE = "l4kit replay --format json, 1 process"
 L4KIT_PURE = "l4kit replay, pure Python"
 L4KIT_PURE_ONE = "l4kit replay, pure Python, 1 process"
 TSHARK = "tshark -q -z conv,tcp"
+TSHARK_ROWS = "tshark per-packet fields"
+TSHARK_FIELDS = (
+    "frame.number", "tcp.stream", "tcp.time_relative", "tcp.flags.str", "tcp.seq", "tcp.ack",
+    "tcp.len", "tcp.window_size_value", "tcp.checksum.status", "tcp.analysis.flags",
+)  # fmt: skip
+"""What a packet row of ``l4kit.replay/1`` holds, as tshark fields (verified checksums,
+times since the connection's first packet)."""
+
+
+def tshark_rows_argv(tshark: str, path: str) -> list[str]:
+    """tshark printing :data:`TSHARK_FIELDS` for every packet of ``path``."""
+    argv = [tshark, "-r", path, "-o", "tcp.check_checksum:TRUE", "-o", "tcp.calculate_timestamps:TRUE"]
+    return [*argv, "-T", "fields", *(arg for field in TSHARK_FIELDS for arg in ("-e", field))]
+
+
 ROOT = HERE.parent
 
 
@@ -346,6 +366,7 @@ def main() -> None:
             # the same analysis of every packet, but one packet row per connection in the output
             "l4kit json --max-rows 1, 1 process": ([*l4kit, "--max-rows", "1"], {**compiled, **one}),
             TSHARK: ([tshark, "-q", "-z", "conv,tcp", "-r", str(path)], None),
+            TSHARK_ROWS: (tshark_rows_argv(tshark, str(path)), None),
             "scapy PcapReader loop": ([PY, "-c", SCAPY_READER, str(path)], None),
             "raw struct pass (RawPcapReader)": ([PY, "-c", RAW_PASS, str(path)], None),
         }

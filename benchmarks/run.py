@@ -239,6 +239,7 @@ L4KIT_REPLAY = bench_replay.L4KIT
 L4KIT_REPLAY_ONE = bench_replay.L4KIT_ONE
 L4KIT_REPLAY_PURE = bench_replay.L4KIT_PURE
 TSHARK = "tshark -q -z conv,tcp"
+TSHARK_ROWS = bench_replay.TSHARK_ROWS
 SCAPY_READER = "Scapy PcapReader loop"
 RAW_PASS = "struct pass over RawPcapReader"
 
@@ -264,6 +265,8 @@ def run_replay(
             L4KIT_REPLAY_ONE: (replay, {**compiled, "L4KIT_REPLAY_JOBS": "1"}),
             L4KIT_REPLAY_PURE: (replay, pure),  # an editable install, or no C compiler
             TSHARK: ([tshark, "-q", "-z", "conv,tcp", "-r", path], None),
+            # tshark writing what l4kit's packet rows hold: the same job, for scale (no target)
+            TSHARK_ROWS: (bench_replay.tshark_rows_argv(tshark, path), None),
             SCAPY_READER: ([PY, "-c", bench_replay.SCAPY_READER, path], None),
             RAW_PASS: ([PY, "-c", bench_replay.RAW_PASS, path], None),
         }
@@ -332,6 +335,16 @@ def replay_rows(results: list[ReplayResult]) -> list[Row]:
                 f"{one.wall:.2f}",
                 f"tshark {ref.wall:.2f}",
                 paired_ratio(one, ref),
+            )
+        )
+        rows_ref = get(TSHARK_ROWS, size)
+        rows.append(
+            Row(
+                "replay",
+                f"time, {size} packets, vs tshark -T fields (wall s)",
+                f"{ours.wall:.2f}",
+                f"tshark -T fields {rows_ref.wall:.2f}",
+                paired_ratio(ours, rows_ref),
             )
         )
         pure = get(L4KIT_REPLAY_PURE, size)
