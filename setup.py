@@ -1,12 +1,23 @@
-"""Build l4kit: pure Python, with replay's per-packet modules compiled by mypyc.
+"""Build l4kit: pure Python, with its per-packet modules compiled by mypyc.
 
 Everything about the package is in ``pyproject.toml``; this file only adds the
-compiled modules. ``l4kit replay`` spends its time in a handful of modules that run
-once per packet (the decoder, the three observers, the engine's loop, the JSON
-text). mypyc (part of mypy) compiles those same typed Python files to C
-extensions, which replay about 1.5 times as fast (``benchmarks/bench_replay.py``
-measures both builds in one run). The Python files stay the source and the
-reference: every module works, and is tested, without compiling.
+compiled modules. mypyc (part of mypy) compiles these typed Python files to C
+extensions:
+
+* replay's per-packet modules (the decoder, the three observers, the engine's loop,
+  the JSON text): replay about 1.5 times as fast (``benchmarks/bench_replay.py``
+  measures both builds in one run);
+* the TCP core's state machine (the connection, the listener, reassembly, ISNs, SYN
+  cookies): the responder spends most of its CPU there, and serves about 1.3 times
+  as many connections a second (``benchmarks/bench_responder.py``).
+
+Not compiled: what validates untrusted input through annotations that state the
+valid result (the routes file, ``core/server.py``), what takes ``bytearray`` where it
+says ``bytes`` (the fast codec's decoder, which tests feed edited packets), and
+what is not on a per-packet path. A compiled module checks its annotations at run
+time, which pure Python never does; the test suite runs the replay, core and live
+responder tests on this build too (``scripts/check.sh``). The Python files stay the
+source and the reference: every module works, and is tested, without compiling.
 
 Pure Python is built instead when:
 
@@ -43,6 +54,11 @@ COMPILED = [
     "toolkit/l4kit/replay/states.py",
     "toolkit/l4kit/replay/engine.py",
     "toolkit/l4kit/replay/jsontext.py",
+    "toolkit/l4kit/core/connection.py",
+    "toolkit/l4kit/core/listener.py",
+    "toolkit/l4kit/core/reassembly.py",
+    "toolkit/l4kit/core/isn.py",
+    "toolkit/l4kit/core/syncookies.py",
 ]
 
 
@@ -57,7 +73,7 @@ def ext_modules() -> list[Extension]:
     try:
         extensions = mypycify(COMPILED, opt_level="3", debug_level="0", group_name="l4kit")
     except (Exception, SystemExit) as exc:  # mypyc exits on a type error (a newer mypy, say)
-        print(f"l4kit: mypyc could not compile replay ({exc!r}), building pure Python", file=sys.stderr)
+        print(f"l4kit: mypyc could not compile ({exc!r}), building pure Python", file=sys.stderr)
         return []
     for extension in extensions:
         extension.optional = True  # no compiler: warn and install pure Python

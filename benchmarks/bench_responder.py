@@ -17,7 +17,10 @@ Servers, each answering ``toppage`` with ``hello world`` and closing:
 - ``l4kit respond --codec fast`` and ``--codec scapy``, with ``--quiet`` (no
   tables: a server printing nothing, like the references), and
   ``l4kit respond`` as installed (scapy codec, a table per connection rendered
-  to a pipe) to show what rendering costs;
+  to a pipe) to show what rendering costs; all three as ``pip install .`` builds
+  l4kit, with the TCP core compiled by mypyc (``bench_replay.compiled_build``,
+  ``PYTHONPATH``), and ``--codec fast`` once more as pure Python (an editable
+  install, or no C compiler);
 - ``naive Scapy responder`` (``_naive_scapy.py``): sniff, dissect, build every reply
   with Scapy layers, one reused L2 socket;
 - ``floor: sniffer + struct, no TCP`` (``_sniffer_floor.py``): l4kit's receive and send
@@ -56,7 +59,7 @@ from _netns import in_ns, namespace  # noqa: E402
 
 PY = sys.executable
 PORT = 8888
-L4KIT = [PY, "-m", "l4kit", "respond", "--port", str(PORT)]
+RESPOND = ["-m", "l4kit", "respond", "--port", str(PORT)]
 
 
 @dataclass(frozen=True)
@@ -70,20 +73,33 @@ class Server:
 KERNEL_INLINE = "kernel, inline accept loop"
 KERNEL_THREADING = "kernel, ThreadingTCPServer"
 L4KIT_FAST = "l4kit --codec fast"
+L4KIT_FAST_PURE = "l4kit --codec fast, pure Python"
 L4KIT_SCAPY = "l4kit --codec scapy"
 L4KIT_RENDERED = "l4kit (scapy, tables rendered)"
 NAIVE = "naive Scapy responder"
 FLOOR = "floor: sniffer + struct, no TCP"
 
-SERVERS = (
-    Server(KERNEL_INLINE, [PY, str(HERE / "_kernel_server.py"), str(PORT)], "ready"),
-    Server(KERNEL_THREADING, [PY, str(HERE / "_kernel_threading_server.py"), str(PORT)], "ready"),
-    Server(L4KIT_FAST, [*L4KIT, "--quiet", "--codec", "fast"], "listening on"),
-    Server(L4KIT_SCAPY, [*L4KIT, "--quiet", "--codec", "scapy"], "listening on"),
-    Server(L4KIT_RENDERED, [*L4KIT, "--codec", "scapy"], "listening on"),
-    Server(NAIVE, [PY, str(HERE / "_naive_scapy.py"), str(PORT)], "ready", host_setup=True),
-    Server(FLOOR, [PY, str(HERE / "_sniffer_floor.py"), str(PORT)], "ready", host_setup=True),
-)
+
+def servers() -> tuple[Server, ...]:
+    """Every server; l4kit's as ``pip install .`` builds it (the core compiled), and
+    ``--codec fast`` also as the pure-Python source. ``PYTHONPATH`` picks the build."""
+    import bench_replay
+
+    compiled = bench_replay.compiled_build()
+    if compiled is None:
+        raise SystemExit("the compiled build of l4kit could not be made (gcc and python3-dev are needed)")
+    l4kit = ["env", f"PYTHONPATH={compiled}", PY, *RESPOND]
+    pure = ["env", f"PYTHONPATH={HERE.parent / 'toolkit'}", PY, *RESPOND]
+    return (
+        Server(KERNEL_INLINE, [PY, str(HERE / "_kernel_server.py"), str(PORT)], "ready"),
+        Server(KERNEL_THREADING, [PY, str(HERE / "_kernel_threading_server.py"), str(PORT)], "ready"),
+        Server(L4KIT_FAST, [*l4kit, "--quiet", "--codec", "fast"], "listening on"),
+        Server(L4KIT_FAST_PURE, [*pure, "--quiet", "--codec", "fast"], "listening on"),
+        Server(L4KIT_SCAPY, [*l4kit, "--quiet", "--codec", "scapy"], "listening on"),
+        Server(L4KIT_RENDERED, [*l4kit, "--codec", "scapy"], "listening on"),
+        Server(NAIVE, [PY, str(HERE / "_naive_scapy.py"), str(PORT)], "ready", host_setup=True),
+        Server(FLOOR, [PY, str(HERE / "_sniffer_floor.py"), str(PORT)], "ready", host_setup=True),
+    )
 
 
 @dataclass
@@ -155,7 +171,7 @@ def _start(ns: str, argv: list[str], ready: str, timeout: float = 30.0) -> subpr
     proc = subprocess.Popen(in_ns(ns, *argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + timeout
     assert proc.stdout is not None
-    seen = []
+    seen: list[str] = []
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
         if not line:
@@ -216,14 +232,16 @@ def run(
     sequential: int = 1000,
     concurrent: int = 200,
     parallel: int = 50,
-    servers: tuple[Server, ...] = SERVERS,
+    only: tuple[Server, ...] | None = None,
     progress: Callable[[str], None] = lambda _text: None,
 ) -> dict[str, Result]:
-    """Every server, ``rounds`` times, the order rotated each round, in one namespace."""
-    results = {s.name: Result(s.name) for s in servers}
+    """Every server (or ``only`` these), ``rounds`` times, the order rotated each round,
+    in one namespace."""
+    chosen = servers() if only is None else only
+    results = {s.name: Result(s.name) for s in chosen}
     with namespace() as ns:
         for r in range(rounds):
-            order = servers[r % len(servers) :] + servers[: r % len(servers)]
+            order = chosen[r % len(chosen) :] + chosen[: r % len(chosen)]
             for server in order:
                 progress(f"responder round {r + 1}/{rounds}: {server.name}")
                 results[server.name].runs.append(measure_once(ns, server, sequential, concurrent, parallel))

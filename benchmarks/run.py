@@ -142,6 +142,17 @@ def responder_rows(results: dict[str, bench_responder.Result]) -> list[Row]:
                 ratio <= 3.0 if target else None,
             )
         )
+    pure = results.get(r.L4KIT_FAST_PURE)
+    if pure is not None:  # what the mypyc-compiled core adds (setup.py)
+        rows.append(
+            Row(
+                "respond",
+                "sequential conn/s, --codec fast, pure Python",
+                f"{pure.seq_cps:.0f}",
+                f"compiled (pip install .) {fast.seq_cps:.0f}",
+                pure.seq_cps / fast.seq_cps,
+            )
+        )
     ratio = scapy.seq_cps / naive.seq_cps
     rows.append(
         Row(

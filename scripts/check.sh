@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every check the project runs: lint, format, types, layer contract, Dockerfile
-# lint, the test suite, then replay's tests again on a build compiled by mypyc
+# lint, the test suite, then the tests of every compiled module again on a build compiled by mypyc
 # (setup.py: what `pip install .` gives a user). Fails if a pytest run ran no test.
 # Extra arguments go to the first pytest run.
 set -euo pipefail
@@ -35,7 +35,11 @@ step "hadolint";          $py/hadolint Dockerfile
 step "pytest"
 run_pytest "$@"
 
-step "replay's tests on the mypyc-compiled build"
+step "replay's, the core's and the responder's tests on the mypyc-compiled build"
 $py/python -m pip install -q --no-deps --target "$work/compiled" .
 # L4KIT_EXPECT_COMPILED: tests/conftest.py fails the run unless l4kit comes from there, compiled.
-PYTHONPATH="$work/compiled" L4KIT_EXPECT_COMPILED=1 run_pytest -q tests/unit/test_replay_*.py tests/live/test_replay_tshark.py
+# A compiled module checks its annotations at run time: these are the tests of every
+# compiled module (setup.py), the live ones with real clients through the responder.
+PYTHONPATH="$work/compiled" L4KIT_EXPECT_COMPILED=1 run_pytest -q tests/unit/test_replay_*.py \
+    tests/live/test_replay_tshark.py tests/unit/core tests/unit/test_fast_codec.py \
+    tests/live/test_respond_{capture,clients,flood,render,timers}.py

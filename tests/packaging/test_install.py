@@ -83,19 +83,21 @@ def _python(bin_dir: Path, code: str) -> str:
     return result.stdout.strip()
 
 
-def test_fresh_install_compiles_replays_per_packet_modules(installed: Path) -> None:
-    """setup.py compiles them with mypyc when a C compiler and Python's headers are
-    there (scripts/bootstrap.sh installs both)."""
+def test_fresh_install_compiles_the_per_packet_modules(installed: Path) -> None:
+    """setup.py compiles replay's and the TCP core's per-packet modules with mypyc when
+    a C compiler and Python's headers are there (scripts/bootstrap.sh installs both)."""
     if not _can_compile():
         pytest.skip("no gcc or no Python.h here: pip installs pure Python")
-    files = _python(
-        installed,
-        "import l4kit.replay.engine as e, l4kit.replay.jsontext as j, l4kit.checksum as c;"
-        "print(e.__file__, j.__file__, c.__file__)",
-    ).split()
-    assert files[0].endswith(".so") and files[1].endswith(".so"), files
-    assert files[2].endswith(".py"), "the checksum stays pure Python (it is the reference)"
-    assert "compiled with mypyc" in run(installed, "doctor").stdout
+    compiled = ["l4kit.replay.engine", "l4kit.replay.jsontext"]
+    compiled += ["l4kit.core.connection", "l4kit.core.listener"]
+    # the checksum is the reference; the routes file's validator and the fast codec's
+    # decoder rely on what a compiled module would check first (setup.py)
+    pure = ["l4kit.checksum", "l4kit.core.server", "l4kit.codecs.fast", "l4kit.core.bugs"]
+    code = f"import importlib; print(*(importlib.import_module(m).__file__ for m in {compiled + pure}))"
+    files = _python(installed, code).split()
+    assert all(f.endswith(".so") for f in files[: len(compiled)]), files
+    assert all(f.endswith(".py") for f in files[len(compiled) :]), files
+    assert "compiled with mypyc: replay, TCP core" in run(installed, "doctor").stdout
 
 
 @pytest.mark.parametrize("capture", ["lo-kernel.pcap", "lo-l4kit-responder.pcap"])

@@ -72,11 +72,11 @@ def test_doctor_prints_a_table_and_never_a_traceback() -> None:
         assert row in result.stdout
 
 
-def test_doctor_says_whether_replay_is_compiled() -> None:
+def test_doctor_says_whether_the_build_is_compiled() -> None:
     """The tests run on the editable install, which setup.py keeps pure Python
     (tests/packaging/test_install.py checks the compiled side)."""
-    from l4kit.live.doctor import INFO, check_compiled_replay
+    from l4kit.live.doctor import INFO, check_compiled_build
 
-    check = check_compiled_replay()
-    assert check.name == "replay build"
+    check = check_compiled_build()
+    assert check.name == "compiled build"
     assert check.status == INFO and check.found.startswith("pure Python") and not check.required

@@ -79,6 +79,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from l4kit.core.app import Application, AppReply
+from l4kit.core.bugs import ApplicationContractError, InvalidTransitionError, MissingCaseError
 from l4kit.core.events import (
     ConnectionReset,
     DataReceived,
@@ -145,18 +146,6 @@ TRANSITIONS: Final[dict[State, frozenset[State]]] = {
     State.CLOSED: frozenset(),
 }
 """Every state change the core can make. Drawn as a diagram in the module docstring."""
-
-
-class InvalidTransitionError(RuntimeError):
-    """A state change that :data:`TRANSITIONS` does not allow: a bug in l4kit."""
-
-
-class MissingCaseError(RuntimeError):
-    """A processing step reached a state it has no rule for: a bug in l4kit."""
-
-
-class ApplicationContractError(RuntimeError):
-    """The application broke the :class:`~l4kit.core.app.Application` contract."""
 
 
 class _Closed(Exception):  # noqa: N818 (control flow, not an error)
@@ -490,6 +479,14 @@ class Connection:
         self.bytes_out = 0
 
     # ------------------------------------------------------------------ construction
+
+    def state_after_receive(self) -> State:
+        """The state the segment being received left this connection in (before the
+        application's answer; see :meth:`_receive`), else the current state. A method,
+        not a read of the attribute at the caller: there mypy would still take the
+        attribute for the None the caller had just assigned, and the compiled build
+        (setup.py) would check the value against that."""
+        return self.received_state or self.state
 
     @classmethod
     def passive_open(

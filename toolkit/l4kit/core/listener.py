@@ -411,7 +411,7 @@ class Listener:
         if segment is not None:
             # The state the segment itself left the connection in; what the application
             # did about it shows on the segments it sent (see Connection._send).
-            after = conn.received_state or conn.state
+            after = conn.state_after_receive()
             out.events.insert(mark_events, SegmentReceived(sink.now, conn.key, segment, before, after))
         self._settle(conn, was_half_open, sink)
 
