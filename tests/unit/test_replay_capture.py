@@ -363,3 +363,17 @@ def test_large_captures_are_read_in_chunks(tmp_path, monkeypatch):
     path = tmp_path / "c.pcapng"
     wrpcapng(str(path), PACKETS * 20)
     assert [f[3] for f in frames(path)[0]] == [bytes(p) for p in PACKETS * 20]
+
+
+def test_time_digits_follow_the_captures_timestamp_resolution(tmp_path, pcap):
+    """Microseconds (pcap's usual magic, pcapng's default if_tsresol, or coarser): 6
+    decimals; nanoseconds (pcap's other magic, a finer if_tsresol): 9."""
+    assert frames(pcap)[1].time_digits == 6
+    nano = tmp_path / "nano.pcap"
+    wrpcap(str(nano), PACKETS, nano=True)
+    assert nano.read_bytes()[:4] == b"\x4d\x3c\xb2\xa1"
+    assert frames(nano)[1].time_digits == 9
+    for tsresol, digits in ((None, 6), (6, 6), (3, 6), (9, 9), (0x80 | 20, 9)):
+        path = tmp_path / f"res-{tsresol}.pcapng"
+        path.write_bytes(b"".join([_shb("<"), _idb("<", 1, tsresol=tsresol), _epb("<", 0, 10**15, FRAME_A)]))
+        assert frames(path)[1].time_digits == digits, tsresol

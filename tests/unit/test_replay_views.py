@@ -275,4 +275,22 @@ def test_relative_seconds_is_the_nanosecond_rounding_of_t(t):
     assert abs(Decimal(text) - Decimal(t)) <= Decimal("0.5e-9") + Decimal(t) * Decimal("1e-15")
     assert json.loads(text) == pytest.approx(t, abs=1e-9)
     if t < 1e6 and t == round(t, 6):
-        assert text == _seconds(t)
+        assert text == _seconds(t) == _relative_seconds(t, 6) == _seconds(t, 6)
+
+
+@needs_tshark
+def test_json_times_are_the_captures_own_to_the_microsecond():
+    """Frame times are float seconds since the epoch, 240 ns apart there: packet times,
+    durations and transitions are written to the capture's resolution (microseconds
+    here), so they are exactly what tshark says (once 1.4067e-05 for 14 µs)."""
+    path = DATA / "lo-kernel.pcap"
+    doc = run_json(path)
+    fields = ("frame.number", "tcp.time_relative", "frame.time_epoch")
+    rows = tshark_fields(path, *fields, extra=("-o", "tcp.calculate_timestamps:TRUE"))
+    relative = {int(r[0]): float(r[1]) for r in rows}
+    epoch = {int(r[0]): r[2] for r in rows}
+    for conn in doc["connections"]:
+        assert [p["t"] for p in conn["packets"]] == [relative[p["frame"]] for p in conn["packets"]]
+        assert [t["t"] for t in conn["transitions"]] == [relative[t["frame"]] for t in conn["transitions"]]
+        assert conn["duration"] == relative[conn["last_frame"]]
+        assert conn["start"] == float(epoch[conn["first_frame"]])

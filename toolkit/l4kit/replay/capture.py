@@ -519,6 +519,19 @@ class CaptureReader:
             self.frames_read = number
         self._end_of_stream()
 
+    @property
+    def time_digits(self) -> int:
+        """The decimals of the capture's timestamps: 6 when they count microseconds (or
+        coarser: pcap's usual magic, pcapng's default ``if_tsresol``), else 9. Frame
+        times are floats of seconds since the epoch, whose spacing there is about 240 ns,
+        so a difference of two of them shows digits the capture never had (1.4067e-05
+        for 14 µs); :mod:`l4kit.replay.jsontext` writes times to this many decimals.
+        For pcapng, the interfaces described so far (read after the first frame)."""
+        if not self.is_pcapng:
+            return 6 if self._scale >= 1e-6 else 9
+        fine = [tsresol for _, _, tsresol in self._interfaces if 1_000_000 % tsresol]
+        return 9 if fine else 6
+
     def _interface(self, buf: bytes, body: int, body_end: int) -> tuple[int, int, int]:
         """An Interface Description Block: (linktype, snaplen, timestamp units per second).
 

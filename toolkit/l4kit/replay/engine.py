@@ -202,11 +202,14 @@ class Replayer:
         shards: int = 1,
         shard: int = 0,
         on_other_shard: Callable[[int, int], None] | None = None,
+        time_digits: int = 9,
     ) -> None:
         """``through_responder``: the routes to run l4kit's responder with on each
         shown connection's client side (``--through-responder``); None: do not.
         ``on_other_shard(index, shard)``: called where another shard's report comes
-        in the output (see :mod:`l4kit.replay.parallel`)."""
+        in the output (see :mod:`l4kit.replay.parallel`). ``time_digits``: the decimals
+        of the capture's timestamps (:attr:`CaptureReader.time_digits`), kept on each
+        report for the JSON text."""
         self.on_connection = on_connection
         self.routes = through_responder
         self.port = port
@@ -216,6 +219,7 @@ class Replayer:
         self.shards = shards
         self.shard = shard
         self.on_other_shard = on_other_shard
+        self.time_digits = time_digits
         self.summary = ReplaySummary(file=file)
         # Both keys of every open conversation, each with the direction it stands for.
         self._open: dict[bytes, tuple[Conversation, int]] = {}
@@ -550,6 +554,7 @@ class Replayer:
                 end=t,
                 first_frame=frame,
                 last_frame=frame,
+                time_digits=self.time_digits,
             )
             conv = Conversation(cid, keys, report)
             conv.listed = listed

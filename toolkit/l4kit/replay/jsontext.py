@@ -41,26 +41,35 @@ _DIRECTION_FLAGS: Final[tuple[list[str], ...]] = tuple(
 )
 
 
-def _seconds(t: float) -> str:
-    """``t`` to the nanosecond as a JSON number, without float noise or trailing zeros
-    (the same value as ``repr(round(t, 9))``, in half the time)."""
-    text = ("%.9f" % t).rstrip("0")  # noqa: UP031 - the fastest float formatting there is
+def _seconds(t: float, digits: int = 9) -> str:
+    """``t`` to ``digits`` decimals (6 or 9: the capture's timestamps, see
+    :attr:`~l4kit.replay.capture.CaptureReader.time_digits`) as a JSON number, without
+    trailing zeros (the same value as ``repr(round(t, digits))``, in half the time)."""
+    # "%" is the fastest float formatting there is
+    text = ("%.6f" % t if digits == 6 else "%.9f" % t).rstrip("0")  # noqa: UP031
     return text + "0" if text[-1] == "." else text
 
 
-def _relative_seconds(t: float) -> str:
+def _relative_seconds(t: float, digits: int = 9) -> str:
     """:func:`_seconds` for the time of a packet within its connection, once per
     packet: below 10**6 s, ``t * 10**9`` is exact to a sixteenth of a nanosecond, so
     integer arithmetic gives the same digits (rounding ties aside, within 1 ns)
     at half the cost of formatting a float, once compiled (``setup.py``)."""
     if 0.0 <= t < 1e6:
+        if digits == 6:
+            us = int(t * 1e6 + 0.5)
+            whole = us // 1_000_000
+            fraction = us - whole * 1_000_000
+            if fraction:
+                return f"{whole}.{str(fraction + 1_000_000)[1:].rstrip('0')}"
+            return f"{whole}.0"
         ns = int(t * 1e9 + 0.5)
         whole = ns // 1_000_000_000
         fraction = ns - whole * 1_000_000_000
         if fraction:
             return f"{whole}.{str(fraction + 1_000_000_000)[1:].rstrip('0')}"
         return f"{whole}.0"
-    return _seconds(t)
+    return _seconds(t, digits)
 
 
 def _data_json(head: bytes, length: int) -> str:
@@ -90,24 +99,25 @@ def _notes_json(notes: tuple[str, ...]) -> str:
     return text
 
 
-def _row_json(rec: PacketRecord) -> str:
+def _row_json(rec: PacketRecord, digits: int = 9) -> str:
     """One packet as JSON text, formatted directly: this runs once per packet of the
     capture, and building a dict for ``json.dumps`` costs several times as much.
     (Identical to ``json.dumps`` of the dict: ``tests/unit/test_replay_views.py``.)"""
     frame, t, direction, flags, seq, ack, length, window, checksum, notes, head, _, _, _, _ = rec
+    seconds = _relative_seconds(t, digits)
     return (
-        f'{{"frame": {frame}, "t": {_relative_seconds(t)}, {_DIRECTION_FLAGS[direction][flags]}{seq}, '
+        f'{{"frame": {frame}, "t": {seconds}, {_DIRECTION_FLAGS[direction][flags]}{seq}, '
         f'"ack": {"null" if ack is None else ack}, "len": {length}, "win": {window}, '
         f'"checksum": "{checksum}", "notes": {_NOTES_JSON.get(notes) or _notes_json(notes)}, '
         f'"data": {_data_json(head, length) if length else chr(34) * 2}}}'
     )
 
 
-def _transition_json(tr: StateTransition) -> str:
+def _transition_json(tr: StateTransition, digits: int = 9) -> str:
     # ``_value_``: the member's value as a plain attribute (``.value`` is a property).
     t, packet, frame, side, before, after = tr
     return (
-        f'{{"t": {_relative_seconds(t)}, "packet": {packet}, "frame": {frame}, '
+        f'{{"t": {_relative_seconds(t, digits)}, "packet": {packet}, "frame": {frame}, '
         f'"side": "{side}", "from": "{before._value_}", "to": "{after._value_}"}}'
     )
 
@@ -143,22 +153,23 @@ def _history_json(history: str) -> str:
 
 def connection_json_text(r: ConnectionReport) -> str:
     """One connection in the ``l4kit.replay/1`` schema, as one line of JSON text."""
-    c2s, s2c, ck = r.c2s, r.s2c, r.checksum
+    c2s, s2c, ck, digits = r.c2s, r.s2c, r.checksum, r.time_digits
     # Addresses, state names and counts need no JSON escaping; the free texts go
     # through json.dumps (test_replay_views checks this equals json.dumps of the dict).
     head = (
         f'{{"id": {r.id}, "client": "{r.client}", "server": "{r.server}", "state": "{r.state}", '
         f'"history": {_history_json(r.history)}, "client_state": "{r.client_state}", '
-        f'"server_state": "{r.server_state}", "start": {_seconds(r.start)}, '
-        f'"duration": {_seconds(r.duration)}, "first_frame": {r.first_frame}, "last_frame": {r.last_frame}, '
+        f'"server_state": "{r.server_state}", "start": {_seconds(r.start, digits)}, '
+        f'"duration": {_relative_seconds(r.duration, digits)}, "first_frame": {r.first_frame}, '
+        f'"last_frame": {r.last_frame}, '
         f'"c2s": {{"packets": {c2s.packets}, "bytes": {c2s.bytes}, "payload": {c2s.payload}}}, '
         f'"s2c": {{"packets": {s2c.packets}, "bytes": {s2c.bytes}, "payload": {s2c.payload}}}, '
         f'"checksum": {{"ok": {ck["ok"]}, "bad": {ck["bad"]}, "offloaded": {ck["offloaded"]}}}, '
         f'"analysis": {json.dumps(dict(sorted(r.analysis.items()))) if r.analysis else "{}"}, '
         f'"notes": {json.dumps(r.notes) if r.notes else "[]"}'
     )
-    packets = ", ".join(map(_row_json, r.rows))
-    transitions = ", ".join(map(_transition_json, r.transitions))
+    packets = ", ".join([_row_json(rec, digits) for rec in r.rows])
+    transitions = ", ".join([_transition_json(tr, digits) for tr in r.transitions])
     tail = ""
     if r.differences is not None:
         tail = ', "differences": ' + json.dumps(list(r.differences))

@@ -130,6 +130,7 @@ class ConnectionReport:
     transitions: list[StateTransition] = field(default_factory=list)
     transitions_omitted: int = 0
     differences: list[str] | None = None  # --through-responder: None when not run
+    time_digits: int = 9  # decimals the capture's timestamps have (CaptureReader.time_digits)
 
     @property
     def packets(self) -> int:

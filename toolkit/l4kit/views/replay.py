@@ -256,6 +256,7 @@ def _replay_split(
     port: int | None,
     max_rows: int,
     size: int | None,
+    time_digits: int,
 ) -> ReplaySummary:
     """``--format json`` with the connections split between ``jobs`` processes
     (:mod:`l4kit.replay.parallel`); the output is the same as with one."""
@@ -277,6 +278,7 @@ def _replay_split(
             shards=jobs,
             shard=shard,
             on_other_shard=pull,
+            time_digits=time_digits,
         )
         if shard == 0:
             replayer.run(frames)  # this process: the reader already open
@@ -548,7 +550,14 @@ def _run_replay(
             if processes > 1:
                 writer = JsonWriter(out, file)
                 summary = _replay_split(
-                    file, processes, frames_from_first, writer, port=port, max_rows=max_rows, size=size
+                    file,
+                    processes,
+                    frames_from_first,
+                    writer,
+                    port=port,
+                    max_rows=max_rows,
+                    size=size,
+                    time_digits=capture.time_digits,
                 )
             else:
                 if fmt == "json":
@@ -572,6 +581,7 @@ def _run_replay(
                     stream=stream,
                     max_rows=max_rows,
                     through_responder=routes_for_responder,
+                    time_digits=capture.time_digits,
                 )
                 if step:
                     assert console is not None
