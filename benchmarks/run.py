@@ -35,6 +35,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -258,7 +259,7 @@ RAW_PASS = "struct pass over RawPcapReader"
 def run_replay(
     sizes: list[int],
     repeat: int,
-    progress: callable = print,  # type: ignore[valid-type]
+    progress: Callable[[str], None] = print,
 ) -> list[ReplayResult]:
     tshark = shutil.which("tshark")
     if tshark is None:
