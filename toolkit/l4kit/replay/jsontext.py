@@ -56,18 +56,12 @@ def _relative_seconds(t: float, digits: int = 9) -> str:
     integer arithmetic gives the same digits (rounding ties aside, within 1 ns)
     at half the cost of formatting a float, once compiled (``setup.py``)."""
     if 0.0 <= t < 1e6:
-        if digits == 6:
-            us = int(t * 1e6 + 0.5)
-            whole = us // 1_000_000
-            fraction = us - whole * 1_000_000
-            if fraction:
-                return f"{whole}.{str(fraction + 1_000_000)[1:].rstrip('0')}"
-            return f"{whole}.0"
-        ns = int(t * 1e9 + 0.5)
-        whole = ns // 1_000_000_000
-        fraction = ns - whole * 1_000_000_000
-        if fraction:
-            return f"{whole}.{str(fraction + 1_000_000_000)[1:].rstrip('0')}"
+        unit = 1_000_000 if digits == 6 else 1_000_000_000  # microseconds or nanoseconds
+        count = int(t * unit + 0.5)
+        whole = count // unit
+        fraction = count - whole * unit
+        if fraction:  # unit + fraction: the fraction's digits with their leading zeros
+            return f"{whole}.{str(fraction + unit)[1:].rstrip('0')}"
         return f"{whole}.0"
     return _seconds(t, digits)
 
