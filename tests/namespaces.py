@@ -240,6 +240,33 @@ def captured_frames(path: Path) -> int:
     return count
 
 
+def late_client_segments(path: Path, client: str = "127.0.0.1", port: int = 8888) -> int:
+    """Segments from ``client`` to ``port`` that reached the responder after a later one
+    of the same connection, counted in the responder's own ``--pcap`` (written in the
+    order it received them).
+
+    Loopback can hand the responder a client's segments out of order: the kernel
+    queues the client's ACK of the SYN-ACK on the CPU that sent the SYN-ACK (the
+    responder's) and its data on the client's own CPU. The late segment is old
+    (SEG.SEQ < RCV.NXT): RFC 9293 §3.10.7.4 drops it as unacceptable and answers with
+    an ACK (Linux does the same), which tshark calls a duplicate ACK."""
+    done = subprocess.run(
+        ["tshark", "-n", "-r", str(path), "-Y", f"ip.src == {client} && tcp.dstport == {port}",
+         "-T", "fields", "-E", "separator=|", "-e", "tcp.stream", "-e", "tcp.seq", "-e", "tcp.len",
+         "-e", "tcp.flags.syn", "-e", "tcp.flags.fin"],
+        capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    ends: dict[str, int] = {}
+    late = 0
+    for line in done.stdout.splitlines():
+        stream, seq, length, syn, fin = line.split("|")
+        end = int(seq) + int(length) + (syn in ("1", "True")) + (fin in ("1", "True"))
+        if end < ends.get(stream, 0):
+            late += 1
+        ends[stream] = max(end, ends.get(stream, 0))
+    return late
+
+
 class Tcpdump:
     """tcpdump on the namespace's ``lo``, started once it says it is listening.
 

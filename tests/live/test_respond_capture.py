@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from scapy.utils import RawPcapReader
 
-from namespaces import Namespace, Tcpdump, captured_frames
+from namespaces import Namespace, Tcpdump, captured_frames, late_client_segments
 
 pytestmark = [
     pytest.mark.live,
@@ -30,22 +30,6 @@ def tshark(path: Path, *fields: str) -> list[list[str]]:
         capture_output=True, text=True, check=True, timeout=60,
     )  # fmt: skip
     return [line.split("|") for line in done.stdout.splitlines()]
-
-
-def late_client_segments(path: Path) -> int:
-    """Client segments that reached the responder after a later one of the same
-    connection (in the responder's own --pcap, which is in the order it received them)."""
-    ends: dict[str, int] = {}
-    late = 0
-    fields = ("tcp.stream", "tcp.srcport", "tcp.seq", "tcp.len", "tcp.flags.syn", "tcp.flags.fin")
-    for stream, sport, seq, length, syn, fin in tshark(path, *fields):
-        if sport == "8888":
-            continue
-        end = int(seq) + int(length) + (syn in ("1", "True")) + (fin in ("1", "True"))
-        if end < ends.get(stream, 0):
-            late += 1
-        ends[stream] = max(end, ends.get(stream, 0))
-    return late
 
 
 def frames(path: Path) -> Counter[bytes]:
@@ -83,12 +67,8 @@ def test_tshark_finds_every_responder_checksum_correct_and_nothing_to_flag(
     server = [r for r in rows if r[0] == "8888"]
     assert len(server) >= 7 * 4  # SYN-ACK, data, FIN, last ACK for each of 7+ connections
     assert all(r[1] == GOOD and r[2] == GOOD for r in server), server
-    # Nothing to flag (no retransmission, window problem, ...) but one thing: loopback
-    # can hand the responder a client's segments out of order (the client's ACK of the
-    # SYN-ACK is queued on the CPU that sent the SYN-ACK, its data on the client's own
-    # CPU). The late segment is old (SEG.SEQ < RCV.NXT) and is answered with an ACK
-    # (RFC 9293 §3.10.7.4; Linux does the same), which tshark calls a duplicate ACK. So:
-    # as many duplicate ACKs as segments reached the responder late, and nothing else.
+    # Nothing to flag (no retransmission, window problem, ...) but the duplicate ACKs
+    # that answer client segments loopback delivered late (namespaces.late_client_segments).
     flagged = [r for r in server if r[3]]
     assert all(r[6].split(",")[0] == "1" and int(r[5]) == 40 for r in flagged), flagged
     assert len(flagged) <= late_client_segments(own), flagged
