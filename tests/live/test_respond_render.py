@@ -74,7 +74,10 @@ class Shown:
             skipped=part(r"(\d+) counted only"),
             lost=part(r"(\d+) lost with"),
             events_dropped=part(r"(\d+) display events"),
-            printed_tables=len(re.findall(r"^┏", body, re.M)),
+            # A table's top border follows its title. A connection that gets segments after
+            # its table was printed (in TIME-WAIT, under load) gets a second one, titled
+            # "(continued)": still one connection shown in full.
+            printed_tables=len(re.findall(r"^(?!.*\(continued\)).*\n┏", body, re.M)),
             printed_lines=len(re.findall(r"^\S+ → \S+ .* \d+ segments?, [\d.]+ ms: ", body, re.M)),
             printed_skips=skips,
         )
