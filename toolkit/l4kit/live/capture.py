@@ -261,9 +261,7 @@ class InboundTcpSocket(SuperSocket):
 
     def recv(self, x: int = RECEIVE_BUFFER, **kwargs: Any) -> CapturedFrame | TimerDue | None:  # type: ignore[override]
         try:
-            data, ancillary, flags, address = self.ins.recvmsg(
-                RECEIVE_BUFFER, _AUXDATA_SPACE, _MSG_DONTWAIT
-            )
+            data, ancillary, flags, address = self.ins.recvmsg(RECEIVE_BUFFER, _AUXDATA_SPACE, _MSG_DONTWAIT)
         except (BlockingIOError, InterruptedError):
             return TIMER_DUE
         except OSError as exc:  # ENETDOWN: the interface went down or was deleted
