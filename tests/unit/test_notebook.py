@@ -251,6 +251,17 @@ def test_sequence_diagram_mermaid_and_drawing():
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
 
 
+def test_sequence_diagram_mermaid_escapes_payload_text_like_replay():
+    """A request with Mermaid's special characters: each one written as the entity code
+    replay's --format mermaid uses (l4kit.mermaid), so the line stays one message."""
+    stepper = Stepper(request=b'a;b#c<d>"e\n')
+    stepper.run()
+    mermaid = stepper.diagram().mermaid
+    data_lines = [line for line in mermaid.splitlines() if "len=11" in line]
+    assert data_lines, mermaid
+    assert "a#59;b#35;c#lt;d#gt;#quot;e\\n" in data_lines[0]
+
+
 def test_time_sequence_graph_from_stepper_rows():
     stepper = Stepper()
     stepper.run()

@@ -85,6 +85,7 @@ from l4kit.core import (
     make_app_factory,
 )
 from l4kit.errors import ConfigError, L4kitError
+from l4kit.mermaid import mermaid_escape
 from l4kit.wire import Endpoint, FourTuple, Segment, SeqNum, TcpFlags, TcpOption
 from l4kit.wire.options import MaxSegmentSize, SackPermitted, Timestamps, WindowScale
 
@@ -1128,8 +1129,8 @@ class SequenceDiagram:
     def mermaid(self) -> str:
         lines = [
             "sequenceDiagram",
-            f"    participant C as {_mermaid_text(self.client_label)}",
-            f"    participant S as {_mermaid_text(self.server_label)}",
+            f"    participant C as {mermaid_escape(self.client_label)}",
+            f"    participant S as {mermaid_escape(self.server_label)}",
         ]
         if self.steps:
             first = self.steps[0]
@@ -1137,10 +1138,10 @@ class SequenceDiagram:
             lines.append(f"    Note over S: {first.server.before}")
         for step in self.steps:
             if step.direction == "timer":
-                lines.append(f"    Note over C,S: {step.number}. time passes ({_mermaid_text(step.label)})")
+                lines.append(f"    Note over C,S: {step.number}. time passes ({mermaid_escape(step.label)})")
             else:
                 arrow = "C->>S" if step.direction == "c2s" else "S->>C"
-                lines.append(f"    {arrow}: {step.number}. {_mermaid_text(_arrow_label(step))}")
+                lines.append(f"    {arrow}: {step.number}. {mermaid_escape(_arrow_label(step))}")
             for side, change in (("C", step.client), ("S", step.server)):
                 if change.changed:
                     lines.append(f"    Note over {side}: {change.after}")
@@ -1563,11 +1564,6 @@ def _segment_expression(seg: Segment) -> str:
     if seg.payload:
         text += f" / Raw(load={seg.payload!r})"
     return text
-
-
-def _mermaid_text(text: str) -> str:
-    """Text safe inside a Mermaid message: ``;`` ends a statement and ``#`` starts an entity."""
-    return text.replace(";", ",").replace("#", "No.")
 
 
 def _endpoint(name: str, endpoint: Endpoint) -> Endpoint:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from itertools import chain
 from typing import IO, TYPE_CHECKING, Any, Final
 
+from l4kit.mermaid import mermaid_escape
 from l4kit.replay.capture import Frame
 from l4kit.replay.jsontext import JSON_SCHEMA, connection_json_text, summary_json
 from l4kit.replay.model import (
@@ -304,17 +305,6 @@ def _replay_split(
 
 
 # ---------------------------------------------------------------- Mermaid
-
-_MERMAID_ESCAPES: Final = str.maketrans(
-    {"#": "#35;", ";": "#59;", "<": "#lt;", ">": "#gt;", '"': "#quot;", "\n": " ", "\r": " "}
-)
-
-
-def mermaid_escape(text: str) -> str:
-    """Text safe inside a Mermaid message or note, escaped in one pass: ``#`` (it
-    starts every entity code), ``;`` (a statement separator), ``<``/``>`` (HTML),
-    quotes; a raw newline would end the line (payload previews show it as ``\\n``)."""
-    return text.translate(_MERMAID_ESCAPES)
 
 
 def mermaid_label(row: TransitionRow) -> str:
