@@ -15,7 +15,9 @@ What must hold (RFC 4987 §3.6, SYN cookies):
 - every other SYN is answered with a cookie, the real clients complete their
   handshake with one (50 cookies accepted, 50 connections);
 - every frame the kernel filter matched is accounted for: processed, dropped by
-  the kernel for a full socket buffer, or unread at exit;
+  the kernel for a full socket buffer, or unread at exit (the test waits for the
+  responder to read its backlog before stopping it, ``wait_until_read``, so that the
+  clients' closing segments are processed and their connections closed);
 - the responder's resident memory grows by less than RSS_GROWTH_BOUND over the
   flood (VmHWM, the peak, read from /proc/PID/status of the responder itself).
 
@@ -46,6 +48,7 @@ from reliability_helpers import (
     responder_pid,
     silence,
     start_sender,
+    wait_until_read,
 )
 
 if TYPE_CHECKING:
@@ -94,6 +97,9 @@ def test_syn_flood_real_clients_are_served_and_memory_stays_bounded(
     pid = responder_pid(responder)
     at_start = memory(pid)
     result, _, sent = flood_with_clients(netns, tmp_path, syns=FLOOD_SYNS, sources=SPOOFED)
+    # The clients are done when they have their replies, not when the responder has read
+    # their last ACKs: the Scapy codec may still be working through the flood's backlog.
+    waited = wait_until_read(pid)
     after = memory(pid)
     syn_retransmissions = netstat_counter(netns, "TCPSynRetrans")
     code, output = responder.stop()
@@ -109,7 +115,7 @@ def test_syn_flood_real_clients_are_served_and_memory_stays_bounded(
         f"responder RSS {at_start['VmRSS']} -> {after['VmRSS']} KiB, peak {after['VmHWM']} KiB "
         f"(+{growth} KiB); frames matched {summary.frames_matched}, processed {summary.frames_in}, "
         f"kernel drops {kernel_drops}; cookies {summary.cookies_sent} sent / {summary.cookies_accepted} "
-        f"accepted; aborted at exit {summary.aborted_at_exit}"
+        f"accepted; aborted at exit {summary.aborted_at_exit}; backlog read {waited:.2f} s after the clients"
     )
 
     # Every real client was served.
