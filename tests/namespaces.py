@@ -8,7 +8,8 @@ always deleted afterwards, with whatever still runs inside killed.
   ``ns.python(code, *args)`` runs ``python -c code`` (pytest's interpreter);
   ``ns.sysctl(key)``, ``ns.firewall_snapshot()`` are what the host-preparation tests
   compare; ``ns.respond(*args)`` starts ``l4kit respond`` and waits for its ready line
-  (never a sleep), returning a :class:`RunningResponder`.
+  (never a sleep), returning a :class:`RunningResponder`, whose ``stop()`` first waits
+  until the responder has read every frame queued for it (``settle``).
 - :class:`Tcpdump`: a capture of the namespace's ``lo`` that loses nothing.
 
 The fixtures that use these live in ``tests/live/conftest.py`` and
@@ -55,6 +56,40 @@ def live_capable() -> str | None:
     return None
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (``/proc/PID/task/TID/children``): with ``--sandbox``
+    the responder is a child of the process the test started."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{current}/task").iterdir():
+                with contextlib.suppress(OSError):
+                    todo += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+def packet_socket_queues(pid: int) -> list[int]:
+    """The bytes waiting in the receive queue of each packet socket open in ``pid``
+    or its descendants: the ``Rmem`` column of ``/proc/PID/net/packet`` (the table of
+    the process's own namespace) for the sockets among its file descriptors."""
+    queues = []
+    for member in process_tree(pid):
+        try:
+            links = [os.readlink(fd) for fd in Path(f"/proc/{member}/fd").iterdir()]
+            lines = Path(f"/proc/{member}/net/packet").read_text().splitlines()
+        except OSError:  # gone, or a descriptor closed while listing
+            continue
+        inodes = {link[len("socket:[") : -1] for link in links if link.startswith("socket:[")}
+        columns = lines[0].split()
+        for line in lines[1:]:
+            row = dict(zip(columns, line.split(), strict=True))
+            if row["Inode"] in inodes:
+                queues.append(int(row["Rmem"]))
+    return queues
+
+
 class RunningResponder:
     """A ``l4kit respond`` process; its output is read on a thread, line by line."""
 
@@ -97,8 +132,45 @@ class RunningResponder:
     def output(self) -> str:
         return "".join(self.lines)
 
-    def stop(self, sig: int = signal.SIGINT, timeout: float = 20.0) -> tuple[int, str]:
-        """Signal, wait for exit, return (exit code, whole output)."""
+    def settle(self, *, quiet: float = 0.25, timeout: float = 10.0, strict: bool = False) -> float:
+        """Wait until the responder has read every frame queued for it: its packet
+        socket's receive queue stays empty for ``quiet`` seconds (time enough for the
+        frame read last to be processed too). Returns the seconds waited.
+
+        A client is done when it has its reply, not when the responder has read its
+        closing segments; the responder may also still be working through a backlog
+        (a flood, the Scapy codec). A stop in between leaves those frames unread at
+        exit and their connections open, and counts that differ from run to run.
+        ``strict``: fail if the queue is not empty within ``timeout`` (otherwise give up
+        quietly) or if the responder has no packet socket to look at."""
+        start = time.monotonic()
+        empty_since = None
+        while self.process.poll() is None:
+            now = time.monotonic()
+            queues = packet_socket_queues(self.process.pid)
+            if strict:
+                assert queues, f"no packet socket in responder process {self.process.pid}"
+            if any(queues):
+                empty_since = None
+            elif empty_since is None:
+                empty_since = now
+            elif now - empty_since >= quiet:
+                break
+            if now - start > timeout:
+                if strict:
+                    raise AssertionError(f"the responder still had frames queued after {timeout:.0f} s")
+                break
+            time.sleep(0.02)
+        return time.monotonic() - start
+
+    def stop(
+        self, sig: int = signal.SIGINT, timeout: float = 20.0, *, settle: bool = True
+    ) -> tuple[int, str]:
+        """Signal, wait for exit, return (exit code, whole output). With ``settle``
+        (the default) the signal waits until the responder has read what is queued
+        for it (:meth:`settle`, at most 10 s)."""
+        if settle:
+            self.settle()
         if self.process.poll() is None:
             self.process.send_signal(sig)
         try:

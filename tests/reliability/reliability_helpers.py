@@ -27,7 +27,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -186,47 +185,6 @@ def responder_pid(responder: RunningResponder) -> int:
     ), os.path.realpath(f"/proc/{pid}/exe")
     assert os.stat(f"/proc/{pid}/ns/net").st_ino != os.stat("/proc/self/ns/net").st_ino
     return pid
-
-
-def queued_bytes(pid: int) -> int:
-    """Bytes waiting in the receive queues of ``pid``'s packet sockets: the ``Rmem``
-    column of ``/proc/PID/net/packet`` (the table of the process's own namespace),
-    for the sockets whose inodes are among its open file descriptors."""
-    inodes = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            target = os.readlink(fd)
-        except FileNotFoundError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[len("socket:[") : -1])
-    lines = Path(f"/proc/{pid}/net/packet").read_text().splitlines()
-    columns = lines[0].split()
-    rows = [dict(zip(columns, line.split(), strict=True)) for line in lines[1:]]
-    mine = [row for row in rows if row["Inode"] in inodes]
-    assert mine, f"no packet socket of pid {pid} in /proc/{pid}/net/packet"
-    return sum(int(row["Rmem"]) for row in mine)
-
-
-def wait_until_read(pid: int, *, quiet: float = 0.5, timeout: float = 60.0) -> float:
-    """Wait until the responder ``pid`` has read every frame queued for it: its packet
-    socket's receive queue stays empty for ``quiet`` seconds (long enough for the frame
-    last read to be processed too). Returns the seconds waited. A slow codec under a
-    flood is still working through the backlog when the clients are done, and a stop
-    then would leave their closing segments unread and their connections open."""
-    start = time.monotonic()
-    empty_since = None
-    while True:
-        now = time.monotonic()
-        if queued_bytes(pid):
-            empty_since = None
-        elif empty_since is None:
-            empty_since = now
-        elif now - empty_since >= quiet:
-            return now - start
-        if now - start > timeout:
-            raise AssertionError(f"the responder still had frames queued after {timeout:.0f} s")
-        time.sleep(0.05)
 
 
 def netstat_counter(ns: Namespace, name: str) -> int:

@@ -16,7 +16,7 @@ What must hold (RFC 4987 §3.6, SYN cookies):
   handshake with one (50 cookies accepted, 50 connections);
 - every frame the kernel filter matched is accounted for: processed, dropped by
   the kernel for a full socket buffer, or unread at exit (the test waits for the
-  responder to read its backlog before stopping it, ``wait_until_read``, so that the
+  responder to read its backlog before stopping it, ``RunningResponder.settle``, so that the
   clients' closing segments are processed and their connections closed);
 - the responder's resident memory grows by less than RSS_GROWTH_BOUND over the
   flood (VmHWM, the peak, read from /proc/PID/status of the responder itself).
@@ -48,7 +48,6 @@ from reliability_helpers import (
     responder_pid,
     silence,
     start_sender,
-    wait_until_read,
 )
 
 if TYPE_CHECKING:
@@ -99,7 +98,7 @@ def test_syn_flood_real_clients_are_served_and_memory_stays_bounded(
     result, _, sent = flood_with_clients(netns, tmp_path, syns=FLOOD_SYNS, sources=SPOOFED)
     # The clients are done when they have their replies, not when the responder has read
     # their last ACKs: the Scapy codec may still be working through the flood's backlog.
-    waited = wait_until_read(pid)
+    waited = responder.settle(quiet=0.5, timeout=60, strict=True)
     after = memory(pid)
     syn_retransmissions = netstat_counter(netns, "TCPSynRetrans")
     code, output = responder.stop()

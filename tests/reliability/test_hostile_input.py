@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 import rawframes
-from reliability_helpers import Summary, needs, responder_pid, send_frames, silence, wait_until_read
+from reliability_helpers import Summary, needs, send_frames, silence
 
 from l4kit.checksum import ChecksumStatus
 from l4kit.errors import ParseError
@@ -97,7 +97,7 @@ def test_hostile_frames_are_each_counted_under_their_reason(netns: Namespace, tm
     # A real client after them: frames are read in order, so once it is served every
     # hostile frame has been through the responder.
     assert netns.run(["nc", "127.0.0.1", "8888"], input="toppage\n", timeout=20).stdout == "hello world\n"
-    wait_until_read(responder_pid(responder))  # and nc's closing segments too
+    responder.settle(quiet=0.5, timeout=30, strict=True)  # and nc's closing segments too
     code, output = responder.stop()
     assert code == 0, output
     assert "Traceback" not in output

@@ -32,15 +32,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 import rawframes
-from reliability_helpers import (
-    Summary,
-    needs,
-    responder_pid,
-    send_frames,
-    silence,
-    tshark_fields,
-    wait_until_read,
-)
+from reliability_helpers import Summary, needs, send_frames, silence, tshark_fields
 
 from namespaces import RunningResponder, Tcpdump
 
@@ -175,7 +167,7 @@ def test_answers_only_its_address_and_port(netns: Namespace, tmp_path: Path) -> 
     send_frames(netns, elsewhere + right, tmp_path)
     # The real client last: once it is served, the responder has read everything before it.
     assert netns.run(["nc", "127.0.0.1", "8888"], input="ping\n", timeout=10).stdout == "pong\n"
-    wait_until_read(responder_pid(responder))  # and nc's closing segments too
+    responder.settle(quiet=0.5, timeout=30, strict=True)  # and nc's closing segments too
     code, output = responder.stop()
     closing = capture.stop()
     assert code == 0, output
