@@ -11,6 +11,8 @@ always deleted afterwards, with whatever still runs inside killed.
   (never a sleep), returning a :class:`RunningResponder`, whose ``stop()`` first waits
   until the responder has read every frame queued for it (``settle``).
 - :class:`Tcpdump`: a capture of the namespace's ``lo`` that loses nothing.
+- ``ns.clients(count, request, parallel=N)``: kernel clients (Python sockets) with
+  bounded timeouts, ``parallel`` at a time; a :class:`ClientRun` counts what they got.
 
 The fixtures that use these live in ``tests/live/conftest.py`` and
 ``tests/reliability/conftest.py``; ``tests`` is on ``sys.path`` (pyproject's
@@ -33,9 +35,11 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from scapy.error import Scapy_Exception
 from scapy.utils import RawPcapReader
@@ -234,14 +238,12 @@ class Namespace:
     def l4kit(self, *args: str, timeout: float = 60, check: bool = False) -> subprocess.CompletedProcess[str]:
         return self.run([sys.executable, "-m", "l4kit", *args], timeout=timeout, check=check)
 
-    def clients(self, mode: str, count: int, request: bytes, port: int = 8888) -> tuple[list[bytes], float]:
-        """``count`` Python-socket clients (``sequential`` or ``concurrent``), one
-        request per connection, each read to EOF; returns (replies, seconds)."""
-        done = self.python(
-            CLIENT, mode, "127.0.0.1", str(port), str(count), base64.b64encode(request).decode(), timeout=120
-        )
-        result = json.loads(done.stdout)
-        return [base64.b64decode(r) for r in result["replies"]], float(result["elapsed"])
+    def clients(self, count: int, request: bytes, **kw: Any) -> ClientRun:
+        """``count`` kernel clients (Python sockets), one ``request`` per connection, each
+        read to EOF, ``parallel`` at a time (default 1: one after the other); every
+        outcome is counted, none raises (see :func:`client_argv` for the options)."""
+        done = self.run(client_argv(count, request, **kw), timeout=600)
+        return ClientRun.from_json(done.stdout)
 
     def respond(self, *args: str, ready_timeout: float = 30.0) -> RunningResponder:
         process = self.popen(
@@ -400,36 +402,64 @@ class Tcpdump:
         return int(match.group(1)) if match else 0
 
 
-# A client run inside the namespace: one request per connection, replies back as JSON.
-CLIENT = r"""
-import base64, json, socket, sys, threading, time
-mode, host, port, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-request = base64.b64decode(sys.argv[5])
+# Kernel clients run inside the namespace (Namespace.clients, client_argv).
+# One request per connection, ``parallel`` threads at a time, each socket with a
+# timeout, so no client can hang the test: every outcome is reported.
+CLIENTS = r"""
+import base64, collections, concurrent.futures, json, socket, sys, time
+host, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+parallel, timeout = int(sys.argv[4]), float(sys.argv[5])
+request = base64.b64decode(sys.argv[6])
+progress_every = int(sys.argv[7]) if len(sys.argv) > 7 else 0
 
-def exchange(req=request):
-    s = socket.create_connection((host, port), timeout=10)
-    s.sendall(req)
-    chunks = []
-    while True:
-        data = s.recv(65536)
-        if not data:
-            break
-        chunks.append(data)
-    s.close()
-    return b"".join(chunks)
+def exchange(_i):
+    started = time.monotonic()
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as s:
+            s.sendall(request)
+            chunks = []
+            while True:
+                data = s.recv(65536)
+                if not data:
+                    break
+                chunks.append(data)
+        return "ok", b"".join(chunks), time.monotonic() - started
+    except OSError as exc:
+        return type(exc).__name__, b"", time.monotonic() - started
 
-start = time.monotonic()
-if mode == "sequential":
-    replies = [exchange() for _ in range(count)]
-else:
-    replies = [None] * count
-    barrier = threading.Barrier(count)
-    def one(i):
-        barrier.wait()
-        replies[i] = exchange()
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
-    for t in threads: t.start()
-    for t in threads: t.join()
-elapsed = time.monotonic() - start
-print(json.dumps({"elapsed": elapsed, "replies": [base64.b64encode(r).decode() for r in replies]}))
+started = time.monotonic()
+results = []
+with concurrent.futures.ThreadPoolExecutor(parallel) as pool:
+    for i, result in enumerate(pool.map(exchange, range(count)), 1):
+        results.append(result)
+        if progress_every and i % progress_every == 0:
+            print(f"progress {i}", flush=True)
+elapsed = time.monotonic() - started
+replies = collections.Counter(base64.b64encode(r).decode() for kind, r, _ in results if kind == "ok")
+outcomes = collections.Counter(kind for kind, _, _ in results)
+print(json.dumps({"elapsed": elapsed, "outcomes": outcomes, "replies": replies,
+                  "slowest": max(t for _, _, t in results)}), flush=True)
 """
+
+
+@dataclass
+class ClientRun:
+    """What a client run reports: its seconds, each outcome's count (``ok`` or the
+    socket error's name), each reply's count (the ``ok`` ones), the slowest exchange."""
+
+    elapsed: float
+    outcomes: Counter[str]
+    replies: Counter[bytes]
+    slowest: float
+
+    @classmethod
+    def from_json(cls, text: str) -> ClientRun:
+        data = json.loads(text.strip().splitlines()[-1])
+        replies = Counter({base64.b64decode(k): v for k, v in data["replies"].items()})
+        return cls(float(data["elapsed"]), Counter(data["outcomes"]), replies, float(data["slowest"]))
+
+
+def client_argv(count: int, request: bytes, *, parallel: int = 1, timeout: float = 20.0,
+                port: int = 8888, progress_every: int = 0) -> list[str]:  # fmt: skip
+    return [sys.executable, "-c", CLIENTS, "127.0.0.1", str(port), str(count), str(parallel), str(timeout),
+            base64.b64encode(request).decode(), str(progress_every)]  # fmt: skip

@@ -38,10 +38,9 @@ def frames(path: Path) -> Counter[bytes]:
 
 def traffic(ns: Namespace) -> None:
     assert ns.run(["nc", "127.0.0.1", "8888"], input="toppage\n", timeout=10).stdout == "hello world\n"
-    replies, _ = ns.clients("sequential", 5, b"ping\n")
-    assert replies == [b"pong\n"] * 5
-    replies, _ = ns.clients("concurrent", 5, b"help\n")
-    assert all(r.startswith(b"commands:") for r in replies)
+    assert ns.clients(5, b"ping\n").replies == {b"pong\n": 5}
+    together = ns.clients(5, b"help\n", parallel=5)
+    assert together.outcomes == {"ok": 5} and all(r.startswith(b"commands:") for r in together.replies)
 
 
 @pytest.mark.parametrize("codec", ["scapy", "fast"])

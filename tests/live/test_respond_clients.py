@@ -59,12 +59,14 @@ def test_echo_toppage_into_nc_prints_hello_world_and_nc_exits_by_itself(netns: N
 
 def test_200_sequential_and_50_concurrent_clients_all_get_their_reply(netns: Namespace) -> None:
     responder = netns.respond("--quiet")
-    replies, elapsed = netns.clients("sequential", 200, b"toppage\n")
-    assert replies == [b"hello world\n"] * 200
-    print(f"200 sequential clients: {elapsed:.2f} s ({200 / elapsed:.0f} connections/s)")
-    replies, elapsed = netns.clients("concurrent", 50, b"ping\n")
-    assert replies == [sans_io_reply(b"ping\n")] * 50
-    print(f"50 concurrent clients: {elapsed:.2f} s")
+    one_by_one = netns.clients(200, b"toppage\n")
+    assert one_by_one.replies == {b"hello world\n": 200}
+    print(
+        f"200 sequential clients: {one_by_one.elapsed:.2f} s ({200 / one_by_one.elapsed:.0f} connections/s)"
+    )
+    together = netns.clients(50, b"ping\n", parallel=50)
+    assert together.replies == {sans_io_reply(b"ping\n"): 50}
+    print(f"50 concurrent clients: {together.elapsed:.2f} s")
     code, output = responder.stop()
     assert code == 0
     summary = output[output.index("l4kit respond: summary") :]
@@ -176,8 +178,7 @@ def test_fast_codec_serves_the_same_bytes(netns: Namespace) -> None:
     except ImportError:  # pragma: no cover
         pytest.skip("no struct encoder yet")
     responder = netns.respond("--codec", "fast", "--quiet")
-    replies, _elapsed = netns.clients("sequential", 20, b"toppage\n")
-    assert replies == [b"hello world\n"] * 20
+    assert netns.clients(20, b"toppage\n").replies == {b"hello world\n": 20}
     code, _output = responder.stop()
     assert code == 0
 

@@ -2,7 +2,7 @@
 memory bounded and says what it did not show, and Ctrl-C still ends it promptly.
 
 Each test starts the real responder (tables on, the default) in a namespace of its own and
-drives it with 50 kernel clients at a time (``reliability_helpers.run_clients``). What the
+drives it with 50 kernel clients at a time (``Namespace.clients``). What the
 exit summary claims is checked against what was actually printed: every full table (its top
 border), every one-line connection, every "not shown" notice, and against the clients' own
 count of connections.
@@ -27,10 +27,10 @@ from pathlib import Path
 
 import pytest
 
-from namespaces import READY, Namespace
+from namespaces import READY, ClientRun, Namespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reliability"))
-from reliability_helpers import ClientRun, Summary, memory, run_clients
+from reliability_helpers import Summary, memory
 
 pytestmark = pytest.mark.live
 
@@ -102,7 +102,7 @@ def served(run: ClientRun, count: int) -> None:
 
 def test_tables_under_load_every_client_served_and_every_connection_accounted_for(netns: Namespace) -> None:
     responder = netns.respond()
-    run = run_clients(netns, 1500, REQUEST, parallel=50, timeout=10)
+    run = netns.clients(1500, REQUEST, parallel=50, timeout=10)
     served(run, 1500)
     code, output = responder.stop()  # a bounded wait: a drain of a long backlog would not fit
     assert code == 0, output
@@ -146,9 +146,9 @@ def test_a_terminal_that_stops_reading_never_stops_the_responder_and_memory_stay
     cmdline = Path(f"/proc/{process.pid}/cmdline").read_bytes().split(b"\0")
     assert b"l4kit" in cmdline and b"respond" in cmdline  # ip netns exec execs: the pid is the responder
     try:
-        first = run_clients(netns, 2000, REQUEST, parallel=50, timeout=10)
+        first = netns.clients(2000, REQUEST, parallel=50, timeout=10)
         after_first = memory(process.pid)["VmHWM"]
-        second = run_clients(netns, 2000, REQUEST, parallel=50, timeout=10)
+        second = netns.clients(2000, REQUEST, parallel=50, timeout=10)
         after_second = memory(process.pid)["VmHWM"]
     finally:
         resume.set()

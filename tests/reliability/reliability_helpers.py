@@ -14,12 +14,10 @@ Added here:
 - :func:`send_frames`: pre-built frames through one packet socket (``rawframes.py``).
 - :func:`tshark_fields`: what the judge reads from a :class:`~namespaces.Tcpdump` capture.
 - :func:`memory`: VmRSS/VmHWM of a process, from ``/proc/PID/status``.
-- :func:`run_clients`: kernel clients through a thread pool with bounded timeouts.
 """
 
 from __future__ import annotations
 
-import base64
 import itertools
 import json
 import os
@@ -212,72 +210,6 @@ def tshark_fields(path: Path, *fields: str, display_filter: str | None = None) -
 
 def tshark_count(path: Path, display_filter: str) -> int:
     return len(tshark_fields(path, "frame.number", display_filter=display_filter))
-
-
-# ---------------------------------------------------------------- kernel clients
-
-# One request per connection, ``parallel`` threads at a time, each socket with a
-# timeout, so no client can hang the test: every outcome is reported.
-CLIENTS = r"""
-import base64, collections, concurrent.futures, json, socket, sys, time
-host, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-parallel, timeout = int(sys.argv[4]), float(sys.argv[5])
-request = base64.b64decode(sys.argv[6])
-progress_every = int(sys.argv[7]) if len(sys.argv) > 7 else 0
-
-def exchange(_i):
-    started = time.monotonic()
-    try:
-        with socket.create_connection((host, port), timeout=timeout) as s:
-            s.sendall(request)
-            chunks = []
-            while True:
-                data = s.recv(65536)
-                if not data:
-                    break
-                chunks.append(data)
-        return "ok", b"".join(chunks), time.monotonic() - started
-    except OSError as exc:
-        return type(exc).__name__, b"", time.monotonic() - started
-
-started = time.monotonic()
-results = []
-with concurrent.futures.ThreadPoolExecutor(parallel) as pool:
-    for i, result in enumerate(pool.map(exchange, range(count)), 1):
-        results.append(result)
-        if progress_every and i % progress_every == 0:
-            print(f"progress {i}", flush=True)
-elapsed = time.monotonic() - started
-replies = collections.Counter(base64.b64encode(r).decode() for kind, r, _ in results if kind == "ok")
-outcomes = collections.Counter(kind for kind, _, _ in results)
-print(json.dumps({"elapsed": elapsed, "outcomes": outcomes, "replies": replies,
-                  "slowest": max(t for _, _, t in results)}), flush=True)
-"""
-
-
-@dataclass
-class ClientRun:
-    elapsed: float
-    outcomes: Counter[str]
-    replies: Counter[bytes]
-    slowest: float
-
-    @classmethod
-    def from_json(cls, text: str) -> ClientRun:
-        data = json.loads(text.strip().splitlines()[-1])
-        replies = Counter({base64.b64decode(k): v for k, v in data["replies"].items()})
-        return cls(float(data["elapsed"]), Counter(data["outcomes"]), replies, float(data["slowest"]))
-
-
-def client_argv(count: int, request: bytes, *, parallel: int = 1, timeout: float = 20.0,
-                port: int = 8888, progress_every: int = 0) -> list[str]:  # fmt: skip
-    return [sys.executable, "-c", CLIENTS, "127.0.0.1", str(port), str(count), str(parallel), str(timeout),
-            base64.b64encode(request).decode(), str(progress_every)]  # fmt: skip
-
-
-def run_clients(ns: Namespace, count: int, request: bytes, **kw: object) -> ClientRun:
-    done = ns.run(client_argv(count, request, **kw), timeout=600)  # type: ignore[arg-type]
-    return ClientRun.from_json(done.stdout)
 
 
 # ---------------------------------------------------------------- scripted peers

@@ -26,9 +26,7 @@ from typing import TYPE_CHECKING
 import pytest
 import rawframes
 from reliability_helpers import (
-    ClientRun,
     Summary,
-    client_argv,
     needs,
     peer_result,
     silence,
@@ -36,7 +34,7 @@ from reliability_helpers import (
     tshark_fields,
 )
 
-from namespaces import Tcpdump
+from namespaces import ClientRun, Tcpdump, client_argv
 
 if TYPE_CHECKING:
     from namespaces import Namespace

@@ -40,15 +40,15 @@ from typing import TYPE_CHECKING
 import pytest
 import rawframes
 from reliability_helpers import (
-    ClientRun,
     Summary,
-    client_argv,
     memory,
     netstat_counter,
     responder_pid,
     silence,
     start_sender,
 )
+
+from namespaces import ClientRun, client_argv
 
 if TYPE_CHECKING:
     from namespaces import Namespace

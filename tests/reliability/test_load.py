@@ -26,15 +26,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from reliability_helpers import Summary, needs, run_clients, tshark_count
+from reliability_helpers import Summary, needs, tshark_count
 
 from l4kit.core import Routes, StringServer
 from namespaces import Tcpdump
 
 if TYPE_CHECKING:
-    from reliability_helpers import ClientRun
-
-    from namespaces import Namespace
+    from namespaces import ClientRun, Namespace
 
 pytestmark = [pytest.mark.live, pytest.mark.reliability, needs("tcpdump", "tshark")]
 
@@ -54,8 +52,8 @@ def check_run(run: ClientRun, count: int, request: bytes) -> None:
 def load(ns: Namespace, workdir: Path, *, codec: str, sequential: int, concurrent: int) -> dict[str, float]:
     capture = Tcpdump(ns, workdir / f"load-{codec}.pcap", "tcp port 8888")
     responder = ns.respond("--quiet", "--codec", codec)
-    one_by_one = run_clients(ns, sequential, b"toppage\n", parallel=1, timeout=10)
-    many = run_clients(ns, concurrent, b"ping\n", parallel=50, timeout=10)
+    one_by_one = ns.clients(sequential, b"toppage\n", parallel=1, timeout=10)
+    many = ns.clients(concurrent, b"ping\n", parallel=50, timeout=10)
     code, output = responder.stop()
     closing = capture.stop()
     assert code == 0, output
