@@ -338,6 +338,23 @@ def l4kit_builds() -> dict[str, dict[str, str]]:
     return builds
 
 
+def phases_in_each_build(script: str, *args: str) -> dict[str, dict[str, float]]:
+    """Run ``python SCRIPT --measure ARGS`` once in each build (:func:`l4kit_builds`, each
+    in its own process) and read the ``NAME<TAB>SECONDS`` lines it prints:
+    ``{build: {phase: seconds}}`` (``replay_phases.py``, ``responder_phases.py``)."""
+    results = {}
+    for build, env in l4kit_builds().items():
+        out = subprocess.run(
+            [PY, script, "--measure", *args],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        results[build] = {name: float(sec) for name, sec in (line.split("\t") for line in out.splitlines())}
+    return results
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 200_000])

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 
@@ -75,14 +74,7 @@ def main() -> None:
     import bench_replay
 
     path = str(bench_replay.make_capture(args.packets))
-    builds = bench_replay.l4kit_builds()
-    results: dict[str, dict[str, float]] = {}
-    for build in ("compiled", "pure"):
-        env = {**os.environ, **builds[build]}
-        out = subprocess.run(
-            [sys.executable, __file__, "--measure", path], env=env, capture_output=True, text=True, check=True
-        ).stdout
-        results[build] = {name: float(sec) for name, sec in (line.split("\t") for line in out.splitlines())}
+    results = bench_replay.phases_in_each_build(__file__, path)
     print(f"{args.packets} packets, one process; each phase includes the ones above it")
     print(f"{'phase':<28} {'compiled s':>10} {'pure s':>8} {'µs/packet (compiled)':>21}")
     for name in PHASES:

@@ -1,0 +1,182 @@
+"""What the responder's packet thread costs per connection with no I/O at all, phase by phase.
+
+The responder benchmark (``bench_responder``) measures whole connections through
+the kernel, the sniffer and the wire. This one feeds the frames of one
+``echo toppage | nc`` connection (SYN, ACK, request, FIN, last ACK: the five
+frames a kernel client sends) straight into the code ``l4kit respond --codec
+fast`` runs on its packet thread, with a clock that advances 1 ms per
+connection and a sender that keeps the frames in a list, and times:
+
+* ``decode``: ``FastCodec.decode`` of the five frames;
+* ``core``: ``Listener.receive`` of the five segments (the TCP state machine, the
+  string server, the events; a fresh 4-tuple per connection, as from a client);
+* ``packet thread``: ``Responder.on_sniffed`` of the five frames: decode, core,
+  encoding and "sending" the four replies, the bookkeeping around them.
+
+Only the calls under test are timed (the client's frames are built between
+them, untimed). Both builds, each in its own process: compiled by mypyc (what
+``pip install .`` gives) and pure Python. What it is for: the sequential rate of
+a server is one connection's work end to end, so this is the part of the
+responder's time per connection that is l4kit's own, next to what the sniffer
+and the kernel add (``bench_responder``'s floor and kernel servers).
+
+Run: ``python benchmarks/responder_phases.py [--connections N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import Any
+
+PHASES = ("decode", "core", "packet thread")
+
+
+def measure(connections: int) -> None:
+    """In the build PYTHONPATH chose: print ``NAME<TAB>SECONDS`` per phase, best of three."""
+    from l4kit.codecs.fast import FastCodec
+    from l4kit.core.listener import Listener, ListenerConfig
+    from l4kit.live.apps import load_app_factory
+    from l4kit.live.capture import ETHERNET_HEADER_LEN, CapturedFrame
+    from l4kit.live.responder import Responder
+    from l4kit.live.sender import frame_encoder
+    from l4kit.wire.flags import TcpFlags
+    from l4kit.wire.segment import Endpoint, Segment
+    from l4kit.wire.seqnum import SeqNum
+
+    mac = bytes(6)
+    client = FastCodec()
+    syn, ack, psh, fin = TcpFlags.SYN, TcpFlags.ACK, TcpFlags.PSH, TcpFlags.FIN
+    request = b"toppage\n"
+
+    class KeptFrames:
+        """The sender: keeps what the responder sends (its ``send`` is all it needs)."""
+
+        errors = 0
+
+        def __init__(self) -> None:
+            self.frames: list[bytes] = []
+
+        def send(self, frame: bytes) -> bool:
+            self.frames.append(frame)
+            return True
+
+    def listener() -> Listener:
+        config = ListenerConfig(local=Endpoint("127.0.0.1", 8888), secret=os.urandom(32))
+        return Listener(config, load_app_factory(None, False))
+
+    def frame(port: int, seq: int, ack_no: SeqNum | None, flags: TcpFlags, payload: bytes = b"") -> bytes:
+        segment = Segment(
+            src="127.0.0.1", dst="127.0.0.1", sport=port, dport=8888, seq=SeqNum(seq),
+            ack=ack_no if ack_no is not None else SeqNum(0), flags=flags, window=65495, payload=payload,
+        )  # fmt: skip
+        return client.encode_frame(segment, mac, mac)
+
+    def conversation(port: int, prepare: Any, deliver: Any, replies_of: Any) -> float:
+        """One connection's five client frames: each goes through ``prepare`` (untimed),
+        then ``deliver`` (timed), whose result ``replies_of`` turns into the server's
+        segments (untimed). Returns the seconds spent in ``deliver``."""
+        spent = 0.0
+        isn = 1000
+        replies: list[Segment] = []
+
+        def send(data: bytes) -> None:
+            nonlocal spent, replies
+            item = prepare(data)
+            start = time.perf_counter()
+            out = deliver(item)
+            spent += time.perf_counter() - start
+            replies = replies_of(out)
+
+        send(frame(port, isn, None, syn))
+        server_next = replies[-1].seq + 1
+        send(frame(port, isn + 1, server_next, ack))
+        send(frame(port, isn + 1, server_next, ack | psh, request))
+        send(frame(port, isn + 1 + len(request), server_next, ack | fin))
+        last = replies[-1]
+        send(frame(port, isn + 2 + len(request), last.seq + last.seg_len, ack))
+        return spent
+
+    def decode_phase() -> float:
+        # The five frames of one connection, decoded as the responder decodes them.
+        frames = [
+            frame(40000, 1000, None, syn),
+            frame(40000, 1001, SeqNum(5001), ack),
+            frame(40000, 1001, SeqNum(5001), ack | psh, request),
+            frame(40000, 1009, SeqNum(5001), ack | fin),
+            frame(40000, 1010, SeqNum(5014), ack),
+        ]
+        decoder = FastCodec()
+        start = time.perf_counter()
+        for _ in range(connections):
+            for data in frames:
+                decoder.decode(data[ETHERNET_HEADER_LEN:])
+        return time.perf_counter() - start
+
+    def core_phase() -> float:
+        core, decoder, clock = listener(), FastCodec(), [1000.0]
+        total = 0.0
+        for i in range(connections):
+            total += conversation(
+                10000 + i % 50000,
+                lambda data: decoder.decode(data[ETHERNET_HEADER_LEN:]),
+                lambda segment: core.receive(segment, clock[0]),
+                lambda out: out.segments,
+            )
+            clock[0] += 0.001
+        return total
+
+    def packet_thread_phase() -> float:
+        sender = KeptFrames()
+        clock = [1000.0]
+        responder = Responder(
+            listener(), mac=mac, encode=frame_encoder("fast"), sender=sender,  # type: ignore[arg-type]
+            clock=lambda: clock[0],
+        )  # fmt: skip
+
+        def replies_of(_: None) -> list[Segment]:
+            replies = [client.decode(sent[ETHERNET_HEADER_LEN:]) for sent in sender.frames]
+            sender.frames.clear()
+            return replies
+
+        total = 0.0
+        for i in range(connections):
+            total += conversation(
+                10000 + i % 50000,
+                lambda data: CapturedFrame(data, 0.0, False, True),
+                responder.on_sniffed,
+                replies_of,
+            )
+            clock[0] += 0.001
+        return total
+
+    best = [min(phase() for _ in range(3)) for phase in (decode_phase, core_phase, packet_thread_phase)]
+    for name, seconds in zip(PHASES, best, strict=True):
+        print(f"{name}\t{seconds:.4f}", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--connections", type=int, default=20_000)
+    ap.add_argument("--measure", type=int, help=argparse.SUPPRESS)  # the child's side
+    args = ap.parse_args()
+    if args.measure:
+        measure(args.measure)
+        return
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import bench_replay
+
+    results = bench_replay.phases_in_each_build(__file__, str(args.connections))
+    n = args.connections
+    print(f"{n} connections of 5 client frames (4 replies each), no I/O; µs per connection, best of 3")
+    print(f"{'phase':<16} {'compiled':>9} {'pure':>9}")
+    for name in PHASES:
+        c, p = results["compiled"][name], results["pure"][name]
+        print(f"{name:<16} {c / n * 1e6:>9.1f} {p / n * 1e6:>9.1f}")
+
+
+if __name__ == "__main__":
+    main()
