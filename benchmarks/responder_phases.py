@@ -52,9 +52,7 @@ def measure(connections: int) -> None:
     request = b"toppage\n"
 
     class KeptFrames:
-        """The sender: keeps what the responder sends (its ``send`` is all it needs)."""
-
-        errors = 0
+        """The sender: keeps what the responder sends (its ``send`` is all the packet thread calls)."""
 
         def __init__(self) -> None:
             self.frames: list[bytes] = []
@@ -67,10 +65,10 @@ def measure(connections: int) -> None:
         config = ListenerConfig(local=Endpoint("127.0.0.1", 8888), secret=os.urandom(32))
         return Listener(config, load_app_factory(None, False))
 
-    def frame(port: int, seq: int, ack_no: SeqNum | None, flags: TcpFlags, payload: bytes = b"") -> bytes:
+    def frame(port: int, seq: int, ack_no: SeqNum, flags: TcpFlags, payload: bytes = b"") -> bytes:
         segment = Segment(
-            src="127.0.0.1", dst="127.0.0.1", sport=port, dport=8888, seq=SeqNum(seq),
-            ack=ack_no if ack_no is not None else SeqNum(0), flags=flags, window=65495, payload=payload,
+            src="127.0.0.1", dst="127.0.0.1", sport=port, dport=8888, seq=SeqNum(seq), ack=ack_no,
+            flags=flags, window=65495, payload=payload,
         )  # fmt: skip
         return client.encode_frame(segment, mac, mac)
 
@@ -90,7 +88,7 @@ def measure(connections: int) -> None:
             spent += time.perf_counter() - start
             replies = replies_of(out)
 
-        send(frame(port, isn, None, syn))
+        send(frame(port, isn, SeqNum(0), syn))
         server_next = replies[-1].seq + 1
         send(frame(port, isn + 1, server_next, ack))
         send(frame(port, isn + 1, server_next, ack | psh, request))
@@ -102,7 +100,7 @@ def measure(connections: int) -> None:
     def decode_phase() -> float:
         # The five frames of one connection, decoded as the responder decodes them.
         frames = [
-            frame(40000, 1000, None, syn),
+            frame(40000, 1000, SeqNum(0), syn),
             frame(40000, 1001, SeqNum(5001), ack),
             frame(40000, 1001, SeqNum(5001), ack | psh, request),
             frame(40000, 1009, SeqNum(5001), ack | fin),
