@@ -9,14 +9,17 @@ extensions:
   measures both builds in one run);
 * the TCP core's state machine (the connection, the listener, reassembly, ISNs, SYN
   cookies): the responder spends most of its CPU there, and serves about 1.3 times
-  as many connections a second (``benchmarks/bench_responder.py``).
+  as many connections a second (``benchmarks/bench_responder.py``);
+* the sequence numbers (``wire/seqnum.py``), on which the core does arithmetic several
+  times a segment: compiled, ``SeqNum`` is a native class and the core's calls into it
+  are C calls; the core took 10-12 % less time for it (``benchmarks/responder_phases.py``).
 
 Not compiled: what validates untrusted input through annotations that state the
 valid result (the routes file, ``core/server.py``), what takes ``bytearray`` where it
 says ``bytes`` (the fast codec's decoder, which tests feed edited packets), and
 what is not on a per-packet path. A compiled module checks its annotations at run
-time, which pure Python never does; the test suite runs the replay, core and live
-responder tests on this build too (``scripts/check.sh``). The Python files stay the
+time, which pure Python never does; the test suite runs the replay, core, wire and
+live responder tests on this build too (``scripts/check.sh``). The Python files stay the
 source and the reference: every module works, and is tested, without compiling.
 
 Pure Python is built instead when:
@@ -59,6 +62,7 @@ COMPILED = [
     "toolkit/l4kit/core/reassembly.py",
     "toolkit/l4kit/core/isn.py",
     "toolkit/l4kit/core/syncookies.py",
+    "toolkit/l4kit/wire/seqnum.py",
 ]
 
 

@@ -24,8 +24,15 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     import l4kit.core.listener
     import l4kit.replay.engine
     import l4kit.replay.jsontext
+    import l4kit.wire.seqnum
 
-    for module in (l4kit.replay.engine, l4kit.replay.jsontext, l4kit.core.connection, l4kit.core.listener):
+    for module in (
+        l4kit.replay.engine,
+        l4kit.replay.jsontext,
+        l4kit.core.connection,
+        l4kit.core.listener,
+        l4kit.wire.seqnum,
+    ):
         if not (module.__file__ or "").endswith(".so"):
             raise pytest.UsageError(f"L4KIT_EXPECT_COMPILED: {module.__name__} is {module.__file__}")
 

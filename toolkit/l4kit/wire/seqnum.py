@@ -7,12 +7,20 @@ serial-number rule (RFC 1982): ``a < b`` when ``(b - a) mod 2**32`` is in
 TCP never needs to compare values that far apart inside one window.
 
 Plain ``int`` arithmetic silently breaks at the wrap (0xFFFFFFFF + 1 == 0), so
-the core never stores a sequence number as a raw int.
+the core never stores a sequence number as a raw int. A :class:`SeqNum` is not an
+int where Python wants one (``struct.pack``, Scapy's fields, indexing): pass
+``seq.value`` or ``int(seq)``.
+
+``pip install .`` compiles this module with mypyc (``setup.py``), as the core that
+does arithmetic on these several times a segment is: its calls into a compiled
+``SeqNum`` are direct C calls. The pure-Python class is the same, immutable too, and
+``tests/unit/test_wire_seqnum.py`` runs on both builds (``scripts/check.sh``).
 """
 
 from __future__ import annotations
 
-from typing import Final, overload
+from types import FunctionType
+from typing import Final, NoReturn, overload
 
 MOD: Final = 1 << 32
 MASK: Final = MOD - 1  # the 32 bits of a sequence number, for code that works on raw ints
@@ -28,16 +36,26 @@ class SeqNum:
     """
 
     __slots__ = ("value",)
-    value: int
 
     def __init__(self, value: int) -> None:
-        _set_value(self, value % MOD)
+        if _PURE:
+            if not isinstance(value, int):  # compiled, the signature refuses it
+                raise TypeError(f"a sequence number is an int, not {type(value).__name__}")
+            _set_value(self, value % MOD)
+            return
+        self.value: Final[int] = value % MOD
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("SeqNum is immutable")
 
-    def __add__(self, other: int) -> SeqNum:
-        if other.__class__ is int:
+    @overload
+    def __add__(self, other: int) -> SeqNum: ...
+    @overload
+    def __add__(self, other: SeqNum) -> NoReturn: ...
+    def __add__(self, other: int | SeqNum) -> SeqNum:
+        # The implementation admits a SeqNum so that, compiled, adding one is this
+        # TypeError rather than mypyc's refusal of the argument.
+        if _PURE and other.__class__ is int:
             # The common case, several times per segment: no __init__ call.
             result = _new(SeqNum)
             _set_value(result, (self.value + other) % MOD)
@@ -82,9 +100,6 @@ class SeqNum:
     def __int__(self) -> int:
         return self.value
 
-    def __index__(self) -> int:
-        return self.value
-
     def __repr__(self) -> str:
         return f"SeqNum({self.value})"
 
@@ -99,7 +114,10 @@ class SeqNum:
         return (self.value - start.value) % MOD < size
 
 
-# The slot's own setter (it bypasses __setattr__, which refuses every change) and the bare
-# allocation, for the constructors above.
-_set_value = SeqNum.__dict__["value"].__set__
+# As pure Python, the constructors store through the slot's own setter (it bypasses
+# __setattr__, which refuses every change), ``+`` into a bare allocation. Compiled by
+# mypyc (setup.py), the class is a native one: the constructor stores the slot directly,
+# and code outside the class cannot (the attribute is Final).
+_PURE: Final = isinstance(vars(SeqNum)["__init__"], FunctionType)
+_set_value = vars(SeqNum)["value"].__set__
 _new = object.__new__
