@@ -20,10 +20,12 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     for the mypyc-compiled build; stop at once if l4kit was imported from elsewhere."""
     if os.environ.get("L4KIT_EXPECT_COMPILED") != "1":
         return
+    import l4kit.codecs.fast
     import l4kit.core.connection
     import l4kit.core.listener
     import l4kit.replay.engine
     import l4kit.replay.jsontext
+    import l4kit.wire.segment
     import l4kit.wire.seqnum
 
     for module in (
@@ -31,7 +33,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         l4kit.replay.jsontext,
         l4kit.core.connection,
         l4kit.core.listener,
+        l4kit.wire.segment,
         l4kit.wire.seqnum,
+        l4kit.codecs.fast,
     ):
         if not (module.__file__ or "").endswith(".so"):
             raise pytest.UsageError(f"L4KIT_EXPECT_COMPILED: {module.__name__} is {module.__file__}")

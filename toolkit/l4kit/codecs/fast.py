@@ -244,7 +244,7 @@ class FastCodec:
 
     # ------------------------------------------------------------------ decode
 
-    def decode(self, packet: bytes, checksum: ChecksumStatus | None = None) -> Segment:
+    def decode(self, data: bytes | bytearray | memoryview, checksum: ChecksumStatus | None = None) -> Segment:
         """The segment in an IP ``packet``, as :func:`~l4kit.wire.packet.decode_packet` gives it.
 
         ``checksum``: the status the driver already knows (from the kernel), which then
@@ -252,8 +252,7 @@ class FastCodec:
         would; ``None`` classifies from the bytes. Raises only
         :class:`~l4kit.errors.ParseError`, with ``decode_packet``'s reasons.
         """
-        if type(packet) is not bytes:
-            packet = bytes(packet)
+        packet: bytes = data if isinstance(data, bytes) else bytes(data)
         n = len(packet)
         if n >= 40 and packet[0] == 0x45:
             fields = _IN_V4.unpack_from(packet)

@@ -8,8 +8,10 @@ It says nothing about link layers, IP identification or TTL: the codecs
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import Final, NamedTuple
+from collections.abc import Callable
+from dataclasses import FrozenInstanceError
+from types import FunctionType
+from typing import Any, Final, NamedTuple
 
 from l4kit.checksum import ChecksumStatus
 from l4kit.wire.flags import TcpFlags
@@ -42,8 +44,23 @@ _SYN_BIT: Final = int(TcpFlags.SYN)
 _FIN_BIT: Final = int(TcpFlags.FIN)
 _new_tuple = tuple.__new__
 
+FIELDS: Final = (
+    "src",
+    "dst",
+    "sport",
+    "dport",
+    "seq",
+    "ack",
+    "flags",
+    "window",
+    "urgent",
+    "options",
+    "payload",
+    "checksum",
+)
+"""The fields of a :class:`Segment`, in the order of its repr and of a frozen dataclass's."""
 
-@dataclass(frozen=True, slots=True, kw_only=True, init=False)
+
 class Segment:
     """One TCP segment and the IP addresses that carried it.
 
@@ -51,26 +68,19 @@ class Segment:
     meaningful for received segments: the decoder classifies the field as
     ok, bad or offloaded; the core drops ``BAD`` ones.
 
-    Performance: every received and every sent segment is one of these, several
-    per connection, so ``__init__`` is written out (the fields, their defaults and
-    their order are the dataclass's) and stores through the slots directly, where
-    the generated frozen ``__init__`` goes through ``object.__setattr__`` once per
-    field; ``seg_len`` and ``key`` avoid ``IntFlag`` arithmetic and the named
-    tuples' Python-level ``__new__``.
+    An immutable value, compared, hashed and shown field by field like a frozen
+    dataclass (``with_`` is ``dataclasses.replace``); the fields are keyword-only.
+
+    Performance: every received and every sent segment is one of these, several per
+    connection. ``pip install .`` compiles this module with mypyc (``setup.py``): the
+    class is then a native one, built in well under a microsecond where the frozen
+    dataclass it was took about 3.5 µs (``benchmarks/README.md``), and its fields are
+    read-only to code outside it (``Final``). As pure Python, the constructor stores
+    through the slots' own setters, past ``__setattr__``. ``seg_len`` and ``key`` avoid
+    ``IntFlag`` arithmetic and the named tuples' Python-level ``__new__``.
     """
 
-    src: str
-    dst: str
-    sport: int
-    dport: int
-    seq: SeqNum
-    ack: SeqNum = field(default_factory=lambda: SeqNum(0))
-    flags: TcpFlags
-    window: int = 65535
-    urgent: int = 0
-    options: tuple[TcpOption, ...] = ()
-    payload: bytes = b""
-    checksum: ChecksumStatus = ChecksumStatus.OK
+    __slots__ = FIELDS
 
     def __init__(
         self,
@@ -88,18 +98,66 @@ class Segment:
         payload: bytes = b"",
         checksum: ChecksumStatus = ChecksumStatus.OK,
     ) -> None:
-        _set_src(self, src)
-        _set_dst(self, dst)
-        _set_sport(self, sport)
-        _set_dport(self, dport)
-        _set_seq(self, seq)
-        _set_ack(self, ack)
-        _set_flags(self, flags)
-        _set_window(self, window)
-        _set_urgent(self, urgent)
-        _set_options(self, options)
-        _set_payload(self, payload)
-        _set_checksum(self, checksum)
+        if _PURE:  # through the slots' own setters, past __setattr__
+            _set_src(self, src)
+            _set_dst(self, dst)
+            _set_sport(self, sport)
+            _set_dport(self, dport)
+            _set_seq(self, seq)
+            _set_ack(self, ack)
+            _set_flags(self, flags)
+            _set_window(self, window)
+            _set_urgent(self, urgent)
+            _set_options(self, options)
+            _set_payload(self, payload)
+            _set_checksum(self, checksum)
+            return
+        self.src: Final = src
+        self.dst: Final = dst
+        self.sport: Final = sport
+        self.dport: Final = dport
+        self.seq: Final = seq
+        self.ack: Final = ack
+        self.flags: Final = flags
+        self.window: Final = window
+        self.urgent: Final = urgent
+        self.options: Final = options
+        self.payload: Final = payload
+        self.checksum: Final = checksum
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def _values(self) -> tuple[object, ...]:
+        return (
+            self.src,
+            self.dst,
+            self.sport,
+            self.dport,
+            self.seq,
+            self.ack,
+            self.flags,
+            self.window,
+            self.urgent,
+            self.options,
+            self.payload,
+            self.checksum,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Segment:
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={value!r}" for name, value in zip(FIELDS, self._values(), strict=True))
+        return f"Segment({fields})"
+
+    def __reduce__(self) -> tuple[Callable[..., Segment], tuple[object, ...]]:
+        return (_segment_of, self._values())
 
     @property
     def seg_len(self) -> int:
@@ -152,9 +210,14 @@ class Segment:
                 return opt
         return None
 
-    def with_(self, **changes: object) -> Segment:
+    def with_(self, **changes: Any) -> Segment:
         """A copy with some fields changed (``dataclasses.replace``)."""
-        return replace(self, **changes)  # type: ignore[arg-type]
+        values: dict[str, Any] = dict(zip(FIELDS, self._values(), strict=True))
+        unknown = changes.keys() - values.keys()
+        if unknown:
+            raise TypeError(f"Segment has no field {', '.join(sorted(unknown))}")
+        values.update(changes)
+        return Segment(**values)
 
     def __str__(self) -> str:
         extra = f" len={len(self.payload)}" if self.payload else ""
@@ -164,7 +227,11 @@ class Segment:
         )
 
 
-# The slots' own setters, for Segment.__init__ (they bypass the frozen __setattr__).
+# Compiled by mypyc (setup.py), Segment is a native class whose constructor stores its
+# Final fields directly. As pure Python, the constructor stores through the slots' own
+# setters, which bypass __setattr__ (it refuses every change), rather than a frozen
+# dataclass's object.__setattr__ per field.
+_PURE: Final = isinstance(vars(Segment)["__init__"], FunctionType)
 (
     _set_src,
     _set_dst,
@@ -178,20 +245,9 @@ class Segment:
     _set_options,
     _set_payload,
     _set_checksum,
-) = (
-    Segment.__dict__[name].__set__
-    for name in (
-        "src",
-        "dst",
-        "sport",
-        "dport",
-        "seq",
-        "ack",
-        "flags",
-        "window",
-        "urgent",
-        "options",
-        "payload",
-        "checksum",
-    )
-)
+) = (vars(Segment)[name].__set__ for name in FIELDS)
+
+
+def _segment_of(*values: Any) -> Segment:
+    """Unpickling: the fields in :attr:`FIELDS` order."""
+    return Segment(**dict(zip(FIELDS, values, strict=True)))
