@@ -22,6 +22,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         return
     import l4kit.codecs.fast
     import l4kit.core.connection
+    import l4kit.core.events
     import l4kit.core.listener
     import l4kit.replay.engine
     import l4kit.replay.jsontext
@@ -33,6 +34,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         l4kit.replay.jsontext,
         l4kit.core.connection,
         l4kit.core.listener,
+        l4kit.core.events,
         l4kit.wire.segment,
         l4kit.wire.seqnum,
         l4kit.codecs.fast,

@@ -89,7 +89,7 @@ def test_fresh_install_compiles_the_per_packet_modules(installed: Path) -> None:
     if not _can_compile():
         pytest.skip("no gcc or no Python.h here: pip installs pure Python")
     compiled = ["l4kit.replay.engine", "l4kit.replay.jsontext"]
-    compiled += ["l4kit.core.connection", "l4kit.core.listener"]
+    compiled += ["l4kit.core.connection", "l4kit.core.listener", "l4kit.core.events"]
     compiled += ["l4kit.wire.seqnum", "l4kit.wire.segment", "l4kit.codecs.fast"]
     # the checksum is the reference; the routes file's validator relies on what a compiled
     # module would check first; mypyc cannot compile the bug exceptions (setup.py)

@@ -10,7 +10,11 @@ does.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+import inspect
+from collections.abc import Callable
+from dataclasses import FrozenInstanceError, dataclass, field
+from types import FunctionType
+from typing import Any, ClassVar, Final, get_args
 
 from l4kit.core.states import State
 from l4kit.wire.segment import FourTuple, Segment
@@ -48,101 +52,183 @@ class DropReason(enum.Enum):
         return self.value
 
 
-@dataclass(frozen=True, slots=True)
-class SegmentReceived:
+class _Event:
+    """What every event is: an immutable value, compared, hashed and shown field by field
+    like the frozen dataclasses the events were (``FIELDS`` is each one's field order).
+
+    Sixteen of these are made for every connection the responder serves, so each class
+    writes its ``__init__`` out: compiled by mypyc (``setup.py``), the events are native
+    classes whose constructors store their ``Final`` fields directly, in well under a
+    microsecond where a frozen dataclass took 1.5-2.5 µs (``benchmarks/README.md``); as
+    pure Python, each class runs a frozen dataclass's ``__init__`` for the same
+    parameters (see the end of the module).
+    """
+
+    __slots__ = ()
+    FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    def _values(self) -> tuple[object, ...]:
+        return tuple([getattr(self, name) for name in self.FIELDS])
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        assert isinstance(other, _Event)
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        fields = ", ".join(
+            f"{name}={value!r}" for name, value in zip(self.FIELDS, self._values(), strict=True)
+        )
+        return f"{type(self).__name__}({fields})"
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), self._values())
+
+
+class SegmentReceived(_Event):
     """A segment reached a connection: state before and after processing it."""
 
-    time: float
-    key: FourTuple
-    segment: Segment
-    before: State
-    after: State
+    FIELDS = ("time", "key", "segment", "before", "after")
+    __slots__ = FIELDS
+
+    def __init__(self, time: float, key: FourTuple, segment: Segment, before: State, after: State) -> None:
+        self.time: Final = time
+        self.key: Final = key
+        self.segment: Final = segment
+        self.before: Final = before
+        self.after: Final = after
 
 
-@dataclass(frozen=True, slots=True)
-class SegmentSent:
+class SegmentSent(_Event):
     """The core asks the driver to send this segment (it is also in ``Output.segments``)."""
 
-    time: float
-    key: FourTuple
-    segment: Segment
-    before: State
-    after: State
-    retransmission: bool = False
-    why: str = ""  # added by issue 4: "SYN-ACK", "challenge ACK (RFC 5961 §4.2)", "persist probe", ...
+    FIELDS = ("time", "key", "segment", "before", "after", "retransmission", "why")
+    __slots__ = FIELDS
+
+    def __init__(  # noqa: PLR0917 - the dataclass's signature: the core passes them positionally
+        self,
+        time: float,
+        key: FourTuple,
+        segment: Segment,
+        before: State,
+        after: State,
+        retransmission: bool = False,
+        why: str = "",  # added by issue 4: "SYN-ACK", "challenge ACK (RFC 5961 §4.2)", "persist probe", ...
+    ) -> None:
+        self.time: Final = time
+        self.key: Final = key
+        self.segment: Final = segment
+        self.before: Final = before
+        self.after: Final = after
+        self.retransmission: Final = retransmission
+        self.why: Final = why
 
 
-@dataclass(frozen=True, slots=True)
-class StateChanged:
+class StateChanged(_Event):
     """A connection moved between RFC 9293 states; ``cause`` is the received
     segment that moved it, or ``None`` when a timer or the application did."""
 
-    time: float
-    key: FourTuple
-    before: State
-    after: State
-    cause: Segment | None
-    why: str = ""
+    FIELDS = ("time", "key", "before", "after", "cause", "why")
+    __slots__ = FIELDS
+
+    def __init__(  # noqa: PLR0917 - the dataclass's signature: the core passes them positionally
+        self, time: float, key: FourTuple, before: State, after: State, cause: Segment | None, why: str = ""
+    ) -> None:
+        self.time: Final = time
+        self.key: Final = key
+        self.before: Final = before
+        self.after: Final = after
+        self.cause: Final = cause
+        self.why: Final = why
 
 
-@dataclass(frozen=True, slots=True)
-class DataReceived:
+class DataReceived(_Event):
     """In-order payload octets delivered to the application (each octet once)."""
 
-    time: float
-    key: FourTuple
-    data: bytes
+    FIELDS = ("time", "key", "data")
+    __slots__ = FIELDS
+
+    def __init__(self, time: float, key: FourTuple, data: bytes) -> None:
+        self.time: Final = time
+        self.key: Final = key
+        self.data: Final = data
 
 
-@dataclass(frozen=True, slots=True)
-class PeerClosed:
+class PeerClosed(_Event):
     """The peer's FIN was received in order (no more data will come)."""
 
-    time: float
-    key: FourTuple
+    FIELDS = ("time", "key")
+    __slots__ = FIELDS
+
+    def __init__(self, time: float, key: FourTuple) -> None:
+        self.time: Final = time
+        self.key: Final = key
 
 
-@dataclass(frozen=True, slots=True)
-class ConnectionReset:
+class ConnectionReset(_Event):
     """The connection was reset: by the peer's RST, or by us (``by_peer=False``:
     retransmissions exhausted, data after close, ...)."""
 
-    time: float
-    key: FourTuple
-    by_peer: bool
-    why: str
+    FIELDS = ("time", "key", "by_peer", "why")
+    __slots__ = FIELDS
+
+    def __init__(self, time: float, key: FourTuple, by_peer: bool, why: str) -> None:
+        self.time: Final = time
+        self.key: Final = key
+        self.by_peer: Final = by_peer
+        self.why: Final = why
 
 
-@dataclass(frozen=True, slots=True)
-class SegmentDropped:
+class SegmentDropped(_Event):
     """A received segment was dropped; ``key`` is None when it matched no connection."""
 
-    time: float
-    key: FourTuple | None
-    segment: Segment | None
-    reason: DropReason
-    detail: str = ""
+    FIELDS = ("time", "key", "segment", "reason", "detail")
+    __slots__ = FIELDS
+
+    def __init__(
+        self,
+        time: float,
+        key: FourTuple | None,
+        segment: Segment | None,
+        reason: DropReason,
+        detail: str = "",
+    ) -> None:
+        self.time: Final = time
+        self.key: Final = key
+        self.segment: Final = segment
+        self.reason: Final = reason
+        self.detail: Final = detail
 
 
-@dataclass(frozen=True, slots=True)
-class ConnectionClosed:
+class ConnectionClosed(_Event):
     """A connection left the table (CLOSED): normal close, reset or timeout."""
 
-    time: float
-    key: FourTuple
-    why: str
-    bytes_in: int
-    bytes_out: int
+    FIELDS = ("time", "key", "why", "bytes_in", "bytes_out")
+    __slots__ = FIELDS
+
+    def __init__(self, time: float, key: FourTuple, why: str, bytes_in: int, bytes_out: int) -> None:
+        self.time: Final = time
+        self.key: Final = key
+        self.why: Final = why
+        self.bytes_in: Final = bytes_in
+        self.bytes_out: Final = bytes_out
 
 
-@dataclass(frozen=True, slots=True)
-class SynCookie:
+class SynCookie(_Event):
     """A SYN was answered statelessly with a cookie (``accepted=False``), or an
     ACK carrying a valid cookie created a connection (``accepted=True``)."""
 
-    time: float
-    key: FourTuple
-    accepted: bool
+    FIELDS = ("time", "key", "accepted")
+    __slots__ = FIELDS
+
+    def __init__(self, time: float, key: FourTuple, accepted: bool) -> None:
+        self.time: Final = time
+        self.key: Final = key
+        self.accepted: Final = accepted
 
 
 class TimerKind(enum.Enum):
@@ -158,20 +244,25 @@ class TimerKind(enum.Enum):
         return self.value
 
 
-@dataclass(frozen=True, slots=True)
-class TimerFired:
+class TimerFired(_Event):
     """A connection timer went off (added by issue 4; ``--verbose`` shows these).
 
     ``attempt`` counts retransmissions or probes of the same segment (1 for the first);
     it is 0 for the timeouts.
     """
 
-    time: float
-    key: FourTuple
-    timer: TimerKind
-    state: State
-    attempt: int = 0
-    detail: str = ""
+    FIELDS = ("time", "key", "timer", "state", "attempt", "detail")
+    __slots__ = FIELDS
+
+    def __init__(  # noqa: PLR0917 - the dataclass's signature: the core passes them positionally
+        self, time: float, key: FourTuple, timer: TimerKind, state: State, attempt: int = 0, detail: str = ""
+    ) -> None:
+        self.time: Final = time
+        self.key: Final = key
+        self.timer: Final = timer
+        self.state: Final = state
+        self.attempt: Final = attempt
+        self.detail: Final = detail
 
 
 Event = (
@@ -198,3 +289,30 @@ class Output:
     def extend(self, other: Output) -> None:
         self.segments.extend(other.segments)
         self.events.extend(other.events)
+
+
+def _frozen_dataclass_init(cls: type[_Event]) -> Callable[..., None]:
+    """The ``__init__`` that ``dataclasses`` writes for a frozen dataclass with the
+    parameters (names, order, defaults) of ``cls.__init__``: one ``object.__setattr__``
+    per field, past the ``__setattr__`` that refuses every change."""
+    parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    namespace: dict[str, object] = {"__annotations__": {p.name: object for p in parameters}}
+    namespace.update({p.name: p.default for p in parameters if p.default is not p.empty})
+    twin: Any = dataclass(frozen=True, eq=False, repr=False)(type(cls.__name__, (), namespace))
+    return twin.__init__  # type: ignore[no-any-return]
+
+
+def _refuse(self: _Event, name: str, value: object) -> None:
+    raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+
+# Compiled by mypyc (setup.py), the events are native classes: each written __init__
+# stores its Final fields directly, and code outside cannot store any (AttributeError).
+# As pure Python, the events refuse every store as a frozen dataclass does
+# (FrozenInstanceError, an AttributeError), and each gets a frozen dataclass's __init__
+# for the same parameters, which stores past that refusal: what they ran before.
+_PURE: Final = isinstance(vars(SegmentReceived)["__init__"], FunctionType)
+if _PURE:
+    setattr(_Event, "__setattr__", _refuse)  # noqa: B010 - a method, added
+    for _kind in get_args(Event):
+        setattr(_kind, "__init__", _frozen_dataclass_init(_kind))  # noqa: B010 - a method, replaced
