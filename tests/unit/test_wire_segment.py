@@ -19,7 +19,7 @@ from wire_strategies import segments
 from l4kit.checksum import ChecksumStatus
 from l4kit.wire.flags import TcpFlags
 from l4kit.wire.options import TcpOption
-from l4kit.wire.segment import FIELDS, Endpoint, FourTuple, Segment
+from l4kit.wire.segment import Endpoint, FourTuple, Segment
 from l4kit.wire.seqnum import SeqNum
 
 NO_ACK = SeqNum(0)
@@ -44,18 +44,18 @@ class Reference:
 
 
 def reference_of(seg: Segment) -> Reference:
-    return Reference(**{name: getattr(seg, name) for name in FIELDS})
+    return Reference(**{name: getattr(seg, name) for name in Segment.FIELDS})
 
 
 def test_the_fields_are_the_references() -> None:
-    assert tuple(f.name for f in dataclasses.fields(Reference)) == FIELDS
+    assert tuple(f.name for f in dataclasses.fields(Reference)) == Segment.FIELDS
 
 
 @given(segments(decodable=False))
 def test_repr_equality_and_hash_are_a_frozen_dataclass_s(seg: Segment) -> None:
     ref = reference_of(seg)
     assert repr(seg) == repr(ref).replace("Reference(", "Segment(", 1)
-    twin = Segment(**{name: getattr(seg, name) for name in FIELDS})
+    twin = Segment(**{name: getattr(seg, name) for name in Segment.FIELDS})
     assert twin == seg and operator.ne(twin, seg) is False and hash(twin) == hash(seg)
     assert hash(seg) == hash(ref)  # a frozen dataclass hashes the tuple of its fields
 

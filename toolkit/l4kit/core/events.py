@@ -14,10 +14,11 @@ import inspect
 from collections.abc import Callable
 from dataclasses import FrozenInstanceError, dataclass, field
 from types import FunctionType
-from typing import Any, ClassVar, Final, get_args
+from typing import Any, Final, get_args
 
 from l4kit.core.states import State
 from l4kit.wire.segment import FourTuple, Segment
+from l4kit.wire.value import FrozenValue
 
 
 class DropReason(enum.Enum):
@@ -52,7 +53,7 @@ class DropReason(enum.Enum):
         return self.value
 
 
-class _Event:
+class _Event(FrozenValue):
     """What every event is: an immutable value, compared, hashed and shown field by field
     like the frozen dataclasses the events were (``FIELDS`` is each one's field order).
 
@@ -65,25 +66,6 @@ class _Event:
     """
 
     __slots__ = ()
-    FIELDS: ClassVar[tuple[str, ...]] = ()
-
-    def _values(self) -> tuple[object, ...]:
-        return tuple([getattr(self, name) for name in self.FIELDS])
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not type(self):
-            return NotImplemented
-        assert isinstance(other, _Event)
-        return self._values() == other._values()
-
-    def __hash__(self) -> int:
-        return hash(self._values())
-
-    def __repr__(self) -> str:
-        fields = ", ".join(
-            f"{name}={value!r}" for name, value in zip(self.FIELDS, self._values(), strict=True)
-        )
-        return f"{type(self).__name__}({fields})"
 
     def __reduce__(self) -> tuple[object, ...]:
         return (type(self), self._values())

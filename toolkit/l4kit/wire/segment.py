@@ -17,6 +17,7 @@ from l4kit.checksum import ChecksumStatus
 from l4kit.wire.flags import TcpFlags
 from l4kit.wire.options import MaxSegmentSize, SackPermitted, TcpOption, Timestamps, WindowScale
 from l4kit.wire.seqnum import SeqNum
+from l4kit.wire.value import FrozenValue
 
 
 class Endpoint(NamedTuple):
@@ -44,24 +45,8 @@ _SYN_BIT: Final = int(TcpFlags.SYN)
 _FIN_BIT: Final = int(TcpFlags.FIN)
 _new_tuple = tuple.__new__
 
-FIELDS: Final = (
-    "src",
-    "dst",
-    "sport",
-    "dport",
-    "seq",
-    "ack",
-    "flags",
-    "window",
-    "urgent",
-    "options",
-    "payload",
-    "checksum",
-)
-"""The fields of a :class:`Segment`, in the order of its repr and of a frozen dataclass's."""
 
-
-class Segment:
+class Segment(FrozenValue):
     """One TCP segment and the IP addresses that carried it.
 
     ``window`` is the raw 16-bit field (not scaled). ``checksum`` is only
@@ -69,7 +54,8 @@ class Segment:
     ok, bad or offloaded; the core drops ``BAD`` ones.
 
     An immutable value, compared, hashed and shown field by field like a frozen
-    dataclass (``with_`` is ``dataclasses.replace``); the fields are keyword-only.
+    dataclass (:class:`~l4kit.wire.value.FrozenValue`; ``with_`` is
+    ``dataclasses.replace``); the fields are keyword-only, in ``FIELDS`` order.
 
     Performance: every received and every sent segment is one of these, several per
     connection. ``pip install .`` compiles this module with mypyc (``setup.py``): the
@@ -80,6 +66,20 @@ class Segment:
     ``IntFlag`` arithmetic and the named tuples' Python-level ``__new__``.
     """
 
+    FIELDS = (
+        "src",
+        "dst",
+        "sport",
+        "dport",
+        "seq",
+        "ack",
+        "flags",
+        "window",
+        "urgent",
+        "options",
+        "payload",
+        "checksum",
+    )
     __slots__ = FIELDS
 
     def __init__(
@@ -127,34 +127,6 @@ class Segment:
 
     def __setattr__(self, name: str, value: object) -> None:
         raise FrozenInstanceError(f"cannot assign to field {name!r}")
-
-    def _values(self) -> tuple[object, ...]:
-        return (
-            self.src,
-            self.dst,
-            self.sport,
-            self.dport,
-            self.seq,
-            self.ack,
-            self.flags,
-            self.window,
-            self.urgent,
-            self.options,
-            self.payload,
-            self.checksum,
-        )
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not Segment:
-            return NotImplemented
-        return self._values() == other._values()
-
-    def __hash__(self) -> int:
-        return hash(self._values())
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={value!r}" for name, value in zip(FIELDS, self._values(), strict=True))
-        return f"Segment({fields})"
 
     def __reduce__(self) -> tuple[Callable[..., Segment], tuple[object, ...]]:
         return (_segment_of, self._values())
@@ -212,7 +184,7 @@ class Segment:
 
     def with_(self, **changes: Any) -> Segment:
         """A copy with some fields changed (``dataclasses.replace``)."""
-        values: dict[str, Any] = dict(zip(FIELDS, self._values(), strict=True))
+        values: dict[str, Any] = dict(zip(Segment.FIELDS, self._values(), strict=True))
         unknown = changes.keys() - values.keys()
         if unknown:
             raise TypeError(f"Segment has no field {', '.join(sorted(unknown))}")
@@ -245,9 +217,9 @@ _PURE: Final = isinstance(vars(Segment)["__init__"], FunctionType)
     _set_options,
     _set_payload,
     _set_checksum,
-) = (vars(Segment)[name].__set__ for name in FIELDS)
+) = (vars(Segment)[name].__set__ for name in Segment.FIELDS)
 
 
 def _segment_of(*values: Any) -> Segment:
-    """Unpickling: the fields in :attr:`FIELDS` order."""
-    return Segment(**dict(zip(FIELDS, values, strict=True)))
+    """Unpickling: the fields in :attr:`Segment.FIELDS` order."""
+    return Segment(**dict(zip(Segment.FIELDS, values, strict=True)))
