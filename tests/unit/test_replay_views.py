@@ -25,7 +25,7 @@ from l4kit.views.replay import (
 CONNECTION_KEYS = [
     "id", "client", "server", "state", "history", "client_state", "server_state", "start", "duration",
     "first_frame", "last_frame", "c2s", "s2c", "checksum", "analysis", "notes", "packets", "packets_omitted",
-    "transitions", "transitions_omitted",
+    "transitions", "transitions_omitted", "file", "uid", "community_id",
 ]  # fmt: skip
 PACKET_KEYS = ["frame", "t", "dir", "flags", "seq", "ack", "len", "win", "checksum", "notes", "data"]
 

@@ -221,6 +221,9 @@ class Replayer:
         self.on_other_shard = on_other_shard
         self.time_digits = time_digits
         self.summary = ReplaySummary(file=file)
+        # The capture being read: each report names the one its first packet came from
+        # (several captures read as one, see l4kit.replay.inputs, change it between files).
+        self.file = file
         # Both keys of every open conversation, each with the direction it stands for.
         self._open: dict[bytes, tuple[Conversation, int]] = {}
         self._open_count = 0
@@ -272,6 +275,7 @@ class Replayer:
         decode_at = _decode_at
         checksum_status = _checksum_status
         ipv4_header_ok = fastpath.ipv4_header_ok
+        ip_length = fastpath.ip_length
         ethernet_ip = _ETHERNET_IP
         head_len = fastpath.HEAD
         last_linktype = -1
@@ -343,6 +347,8 @@ class Replayer:
                     stats.packets += 1
                     stats.bytes += wirelen
                     stats.payload += payload_len
+                    # in place, the segment ends where the IP packet does
+                    stats.ip_bytes += end - offset if start else ip_length(frame, offset)
                     report.end = t
                     report.last_frame = number
                     if ip_ok is None:
@@ -388,6 +394,8 @@ class Replayer:
                     notes = (NOTE_BAD_TCP_CHECKSUM if ip_ok else NOTE_BAD_IP_CHECKSUM,)
                     zeek.bad_checksum(not d)
                 else:
+                    if not zeek.both_closed:
+                        report.zeek_end = t
                     if len(zeek.history) < MAX_HISTORY:
                         zeek.packet(not d, flags, seq, ack, payload_len, window)
                     if flags & SYN:
@@ -555,6 +563,12 @@ class Replayer:
                 first_frame=frame,
                 last_frame=frame,
                 time_digits=self.time_digits,
+                file=self.file,
+                client_ip=key[:half] if sender_is_client else key[half : 2 * half],
+                client_port=client[1],
+                server_ip=key[half : 2 * half] if sender_is_client else key[:half],
+                server_port=server[1],
+                zeek_end=t,
             )
             conv = Conversation(cid, keys, report)
             conv.listed = listed
@@ -669,6 +683,9 @@ class Replayer:
         states = conv.states
         assert zeek is not None and states is not None
         report.state = zeek.conn_state()
+        report.orig_bytes = zeek.orig.size(zeek.resp)
+        report.resp_bytes = zeek.resp.size(zeek.orig)
+        report.missed_bytes = zeek.orig.missed + zeek.resp.missed
         history = zeek.history_string
         report.history = history if len(history) < MAX_HISTORY else history + "…"
         report.client_state = states.client.value

@@ -110,6 +110,19 @@ def _window_scale(options_area: bytes) -> int | None:
     return None
 
 
+def ip_length(frame: bytes, offset: int) -> int:
+    """The length of the IP packet at ``offset`` as its header gives it (IPv4's total
+    length, IPv6's 40 octets plus the payload length), which leaves out link-layer
+    padding: Zeek's ``orig_ip_bytes`` counts this."""
+    if len(frame) - offset >= 6:
+        version = frame[offset] >> 4
+        if version == 4:
+            return int.from_bytes(frame[offset + 2 : offset + 4], "big")
+        if version == 6:
+            return 40 + int.from_bytes(frame[offset + 4 : offset + 6], "big")
+    return len(frame) - offset
+
+
 def decode_at(frame: bytes, offset: int) -> Decoded:
     """Decode the IP packet at ``offset`` in ``frame`` (which must carry TCP); raises
     :class:`ParseError` for anything else, with the wire layer's reason."""

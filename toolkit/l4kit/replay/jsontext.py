@@ -18,6 +18,7 @@ import json
 from codecs import escape_encode
 from typing import Any, Final
 
+from l4kit.replay.flowid import connection_community_id, connection_uid
 from l4kit.replay.model import (
     DIRECTIONS,
     FLAG_LETTERS,
@@ -129,11 +130,24 @@ def _connection_fields(r: ConnectionReport) -> dict[str, Any]:
         "duration": round(r.duration, 9),
         "first_frame": r.first_frame,
         "last_frame": r.last_frame,
-        "c2s": {"packets": r.c2s.packets, "bytes": r.c2s.bytes, "payload": r.c2s.payload},
-        "s2c": {"packets": r.s2c.packets, "bytes": r.s2c.bytes, "payload": r.s2c.payload},
+        "c2s": {
+            "packets": r.c2s.packets,
+            "bytes": r.c2s.bytes,
+            "payload": r.c2s.payload,
+            "ip_bytes": r.c2s.ip_bytes,
+        },
+        "s2c": {
+            "packets": r.s2c.packets,
+            "bytes": r.s2c.bytes,
+            "payload": r.s2c.payload,
+            "ip_bytes": r.s2c.ip_bytes,
+        },
         "checksum": dict(r.checksum),
         "analysis": dict(sorted(r.analysis.items())),
         "notes": list(r.notes),
+        "file": r.file,
+        "uid": connection_uid(r),
+        "community_id": connection_community_id(r),
     }
 
 
@@ -156,8 +170,10 @@ def connection_json_text(r: ConnectionReport) -> str:
         f'"server_state": "{r.server_state}", "start": {_seconds(r.start, digits)}, '
         f'"duration": {_relative_seconds(r.duration, digits)}, "first_frame": {r.first_frame}, '
         f'"last_frame": {r.last_frame}, '
-        f'"c2s": {{"packets": {c2s.packets}, "bytes": {c2s.bytes}, "payload": {c2s.payload}}}, '
-        f'"s2c": {{"packets": {s2c.packets}, "bytes": {s2c.bytes}, "payload": {s2c.payload}}}, '
+        f'"c2s": {{"packets": {c2s.packets}, "bytes": {c2s.bytes}, "payload": {c2s.payload}, '
+        f'"ip_bytes": {c2s.ip_bytes}}}, '
+        f'"s2c": {{"packets": {s2c.packets}, "bytes": {s2c.bytes}, "payload": {s2c.payload}, '
+        f'"ip_bytes": {s2c.ip_bytes}}}, '
         f'"checksum": {{"ok": {ck["ok"]}, "bad": {ck["bad"]}, "offloaded": {ck["offloaded"]}}}, '
         f'"analysis": {json.dumps(dict(sorted(r.analysis.items()))) if r.analysis else "{}"}, '
         f'"notes": {json.dumps(r.notes) if r.notes else "[]"}'
@@ -169,7 +185,9 @@ def connection_json_text(r: ConnectionReport) -> str:
         tail = ', "differences": ' + json.dumps(list(r.differences))
     return (
         f'{head}, "packets": [{packets}], "packets_omitted": {r.rows_omitted}, '
-        f'"transitions": [{transitions}], "transitions_omitted": {r.transitions_omitted}{tail}}}'
+        f'"transitions": [{transitions}], "transitions_omitted": {r.transitions_omitted}, '
+        f'"file": {json.dumps(r.file)}, "uid": "{connection_uid(r)}", '
+        f'"community_id": "{connection_community_id(r)}"{tail}}}'
     )
 
 

@@ -79,11 +79,13 @@ def preview(head: bytes, length: int) -> str:
 @dataclass(slots=True)
 class DirectionStats:
     """One direction of a connection: ``packets``; ``bytes`` on the wire (frame
-    lengths, as tshark's ``-z conv,tcp`` counts them); TCP ``payload`` octets."""
+    lengths, as tshark's ``-z conv,tcp`` counts them); TCP ``payload`` octets;
+    ``ip_bytes``, the IP packets' total lengths (Zeek's ``orig_ip_bytes``)."""
 
     packets: int = 0
     bytes: int = 0
     payload: int = 0
+    ip_bytes: int = 0
 
 
 class StateTransition(NamedTuple):
@@ -131,6 +133,18 @@ class ConnectionReport:
     transitions_omitted: int = 0
     differences: list[str] | None = None  # --through-responder: None when not run
     time_digits: int = 9  # decimals the capture's timestamps have (CaptureReader.time_digits)
+    file: str = ""  # the capture the first packet came from
+    # The endpoints as on the wire (4 or 16 octets, ports), for Community ID and uids.
+    client_ip: bytes = b""
+    client_port: int = 0
+    server_ip: bytes = b""
+    server_port: int = 0
+    # Zeek's view (conn.log): payload octets from sequence numbers, content gaps, and
+    # the time of the last packet before both sides had closed (see ZeekConnection).
+    orig_bytes: int = 0
+    resp_bytes: int = 0
+    missed_bytes: int = 0
+    zeek_end: float = 0.0
 
     @property
     def packets(self) -> int:
@@ -139,6 +153,11 @@ class ConnectionReport:
     @property
     def duration(self) -> float:
         return self.end - self.start
+
+    @property
+    def zeek_duration(self) -> float:
+        """conn.log's ``duration``: up to the last packet before both sides closed."""
+        return self.zeek_end - self.start
 
 
 @dataclass(slots=True)

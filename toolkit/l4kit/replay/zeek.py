@@ -118,6 +118,7 @@ class ZeekEndpoint:
     __slots__ = (
         "ack_seq",
         "bad_checksums",
+        "did_close",
         "fin_count",
         "fin_seq",
         "gaps",
@@ -127,6 +128,7 @@ class ZeekEndpoint:
         "holes",
         "is_orig",
         "last_seq",
+        "missed",
         "prev_state",
         "reassembled_to",
         "retransmissions",
@@ -151,6 +153,10 @@ class ZeekEndpoint:
         self.hist_last_fin = 0
         self.hist_last_rst = 0
         self.seen = 0
+        # Zeek's ``did_close``: the state machine has seen this side's FIN or RST.
+        self.did_close = False
+        # Zeek's ``missed_bytes`` for this side: octets of its content gaps.
+        self.missed = 0
         # Events recorded as scaled history letters (C, T, W, G): how many so far.
         self.bad_checksums = 0
         self.retransmissions = 0
@@ -195,14 +201,22 @@ class ZeekEndpoint:
 
 
 class ZeekConnection:
-    """The two endpoints and the history string of one connection."""
+    """The two endpoints and the history string of one connection.
 
-    __slots__ = ("history", "orig", "resp")
+    ``both_closed``: both sides' FIN or RST have reached the state machine. Zeek
+    stops moving the connection's last time then (``TCPAnalyzer::DeliverPacket``
+    updates it only ``if ( ! orig->did_close || ! resp->did_close )``, before the
+    packet is processed), so conn.log's ``duration`` leaves out the ACK of the last
+    FIN: the driver reads this before handing over each packet.
+    """
+
+    __slots__ = ("both_closed", "history", "orig", "resp")
 
     def __init__(self, flipped: bool = False) -> None:
         self.orig = ZeekEndpoint(True)
         self.resp = ZeekEndpoint(False)
         self.history: list[str] = ["^"] if flipped else []
+        self.both_closed = False
 
     # ------------------------------------------------------------ history helpers
 
@@ -428,6 +442,11 @@ class ZeekConnection:
         fin = flags & FIN
         rst = flags & RST
         st = ep.state
+        if fin or rst:
+            # Every state but CLOSED and RESET reports a FIN or RST as a close
+            # (``do_close``), and those two are only reached through one.
+            ep.did_close = True
+            self.both_closed = peer.did_close
         if st == _Z_INACTIVE:
             if syn:
                 if is_orig:
@@ -517,10 +536,12 @@ class ZeekConnection:
                 continue
             if start > ep.reassembled_to and clean:
                 ep.gaps = self._scaled(ep, ep.gaps, "G")
+                ep.missed += start - ep.reassembled_to  # Zeek's content_gap length
             ep.reassembled_to = max(ep.reassembled_to, end)
         if rel_ack > ep.reassembled_to:
             if clean:
                 ep.gaps = self._scaled(ep, ep.gaps, "G")
+                ep.missed += rel_ack - ep.reassembled_to
             ep.reassembled_to = rel_ack
         ep.holes = keep
 
