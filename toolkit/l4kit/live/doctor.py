@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
 
 from l4kit.live.host import (
     LOOPBACK_SYSCTLS,
@@ -22,20 +21,12 @@ from l4kit.live.host import (
     sysctl_name,
 )
 from l4kit.live.privileges import Capability, effective_capabilities
+from l4kit.live.report import Check
 
 OK = "ok"
 MISSING = "missing"
 WARN = "warn"
 INFO = "info"
-
-
-@dataclass(frozen=True, slots=True)
-class Check:
-    name: str
-    status: str
-    found: str
-    fix: str = ""
-    required: bool = True
 
 
 def _version(argv: list[str]) -> str:

@@ -54,6 +54,7 @@ from types import TracebackType
 from typing import Any, Protocol
 
 from l4kit.errors import ConfigError, L4kitError
+from l4kit.live.report import CleanupReport
 
 STATE_FORMAT = 1
 DEFAULT_STATE_DIR = Path("/run/l4kit")
@@ -732,12 +733,6 @@ class HostPreparation:
 
 
 # ---------------------------------------------------------------- cleanup
-
-
-@dataclass(slots=True)
-class CleanupReport:
-    actions: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
 
 
 def _nft_leftover_tables() -> list[str]:
