@@ -12,16 +12,11 @@ import os
 import shutil
 import subprocess
 
-from l4kit.live.host import (
-    LOOPBACK_SYSCTLS,
-    cleanup,
-    iptables_usable,
-    nft_usable,
-    read_sysctl,
-    sysctl_name,
-)
+from l4kit.live.firewall import iptables_usable, nft_usable
+from l4kit.live.host import LOOPBACK_SYSCTLS, cleanup
 from l4kit.live.privileges import Capability, effective_capabilities
 from l4kit.live.report import Check
+from l4kit.live.system import read_sysctl, sysctl_name
 
 OK = "ok"
 MISSING = "missing"

@@ -35,9 +35,11 @@ from collections.abc import Callable, Iterator
 from types import FrameType
 
 from l4kit.errors import ConfigError, L4kitError
-from l4kit.live.host import SANDBOX_NETNS_PREFIX, StateStore, delete_netns
+from l4kit.live.host import SANDBOX_NETNS_PREFIX
 from l4kit.live.privileges import Capability, require_capabilities
 from l4kit.live.report import DemoResult
+from l4kit.live.state import StateStore
+from l4kit.live.system import delete_netns
 
 PR_SET_PDEATHSIG = 1
 SANDBOX_ENV = "L4KIT_SANDBOX"  # tells the child which namespace it runs in (for its hints)
