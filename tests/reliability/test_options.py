@@ -16,8 +16,8 @@ import typer
 from typer.testing import CliRunner
 
 from l4kit.cli import app
+from l4kit.commands.respond import RespondRequest
 from l4kit.core.listener import ListenerConfig
-from l4kit.views.live import RespondRequest
 
 pytestmark = pytest.mark.reliability
 

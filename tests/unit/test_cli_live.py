@@ -11,7 +11,7 @@ import typer
 from typer.testing import CliRunner
 
 from l4kit.cli import app
-from l4kit.views.live import RespondRequest
+from l4kit.commands.respond import RespondRequest
 
 runner = CliRunner()
 

@@ -21,16 +21,10 @@ import pytest
 
 import l4kit.live.host as host
 from l4kit.errors import ConfigError, L4kitError
-from l4kit.live.host import (
-    HostPlan,
-    HostPreparation,
-    HostState,
-    IptablesFirewall,
-    NftFirewall,
-    StateStore,
-    current_netns,
-    loopback_sysctls,
-)
+from l4kit.live.firewall import IptablesFirewall, NftFirewall
+from l4kit.live.host import HostPlan, HostPreparation, loopback_sysctls
+from l4kit.live.state import HostState, StateStore
+from l4kit.live.system import Netns, current_netns, process_alive, process_start_ticks
 
 KEYS = {
     "net/ipv4/conf/all/route_localnet": "1",
@@ -84,7 +78,7 @@ def test_iptables_commands_use_a_chain_of_their_own_and_a_tagged_jump() -> None:
 
 def test_state_round_trips_through_json() -> None:
     state = HostState(
-        netns=host.Netns(4026531840, "host"),
+        netns=Netns(4026531840, "host"),
         port=8888,
         iface="lo",
         address="127.0.0.1",
@@ -164,8 +158,8 @@ def fakes(monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, str], FakeFirewall
     monkeypatch.setattr(host, "read_sysctl", lambda key: sysctls[key])
     monkeypatch.setattr(host, "write_sysctl", sysctls.__setitem__)
     monkeypatch.setattr(host, "firewall_from_state", lambda data: firewall)
-    monkeypatch.setattr(host, "_nft_leftover_tables", lambda: [])
-    monkeypatch.setattr(host, "_iptables_leftover_chains", lambda binary: [])
+    monkeypatch.setattr(host, "nft_leftover_tables", lambda: [])
+    monkeypatch.setattr(host, "iptables_leftover_chains", lambda binary: [])
     monkeypatch.setattr(host, "named_netns", lambda: [])
     return sysctls, firewall
 
@@ -183,7 +177,7 @@ def _state(
         iface="lo",
         address="127.0.0.1",
         pid=pid,
-        pid_start=host.process_start_ticks(pid),
+        pid_start=process_start_ticks(pid),
         firewall={"backend": "fake", "address": "127.0.0.1", "port": port},
         sysctls_previous=dict(previous or {}),
     )
@@ -324,7 +318,7 @@ def test_cleanup_undoes_dead_runs_and_leaves_live_ones(tmp_path: Path, fakes: An
 def test_cleanup_forgets_state_of_a_namespace_that_is_gone(tmp_path: Path, fakes: Any) -> None:
     store = StateStore(tmp_path)
     state = _state(store, pid=_dead_pid())
-    state.netns = host.Netns(1, "l4t-gone")  # inode 1 is never a network namespace
+    state.netns = Netns(1, "l4t-gone")  # inode 1 is never a network namespace
     path = store.write(state)
     report = host.cleanup(store=store)
     assert not path.exists()
@@ -341,8 +335,8 @@ def test_unreadable_state_file_is_removed(tmp_path: Path, fakes: Any) -> None:
 
 
 def test_process_start_ticks_tell_a_reused_pid_apart() -> None:
-    me = host.process_start_ticks(os.getpid())
+    me = process_start_ticks(os.getpid())
     assert me is not None
-    assert host.process_alive(os.getpid(), me)
-    assert not host.process_alive(os.getpid(), me + 1)
-    assert not host.process_alive(_dead_pid(), None)
+    assert process_alive(os.getpid(), me)
+    assert not process_alive(os.getpid(), me + 1)
+    assert not process_alive(_dead_pid(), None)

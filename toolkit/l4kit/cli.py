@@ -1,4 +1,5 @@
-"""The ``l4kit`` command line: thin commands that hand work to plain functions.
+"""The ``l4kit`` command line: the Typer app, whose commands hand their options
+to :mod:`l4kit.commands`.
 
 One error boundary (:func:`main`): an :class:`~l4kit.errors.L4kitError` becomes
 one Rich error line on stderr and its exit code; Ctrl-C exits 130 quietly.
@@ -141,10 +142,11 @@ def respond(  # noqa: PLR0917 - a Typer command: one parameter per option
     stops the kernel's RST and for the loopback sysctls). Everything it changes is
     restored on exit; [bold]l4kit cleanup[/] removes leftovers of a killed run.
     """
-    from l4kit.views import live as live_view
+    from l4kit.commands.respond import RespondRequest
+    from l4kit.commands.respond import respond as run_respond
 
-    code = live_view.respond(
-        live_view.RespondRequest(
+    code = run_respond(
+        RespondRequest(
             iface=iface, port=port, address=address, routes=routes, keep_open=keep_open, pcap=pcap,
             quiet=quiet, verbose=verbose, max_conns=max_conns, max_half_open=max_half_open,
             no_firewall=no_firewall, sandbox=sandbox, codec=codec.value, duration=duration,
@@ -201,7 +203,7 @@ def replay(  # noqa: PLR0917 - one parameter per command-line option
     (missing, not a capture, unsupported link type, bad filter); 3 when it was cut
     short (everything before the cut is shown).
     """
-    from l4kit.views.replay import run_replay
+    from l4kit.commands.replay import run_replay
 
     code = run_replay(
         str(file),
@@ -224,17 +226,17 @@ def cleanup(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show what would be removed.")] = False,
 ) -> None:
     """Remove firewall rules and restore sysctls left behind by a killed responder."""
-    from l4kit.views import live as live_view
+    from l4kit.commands.cleanup import cleanup as run_cleanup
 
-    raise typer.Exit(live_view.cleanup(dry_run=dry_run))
+    raise typer.Exit(run_cleanup(dry_run=dry_run))
 
 
 @app.command()
 def doctor() -> None:
     """Check what the live commands need (privileges, tcpdump, nft/iptables, ip netns) and how to fix it."""
-    from l4kit.views import live as live_view
+    from l4kit.commands.doctor import doctor as run_doctor
 
-    raise typer.Exit(live_view.doctor())
+    raise typer.Exit(run_doctor())
 
 
 @app.command()
@@ -244,9 +246,9 @@ def demo(
 ) -> None:
     """Run the whole thing once: the responder in a throw-away namespace, `echo toppage | nc` against it,
     the flag-transition table, a clean stop."""
-    from l4kit.views import live as live_view
+    from l4kit.commands.demo import demo as run_demo
 
-    raise typer.Exit(live_view.demo(message=message, port=port))
+    raise typer.Exit(run_demo(message=message, port=port))
 
 
 def _fail(exc: L4kitError) -> NoReturn:

@@ -11,31 +11,17 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
 
-from l4kit.live.host import (
-    LOOPBACK_SYSCTLS,
-    cleanup,
-    iptables_usable,
-    nft_usable,
-    read_sysctl,
-    sysctl_name,
-)
+from l4kit.live.firewall import iptables_usable, nft_usable
+from l4kit.live.host import LOOPBACK_SYSCTLS, cleanup
 from l4kit.live.privileges import Capability, effective_capabilities
+from l4kit.live.report import Check
+from l4kit.live.system import read_sysctl, sysctl_name
 
 OK = "ok"
 MISSING = "missing"
 WARN = "warn"
 INFO = "info"
-
-
-@dataclass(frozen=True, slots=True)
-class Check:
-    name: str
-    status: str
-    found: str
-    fix: str = ""
-    required: bool = True
 
 
 def _version(argv: list[str]) -> str:

@@ -53,7 +53,8 @@ from l4kit.live.capture import (
     bpf_filter_text,
     compile_bpf,
 )
-from l4kit.live.host import HostPlan, HostPreparation, NftFirewall, loopback_sysctls, plan_host
+from l4kit.live.firewall import NftFirewall
+from l4kit.live.host import HostPlan, HostPreparation, loopback_sysctls, plan_host
 from l4kit.live.pcap import PcapWriterThread
 from l4kit.live.privileges import require_live_privileges
 from l4kit.live.report import FrameDropped, ReadyInfo, ResponderSummary
