@@ -520,6 +520,17 @@ class CaptureReader:
         self._end_of_stream()
 
     @property
+    def position(self) -> int | None:
+        """Bytes of the file read so far (for a progress display; a compressed file's
+        compressed bytes); None while tcpdump reads it (``--filter``)."""
+        if self._proc is not None or not self._files:
+            return None
+        try:
+            return self._files[0].tell()
+        except (OSError, ValueError):  # closed meanwhile
+            return None
+
+    @property
     def time_digits(self) -> int:
         """The decimals of the capture's timestamps: 6 when they count microseconds (or
         coarser: pcap's usual magic, pcapng's default ``if_tsresol``), else 9. Frame

@@ -203,13 +203,16 @@ class Replayer:
         shard: int = 0,
         on_other_shard: Callable[[int, int], None] | None = None,
         time_digits: int = 9,
+        conn_only: bool = False,
     ) -> None:
         """``through_responder``: the routes to run l4kit's responder with on each
         shown connection's client side (``--through-responder``); None: do not.
         ``on_other_shard(index, shard)``: called where another shard's report comes
         in the output (see :mod:`l4kit.replay.parallel`). ``time_digits``: the decimals
         of the capture's timestamps (:attr:`CaptureReader.time_digits`), kept on each
-        report for the JSON text."""
+        report for the JSON text. ``conn_only``: run only Zeek's observer, for what
+        conn.log says (no packet records, analysis notes or RFC 9293 states: about a
+        third of the per-packet work)."""
         self.on_connection = on_connection
         self.routes = through_responder
         self.port = port
@@ -220,6 +223,7 @@ class Replayer:
         self.shard = shard
         self.on_other_shard = on_other_shard
         self.time_digits = time_digits
+        self.conn_only = conn_only
         self.summary = ReplaySummary(file=file)
         # The capture being read: each report names the one its first packet came from
         # (several captures read as one, see l4kit.replay.inputs, change it between files).
@@ -374,6 +378,18 @@ class Replayer:
                             conv.closed = True
                             closing.append((t, conv))
                 if not conv.selected:
+                    continue
+                if conv.analysis is None:
+                    # conn.log only (conn_only): Zeek's observer, no packet record
+                    zeek = conv.zeek
+                    assert zeek is not None and report is not None
+                    if status is _BAD or not ip_ok:
+                        zeek.bad_checksum(not d)
+                    else:
+                        if not zeek.both_closed:
+                            report.zeek_end = t
+                        if len(zeek.history) < MAX_HISTORY:
+                            zeek.packet(not d, flags, seq, ack, payload_len, window)
                     continue
                 if head is None:
                     head = frame[end - payload_len : end - payload_len + head_len] if payload_len else b""
@@ -576,11 +592,12 @@ class Replayer:
                 conv.selected = True
                 summary.shown += 1
                 conv.zeek = ZeekConnection(flipped=not sender_is_client)
-                conv.analysis = SequenceAnalysis()
-                conv.states = PassiveStates()
-                note = conv.states.start(0 if sender_is_client else 1, flags)
-                if note:
-                    report.notes.append(note)
+                if not self.conn_only:
+                    conv.analysis = SequenceAnalysis()
+                    conv.states = PassiveStates()
+                    note = conv.states.start(0 if sender_is_client else 1, flags)
+                    if note:
+                        report.notes.append(note)
                 if self.routes is not None:
                     from l4kit.replay.responder import ThroughResponder
 
@@ -681,15 +698,16 @@ class Replayer:
         assert report is not None
         zeek = conv.zeek
         states = conv.states
-        assert zeek is not None and states is not None
+        assert zeek is not None
         report.state = zeek.conn_state()
         report.orig_bytes = zeek.orig.size(zeek.resp)
         report.resp_bytes = zeek.resp.size(zeek.orig)
         report.missed_bytes = zeek.orig.missed + zeek.resp.missed
         history = zeek.history_string
         report.history = history if len(history) < MAX_HISTORY else history + "…"
-        report.client_state = states.client.value
-        report.server_state = states.server.value
+        if states is not None:
+            report.client_state = states.client.value
+            report.server_state = states.server.value
         if conv.through is not None:
             report.differences = conv.through.differences()
             conv.through = None

@@ -211,4 +211,5 @@ def summary_json(s: ReplaySummary) -> dict[str, Any]:
         "last_time": s.last_time,
         "truncated": s.truncated,
         "truncation": s.truncation_detail,
+        "files": [dict(f) for f in s.files],
     }

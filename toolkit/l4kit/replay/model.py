@@ -9,7 +9,7 @@ and a live one print the same table.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from l4kit.core.states import State
 from l4kit.wire.flags import TcpFlags
@@ -183,3 +183,6 @@ class ReplaySummary:
     last_time: float | None = None
     truncated: bool = False
     truncation_detail: str = ""
+    # The captures read, in order: file, packets, first_frame (its first frame's
+    # number in the run's numbering), truncated, truncation.
+    files: list[dict[str, Any]] = field(default_factory=list)

@@ -13,6 +13,7 @@ fields are only ever added under this name, never renamed or removed.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Final
@@ -108,9 +109,16 @@ def summary_table(reports: list[ConnectionReport], summary: ReplaySummary) -> Ta
     from rich.table import Table
     from rich.text import Text
 
+    # Several captures: ids count from 0 in each capture (or rotated set), so rows
+    # name their file, and come in the order the files were read.
+    files = [f["file"] for f in summary.files]
+    several = len(files) > 1
+    where = f"{len(files)} captures" if several else summary.file
     table = Table(
-        title=f"TCP connections in {summary.file}", title_justify="left", header_style="bold", expand=False
+        title=f"TCP connections in {where}", title_justify="left", header_style="bold", expand=False
     )
+    if several:
+        table.add_column("file", justify="left")
     for name, justify in (
         ("id", "right"),
         ("client", "left"),
@@ -125,8 +133,10 @@ def summary_table(reports: list[ConnectionReport], summary: ReplaySummary) -> Ta
         ("analysis", "left"),
     ):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
-    for r in sorted(reports, key=lambda r: r.id):
+    order = {name: i for i, name in enumerate(files)}
+    for r in sorted(reports, key=lambda r: (order.get(r.file, 0), r.id)):
         table.add_row(
+            *([os.path.basename(r.file)] if several else []),
             str(r.id),
             r.client,
             r.server,
@@ -224,20 +234,33 @@ class JsonWriter:
     inside ``"connections": [...]``, then the summary. The whole output is one
     JSON document."""
 
+    format = staticmethod(connection_json_text)  # one connection's text, made in any process
+
     def __init__(self, out: IO[str], file: str) -> None:
         self.out = out
+        self.file = file
         self.count = 0
-        out.write("{" + f'"schema": {json.dumps(JSON_SCHEMA)}, "file": {json.dumps(file)}, "connections": [')
+        self.started = False
+
+    def start(self, first_time: float | None = None) -> None:
+        """The document's opening: written once the capture has been opened and read
+        (so that an unreadable capture prints nothing but its error)."""
+        if not self.started:
+            self.started = True
+            schema, file = json.dumps(JSON_SCHEMA), json.dumps(self.file)
+            self.out.write("{" + f'"schema": {schema}, "file": {file}, "connections": [')
 
     def __call__(self, report: ConnectionReport) -> None:
         self.write_text(connection_json_text(report))
 
     def write_text(self, text: str) -> None:
         """One connection already formatted by :func:`connection_json_text`."""
+        self.start()
         self.out.write(("\n" if self.count == 0 else ",\n") + text)
         self.count += 1
 
     def close(self, summary: ReplaySummary) -> None:
+        self.start()
         self.out.write(
             ("\n" if self.count else "") + '], "summary": ' + json.dumps(summary_json(summary)) + "}\n"
         )
@@ -270,7 +293,12 @@ class MermaidWriter:
     def __init__(self, out: IO[str]) -> None:
         self.out = out
         self.participants: dict[str, str] = {}
-        out.write("sequenceDiagram\n")
+        self.started = False
+
+    def start(self, first_time: float | None = None) -> None:
+        if not self.started:
+            self.started = True
+            self.out.write("sequenceDiagram\n")
 
     def _participant(self, endpoint: str) -> str:
         name = self.participants.get(endpoint)
@@ -281,6 +309,7 @@ class MermaidWriter:
         return name
 
     def __call__(self, report: ConnectionReport) -> None:
+        self.start()
         c = self._participant(report.client)
         s = self._participant(report.server)
         head = f"connection {report.id}: {report.state} {report.history}"
@@ -295,6 +324,7 @@ class MermaidWriter:
             self.out.write(f"    Note over {c},{s}: {mermaid_escape(line)}\n")
 
     def close(self, summary: ReplaySummary) -> None:
+        self.start()
         if not self.participants:
             self.out.write("    Note over nobody: no TCP connection in the capture\n")
         self.out.flush()
@@ -375,3 +405,46 @@ def truncation_warning(file: str, summary: ReplaySummary) -> Text:
         f"warning: {file} is truncated ({summary.truncation_detail}); read up to the cut",
         style="yellow",
     )
+
+
+# ---------------------------------------------------------------- progress
+
+
+class ReplayProgress:
+    """A progress bar on standard error for a long run (a terminal only: the command
+    decides), refreshed by Rich's own thread; :meth:`update` may be called from any
+    thread."""
+
+    def __init__(self, total: int | None, unit: str = "bytes") -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        amount = DownloadColumn() if unit == "bytes" else MofNCompleteColumn()
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            amount,
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+            refresh_per_second=5,
+        )
+        self.task = self.progress.add_task("reading", total=total)
+        self.progress.start()
+
+    def update(self, completed: int, *, total: int | None = None, what: str = "") -> None:
+        if total is not None:
+            self.progress.update(self.task, total=total)
+        self.progress.update(self.task, completed=completed, description=what or "reading")
+
+    def stop(self) -> None:
+        self.progress.stop()
