@@ -168,3 +168,35 @@ def test_chains_follow_the_gap_rule():
     d = Capture("d", first_time=10_000.0, read_first=10_000.0, read_last=10_001.0)  # long after
     assert plan_chains([a, b, empty, c, d], stitch=True) == [[a, b, empty], [c], [d]]
     assert plan_chains([a, b, c], stitch=False) == [[a], [b], [c]]
+
+
+def test_a_progress_bar_on_a_terminal_and_the_same_output(big, tmp_path):
+    """On a terminal, standard error shows how far the run got (here forced with
+    --progress: the capture is under the size that turns it on by itself); standard
+    output is the same as without it."""
+    import os
+    import pty
+    import sys
+
+    master, slave = pty.openpty()
+    argv = [sys.executable, "-m", "l4kit", "replay", str(big), "-f", "zeek", "-j", "1"]
+    with_bar = subprocess.run(
+        [*argv, "--progress"], stdout=subprocess.PIPE, stderr=slave, timeout=300, check=True,
+        env={**os.environ, "COLUMNS": "120", "TERM": "xterm"},
+    )  # fmt: skip
+    os.close(slave)
+    screen = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the other end is closed and drained
+            break
+        if not chunk:
+            break
+        screen += chunk
+    os.close(master)
+    shown = screen.decode("utf-8", "replace")
+    assert "big.pcap" in shown and "MB" in shown, shown[:500]
+    plain = subprocess.run(argv, capture_output=True, timeout=300, check=True)
+    assert plain.stderr == b""  # not a terminal: no bar
+    assert with_bar.stdout == plain.stdout
