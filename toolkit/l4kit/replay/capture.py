@@ -198,7 +198,6 @@ class CaptureReader:
         self.size = size
         self.truncated = False
         self.truncation_detail = ""
-        self.frames_read = 0
         self.is_pcapng = False
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr: IO[bytes] | None = None
@@ -402,7 +401,6 @@ class CaptureReader:
                 yield (number, sec + fraction * scale, linktype, buf[start:end], wirelen)
         finally:
             source.buf, source.pos = buf, pos
-            self.frames_read = number
         self._end_of_stream()
 
     def _long_record(self, buf: bytes, pos: int, caplen: int) -> bytes | None:
@@ -516,7 +514,6 @@ class CaptureReader:
                 )
         finally:
             source.buf, source.pos = buf, pos
-            self.frames_read = number
         self._end_of_stream()
 
     @property

@@ -394,9 +394,7 @@ class Replayer:
                         if start:  # decoded in place: the option is read now
                             wscale = fastpath.window_scale_at(frame, start)
                         analysis.note_window_scale(d, flags, wscale)
-                    notes = analysis.segment(
-                        d, t, number, flags, seq, ack, 0 if flags & RST else payload_len, window
-                    )
+                    notes = analysis.segment(d, t, flags, seq, ack, 0 if flags & RST else payload_len, window)
                     if notes:
                         counts = report.analysis
                         for n in notes:
