@@ -572,6 +572,7 @@ def _run_replay(
                     max_rows=max_rows,
                     through_responder=routes_for_responder,
                     time_digits=capture.time_digits,
+                    frame_filter=capture.frame_filter,
                 )
                 if step:
                     assert console is not None
