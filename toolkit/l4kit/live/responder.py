@@ -28,7 +28,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -44,7 +43,6 @@ from l4kit.errors import ConfigError, L4kitError, ParseError
 from l4kit.live import preflight
 from l4kit.live.apps import load_app_factory
 from l4kit.live.capture import (
-    DEFAULT_SOCKET_BUFFER,
     ETHERNET_HEADER_LEN,
     TIMER_DUE,
     CapturedFrame,
@@ -55,6 +53,7 @@ from l4kit.live.capture import (
 )
 from l4kit.live.firewall import NftFirewall
 from l4kit.live.host import HostPlan, HostPreparation, loopback_sysctls, plan_host
+from l4kit.live.options import RespondOptions
 from l4kit.live.pcap import PcapWriterThread
 from l4kit.live.privileges import require_live_privileges
 from l4kit.live.report import FrameDropped, ReadyInfo, ResponderSummary
@@ -75,26 +74,6 @@ GIL_SWITCH_INTERVAL = 0.0005
 # grow this without end (one entry per address of a /8 is 2**24 entries): past the
 # bound the oldest entry goes; a live peer's next frame teaches its address again.
 MAX_PEER_MACS = 16_384
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ResponderOptions:
-    """Everything ``l4kit respond`` was asked to do."""
-
-    iface: str = "lo"
-    address: str = "127.0.0.1"
-    port: int = 8888
-    routes_file: Path | None = None
-    keep_open: bool = False
-    pcap: Path | None = None
-    max_conns: int = 1024
-    max_half_open: int = 256
-    firewall: str = "auto"  # auto | nft | iptables | none (--no-firewall)
-    codec: str = "scapy"
-    duration: float | None = None
-    socket_buffer: int = DEFAULT_SOCKET_BUFFER
-    synack_retries: int = 5  # ListenerConfig.syn_ack_retries (Linux tcp_synack_retries)
-    retries: int = 5  # ListenerConfig.max_retransmissions: data / FIN before a reset
 
 
 Sink = Callable[[Sequence[object]], None]
@@ -306,17 +285,17 @@ def gil_switch_interval(seconds: float) -> Any:
 class Preparation:
     """The checks' results, before anything on the host is changed."""
 
-    options: ResponderOptions
+    options: RespondOptions
     plan: HostPlan | None
     bpf: str
     program: list[tuple[int, int, int, int]]
     warnings: list[str]
 
 
-def prepare(options: ResponderOptions) -> Preparation:
+def prepare(options: RespondOptions) -> Preparation:
     """Every check that can fail without side effects, in the order a user
     would fix them: privileges, interface, address, BPF compiler, firewall tool."""
-    require_live_privileges(firewall=options.firewall != "none")
+    require_live_privileges(firewall=not options.no_firewall)
     preflight.require_interface(options.iface)
     link = preflight.link_info(options.iface)
     if not link.up:
@@ -328,14 +307,14 @@ def prepare(options: ResponderOptions) -> Preparation:
         warnings.append(warning)
     bpf = bpf_filter_text(options.address, options.port)
     program = compile_bpf(bpf, options.iface)
-    if options.firewall == "none":
+    if options.no_firewall:
         plan = None
     else:
         plan = plan_host(options.iface, options.address, options.port, firewall=options.firewall)
     return Preparation(options, plan, bpf, program, warnings)
 
 
-def no_firewall_commands(options: ResponderOptions) -> list[str]:
+def no_firewall_commands(options: RespondOptions) -> list[str]:
     """What ``--no-firewall`` tells the user to run themselves (nft's commands
     when this host has neither tool: installing nftables is the advice)."""
     try:
@@ -349,7 +328,7 @@ def no_firewall_commands(options: ResponderOptions) -> list[str]:
 
 
 def run_responder(
-    options: ResponderOptions,
+    options: RespondOptions,
     *,
     sink: Sink | None = None,
     on_ready: Callable[[ReadyInfo], None] | None = None,
@@ -363,7 +342,7 @@ def run_responder(
     prep = prepare(options)
     for warning in prep.warnings:
         say(f"warning: {warning}")
-    app_factory = load_app_factory(options.routes_file, options.keep_open)
+    app_factory = load_app_factory(options.routes, options.keep_open)
     listener = Listener(
         ListenerConfig(
             local=Endpoint(options.address, options.port),
@@ -383,7 +362,7 @@ def run_responder(
             options.iface,
             prep.program,
             ipv6=":" in options.address,
-            buffer_bytes=options.socket_buffer,
+            buffer_bytes=options.rcvbuf,
             wakeup_at=listener.poll_at,
         )
         stack.callback(capture.close)
@@ -416,7 +395,7 @@ def run_responder(
 
 
 def _sniff_until_stopped(
-    options: ResponderOptions,
+    options: RespondOptions,
     *,
     prep: Preparation,
     capture: InboundTcpSocket,
