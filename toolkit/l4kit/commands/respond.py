@@ -32,7 +32,7 @@ def respond(options: RespondOptions) -> int:
     try:
         summary = run_responder(
             options,
-            sink=renderer.submit if renderer else None,
+            on_events=renderer.submit if renderer else None,
             on_ready=on_ready,
             notice=lambda text: print_notice(console, err, text),
         )

@@ -10,7 +10,7 @@ Threads (the core is not thread-safe, so exactly one thread touches it):
   (SIGINT, SIGTERM, SIGHUP, ``--duration``, an error), then stops the sniffer and,
   with the sniffer thread gone, aborts what is still open (``Listener.shutdown``).
 - Off the packet path: the pcap writer thread, and whatever consumes the event
-  batches handed to ``sink`` (the CLI's renderer thread). The packet thread only
+  batches handed to ``on_events`` (the CLI's renderer thread). The packet thread only
   appends to queues there; rendering never slows the responder.
 
 Signal handlers only set a flag: no exception is ever raised in the middle of
@@ -58,7 +58,7 @@ from l4kit.live.pcap import PcapWriterThread
 from l4kit.live.privileges import require_live_privileges
 from l4kit.live.report import FrameDropped, ReadyInfo, ResponderSummary
 from l4kit.live.sender import FrameEncoder, L2Sender, frame_encoder
-from l4kit.wire.segment import Endpoint, Segment
+from l4kit.wire.segment import Endpoint
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 READY_TIMEOUT = 10.0
@@ -76,7 +76,8 @@ GIL_SWITCH_INTERVAL = 0.0005
 MAX_PEER_MACS = 16_384
 
 
-Sink = Callable[[Sequence[object]], None]
+EventSink = Callable[[Sequence[object]], None]
+"""Where the packet thread hands each batch of the core's events (the renderer's queue)."""
 Notice = Callable[[str], None]
 
 
@@ -94,7 +95,7 @@ class Responder:
         encode: FrameEncoder,
         sender: L2Sender,
         pcap: PcapWriterThread | None = None,
-        sink: Sink | None = None,
+        on_events: EventSink | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.listener = listener
@@ -102,7 +103,7 @@ class Responder:
         self.encode = encode
         self.sender = sender
         self.pcap = pcap
-        self.sink = sink
+        self.on_events = on_events
         self.clock = clock
         self.summary = ResponderSummary()
         self.peer_macs: dict[str, bytes] = {}
@@ -148,8 +149,8 @@ class Responder:
         except ParseError as exc:
             tag = f"{exc.layer}:{exc.reason}"
             summary.drops[tag] += 1
-            if self.sink is not None:
-                self.sink([FrameDropped(now, tag, exc.detail)])
+            if self.on_events is not None:
+                self.on_events([FrameDropped(now, tag, exc.detail)])
             return
         if frame.checksum_partial:
             summary.checksum_offloaded += 1
@@ -175,8 +176,8 @@ class Responder:
                 summary.send_errors += 1
         if out.events:
             self.count(out.events)
-            if self.sink is not None:
-                self.sink(out.events)
+            if self.on_events is not None:
+                self.on_events(out.events)
 
     def count(self, events: list[Event]) -> None:
         """The connections closed and their payload octets (the core counts
@@ -212,10 +213,6 @@ class Responder:
         summary.resets_received = stats.resets_received
         for reason, count in stats.drops.items():
             summary.drops[str(reason)] += count
-        summary.listener_stats = {
-            "time_wait_evicted": stats.time_wait_evicted,
-            "internal_errors": stats.internal_errors,
-        }
         return summary
 
 
@@ -223,11 +220,6 @@ class Responder:
 # IP options) with one struct layout and leaves the rest to decode_packet, with the same
 # results and errors (tests/unit/test_fast_codec.py); no frame is dissected by Scapy.
 _FAST_CODEC = FastCodec()
-
-
-def decode_ip(packet: bytes) -> Segment:
-    """The segment in an IP packet (the wire layer's result, checksum classified)."""
-    return _FAST_CODEC.decode(packet)
 
 
 # ---------------------------------------------------------------- signals
@@ -330,7 +322,7 @@ def no_firewall_commands(options: RespondOptions) -> list[str]:
 def run_responder(
     options: RespondOptions,
     *,
-    sink: Sink | None = None,
+    on_events: EventSink | None = None,
     on_ready: Callable[[ReadyInfo], None] | None = None,
     notice: Notice | None = None,
     stop: StopFlag | None = None,
@@ -381,7 +373,9 @@ def run_responder(
                 "answers clients with RST or drops the replies:\n  "
                 + "\n  ".join(no_firewall_commands(options))
             )
-        responder = Responder(listener, mac=capture.mac, encode=encode, sender=sender, pcap=pcap, sink=sink)
+        responder = Responder(
+            listener, mac=capture.mac, encode=encode, sender=sender, pcap=pcap, on_events=on_events
+        )
         summary = _sniff_until_stopped(
             options, prep=prep, capture=capture, responder=responder, flag=flag, on_ready=on_ready
         )
