@@ -46,8 +46,11 @@ from scapy.error import Scapy_Exception
 from scapy.utils import RawPcapReader
 
 READY = re.compile(r"^listening on (\S+):(\d+) \((\S+)\)")
+# What respond sets (lo's own two) and what it must never touch (all, default), watched together.
 LOOPBACK_SYSCTL_KEYS = tuple(
-    f"net/ipv4/conf/{conf}/{name}" for name in ("route_localnet", "accept_local") for conf in ("all", "lo")
+    f"net/ipv4/conf/{conf}/{name}"
+    for name in ("route_localnet", "accept_local")
+    for conf in ("all", "default", "lo")
 )
 LOAD_CLIENT = Path(__file__).with_name("loadclient.py")
 _counter = itertools.count()
