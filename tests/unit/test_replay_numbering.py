@@ -224,7 +224,7 @@ def test_a_filtered_run_is_a_subset_numbered_as_the_unfiltered_run(tmp_path):
 
 
 def test_odd_and_reassembled_segments_carry_their_notes(tmp_path):
-    reports, summary = replay_all(numbering_capture(tmp_path))
+    reports, _ = replay_all(numbering_capture(tmp_path))
     notes = {record[0]: record[9] for report in reports for record in report.rows}
     by_note = {n.split(":")[0] for ns in notes.values() for n in ns}
     assert {
