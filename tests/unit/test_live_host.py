@@ -7,6 +7,7 @@ inside a network namespace.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shlex
@@ -24,27 +25,50 @@ from l4kit.errors import ConfigError, L4kitError
 from l4kit.live.firewall import IptablesFirewall, NftFirewall
 from l4kit.live.host import HostPlan, HostPreparation, loopback_sysctls
 from l4kit.live.state import HostState, StateStore
-from l4kit.live.system import Netns, current_netns, process_alive, process_start_ticks
+from l4kit.live.system import Netns, current_netns, process_alive, process_start_ticks, sysctl_name
 
 KEYS = {
-    "net/ipv4/conf/all/route_localnet": "1",
     "net/ipv4/conf/lo/route_localnet": "1",
-    "net/ipv4/conf/all/accept_local": "1",
     "net/ipv4/conf/lo/accept_local": "1",
 }
 
 
-def test_loopback_sysctls_only_for_127_addresses() -> None:
+def test_loopback_sysctls_only_for_127_addresses_and_only_the_interfaces_own() -> None:
+    # Never net.ipv4.conf.all.* or default.*: all.route_localnet=1 would let neighbours on
+    # every other interface reach services bound to 127.0.0.1.
     assert loopback_sysctls("lo", "127.0.0.1") == KEYS
     assert loopback_sysctls("lo", "127.3.2.1") == KEYS
-    assert set(loopback_sysctls("veth0", "127.0.0.1")) == {
-        "net/ipv4/conf/all/route_localnet",
-        "net/ipv4/conf/veth0/route_localnet",
-        "net/ipv4/conf/all/accept_local",
-        "net/ipv4/conf/veth0/accept_local",
+    assert loopback_sysctls("veth0", "127.0.0.1") == {
+        "net/ipv4/conf/veth0/route_localnet": "1",
+        "net/ipv4/conf/veth0/accept_local": "1",
     }
     assert loopback_sysctls("eth0", "10.0.0.1") == {}
     assert loopback_sysctls("lo", "::1") == {}
+
+
+def test_sysctl_names_are_spelled_as_sysctl_spells_them() -> None:
+    assert sysctl_name("net/ipv4/conf/lo/route_localnet") == "net.ipv4.conf.lo.route_localnet"
+    # A dot in an interface name (a VLAN) is a slash in sysctl(8)'s notation.
+    assert sysctl_name("net/ipv4/conf/eth0.100/accept_local") == "net.ipv4.conf.eth0/100.accept_local"
+
+
+def test_a_read_only_proc_sys_hint_names_every_sysctl_needed(
+    tmp_path: Path, fakes: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _sysctls, firewall = fakes
+
+    def read_only(key: str, value: str) -> None:
+        raise L4kitError(f"cannot set sysctl {key}") from OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(host, "write_sysctl", read_only)
+    store = StateStore(tmp_path)
+    with pytest.raises(L4kitError) as caught, HostPreparation(_plan(firewall), store=store):
+        pass  # pragma: no cover - not reached
+    assert caught.value.hint == (
+        "in a container, set them when starting it: docker run "
+        "--sysctl net.ipv4.conf.lo.route_localnet=1 --sysctl net.ipv4.conf.lo.accept_local=1"
+    )
+    assert store.records() == [] and not firewall.installed
 
 
 def test_nft_rule_matches_only_rst_from_the_responders_address_and_port() -> None:

@@ -94,6 +94,7 @@ def test_the_packet_table_holds_the_json_packet_rows(capture, tmp_path):
         assert row["uid"] == uid
         for key in ("frame", "dir", "flags", "seq", "ack", "len", "win", "checksum", "notes", "data"):
             assert row[key] == p[key], key
+        assert (row["win_scaled"], row["win_scale"]) == (p.get("win_scaled"), p.get("win_scale"))
         assert row["t"] == pytest.approx(p["t"], abs=1e-9)
 
 

@@ -106,15 +106,17 @@ class Writer(Protocol):
     def close(self, summary: ReplaySummary) -> None: ...
 
 
-def jobs_for(captures: Sequence[Capture], jobs: int | None = None) -> int:
-    """:func:`replay_jobs` for several captures: chosen from their total size, one when
-    any of them is not a regular file."""
+def jobs_for(captures: Sequence[Capture], jobs: int | None = None, *, choose: bool = True) -> int:
+    """:func:`replay_jobs` for several captures: chosen from their total size (one when
+    not ``choose``), one when any of them is not a regular file."""
     from l4kit.replay import parallel
 
     requested = _requested_jobs(jobs)
     if any(c.size is None for c in captures) or not hasattr(os, "fork"):
         return 1
-    return parallel.auto_jobs(sum(c.size or 0 for c in captures)) if requested == 0 else requested
+    if requested == 0:
+        return parallel.auto_jobs(sum(c.size or 0 for c in captures)) if choose else 1
+    return requested
 
 
 def _check_options(
@@ -235,7 +237,10 @@ def _run_replay(
                     splittable = (
                         fmt in SPLITTABLE_FORMATS and not through_responder and bpf is None and stream is None
                     )
-                    processes = jobs_for(captures, jobs) if splittable else 1
+                    # conn.log's analysis is light: a second process, which reads and follows
+                    # every frame again, took 40-47 % more CPU in all and was not faster on
+                    # a busy two-core machine (benchmarks/README.md): split only when asked.
+                    processes = jobs_for(captures, jobs, choose=not options.conn_only) if splittable else 1
                     if step:
                         assert console is not None
                         tty = sys.stdin.isatty() if interactive is None else interactive
@@ -274,14 +279,16 @@ def _run_replay(
 def _local_captures(inputs: Sequence[str], bpf: str | None) -> list[Capture]:
     """The captures ``inputs`` name, in the order they are read: probed (opened, the
     first frame read) when there are several, so that errors come before any output."""
+    from l4kit.replay.capture import STDIN
     from l4kit.replay.runner import Capture, file_size, find_captures, order_captures, probe
 
     paths, _ignored = find_captures(inputs)
     if len(paths) == 1:
         return [Capture(paths[0], size=file_size(paths[0]))]
     for path in paths:
-        if file_size(path) is None and Path(path).exists():
-            raise ConfigError(f"{path}: a pipe can be read only on its own, not with other captures")
+        if path == STDIN or (file_size(path) is None and Path(path).exists()):
+            name = "standard input" if path == STDIN else path
+            raise ConfigError(f"{name}: a pipe can be read only on its own, not with other captures")
     return order_captures(probe(path) for path in paths)
 
 

@@ -11,9 +11,14 @@ handles the two that change the host:
   packet socket do not traverse the netfilter OUTPUT hook, so the core's own
   RSTs still leave.
 - Trap 4: frames injected on ``lo`` between 127.0.0.0/8 addresses are dropped as
-  martians unless ``net.ipv4.conf.{all,<iface>}.route_localnet`` and
-  ``accept_local`` are 1 (ip-sysctl.rst). They are set only for such addresses,
-  and their previous values restored.
+  martians unless ``route_localnet`` and ``accept_local`` are on for the interface
+  (ip-sysctl.rst). The kernel reads each as ``all`` OR the receiving interface's own
+  value (``IN_DEV_ORCONF``), so the interface's own ``net.ipv4.conf.<iface>.*`` is
+  enough, and only those are set: ``all.route_localnet=1`` would also route
+  127.0.0.0/8 packets arriving from every other interface's neighbours to local
+  services bound to 127.0.0.1 (the class of CVE-2020-8558). ``all`` and ``default``
+  are never written. They are set only for a 127.0.0.0/8 address, and their
+  previous values restored.
 
 The rule's backends are in :mod:`l4kit.live.firewall`, the state files in
 :mod:`l4kit.live.state`, the host's tools, namespaces and sysctls in
@@ -32,6 +37,7 @@ restoring it under its feet.
 from __future__ import annotations
 
 import contextlib
+import errno
 import ipaddress
 import os
 from collections.abc import Callable
@@ -73,11 +79,12 @@ Notice = Callable[[str], None]
 
 
 def loopback_sysctls(iface: str, address: str) -> dict[str, str]:
-    """The sysctls trap 4 needs, with the value needed: none unless ``address``
-    is in 127.0.0.0/8."""
+    """The sysctls trap 4 needs, with the value needed: the interface's own
+    ``route_localnet`` and ``accept_local``, and none unless ``address`` is in
+    127.0.0.0/8. Never ``all`` or ``default`` (see the module docstring)."""
     if ipaddress.ip_address(address) not in LOOPBACK_NETWORK:
         return {}
-    return {f"net/ipv4/conf/{conf}/{name}": "1" for name in LOOPBACK_SYSCTLS for conf in ("all", iface)}
+    return {f"net/ipv4/conf/{iface}/{name}": "1" for name in LOOPBACK_SYSCTLS}
 
 
 # ---------------------------------------------------------------- undo
@@ -167,6 +174,21 @@ def plan_host(iface: str, address: str, port: int, *, firewall: str = "auto", pr
     )
 
 
+def _write_sysctl_of(plan: HostPlan, key: str, value: str) -> None:
+    """Set one of the plan's sysctls. Where /proc/sys is read-only (a container), the
+    hint names every sysctl the plan needs, so one ``docker run`` line sets them all."""
+    try:
+        write_sysctl(key, value)
+    except L4kitError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, OSError) and cause.errno == errno.EROFS:
+            flags = " ".join(f"--sysctl {sysctl_name(k)}={v}" for k, v in plan.sysctls.items())
+            raise L4kitError(
+                exc.message, hint=f"in a container, set them when starting it: docker run {flags}"
+            ) from cause
+        raise
+
+
 class HostPreparation:
     """``with HostPreparation(plan): ...`` — the host is prepared inside the block
     and exactly restored when it is left, however it is left.
@@ -208,7 +230,7 @@ class HostPreparation:
             try:
                 for key, value in plan.sysctls.items():
                     if state.sysctls_previous[key] != value:
-                        write_sysctl(key, value)
+                        _write_sysctl_of(plan, key, value)
                 if plan.firewall is not None:
                     plan.firewall.install()
             except BaseException:

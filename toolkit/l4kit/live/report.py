@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +79,6 @@ class ResponderSummary:
     send_errors: int = 0
     kernel_rsts_suppressed: int | None = None
     checksum_offloaded: int = 0
-    listener_stats: dict[str, Any] = field(default_factory=dict)
     display: DisplayStats | None = None  # None with --quiet
 
     @property
@@ -114,7 +112,6 @@ class DemoResult:
 
     namespace: str = ""
     ready_line: str = ""
-    client_command: str = ""
     client_output: str = ""
     client_exit: int | None = None
     client_seconds: float = 0.0

@@ -243,7 +243,6 @@ def run_demo(
                 return result
             result.ready_line = ready.rstrip()
             progress(result.ready_line)
-            result.client_command = f"ip netns exec {name} nc 127.0.0.1 {port}"
             progress(f"$ echo {message} | nc 127.0.0.1 {port}     # inside {name}")
             started = time.monotonic()
             try:

@@ -110,8 +110,10 @@ def process_alive(pid: int, start_ticks: int | None) -> bool:
 
 
 def sysctl_name(key: str) -> str:
-    """``net/ipv4/conf/all/route_localnet`` -> ``net.ipv4.conf.all.route_localnet``."""
-    return key.replace("/", ".")
+    """``net/ipv4/conf/lo/route_localnet`` -> ``net.ipv4.conf.lo.route_localnet``, as
+    sysctl(8) spells it: a dot inside a component (the interface ``eth0.100``) is
+    written ``/`` (``net.ipv4.conf.eth0/100.route_localnet``)."""
+    return ".".join(part.replace(".", "/") for part in key.split("/"))
 
 
 def read_sysctl(key: str) -> str:

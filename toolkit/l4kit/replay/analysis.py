@@ -103,7 +103,6 @@ class Direction:
         "last_notes",
         "max_seq_to_be_acked",
         "next_seq",
-        "next_seq_frame",
         "next_seq_time",
         "syn_seen",
         "win_scale",
@@ -115,7 +114,6 @@ class Direction:
         self.base_seq: int | None = None  # the ISN (or seq - 1 when the SYN was not seen)
         self.next_seq: int | None = None  # one past the highest sequence number seen
         self.next_seq_time = 0.0
-        self.next_seq_frame = 0
         self.max_seq_to_be_acked: int | None = None  # one past the highest contiguous octet seen
         self.last_ack: int | None = None
         self.last_ack_time = 0.0
@@ -156,7 +154,7 @@ class SequenceAnalysis:
                 fwd.win_scale = rev.win_scale = WS_NONE
 
     def segment(  # noqa: PLR0917 - once per packet: plain values, no objects
-        self, d: int, t: float, frame: int, flags: int, seq: int, ack: int, seglen: int, raw_window: int
+        self, d: int, t: float, flags: int, seq: int, ack: int, seglen: int, raw_window: int
     ) -> tuple[str, ...]:
         """Analyse one segment sent in direction ``d`` (0 = c2s); return its notes.
 
@@ -251,7 +249,6 @@ class SequenceAnalysis:
             if nxt is None or 0 < ((next_seq - nxt) & MASK) < HALF:
                 fwd.next_seq = next_seq
                 fwd.next_seq_time = t
-                fwd.next_seq_frame = frame
             if fwd.max_seq_to_be_acked is None or seq == fwd.max_seq_to_be_acked:
                 fwd.max_seq_to_be_acked = fwd.next_seq
         fwd.window = window

@@ -86,9 +86,9 @@ def find_task(path: str) -> dict[str, Any]:
     return {"found": found, "ignored": ignored}
 
 
-def probe_task(path: str, bpf: str | None, to_end: bool) -> dict[str, Any]:
+def probe_task(path: str, to_end: bool) -> dict[str, Any]:
     try:
-        return {"capture": probe(path, bpf=bpf, to_end=to_end)}
+        return {"capture": probe(path, to_end=to_end)}
     except L4kitError as exc:
         return _failure(exc)
 
@@ -186,7 +186,7 @@ def run_on_cluster(  # noqa: PLR0917
         for value in _results(client.map(find_task, list(inputs), pure=False)):
             found += value["found"]
         to_end = options.stitch and len(found) > 1
-        probes = client.map(probe_task, found, bpf=options.bpf, to_end=to_end, pure=False)
+        probes = client.map(probe_task, found, to_end=to_end, pure=False)
         captures = order_captures(value["capture"] for value in _results(probes))
         chains = plan_chains(captures, stitch=to_end)
         times = [c.first_time for c in captures if c.first_time is not None]

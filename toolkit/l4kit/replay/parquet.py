@@ -26,6 +26,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from l4kit.core.states import State
 from l4kit.errors import L4kitError
 from l4kit.replay.flowid import connection_community_id, connection_uid
 from l4kit.replay.model import (
@@ -33,6 +34,7 @@ from l4kit.replay.model import (
     FLAG_LETTERS,
     ConnectionReport,
     ReplaySummary,
+    checksum_counts,
     preview,
 )
 from l4kit.replay.zeeklog import zeek_addr
@@ -84,6 +86,7 @@ CONNECTION_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     ("checksum_ok", "int64"),
     ("checksum_bad", "int64"),
     ("checksum_offloaded", "int64"),
+    ("checksum_unverified", "int64"),
     ("analysis", "map<string,int64>"),
     ("notes", "list<string>"),
     ("packets_omitted", "int64"),
@@ -96,22 +99,36 @@ PACKET_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     ("frame", "int64"),
     ("ts", "timestamp"),
     ("t", "float64"),
-    ("dir", "string"),
-    ("flags", "string"),
+    ("dir", "dir"),
+    ("flags", "flags"),
     ("seq", "int64"),
     ("ack", "int64"),
     ("len", "int64"),
     ("win", "int32"),
-    ("checksum", "string"),
+    ("win_scaled", "int64"),
+    ("win_scale", "int32"),
+    ("checksum", "checksum"),
     ("notes", "list<string>"),
     ("data", "string"),
-    ("client_before", "string"),
-    ("client_after", "string"),
-    ("server_before", "string"),
-    ("server_after", "string"),
+    ("client_before", "state"),
+    ("client_after", "state"),
+    ("server_before", "state"),
+    ("server_after", "state"),
 )
 
-_TIMESTAMPS: Final = frozenset({"ts", "last_ts"})
+# Columns of a few names are dictionary-encoded strings (what Parquet stores them as
+# anyway): rows hold each value's number in its dictionary, cheaper to make per packet
+# and to convert than the text. Readers see strings (pandas: a categorical).
+_STATES: Final = tuple(State)
+_CHECKSUMS: Final = tuple(checksum_counts())
+DICTIONARIES: Final[dict[str, tuple[str, ...]]] = {
+    "dir": DIRECTIONS,
+    "flags": FLAG_LETTERS,
+    "checksum": _CHECKSUMS,
+    "state": tuple(s.value for s in _STATES),
+}
+_STATE_INDEX: Final = {s: i for i, s in enumerate(_STATES)}
+_CHECKSUM_INDEX: Final = {name: i for i, name in enumerate(_CHECKSUMS)}
 
 
 def import_pyarrow() -> tuple[Any, Any]:
@@ -136,19 +153,21 @@ def schema(columns: tuple[tuple[str, str], ...]) -> pa.Schema:
         "list<string>": pa.list_(pa.string()),
         "map<string,int64>": pa.map_(pa.string(), pa.int64()),
     }
+    for kind in DICTIONARIES:
+        types[kind] = pa.dictionary(pa.int16(), pa.string())
     return pa.schema([pa.field(name, types[kind]) for name, kind in columns])
 
 
 # ---------------------------------------------------------------- rows
 
 
-def connection_row(r: ConnectionReport) -> list[Any]:
+def connection_row(r: ConnectionReport, uid: str | None = None) -> list[Any]:
     """The values of one connection, in :data:`CONNECTION_COLUMNS` order (times as
     seconds since the epoch; the writer makes them timestamps)."""
     ck = r.checksum
     return [
         r.start,
-        connection_uid(r),
+        uid if uid is not None else connection_uid(r),
         zeek_addr(r.client_ip),
         r.client_port,
         zeek_addr(r.server_ip),
@@ -183,49 +202,53 @@ def connection_row(r: ConnectionReport) -> list[Any]:
         ck["ok"],
         ck["bad"],
         ck["offloaded"],
+        ck.get("unverified", 0),
         dict(sorted(r.analysis.items())),
         list(r.notes),
         r.rows_omitted,
     ]
 
 
-def packet_rows(r: ConnectionReport) -> list[list[Any]]:
-    """The packets the connection keeps, in :data:`PACKET_COLUMNS` order."""
-    uid = connection_uid(r)
-    start = r.start
+def packet_rows(r: ConnectionReport, uid: str | None = None) -> list[list[Any]]:
+    """The packets the connection keeps, in :data:`PACKET_COLUMNS` order (the
+    dictionary-encoded columns as numbers)."""
+    uid = uid if uid is not None else connection_uid(r)
+    file, cid, start = r.file, r.id, r.start
     digits = r.time_digits  # a difference of two frame times has digits the capture has not
-    rows = []
-    for rec in r.rows:
-        frame, t, direction, flags, seq, ack, length, window, checksum, notes, head = rec[:11]
-        rows.append(
-            [
-                uid,
-                r.file,
-                r.id,
-                frame,
-                start + t,
-                round(t, digits),
-                DIRECTIONS[direction],
-                FLAG_LETTERS[flags],
-                seq,
-                ack,
-                length,
-                window,
-                checksum,
-                list(notes),
-                preview(head, length) if length else "",
-                rec[11].value,
-                rec[12].value,
-                rec[13].value,
-                rec[14].value,
-            ]
-        )
-    return rows
+    state, checksum_index = _STATE_INDEX, _CHECKSUM_INDEX
+    return [
+        [
+            uid,
+            file,
+            cid,
+            rec[0],
+            start + rec[1],
+            round(rec[1], digits),
+            rec[2],
+            rec[3],
+            rec[4],
+            rec[5],
+            rec[6],
+            rec[7],
+            rec[7] << rec[15] if rec[15] >= 0 else None,
+            rec[15] if rec[15] >= 0 else None,
+            checksum_index[rec[8]],
+            list(rec[9]),
+            preview(rec[10], rec[6]) if rec[6] else "",
+            state[rec[11]],
+            state[rec[12]],
+            state[rec[13]],
+            state[rec[14]],
+        ]
+        for rec in r.rows
+    ]
 
 
 def connection_text(r: ConnectionReport, with_packets: bool) -> str:
     """One connection's rows as one line of JSON text: ``[row, [packet rows]]``."""
-    return json.dumps([connection_row(r), packet_rows(r) if with_packets else []], separators=(",", ":"))
+    uid = connection_uid(r)
+    rows = packet_rows(r, uid) if with_packets else []
+    return json.dumps([connection_row(r, uid), rows], separators=(",", ":"))
 
 
 # ---------------------------------------------------------------- writing
@@ -253,18 +276,25 @@ class _Table:
             self.flush()
 
     def extend(self, rows: list[list[Any]]) -> None:
-        for row in rows:
-            self.add(row)
+        self.rows += rows
+        if len(self.rows) >= BATCH_ROWS:
+            self.flush()
 
     def flush(self) -> None:
         if not self.rows:
             return
         pa, _ = import_pyarrow()
+        import pyarrow.compute as pc
+
         arrays = []
         columns = zip(*self.rows, strict=True)
-        for (name, _kind), column, values in zip(self.columns, self.schema, columns, strict=True):
-            if name in _TIMESTAMPS:  # seconds since the epoch to microseconds
-                arrays.append(pa.array([round(v * 1e6) for v in values], type=column.type))
+        for (_name, kind), column, values in zip(self.columns, self.schema, columns, strict=True):
+            if kind == "timestamp":  # seconds since the epoch, to the microsecond
+                micros = pc.round(pc.multiply(pa.array(values, type=pa.float64()), 1e6))
+                arrays.append(micros.cast(pa.int64()).cast(column.type))
+            elif kind in DICTIONARIES:
+                indices = pa.array(values, type=pa.int16())
+                arrays.append(pa.DictionaryArray.from_arrays(indices, DICTIONARIES[kind]))
             else:
                 arrays.append(pa.array(values, type=column.type))
         self.writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=self.schema))
@@ -305,9 +335,10 @@ class ParquetWriter:
         return connection_text(report, self.with_packets)
 
     def __call__(self, report: ConnectionReport) -> None:
-        self.connections.add(connection_row(report))
+        uid = connection_uid(report)
+        self.connections.add(connection_row(report, uid))
         if self.packets is not None:
-            self.packets.extend(packet_rows(report))
+            self.packets.extend(packet_rows(report, uid))
 
     def write_text(self, text: str) -> None:
         row, packets = json.loads(text)

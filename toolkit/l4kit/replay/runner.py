@@ -82,8 +82,7 @@ _GZIP: Final = b"\x1f\x8b"
 class Capture:
     """One input file: its path, the time of its first frame (None: it has none), its
     size when it is a regular file; when probed to its end (:func:`probe`), the times
-    of the first and last frames replay reads of it (after ``--filter``), which
-    decide the chains (:func:`plan_chains`)."""
+    of its first and last frames, which decide the chains (:func:`plan_chains`)."""
 
     path: str
     first_time: float | None = None
@@ -168,28 +167,22 @@ def file_size(path: str) -> int | None:
     return info.st_size if stat.S_ISREG(info.st_mode) else None
 
 
-def probe(path: str, *, bpf: str | None = None, to_end: bool = False) -> Capture:
-    """Open ``path`` and read its first frame; ``to_end``: also read every frame replay
-    would read (through ``bpf``), for the times of the first and last. Bad input
-    raises :class:`~l4kit.errors.CaptureError` here, before anything is written."""
+def probe(path: str, *, to_end: bool = False) -> Capture:
+    """Open ``path`` and read its first frame; ``to_end``: read every frame, for the time
+    of the last (replay reads every frame, ``--filter`` or not: it decides only which
+    are shown). Bad input raises :class:`~l4kit.errors.CaptureError` here, before
+    anything is written."""
     size = file_size(path)
     with CaptureReader(path, size=size) as reader:
         frames = iter(reader)
         first = next(frames, None)
         _check_linktype(path, first)
         read_first = read_last = None
-        if to_end and bpf is None:
+        if to_end and first is not None:
             last = first
             for frame in frames:
                 last = frame
-            if first is not None and last is not None:
-                read_first, read_last = first[1], last[1]
-    if to_end and bpf is not None:
-        with CaptureReader(path, bpf=bpf, size=size) as reader:
-            for frame in reader:
-                if read_first is None:
-                    read_first = frame[1]
-                read_last = frame[1]
+            read_first, read_last = first[1], last[1]
     return Capture(
         path,
         first_time=first[1] if first is not None else None,
@@ -333,6 +326,7 @@ def replay_captures(
                     offset = 0
                 replayer.file = capture.path
                 replayer.time_digits = reader.time_digits
+                replayer.frame_filter = reader.frame_filter
                 before = replayer.summary.packets
                 stream: Iterator[Frame] = chain([first], frames) if first is not None else iter(())
                 if offset:

@@ -6,8 +6,8 @@ and Mermaid writers print each report as it arrives, so their memory does not
 grow with the capture; the table output prints a summary first and so keeps the
 reports (rows for at most :data:`TABLE_DETAIL_LIMIT` connections) until the end.
 
-The JSON schema is ``l4kit.replay/1`` and is documented in ``docs/replay-json.md``;
-fields are only ever added under this name, never renamed or removed.
+The JSON schema is ``l4kit.replay/1.1`` and is documented in ``docs/replay-json.md``;
+fields are only ever added within major version 1, never renamed or removed.
 """
 
 from __future__ import annotations
