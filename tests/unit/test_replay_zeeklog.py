@@ -237,7 +237,7 @@ def test_ip_bytes_and_packets_are_tsharks_per_direction_sums():
         assert int(row["resp_ip_bytes"]) == sum(int(r[2]) for r in resp)
 
 
-def test_zeek_formats_never_import_rich_scapy_or_pyarrow():
+def test_machine_formats_never_import_rich_scapy_pyarrow_or_dask():
     script = (
         "import io, sys, contextlib\n"
         "from l4kit.cli import main\n"
@@ -250,7 +250,7 @@ def test_zeek_formats_never_import_rich_scapy_or_pyarrow():
         "heavy = {'pydantic', 'rich', 'scapy', 'pyarrow', 'dask', 'distributed'}\n"
         "print(' '.join(sorted({m.split('.')[0] for m in sys.modules} & heavy)))\n"
     )
-    for fmt in ("zeek", "zeek-json"):
+    for fmt in ("zeek", "zeek-json", "json"):
         loaded = subprocess.run(
             [sys.executable, "-c", script, str(DATA / "lo-kernel.pcap"), fmt],
             capture_output=True, text=True, check=True,

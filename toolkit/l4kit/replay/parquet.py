@@ -42,7 +42,7 @@ from l4kit.replay.zeeklog import zeek_addr
 if TYPE_CHECKING:
     import pyarrow as pa
 
-BATCH_ROWS: Final = 32_768
+BATCH_ROWS: Final = 16_384
 """Rows of a table written at a time (one row group each)."""
 
 INSTALL_HINT: Final = "pip install 'l4kit[parquet]'"
