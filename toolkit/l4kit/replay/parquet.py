@@ -127,7 +127,8 @@ DICTIONARIES: Final[dict[str, tuple[str, ...]]] = {
     "checksum": _CHECKSUMS,
     "state": tuple(s.value for s in _STATES),
 }
-_STATE_INDEX: Final = {s: i for i, s in enumerate(_STATES)}
+# by the member's value: an Enum member's own __hash__ is a Python function
+_STATE_INDEX: Final = {s.value: i for i, s in enumerate(_STATES)}
 _CHECKSUM_INDEX: Final = {name: i for i, name in enumerate(_CHECKSUMS)}
 
 
@@ -235,10 +236,10 @@ def packet_rows(r: ConnectionReport, uid: str | None = None) -> list[list[Any]]:
             checksum_index[rec[8]],
             list(rec[9]),
             preview(rec[10], rec[6]) if rec[6] else "",
-            state[rec[11]],
-            state[rec[12]],
-            state[rec[13]],
-            state[rec[14]],
+            state[rec[11]._value_],
+            state[rec[12]._value_],
+            state[rec[13]._value_],
+            state[rec[14]._value_],
         ]
         for rec in r.rows
     ]
