@@ -107,8 +107,10 @@ def _run_replay(
         # is about 45 ms of every run's start-up (benchmarks/bench_replay.py times whole runs).
         from rich.console import Console
 
+        from l4kit.views.layout import PIPE_WIDTH
+
         # A pipe gets wide lines rather than columns squeezed to 80 characters.
-        console = Console(file=out, highlight=False, width=None if out.isatty() else 200)
+        console = Console(file=out, highlight=False, width=None if out.isatty() else PIPE_WIDTH)
     sink: Callable[[ConnectionReport], None]
     table: TableCollector | None = None
     writer: JsonWriter | MermaidWriter | None = None

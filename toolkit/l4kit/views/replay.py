@@ -37,20 +37,25 @@ from l4kit.replay.model import (
     R_SERVER_BEFORE,
     R_T,
     R_WIN,
+    R_WSCALE,
     ConnectionReport,
     PacketRecord,
     ReplaySummary,
     preview,
+    scaled_window,
 )
 from l4kit.replay.zeek import CONN_STATE_MEANINGS
 from l4kit.views.transitions import TransitionRow, transition_table
 
 if TYPE_CHECKING:  # Rich is imported where a table or a step is printed (l4kit.commands.replay)
     from rich.console import Console
-    from rich.table import Table
     from rich.text import Text
 
+    from l4kit.views.layout import FittedTable
+
 TABLE_DETAIL_LIMIT: Final = 100
+
+_PER_DIRECTION: Final = "pkts, bytes: client → server / server → client"
 
 _STATE_STYLE: Final = {
     "SF": "green",
@@ -76,7 +81,7 @@ def to_transition_row(rec: PacketRecord) -> TransitionRow:
         seq=rec[R_SEQ],
         ack=rec[R_ACK],
         length=rec[R_LEN],
-        window=rec[R_WIN],
+        window=scaled_window(rec[R_WIN], rec[R_WSCALE]),
         before=rec[R_SERVER_BEFORE].value,
         after=rec[R_SERVER_AFTER].value,
         checksum=rec[R_CHECKSUM],
@@ -85,6 +90,7 @@ def to_transition_row(rec: PacketRecord) -> TransitionRow:
         frame=rec[R_FRAME],
         client_before=rec[R_CLIENT_BEFORE].value,
         client_after=rec[R_CLIENT_AFTER].value,
+        window_shift=max(rec[R_WSCALE], 0),
     )
 
 
@@ -103,43 +109,53 @@ def _checksum_text(counts: dict[str, int]) -> str:
     return " ".join(f"{k} {v}" for k, v in counts.items() if v) or "-"
 
 
-def summary_table(reports: list[ConnectionReport], summary: ReplaySummary) -> Table:
-    """One row per connection: endpoints, Zeek state and history, counts, final RFC states."""
-    from rich.table import Table
-    from rich.text import Text
+def capture_name(summary: ReplaySummary) -> str:
+    return "standard input" if summary.file == "-" else summary.file
 
-    table = Table(
-        title=f"TCP connections in {summary.file}", title_justify="left", header_style="bold", expand=False
-    )
-    for name, justify in (
-        ("id", "right"),
-        ("client", "left"),
-        ("server", "left"),
-        ("state", "left"),
-        ("history", "left"),
-        ("pkts c→s/s→c", "right"),
-        ("bytes c→s/s→c", "right"),
-        ("duration (s)", "right"),
-        ("client / server end state", "left"),
-        ("checksums", "left"),
-        ("analysis", "left"),
-    ):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
-    for r in sorted(reports, key=lambda r: r.id):
-        table.add_row(
-            str(r.id),
-            r.client,
-            r.server,
-            Text(r.state, style=_STATE_STYLE.get(r.state, "")),
-            r.history,
-            f"{r.c2s.packets}/{r.s2c.packets}",
-            f"{r.c2s.bytes}/{r.s2c.bytes}",
-            f"{r.duration:.6f}",
-            f"{r.client_state} / {r.server_state}",
-            _checksum_text(r.checksum),
-            _analysis_text(r),
-        )
-    return table
+
+def summary_table(reports: list[ConnectionReport], summary: ReplaySummary) -> FittedTable:
+    """One row per connection: endpoints, Zeek state and history, counts, final RFC states.
+
+    Where the terminal is narrow, the counts, end states, checksums and analysis go
+    to a second line under each connection (:class:`~l4kit.views.layout.FittedTable`)."""
+    from rich.markup import escape
+    from rich.style import Style
+
+    from l4kit.views.layout import Column, FittedTable
+
+    columns = [
+        Column("id", "right"),
+        Column("client"),
+        Column("server"),
+        Column("state"),
+        Column("history", wrap=True),
+        Column("pkts c→s/s→c", "right", short="pkts", detail=True, explain=_PER_DIRECTION),
+        Column("bytes c→s/s→c", "right", short="bytes", detail=True, explain=_PER_DIRECTION),
+        Column("duration (s)", "right", short="s", detail=True, explain="s: duration in seconds"),
+        Column(
+            "client / server end state", short="end", detail=True, explain="end: client / server end state"
+        ),
+        Column("checksums", wrap=True, detail=True, label="checksums"),
+        Column("analysis", wrap=True, detail=True, label="-"),
+    ]
+    styles = {state: Style.parse(name) for state, name in _STATE_STYLE.items()}
+    rows = [
+        [
+            (str(r.id), None),
+            (r.client, None),
+            (r.server, None),
+            (r.state, styles.get(r.state)),
+            (r.history, None),
+            (f"{r.c2s.packets}/{r.s2c.packets}", None),
+            (f"{r.c2s.bytes}/{r.s2c.bytes}", None),
+            (f"{r.duration:.6f}", None),
+            (f"{r.client_state} / {r.server_state}", None),
+            (_checksum_text(r.checksum), None),
+            (_analysis_text(r), None),
+        ]
+        for r in sorted(reports, key=lambda r: r.id)
+    ]
+    return FittedTable(columns, rows, title=escape(f"TCP connections in {capture_name(summary)}"))
 
 
 def summary_footer(summary: ReplaySummary) -> str:
@@ -150,20 +166,30 @@ def summary_footer(summary: ReplaySummary) -> str:
     ]
     if summary.shown != summary.connections:
         parts.append(f"{summary.shown} shown")
+    if summary.filter_frames is not None:
+        parts.append(f"--filter matched {summary.filter_frames} frames")
     parts.append("TCP checksums: " + _checksum_text(summary.checksum))
     if summary.ip_checksum_bad:
         parts.append(f"{summary.ip_checksum_bad} bad IPv4 header checksums")
+    fragments = summary.fragments
+    if fragments:
+        counts = ", ".join(f"{n} {k}" for k, n in fragments.items() if k != "frames" and n)
+        parts.append(
+            f"IP fragments: {fragments.get('frames', 0)} frames" + (f" ({counts})" if counts else "")
+        )
     if summary.skipped:
         parts.append("skipped: " + ", ".join(f"{v} {k}" for k, v in sorted(summary.skipped.items())))
     return " · ".join(parts)
 
 
-def connection_table(report: ConnectionReport) -> Table:
+def connection_table(report: ConnectionReport) -> FittedTable:
     """The shared flag-transition table for one connection, with both sides' states."""
+    from rich.markup import escape
+
     meaning = CONN_STATE_MEANINGS.get(report.state, "")
     title = f"[{report.id}] {report.client} → {report.server}  {report.state} ({meaning})  {report.history}"
     return transition_table(
-        title, transition_rows(report), show_checksum=True, show_client_state=True, show_frame=True
+        escape(title), transition_rows(report), show_checksum=True, show_client_state=True, show_frame=True
     )
 
 
@@ -186,13 +212,15 @@ class TableCollector:
     def render(self, console: Console, summary: ReplaySummary) -> None:
         from rich.text import Text
 
-        console.print(summary_table(self.reports, summary))
-        console.print(summary_footer(summary), highlight=False)
+        # crop=False: a FittedTable's lines fit the console already (Rich would split
+        # and measure every line again to crop it).
+        console.print(summary_table(self.reports, summary), crop=False)
+        console.print(summary_footer(summary), highlight=False, markup=False)
         for report in sorted(self.reports, key=lambda r: r.id):
             if not report.rows:
                 continue
             console.print()
-            console.print(connection_table(report))
+            console.print(connection_table(report), crop=False)
             extra = []
             if report.rows_omitted:
                 extra.append(f"{report.rows_omitted} more packets not shown (--max-rows)")
