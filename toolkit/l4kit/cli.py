@@ -100,10 +100,17 @@ app.command("respond")(_respond)
 
 @app.command()
 def replay(  # noqa: PLR0917 - one parameter per command-line option
-    file: Annotated[Path, typer.Argument(help="A pcap or pcapng capture (gzip'd too).")],
+    file: Annotated[
+        Path, typer.Argument(help="A pcap or pcapng capture (gzip'd too); - reads it from standard input.")
+    ],
     port: Annotated[int | None, typer.Option(min=1, max=65535, help="Only connections on this port.")] = None,
     filter: Annotated[
-        str | None, typer.Option("--filter", help="A BPF filter applied while reading (run through tcpdump).")
+        str | None,
+        typer.Option(
+            "--filter",
+            help="Show only the packets this BPF filter matches (tcpdump's); ids and frame numbers stay "
+            "those of the whole capture.",
+        ),
     ] = None,
     stream: Annotated[
         int | None,
@@ -113,7 +120,12 @@ def replay(  # noqa: PLR0917 - one parameter per command-line option
         ReplayFormat, typer.Option("--format", "-f", help="Output format.")
     ] = ReplayFormat.table,
     step: Annotated[
-        bool, typer.Option("--step", help="Walk one packet at a time (Enter to advance).")
+        bool,
+        typer.Option(
+            "--step",
+            help="Walk one packet at a time with its Scapy layers (Enter to advance, q to stop; without "
+            "a terminal to answer, every step is printed without waiting). Table format only.",
+        ),
     ] = False,
     through_responder: Annotated[
         bool,
@@ -142,8 +154,9 @@ def replay(  # noqa: PLR0917 - one parameter per command-line option
     """Show the TCP conversations in a capture: flag transitions, states, checksums, anomalies.
 
     Exit status: 0 when the capture was read to its end; 2 when it cannot be read
-    (missing, not a capture, unsupported link type, bad filter); 3 when it was cut
-    short (everything before the cut is shown).
+    (missing, not a capture, a pcap of an unsupported link type, bad filter, --stream
+    past the last connection); 3 when it was cut short (everything before the cut is
+    shown). A pcapng interface of an unsupported link type is skipped with a warning.
     """
     from l4kit.commands.replay import run_replay
 

@@ -13,11 +13,17 @@ import os
 import stat
 import sys
 from collections.abc import Callable, Iterator
-from itertools import chain
 from typing import IO, TYPE_CHECKING, Any, Final
 
 from l4kit.replay.jsontext import connection_json_text
-from l4kit.views.replay import JsonWriter, MermaidWriter, Stepper, TableCollector, truncation_warning
+from l4kit.views.replay import (
+    JsonWriter,
+    MermaidWriter,
+    Stepper,
+    TableCollector,
+    truncation_warning,
+    unsupported_warning,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -96,10 +102,16 @@ def _run_replay(
     jobs: int | None = None,
 ) -> int:
     from l4kit.errors import CaptureError
-    from l4kit.replay.capture import EXIT_BAD_INPUT, EXIT_TRUNCATED, CaptureReader
+    from l4kit.replay.capture import EXIT_BAD_INPUT, EXIT_TRUNCATED, STDIN, CaptureReader
     from l4kit.replay.engine import Replayer
-    from l4kit.wire import link
 
+    if step and fmt != "table":
+        # --step prints Scapy's layers and Rich's lines between packets: inside a JSON
+        # document or a Mermaid diagram they would break it.
+        raise CaptureError(
+            f"--step walks the packets as text: it cannot be combined with --format {fmt}",
+            exit_code=EXIT_BAD_INPUT,
+        )
     out = out if out is not None else sys.stdout
     console: Console | None = None
     if fmt == "table" or step:
@@ -123,13 +135,9 @@ def _run_replay(
     size = os.stat(file).st_size if processes > 1 else None
 
     with CaptureReader(file, bpf=bpf, size=size) as capture:
-        frames = iter(capture)
-        first = next(frames, None)
-        if first is not None and not link.is_supported(first[2]):
-            raise CaptureError(
-                f"{file}: unsupported link type {link.linktype_name(first[2])}", exit_code=EXIT_BAD_INPUT
-            )
-        frames_from_first = chain([first] if first else [], frames)
+        # A pcap of a link type l4kit does not read was refused by the reader; a pcapng
+        # interface of one is skipped (counted, and a warning at the end).
+        frames_from_first: Iterator[Frame] = iter(capture)
         # The loop allocates millions of short-lived tuples and no reference cycles:
         # the cyclic garbage collector would only rescan them.
         gc_was_enabled = gc.isenabled()
@@ -174,8 +182,7 @@ def _run_replay(
                 )
                 if step:
                     assert console is not None
-                    tty = sys.stdin.isatty() if interactive is None else interactive
-                    stepper = Stepper(console, interactive=tty)
+                    stepper = _stepper(console, interactive, capture_on_stdin=file == STDIN)
                 if stepper is None:
                     replayer.run(frames_from_first)
                 else:
@@ -195,6 +202,15 @@ def _run_replay(
         summary.truncated = capture.truncated
         summary.truncation_detail = capture.truncation_detail
 
+    if stream is not None and stream >= summary.connections:
+        # Nothing was written yet (the writers start their document with its first
+        # connection or at the end): one line, as for any bad input.
+        count = summary.connections
+        ids = "none" if not count else f"ids 0 to {count - 1}" if count > 1 else "id 0"
+        raise CaptureError(
+            f"--stream {stream}: the capture has {count} connection{'' if count == 1 else 's'} ({ids})",
+            exit_code=EXIT_BAD_INPUT,
+        )
     if writer is not None:
         writer.close(summary)
     elif table is not None and not (stepper is not None and stepper.stopped):
@@ -202,13 +218,32 @@ def _run_replay(
         if stepper is not None:
             console.print()
         table.render(console, summary)
-    if summary.truncated:
+    if summary.unsupported_linktypes or summary.truncated:
         from rich.console import Console
 
         err = err if err is not None else Console(stderr=True, highlight=False)
-        err.print(truncation_warning(file, summary))
-        return EXIT_TRUNCATED
+        for linktype, count in sorted(summary.unsupported_linktypes.items()):
+            err.print(unsupported_warning(summary, linktype, count), soft_wrap=True)
+        if summary.truncated:
+            err.print(truncation_warning(summary), soft_wrap=True)
+            return EXIT_TRUNCATED
     return 0
+
+
+def _stepper(console: Console, interactive: bool | None, *, capture_on_stdin: bool) -> Stepper:
+    """``--step``: waiting for Enter between packets when a person can press it. Standard
+    input must be a terminal, unless it carries the capture (``replay -``): then the
+    controlling terminal (``/dev/tty``) is asked, if there is one. Otherwise every step
+    is printed without waiting."""
+    if interactive is not None:
+        return Stepper(console, interactive=interactive)
+    if not capture_on_stdin:
+        return Stepper(console, interactive=sys.stdin.isatty())
+    try:
+        tty = open("/dev/tty", encoding="utf-8")  # noqa: SIM115 - open for the whole run
+    except OSError:
+        return Stepper(console, interactive=False)
+    return Stepper(console, interactive=True, read_line=tty.readline)
 
 
 def _replay_split(

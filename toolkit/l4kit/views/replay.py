@@ -255,19 +255,27 @@ class JsonWriter:
     def __init__(self, out: IO[str], file: str) -> None:
         self.out = out
         self.count = 0
-        out.write("{" + f'"schema": {json.dumps(JSON_SCHEMA)}, "file": {json.dumps(file)}, "connections": [')
+        # Written with the first connection, or at the end: a run that fails before
+        # (--stream past the last connection) leaves no half document behind.
+        self._head = (
+            "{" + f'"schema": {json.dumps(JSON_SCHEMA)}, "file": {json.dumps(file)}, "connections": ['
+        )
 
     def __call__(self, report: ConnectionReport) -> None:
         self.write_text(connection_json_text(report))
 
     def write_text(self, text: str) -> None:
         """One connection already formatted by :func:`connection_json_text`."""
-        self.out.write(("\n" if self.count == 0 else ",\n") + text)
+        self.out.write((self._head + "\n") if self.count == 0 else ",\n")
+        self.out.write(text)
         self.count += 1
 
     def close(self, summary: ReplaySummary) -> None:
         self.out.write(
-            ("\n" if self.count else "") + '], "summary": ' + json.dumps(summary_json(summary)) + "}\n"
+            ("\n" if self.count else self._head)
+            + '], "summary": '
+            + json.dumps(summary_json(summary))
+            + "}\n"
         )
         self.out.flush()
 
@@ -298,7 +306,13 @@ class MermaidWriter:
     def __init__(self, out: IO[str]) -> None:
         self.out = out
         self.participants: dict[str, str] = {}
-        out.write("sequenceDiagram\n")
+        self._started = False
+
+    def _start(self) -> None:
+        """The diagram's first line, with its first connection or at the end."""
+        if not self._started:
+            self._started = True
+            self.out.write("sequenceDiagram\n")
 
     def _participant(self, endpoint: str) -> str:
         name = self.participants.get(endpoint)
@@ -309,6 +323,7 @@ class MermaidWriter:
         return name
 
     def __call__(self, report: ConnectionReport) -> None:
+        self._start()
         c = self._participant(report.client)
         s = self._participant(report.server)
         head = f"connection {report.id}: {report.state} {report.history}"
@@ -323,6 +338,7 @@ class MermaidWriter:
             self.out.write(f"    Note over {c},{s}: {mermaid_escape(line)}\n")
 
     def close(self, summary: ReplaySummary) -> None:
+        self._start()
         if not self.participants:
             self.out.write("    Note over nobody: no TCP connection in the capture\n")
         self.out.flush()
@@ -353,8 +369,9 @@ def _state_change(side: str, before: str, after: str) -> str:
 class Stepper:
     """``--step``: one packet at a time, with Scapy's layers and the state change.
 
-    Waits for Enter after each packet when ``interactive`` (stdin is a TTY); ``q``
-    then Enter stops. Otherwise prints every step without waiting.
+    Waits for Enter after each packet when ``interactive`` (a person can answer:
+    ``read_line`` reads a terminal); ``q`` then Enter stops. Otherwise prints every
+    step without waiting.
     """
 
     def __init__(
@@ -377,9 +394,11 @@ class Stepper:
         )
         self.console.print(Text(frame_layers(linktype, frame)))
         ack = "" if row.ack is None else f" ack={row.ack}"
+        raw = record[R_WIN]
+        win = f"{row.window} (scaled: {raw} << {row.window_shift})" if row.window_shift else f"{raw}"
         self.console.print(
             Text(
-                f"{row.flags or '.'} seq={row.seq}{ack} len={row.length} win={row.window} "
+                f"{row.flags or '.'} seq={row.seq}{ack} len={row.length} win={win} "
                 f"checksum={row.checksum}  (relative seq/ack, t={row.t:.6f}s)",
                 style="bold",
             )
@@ -395,11 +414,27 @@ class Stepper:
                 self.stopped = True
 
 
-def truncation_warning(file: str, summary: ReplaySummary) -> Text:
+def truncation_warning(summary: ReplaySummary) -> Text:
     """The line printed on standard error when the capture was cut short."""
     from rich.text import Text
 
     return Text(
-        f"warning: {file} is truncated ({summary.truncation_detail}); read up to the cut",
+        f"warning: {capture_name(summary)} is truncated ({summary.truncation_detail}); read up to the cut",
+        style="yellow",
+    )
+
+
+def unsupported_warning(summary: ReplaySummary, linktype: int, count: int) -> Text:
+    """The line printed on standard error for the packets of an interface (pcapng) of a
+    link type l4kit does not read: skipped, the rest shown."""
+    from rich.text import Text
+
+    from l4kit.wire.link import LINKTYPE_NAMES, linktype_name
+
+    readable = ", ".join(str(n) for n in sorted(LINKTYPE_NAMES))
+    return Text(
+        f"warning: {capture_name(summary)}: {count} packet{'' if count == 1 else 's'} of link type "
+        f"{linktype_name(linktype)} skipped (l4kit reads link types {readable}); the other "
+        "interfaces' are shown",
         style="yellow",
     )
