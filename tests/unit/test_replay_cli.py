@@ -284,3 +284,19 @@ def test_the_window_column_is_scaled_where_the_handshake_says_so():
     rows = [line for line in table.splitlines() if line.startswith("│")]
     assert "65536" in rows[-1]  # 512 << 7: Wireshark's calculated window
 
+
+def test_a_routes_file_that_is_not_utf8_is_one_line_for_both_commands(tmp_path):
+    """One loader reads a routes file for ``replay --through-responder`` and for
+    ``respond``: a file that is not UTF-8 is one error line naming it, never a traceback."""
+    from l4kit.errors import ConfigError
+    from l4kit.live.apps import load_app_factory
+
+    routes = tmp_path / "latin1.toml"
+    routes.write_bytes('[routes]\ntoppage = "caf\xe9"\n'.encode("latin-1"))
+    result = l4kit(str(DATA / "lo-l4kit-responder.pcap"), "--through-responder", "--routes", str(routes))
+    assert result.returncode == 1
+    line = one_line_error(result)
+    assert str(routes) in line and "UTF-8" in line
+    with pytest.raises(ConfigError) as respond_error:
+        load_app_factory(routes, keep_open=False)
+    assert f"error: {respond_error.value}" == line

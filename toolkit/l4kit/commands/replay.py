@@ -167,9 +167,9 @@ def _run_replay(
                     sink = table
                 routes_for_responder = None
                 if through_responder:
-                    from l4kit.replay.responder import load_routes
+                    from l4kit.core import Routes
 
-                    routes_for_responder = load_routes(routes)
+                    routes_for_responder = Routes.load(routes)
                 replayer = Replayer(
                     sink,
                     file=file,
