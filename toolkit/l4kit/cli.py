@@ -107,13 +107,18 @@ def replay(  # noqa: PLR0917 - one parameter per command-line option
         list[Path],
         typer.Argument(
             help="pcap or pcapng captures (gzip'd too) and directories of them; rotated files "
-            "(tcpdump -C/-G) are read as one capture.",
+            "(tcpdump -C/-G) are read as one capture; - reads one from standard input.",
             show_default=False,
         ),
     ],
     port: Annotated[int | None, typer.Option(min=1, max=65535, help="Only connections on this port.")] = None,
     filter: Annotated[
-        str | None, typer.Option("--filter", help="A BPF filter applied while reading (run through tcpdump).")
+        str | None,
+        typer.Option(
+            "--filter",
+            help="Show only the packets this BPF filter matches (tcpdump's); ids and frame numbers stay "
+            "those of the whole capture.",
+        ),
     ] = None,
     stream: Annotated[
         int | None,
@@ -123,7 +128,12 @@ def replay(  # noqa: PLR0917 - one parameter per command-line option
         ReplayFormat, typer.Option("--format", "-f", help="Output format.")
     ] = ReplayFormat.table,
     step: Annotated[
-        bool, typer.Option("--step", help="Walk one packet at a time (Enter to advance).")
+        bool,
+        typer.Option(
+            "--step",
+            help="Walk one packet at a time with its Scapy layers (Enter to advance, q to stop; without "
+            "a terminal to answer, every step is printed without waiting). Table format only.",
+        ),
     ] = False,
     through_responder: Annotated[
         bool,
@@ -186,8 +196,9 @@ def replay(  # noqa: PLR0917 - one parameter per command-line option
     or write them for analytics (Zeek's conn.log, Parquet; docs/analytics.md).
 
     Exit status: 0 when the captures were read to their end; 2 when one cannot be read
-    (missing, not a capture, unsupported link type, bad filter); 3 when one was cut
-    short (everything before the cut is shown).
+    (missing, not a capture, a pcap of an unsupported link type, bad filter, --stream
+    past the last connection); 3 when one was cut short (everything before the cut is
+    shown). A pcapng interface of an unsupported link type is skipped with a warning.
     """
     from l4kit.commands.replay import run_replay
 

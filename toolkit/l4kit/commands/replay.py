@@ -22,7 +22,14 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final, Protocol
 
 from l4kit.errors import ConfigError
-from l4kit.views.replay import JsonWriter, MermaidWriter, Stepper, TableCollector, truncation_warning
+from l4kit.views.replay import (
+    JsonWriter,
+    MermaidWriter,
+    Stepper,
+    TableCollector,
+    truncation_warning,
+    unsupported_warning,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -164,8 +171,17 @@ def _run_replay(
     dask: str | None = None,
     progress: bool | None = None,
 ) -> int:
-    from l4kit.replay.capture import EXIT_TRUNCATED
+    from l4kit.errors import CaptureError
+    from l4kit.replay.capture import EXIT_BAD_INPUT, EXIT_TRUNCATED, STDIN
     from l4kit.replay.runner import SPLITTABLE_FORMATS, ReplayOptions
+
+    if step and fmt != "table":
+        # --step prints Scapy's layers and Rich's lines between packets: inside a JSON
+        # document or a Mermaid diagram they would break it.
+        raise CaptureError(
+            f"--step walks the packets as text: it cannot be combined with --format {fmt}",
+            exit_code=EXIT_BAD_INPUT,
+        )
 
     inputs = [file] if isinstance(file, str) else list(file)
     if not inputs:
@@ -175,9 +191,9 @@ def _run_replay(
     )
     routes_for_responder = None
     if through_responder:
-        from l4kit.replay.responder import load_routes
+        from l4kit.core import Routes
 
-        routes_for_responder = load_routes(routes)
+        routes_for_responder = Routes.load(routes)
     # conn.log and the connection table need no packet rows: none are kept.
     rows_needed = fmt in ("json", "table", "mermaid") or packets is not None or step
     options = ReplayOptions(
@@ -202,9 +218,11 @@ def _run_replay(
         # about 45 ms of every run's start-up (benchmarks/bench_replay.py times whole runs).
         from rich.console import Console
 
+        from l4kit.views.layout import PIPE_WIDTH
+
         target = out if out is not None else sys.stdout
         # A pipe gets wide lines rather than columns squeezed to 80 characters.
-        console = Console(file=target, highlight=False, width=None if target.isatty() else 200)
+        console = Console(file=target, highlight=False, width=None if target.isatty() else PIPE_WIDTH)
 
     with _output(out, output if fmt != "parquet" else None) as stream_out:
         table: TableCollector | None = None
@@ -243,18 +261,28 @@ def _run_replay(
                     processes = jobs_for(captures, jobs, choose=not options.conn_only) if splittable else 1
                     if step:
                         assert console is not None
-                        tty = sys.stdin.isatty() if interactive is None else interactive
-                        stepper = Stepper(console, interactive=tty)
+                        on_stdin = any(c.path == STDIN for c in captures)
+                        stepper = _stepper(console, interactive, capture_on_stdin=on_stdin)
                     result = _run_local(captures, options, writer, table, stepper, processes, progress)
             finally:
                 if gc_was_enabled:
                     gc.enable()
+            summary = result.summary
+            if stream is not None and stream >= summary.connections:
+                # Nothing was written yet (the writers start their output with its first
+                # connection or at the end): one line, as for any bad input.
+                count = summary.connections
+                ids = "none" if not count else f"ids 0 to {count - 1}" if count > 1 else "id 0"
+                raise CaptureError(
+                    f"--stream {stream}: the capture has {count} connection{'' if count == 1 else 's'} "
+                    f"({ids})",
+                    exit_code=EXIT_BAD_INPUT,
+                )
         except BaseException:
             discard = getattr(writer, "discard", None)
             if discard is not None:
                 discard()
             raise
-        summary = result.summary
         if writer is not None:
             writer.close(summary)
         elif table is not None and not (stepper is not None and stepper.stopped):
@@ -263,17 +291,36 @@ def _run_replay(
                 console.print()
             table.render(console, summary)
     cut = [f for f in summary.files if f["truncated"]]
-    if cut:
+    if summary.unsupported_linktypes or cut:
         from rich.console import Console
 
         from l4kit.replay.model import ReplaySummary
 
         err = err if err is not None else Console(stderr=True, highlight=False)
+        for linktype, count in sorted(summary.unsupported_linktypes.items()):
+            err.print(unsupported_warning(summary, linktype, count), soft_wrap=True)
         for f in cut:
             one = ReplaySummary(file=f["file"], truncated=True, truncation_detail=f["truncation"])
-            err.print(truncation_warning(f["file"], one))
-        return EXIT_TRUNCATED
+            err.print(truncation_warning(one), soft_wrap=True)
+        if cut:
+            return EXIT_TRUNCATED
     return 0
+
+
+def _stepper(console: Console, interactive: bool | None, *, capture_on_stdin: bool) -> Stepper:
+    """``--step``: waiting for Enter between packets when a person can press it. Standard
+    input must be a terminal, unless it carries the capture (``replay -``): then the
+    controlling terminal (``/dev/tty``) is asked, if there is one. Otherwise every step
+    is printed without waiting."""
+    if interactive is not None:
+        return Stepper(console, interactive=interactive)
+    if not capture_on_stdin:
+        return Stepper(console, interactive=sys.stdin.isatty())
+    try:
+        tty = open("/dev/tty", encoding="utf-8")  # noqa: SIM115 - open for the whole run
+    except OSError:
+        return Stepper(console, interactive=False)
+    return Stepper(console, interactive=True, read_line=tty.readline)
 
 
 def _local_captures(inputs: Sequence[str], bpf: str | None) -> list[Capture]:

@@ -55,7 +55,6 @@ from l4kit.errors import CaptureError
 from l4kit.replay.capture import EXIT_BAD_INPUT, CaptureReader, Frame
 from l4kit.replay.engine import OnRecord, Replayer
 from l4kit.replay.model import ConnectionReport, ReplaySummary
-from l4kit.wire import link
 
 if TYPE_CHECKING:
     from l4kit.core import Routes
@@ -150,13 +149,6 @@ def find_captures(paths: Sequence[str]) -> tuple[list[str], list[str]]:
     return found, ignored
 
 
-def _check_linktype(path: str, frame: Frame | None) -> None:
-    if frame is not None and not link.is_supported(frame[2]):
-        raise CaptureError(
-            f"{path}: unsupported link type {link.linktype_name(frame[2])}", exit_code=EXIT_BAD_INPUT
-        )
-
-
 def file_size(path: str) -> int | None:
     """The size of a regular file (what every process of a split run reads of it);
     None for a pipe or a device, which can be read only once."""
@@ -176,7 +168,6 @@ def probe(path: str, *, to_end: bool = False) -> Capture:
     with CaptureReader(path, size=size) as reader:
         frames = iter(reader)
         first = next(frames, None)
-        _check_linktype(path, first)
         read_first = read_last = None
         if to_end and first is not None:
             last = first
@@ -310,7 +301,6 @@ def replay_captures(
                     watch(reader)
                 frames = iter(reader)
                 first = next(frames, None)
-                _check_linktype(capture.path, first)
                 if first is not None and not started:
                     started = True
                     if on_start is not None:

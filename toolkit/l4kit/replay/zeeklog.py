@@ -227,26 +227,35 @@ class ZeekWriter:
         self.out = out
         self.json = json
         self.format = conn_json_line if json else conn_tsv_line
-        self.started = False
+        self.first_time: float | None = None
+        self.written = False
         self.count = 0
 
     def start(self, first_time: float | None) -> None:
-        """The run's first packet was read at ``first_time`` (None: the run has none)."""
-        if not self.started:
-            self.started = True
+        """The run's first packet was read at ``first_time`` (None: the run has none).
+        The header goes out with the first line, or at the end: a run that fails
+        before (``--stream`` past the last connection) leaves no half log behind."""
+        if self.first_time is None:
+            self.first_time = first_time
+
+    def _header(self) -> None:
+        if not self.written:
+            self.written = True
             if not self.json:
-                self.out.write(header_lines(first_time))
+                self.out.write(header_lines(self.first_time))
 
     def __call__(self, report: ConnectionReport) -> None:
         self.write_text(self.format(report))
 
     def write_text(self, text: str) -> None:
         """One line already formatted by :attr:`format` (a shard's, a worker's)."""
+        self._header()
         self.out.write(text + "\n")
         self.count += 1
 
     def close(self, summary: ReplaySummary) -> None:
         self.start(summary.first_time)
+        self._header()
         if not self.json:
             self.out.write(close_line(summary.last_time))
         self.out.flush()
