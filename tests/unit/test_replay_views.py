@@ -17,7 +17,7 @@ from l4kit.mermaid import mermaid_escape
 from l4kit.replay.jsontext import JSON_SCHEMA, connection_json
 from l4kit.views.replay import (
     MermaidWriter,
-    Stepper,
+    PacketWalker,
     TableCollector,
     transition_rows,
 )
@@ -169,7 +169,7 @@ def test_step_waits_for_enter_and_q_stops():
     reports, _ = replay(DATA / "lo-kernel.pcap")
     answers = iter(["\n", "q\n"])
     console = Console(file=io.StringIO(), width=120)
-    stepper = Stepper(console, interactive=True, read_line=lambda: next(answers))
+    stepper = PacketWalker(console, interactive=True, read_line=lambda: next(answers))
     rows = reports[0].rows
     for rec in rows[:3]:
         stepper(reports[0], rec, 1, b"\x00" * 60)

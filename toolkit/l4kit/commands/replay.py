@@ -19,7 +19,7 @@ from l4kit.replay.jsontext import connection_json_text
 from l4kit.views.replay import (
     JsonWriter,
     MermaidWriter,
-    Stepper,
+    PacketWalker,
     TableCollector,
     truncation_warning,
     unsupported_warning,
@@ -126,7 +126,7 @@ def _run_replay(
     sink: Callable[[ConnectionReport], None]
     table: TableCollector | None = None
     writer: JsonWriter | MermaidWriter | None = None
-    stepper = None
+    walker = None
     # Splitting by connection between processes: for the JSON output (written as it
     # is made), when every connection is analysed, and reading the file itself.
     splittable = fmt == "json" and not step and not through_responder and bpf is None and stream is None
@@ -182,17 +182,17 @@ def _run_replay(
                 )
                 if step:
                     assert console is not None
-                    stepper = _stepper(console, interactive, capture_on_stdin=file == STDIN)
-                if stepper is None:
+                    walker = _packet_walker(console, interactive, capture_on_stdin=file == STDIN)
+                if walker is None:
                     replayer.run(frames_from_first)
                 else:
-                    step_through = stepper
+                    walk = walker
 
                     def show(
                         report: ConnectionReport, record: PacketRecord, linktype: int, data: bytes
                     ) -> bool:
-                        step_through(report, record, linktype, data)
-                        return step_through.stopped
+                        walk(report, record, linktype, data)
+                        return walk.stopped
 
                     replayer.run(frames_from_first, show)
                 summary = replayer.finish()
@@ -213,9 +213,9 @@ def _run_replay(
         )
     if writer is not None:
         writer.close(summary)
-    elif table is not None and not (stepper is not None and stepper.stopped):
+    elif table is not None and not (walker is not None and walker.stopped):
         assert console is not None
-        if stepper is not None:
+        if walker is not None:
             console.print()
         table.render(console, summary)
     if summary.unsupported_linktypes or summary.truncated:
@@ -230,20 +230,20 @@ def _run_replay(
     return 0
 
 
-def _stepper(console: Console, interactive: bool | None, *, capture_on_stdin: bool) -> Stepper:
+def _packet_walker(console: Console, interactive: bool | None, *, capture_on_stdin: bool) -> PacketWalker:
     """``--step``: waiting for Enter between packets when a person can press it. Standard
     input must be a terminal, unless it carries the capture (``replay -``): then the
     controlling terminal (``/dev/tty``) is asked, if there is one. Otherwise every step
     is printed without waiting."""
     if interactive is not None:
-        return Stepper(console, interactive=interactive)
+        return PacketWalker(console, interactive=interactive)
     if not capture_on_stdin:
-        return Stepper(console, interactive=sys.stdin.isatty())
+        return PacketWalker(console, interactive=sys.stdin.isatty())
     try:
         tty = open("/dev/tty", encoding="utf-8")  # noqa: SIM115 - open for the whole run
     except OSError:
-        return Stepper(console, interactive=False)
-    return Stepper(console, interactive=True, read_line=tty.readline)
+        return PacketWalker(console, interactive=False)
+    return PacketWalker(console, interactive=True, read_line=tty.readline)
 
 
 def _replay_split(

@@ -366,7 +366,7 @@ def _state_change(side: str, before: str, after: str) -> str:
     return f"{side}: {before} → {after}" if before != after else f"{side}: {after}"
 
 
-class Stepper:
+class PacketWalker:
     """``--step``: one packet at a time, with Scapy's layers and the state change.
 
     Waits for Enter after each packet when ``interactive`` (a person can answer:
