@@ -52,20 +52,25 @@ make_venv() {
     fi
 }
 
+# How l4kit is installed in .venv now: "regular compiled", "regular pure", "editable pure".
+install_kind() { .venv/bin/python scripts/l4kit-install-kind.py 2>/dev/null || echo unknown; }
+
 # What a user gets: a regular install, compiled. Skipped when this very source is
-# already installed that way (the compile takes about half a minute).
+# already installed that way (the compile takes about half a minute). The stamp holds
+# the source's hash and the kind of install it made, so an install replaced since
+# (pip install -e swaps the compiled build for pure Python) is installed again.
 install_l4kit() {
     make_venv
-    local stamp
-    stamp=$(find pyproject.toml setup.py toolkit -type f ! -path '*/__pycache__/*' ! -path '*.egg-info/*' ! -name '*.so' -print0 |
+    local source
+    source=$(find pyproject.toml setup.py toolkit -type f ! -path '*/__pycache__/*' ! -path '*.egg-info/*' ! -name '*.so' -print0 |
         sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
-    if [ "$(cat .venv/.l4kit-installed 2>/dev/null)" = "$stamp" ]; then
-        log "l4kit is installed in .venv from this source"
+    if [ "$(cat .venv/.l4kit-installed 2>/dev/null)" = "$source $(install_kind)" ]; then
+        log "l4kit is installed in .venv from this source ($(install_kind))"
         return
     fi
     log "installing l4kit into .venv (compiling replay with mypyc)"
     .venv/bin/python -m pip install -q .
-    echo "$stamp" >.venv/.l4kit-installed
+    echo "$source $(install_kind)" >.venv/.l4kit-installed
 }
 
 # For development: editable, pure Python (setup.py), with the test tools.
