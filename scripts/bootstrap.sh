@@ -6,7 +6,7 @@
 #   bash scripts/bootstrap.sh test   # install, then lint, types, layers and the whole test suite
 #
 # System packages come from scripts/system-packages.txt (the Dockerfile reads the
-# same list), plus a C compiler and Python's headers: `demo` installs l4kit as a
+# same list; `demo` leaves out those only the tests use), plus a C compiler and Python's headers: `demo` installs l4kit as a
 # user does, with replay's per-packet modules compiled by mypyc (setup.py); `test`
 # installs it editable (pure Python, for development) and scripts/check.sh runs
 # replay's tests on a compiled build too. Python packages go into ./.venv.
@@ -20,9 +20,15 @@ shift || true
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
+# $1: "runtime" (what l4kit runs with) or "all" (also the packages marked "# tests").
 install_system_packages() {
-    local wanted=() missing=()
-    mapfile -t wanted < <(grep -v '^\s*#' scripts/system-packages.txt | grep -v '^\s*$')
+    local wanted=() missing=() list
+    if [ "$1" = runtime ]; then
+        list=$(grep -v '#\s*tests' scripts/system-packages.txt)
+    else
+        list=$(cat scripts/system-packages.txt)
+    fi
+    mapfile -t wanted < <(sed 's/\s*#.*//' <<<"$list" | grep -v '^\s*$')
     python3 -c 'import venv, ensurepip' 2>/dev/null || wanted+=(python3 python3-venv python3-pip)
     # For mypyc's C extensions (without them l4kit installs as pure Python, slower).
     command -v gcc >/dev/null || wanted+=(gcc libc6-dev)
@@ -83,13 +89,13 @@ install_l4kit_dev() {
 
 case "$what" in
 demo)
-    install_system_packages
+    install_system_packages runtime
     install_l4kit
     log "running: l4kit demo"
     exec .venv/bin/l4kit demo "$@"
     ;;
 test)
-    install_system_packages
+    install_system_packages all
     install_l4kit_dev
     exec bash scripts/check.sh "$@"
     ;;
