@@ -45,6 +45,7 @@ def _respond_command() -> typer.core.TyperCommand:
             iface="veth0", port=9000, address="10.0.0.1", routes=Path("routes.toml"), keep_open=True,
             pcap=Path("/tmp/x.pcap"), quiet=True, max_conns=10, max_half_open=5, no_firewall=True,
             codec="fast", duration=2.5, firewall="iptables", rcvbuf=4096, synack_retries=0, retries=20,
+            force=True,
         ),
         RespondOptions(verbose=True, sandbox=True, duration=0.1, codec=Codec.fast),
     ],
