@@ -212,3 +212,16 @@ def test_respond_live_tables_fit_the_terminal_and_keep_states_whole(columns: int
     ):
         assert whole in text, whole
     assert "…" not in text
+
+
+def test_respond_live_tables_without_a_terminal_have_no_trailing_spaces() -> None:
+    """Output to a pipe (as ``respond | tee log``): the boxed layout, no line ending in a space."""
+    result = subprocess.run(
+        [sys.executable, "-c", LIVE.format(tests=str(ROOT / "tests" / "unit"), verbose=False)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={k: v for k, v in os.environ.items() if k != "COLUMNS"},
+    )
+    assert result.stdout.count("┏") == 2
+    assert not [line for line in result.stdout.splitlines() if line.endswith(" ")]

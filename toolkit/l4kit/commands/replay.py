@@ -25,7 +25,7 @@ from l4kit.errors import ConfigError
 from l4kit.views.replay import (
     JsonWriter,
     MermaidWriter,
-    Stepper,
+    PacketWalker,
     TableCollector,
     truncation_warning,
     unsupported_warning,
@@ -242,7 +242,7 @@ def _run_replay(
             writer = MermaidWriter(stream_out)
         else:
             table = TableCollector()
-        stepper: Stepper | None = None
+        walker: PacketWalker | None = None
         try:
             # The loop allocates millions of short-lived tuples and no reference cycles:
             # the cyclic garbage collector would only rescan them.
@@ -262,8 +262,8 @@ def _run_replay(
                     if step:
                         assert console is not None
                         on_stdin = any(c.path == STDIN for c in captures)
-                        stepper = _stepper(console, interactive, capture_on_stdin=on_stdin)
-                    result = _run_local(captures, options, writer, table, stepper, processes, progress)
+                        walker = _packet_walker(console, interactive, capture_on_stdin=on_stdin)
+                    result = _run_local(captures, options, writer, table, walker, processes, progress)
             finally:
                 if gc_was_enabled:
                     gc.enable()
@@ -285,9 +285,9 @@ def _run_replay(
             raise
         if writer is not None:
             writer.close(summary)
-        elif table is not None and not (stepper is not None and stepper.stopped):
+        elif table is not None and not (walker is not None and walker.stopped):
             assert console is not None
-            if stepper is not None:
+            if walker is not None:
                 console.print()
             table.render(console, summary)
     cut = [f for f in summary.files if f["truncated"]]
@@ -307,20 +307,20 @@ def _run_replay(
     return 0
 
 
-def _stepper(console: Console, interactive: bool | None, *, capture_on_stdin: bool) -> Stepper:
+def _packet_walker(console: Console, interactive: bool | None, *, capture_on_stdin: bool) -> PacketWalker:
     """``--step``: waiting for Enter between packets when a person can press it. Standard
     input must be a terminal, unless it carries the capture (``replay -``): then the
     controlling terminal (``/dev/tty``) is asked, if there is one. Otherwise every step
     is printed without waiting."""
     if interactive is not None:
-        return Stepper(console, interactive=interactive)
+        return PacketWalker(console, interactive=interactive)
     if not capture_on_stdin:
-        return Stepper(console, interactive=sys.stdin.isatty())
+        return PacketWalker(console, interactive=sys.stdin.isatty())
     try:
         tty = open("/dev/tty", encoding="utf-8")  # noqa: SIM115 - open for the whole run
     except OSError:
-        return Stepper(console, interactive=False)
-    return Stepper(console, interactive=True, read_line=tty.readline)
+        return PacketWalker(console, interactive=False)
+    return PacketWalker(console, interactive=True, read_line=tty.readline)
 
 
 def _local_captures(inputs: Sequence[str], bpf: str | None) -> list[Capture]:
@@ -367,7 +367,7 @@ def _run_local(  # noqa: PLR0917
     options: Any,
     writer: Writer | MermaidWriter | None,
     table: TableCollector | None,
-    stepper: Stepper | None,
+    walker: PacketWalker | None,
     processes: int,
     progress: bool | None,
 ) -> RunResult:
@@ -399,8 +399,8 @@ def _run_local(  # noqa: PLR0917
         sink_of(report)
 
     on_record = None
-    if stepper is not None:
-        step_through = stepper
+    if walker is not None:
+        step_through = walker
 
         def show(report: ConnectionReport, record: PacketRecord, linktype: int, data: bytes) -> bool:
             step_through(report, record, linktype, data)

@@ -358,7 +358,9 @@ class MermaidWriter:
     def close(self, summary: ReplaySummary) -> None:
         self._start()
         if not self.participants:
-            self.out.write("    Note over nobody: no TCP connection in the capture\n")
+            # A note needs a participant: the capture itself, so the diagram says what was read.
+            capture = self._participant(summary.file)
+            self.out.write(f"    Note over {capture}: no TCP connection in the capture\n")
         self.out.flush()
 
 
@@ -384,7 +386,7 @@ def _state_change(side: str, before: str, after: str) -> str:
     return f"{side}: {before} → {after}" if before != after else f"{side}: {after}"
 
 
-class Stepper:
+class PacketWalker:
     """``--step``: one packet at a time, with Scapy's layers and the state change.
 
     Waits for Enter after each packet when ``interactive`` (a person can answer:
