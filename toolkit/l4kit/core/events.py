@@ -10,15 +10,12 @@ does.
 from __future__ import annotations
 
 import enum
-import inspect
-from collections.abc import Callable
-from dataclasses import FrozenInstanceError, dataclass, field
-from types import FunctionType
-from typing import Any, Final, get_args
+from dataclasses import dataclass, field
+from typing import Final, get_args
 
 from l4kit.core.states import State
 from l4kit.wire.segment import FourTuple, Segment
-from l4kit.wire.value import FrozenValue
+from l4kit.wire.value import FrozenValue, pure_python_init
 
 
 class DropReason(enum.Enum):
@@ -41,7 +38,6 @@ class DropReason(enum.Enum):
     AFTER_CLOSE = "data-after-close"  # data after the application closed (RST sent)
     FLAGLESS = "no-flags"  # a segment with none of SYN/ACK/RST in LISTEN
     MALFORMED = "malformed"  # illegal header (SYN+FIN, bad options) reaching the core
-    # Added by issue 4 (the agreed members above are unchanged):
     RST_IN_WINDOW = "rst-in-window"  # RFC 5961 §3.2: in window but not exact, challenge ACK sent
     HALF_OPEN_FULL = "half-open-full"  # SYN dropped: half-open table full and SYN cookies switched off
     BAD_HANDSHAKE_ACK = "bad-handshake-ack"  # SYN-RECEIVED, ACK outside (SND.UNA, SND.NXT] (RST sent)
@@ -55,20 +51,14 @@ class DropReason(enum.Enum):
 
 class _Event(FrozenValue):
     """What every event is: an immutable value, compared, hashed and shown field by field
-    like the frozen dataclasses the events were (``FIELDS`` is each one's field order).
+    like a frozen dataclass (``FIELDS`` is each one's field order).
 
-    Sixteen of these are made for every connection the responder serves, so each class
-    writes its ``__init__`` out: compiled by mypyc (``setup.py``), the events are native
-    classes whose constructors store their ``Final`` fields directly, in well under a
-    microsecond where a frozen dataclass took 1.5-2.5 µs (``benchmarks/README.md``); as
-    pure Python, each class runs a frozen dataclass's ``__init__`` for the same
-    parameters (see the end of the module).
+    Sixteen of these are made for every connection the responder serves, so this module
+    is compiled by mypyc and each class writes its ``__init__`` out
+    (:mod:`l4kit.wire.value` says why and how it stays immutable as pure Python).
     """
 
     __slots__ = ()
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), self._values())
 
 
 class SegmentReceived(_Event):
@@ -99,7 +89,7 @@ class SegmentSent(_Event):
         before: State,
         after: State,
         retransmission: bool = False,
-        why: str = "",  # added by issue 4: "SYN-ACK", "challenge ACK (RFC 5961 §4.2)", "persist probe", ...
+        why: str = "",  # "SYN-ACK", "challenge ACK (RFC 5961 §4.2)", "zero-window probe 1", ...
     ) -> None:
         self.time: Final = time
         self.key: Final = key
@@ -227,7 +217,7 @@ class TimerKind(enum.Enum):
 
 
 class TimerFired(_Event):
-    """A connection timer went off (added by issue 4; ``--verbose`` shows these).
+    """A connection timer went off (``--verbose`` shows these).
 
     ``attempt`` counts retransmissions or probes of the same segment (1 for the first);
     it is 0 for the timeouts.
@@ -268,33 +258,6 @@ class Output:
     segments: list[Segment] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
 
-    def extend(self, other: Output) -> None:
-        self.segments.extend(other.segments)
-        self.events.extend(other.events)
 
-
-def _frozen_dataclass_init(cls: type[_Event]) -> Callable[..., None]:
-    """The ``__init__`` that ``dataclasses`` writes for a frozen dataclass with the
-    parameters (names, order, defaults) of ``cls.__init__``: one ``object.__setattr__``
-    per field, past the ``__setattr__`` that refuses every change."""
-    parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]
-    namespace: dict[str, object] = {"__annotations__": {p.name: object for p in parameters}}
-    namespace.update({p.name: p.default for p in parameters if p.default is not p.empty})
-    twin: Any = dataclass(frozen=True, eq=False, repr=False)(type(cls.__name__, (), namespace))
-    return twin.__init__  # type: ignore[no-any-return]
-
-
-def _refuse(self: _Event, name: str, value: object) -> None:
-    raise FrozenInstanceError(f"cannot assign to field {name!r}")
-
-
-# Compiled by mypyc (setup.py), the events are native classes: each written __init__
-# stores its Final fields directly, and code outside cannot store any (AttributeError).
-# As pure Python, the events refuse every store as a frozen dataclass does
-# (FrozenInstanceError, an AttributeError), and each gets a frozen dataclass's __init__
-# for the same parameters, which stores past that refusal: what they ran before.
-_PURE: Final = isinstance(vars(SegmentReceived)["__init__"], FunctionType)
-if _PURE:
-    setattr(_Event, "__setattr__", _refuse)  # noqa: B010 - a method, added
-    for _kind in get_args(Event):
-        setattr(_kind, "__init__", _frozen_dataclass_init(_kind))  # noqa: B010 - a method, replaced
+for _kind in get_args(Event):
+    pure_python_init(_kind)
