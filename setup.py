@@ -62,6 +62,7 @@ COMPILED = [
     "toolkit/l4kit/replay/states.py",
     "toolkit/l4kit/replay/engine.py",
     "toolkit/l4kit/replay/jsontext.py",
+    "toolkit/l4kit/core/config.py",
     "toolkit/l4kit/core/connection.py",
     "toolkit/l4kit/core/listener.py",
     "toolkit/l4kit/core/reassembly.py",

@@ -1,4 +1,4 @@
-"""The TCP connection state machine: every state change of l4kit lives in this file.
+"""The TCP connection state machine: every state change of l4kit is checked here.
 
 Theory of operation
 ===================
@@ -18,14 +18,17 @@ Three kinds of object hold the state of one local endpoint:
   numbers and a deadline, a few dozen bytes, kept outside the connection table so
   that 1,000 short connections in a row do not fill it.
 
-State changes happen only through :meth:`Connection._set_state`, which checks the
-change against :data:`TRANSITIONS`. A change the table does not list is a bug and
-raises :class:`InvalidTransitionError`; the listener catches every exception from a
-connection, throws away the half-built output of that call, resets the connection
-and reports ``DropReason.INTERNAL_ERROR``, so state is never half-updated and the
-driver never sees a traceback (the h11 rule). Likewise, every ``match`` on the
-state ends in ``case _: raise MissingCaseError(...)``: a state that a step has not been
-written for is an error path, never a silent pass.
+Every state change, the connection's (:meth:`Connection._set_state`) and the
+listener's (a TIME-WAIT record ending, a connection reset after a bug), is made
+through :func:`state_changed`, which checks it against :data:`TRANSITIONS`. A change
+the table does not list is a bug and raises :class:`InvalidTransitionError`; the
+listener catches every exception from a connection, throws away the half-built
+output of that call, resets the connection and reports ``DropReason.INTERNAL_ERROR``,
+so state is never half-updated and the driver never sees a traceback (the h11
+rule). A ``match`` that lists every state ends in ``typing.assert_never``, so the
+type checker proves no state is forgotten; one that handles only the states a step
+can meet ends in ``case _: raise MissingCaseError(...)``: a state that a step has
+not been written for is an error path, never a silent pass.
 
 The transition table, as a diagram (server side; ``app`` = the application
 closed, ``FIN``/``ACK``/``RST`` = what was received, ``timer`` = a timeout)::
@@ -39,25 +42,31 @@ closed, ``FIN``/``ACK``/``RST`` = what was received, ``timer`` = a timeout)::
     TIME-WAIT --timer (2*MSL) / RST / new SYN--> CLOSED
     any state but LISTEN --RST / timer / abort--> CLOSED
 
-Receiving a segment, in RFC order (each step cites its clause where it is coded):
+Receiving a segment follows the RFC's order; each step is coded under a comment
+with the RFC's ordinal ("first", "second", ...):
 
-1. a retransmitted SYN in SYN-RECEIVED gets the same SYN-ACK again;
-2. RST: exact RCV.NXT resets, elsewhere in the window gets a challenge ACK, outside
-   it is ignored (RFC 5961 §3.2);
-3. SYN in a synchronized state: challenge ACK, whatever its sequence number
-   (RFC 5961 §4.2);
-4. the acceptability test (RFC 9293 §3.10.7.4 first): an unacceptable segment is
-   answered with an ACK and dropped; that is how duplicate data is acknowledged
-   without being delivered again;
-5. no ACK bit: drop; ACK outside [SND.UNA - MAX.SND.WND, SND.NXT]: challenge ACK
-   (RFC 5961 §5.2); otherwise advance SND.UNA, measure the RTT (RFC 6298, Karn),
-   update the send window (SND.WL1/SND.WL2 rule), and move FIN-WAIT-1, CLOSING and
-   LAST-ACK on when our FIN is acknowledged;
-6. text: in order it goes to the application (each octet once), ahead of RCV.NXT
-   it waits in the bounded :class:`~l4kit.core.reassembly.ReassemblyBuffer`,
-   after the application has closed it earns a RST (RFC 9293 §3.6.1);
-7. FIN: in order it moves ESTABLISHED to CLOSE-WAIT, FIN-WAIT-1 to CLOSING and
-   FIN-WAIT-2 to TIME-WAIT and tells the application.
+* before the RFC's steps, a retransmitted SYN in SYN-RECEIVED gets the same
+  SYN-ACK again (Linux's ``tcp_check_req``, which makes a lost SYN-ACK recoverable);
+* second, the RST bit (:func:`rst_verdict`): exact RCV.NXT resets, elsewhere in the
+  window gets a challenge ACK, outside it is ignored (RFC 5961 §3.2);
+* fourth, the SYN bit (:func:`syn_verdict`), taken before the acceptability test
+  because RFC 5961 §4.2 answers a SYN in a synchronized state with a challenge ACK
+  "irrespective of the sequence number";
+* first, the acceptability test (:func:`segment_acceptable`): an unacceptable
+  segment is answered with an ACK and dropped; that is how duplicate data is
+  acknowledged without being delivered again;
+* third (security) does not apply: l4kit keeps no security compartment;
+* fifth, the ACK field: no ACK bit: drop; ACK outside [SND.UNA - MAX.SND.WND,
+  SND.NXT]: challenge ACK (RFC 5961 §5.2); otherwise advance SND.UNA, measure the
+  RTT (RFC 6298, Karn), update the send window (SND.WL1/SND.WL2 rule), and move
+  FIN-WAIT-1, CLOSING and LAST-ACK on when our FIN is acknowledged;
+* sixth, the URG bit, is not implemented: the urgent pointer is ignored (RFC 6093);
+* seventh, the segment text: in order it goes to the application (each octet
+  once), ahead of RCV.NXT it waits in the bounded
+  :class:`~l4kit.core.reassembly.ReassemblyBuffer`, after the application has closed
+  it earns a RST (RFC 9293 §3.6.1);
+* eighth, the FIN bit: in order it moves ESTABLISHED to CLOSE-WAIT, FIN-WAIT-1 to
+  CLOSING and FIN-WAIT-2 to TIME-WAIT and tells the application.
 
 Sending: data is cut to min(effective MSS, send window, congestion window); the
 last segment of what the application queued carries PSH. l4kit acknowledges every
@@ -76,10 +85,11 @@ import contextlib
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import Final, NoReturn, assert_never
 
 from l4kit.core.app import Application, AppReply
 from l4kit.core.bugs import ApplicationContractError, InvalidTransitionError, MissingCaseError
+from l4kit.core.config import ListenerConfig
 from l4kit.core.events import (
     ConnectionReset,
     DataReceived,
@@ -99,9 +109,6 @@ from l4kit.wire.flags import TcpFlags
 from l4kit.wire.options import MaxSegmentSize, TcpOption, UnknownOption
 from l4kit.wire.segment import FourTuple, Segment
 from l4kit.wire.seqnum import SeqNum
-
-if TYPE_CHECKING:
-    from l4kit.core.listener import ListenerConfig
 
 # Flags we send, built once (IntFlag arithmetic costs about a microsecond a time) ...
 ACK: Final = TcpFlags.ACK
@@ -146,6 +153,21 @@ TRANSITIONS: Final[dict[State, frozenset[State]]] = {
     State.CLOSED: frozenset(),
 }
 """Every state change the core can make. Drawn as a diagram in the module docstring."""
+
+
+def state_changed(  # noqa: PLR0917 - StateChanged's fields, in its order
+    now: float, key: FourTuple, before: State, after: State, cause: Segment | None, why: str
+) -> StateChanged:
+    """The :class:`StateChanged` event of a change that :data:`TRANSITIONS` allows.
+
+    Every state change of the core goes through here, the connection's and the
+    listener's (a TIME-WAIT record that ends, a connection reset after a bug), so
+    a change the table does not list raises :class:`InvalidTransitionError` wherever
+    it is made.
+    """
+    if after not in TRANSITIONS[before]:
+        raise InvalidTransitionError(f"{before} -> {after} is not a TCP state change ({why})")
+    return StateChanged(now, key, before, after, cause, why)
 
 
 class _Closed(Exception):  # noqa: N818 (control flow, not an error)
@@ -291,6 +313,79 @@ def syn_ack_for(syn: Segment, iss: SeqNum, config: ListenerConfig) -> Segment:
         window=config.window,
         options=(MaxSegmentSize(config.mss),),
     )
+
+
+def segment_acceptable(seg_len: int, delta: int, rcv_wnd: int) -> bool:
+    """The four cases of the acceptability test (RFC 9293 §3.10.7.4, first).
+
+    ``delta`` is SEG.SEQ - RCV.NXT (signed, modulo 2**32)::
+
+        Segment Length  Receive Window  Test
+        0               0               SEG.SEQ = RCV.NXT
+        0               >0              RCV.NXT =< SEG.SEQ < RCV.NXT+RCV.WND
+        >0              0               not acceptable
+        >0              >0              RCV.NXT =< SEG.SEQ < RCV.NXT+RCV.WND
+                                        or RCV.NXT =< SEG.SEQ+SEG.LEN-1 < RCV.NXT+RCV.WND
+    """
+    if seg_len == 0:
+        return delta == 0 if rcv_wnd == 0 else 0 <= delta < rcv_wnd
+    if rcv_wnd == 0:
+        return False
+    return 0 <= delta < rcv_wnd or 0 <= delta + seg_len - 1 < rcv_wnd
+
+
+class RstVerdict(enum.Enum):
+    """What a RST does to a synchronized connection or SYN-RECEIVED (RFC 5961 §3.2)."""
+
+    RESET = "reset"  # SEG.SEQ = RCV.NXT exactly: the connection is reset
+    CHALLENGE = "challenge"  # elsewhere in the window: challenge ACK, no reset
+    IGNORE = "ignore"  # outside the window: dropped silently
+
+
+def rst_verdict(delta: int, rcv_wnd: int) -> RstVerdict:
+    """RFC 9293 §3.10.7.4 second, as RFC 5961 §3.2 tightens it; ``delta`` = SEG.SEQ - RCV.NXT.
+
+    "If the RST bit is set and the sequence number exactly matches the next expected
+    sequence number (RCV.NXT), then TCP MUST reset the connection"; "If the RST bit is
+    set and the sequence number does not exactly match ... but is within the current
+    receive window, TCP MUST send an acknowledgment (challenge ACK)"; otherwise
+    "silently drop the segment".
+    """
+    if delta == 0:
+        return RstVerdict.RESET
+    if 0 < delta < rcv_wnd:
+        return RstVerdict.CHALLENGE
+    return RstVerdict.IGNORE
+
+
+class SynVerdict(enum.Enum):
+    """What a SYN does to a connection past LISTEN (RFC 9293 §3.10.7.4 fourth, RFC 5961 §4)."""
+
+    CHALLENGE = "challenge"  # synchronized state: challenge ACK, whatever the sequence number
+    UNACCEPTABLE = "unacceptable"  # SYN-RECEIVED, outside the window: ACK and drop
+    BACK_TO_LISTEN = "back-to-listen"  # SYN-RECEIVED of a passive open: the TCB goes back to LISTEN
+    REOPEN = "reopen"  # TIME-WAIT, a SYN above the old sequence space: a new incarnation
+
+
+def syn_verdict(state: State, flags: int, delta: int, seg_len: int, rcv_wnd: int) -> SynVerdict:
+    """The SYN rule for ``state`` (a SYN-carrying segment; ``delta`` = SEG.SEQ - RCV.NXT).
+
+    * SYN-RECEIVED: an unacceptable one is answered with an ACK (first check);
+      otherwise "If the connection was initiated with a passive OPEN, then return this
+      connection to the LISTEN state";
+    * TIME-WAIT: RFC 9293 §3.6.1 (MAY-2, from RFC 1122 §4.2.2.13; RFC 6191) lets a new
+      SYN reopen the 4-tuple when its sequence number is above everything of the old
+      incarnation;
+    * every other synchronized state: RFC 5961 §4.2, a challenge ACK "irrespective of
+      the sequence number".
+    """
+    if state is State.SYN_RECEIVED:
+        if not segment_acceptable(seg_len, delta, rcv_wnd):
+            return SynVerdict.UNACCEPTABLE
+        return SynVerdict.BACK_TO_LISTEN
+    if state is State.TIME_WAIT and not flags & _ACK and delta > 0:
+        return SynVerdict.REOPEN
+    return SynVerdict.CHALLENGE
 
 
 class _AckBudget:
@@ -624,10 +719,8 @@ class Connection:
 
     def _set_state(self, new: State, cause: Segment | None, why: str, sink: Sink) -> None:
         old = self.state
-        if new not in TRANSITIONS[old]:
-            raise InvalidTransitionError(f"{old} -> {new} is not a TCP state change ({why})")
+        sink.event(state_changed(sink.now, self.key, old, new, cause, why))
         self.state = new
-        sink.event(StateChanged(sink.now, self.key, old, new, cause, why))
         if new is State.FIN_WAIT_2:
             self.fin_wait_2_at = sink.now + self.config.fin_wait_2_timeout
         if new in (State.CLOSED, State.LISTEN, State.TIME_WAIT):
@@ -710,10 +803,17 @@ class Connection:
         match self.state:
             case State.ESTABLISHED | State.CLOSE_WAIT | State.FIN_WAIT_1 | State.LAST_ACK | State.CLOSING:
                 pass
-            case State.SYN_RECEIVED | State.FIN_WAIT_2 | State.TIME_WAIT | State.CLOSED | State.LISTEN:
+            case (
+                State.SYN_SENT
+                | State.SYN_RECEIVED
+                | State.FIN_WAIT_2
+                | State.TIME_WAIT
+                | State.CLOSED
+                | State.LISTEN
+            ):
                 return  # nothing of ours may be sent (yet / any more)
             case _:
-                raise MissingCaseError(f"_transmit in {self.state}")
+                assert_never(self.state)
         data_end = self._data_end
         while self.snd_nxt_off < data_end:
             in_flight = self.snd_nxt_off - self.snd_una_off
@@ -780,15 +880,14 @@ class Connection:
 
     # ------------------------------------------------------------------ abort
 
-    def _abort(self, sink: Sink, why: str, *, cause: Segment | None = None, rst: bool = True) -> None:
+    def _abort(self, sink: Sink, why: str, *, cause: Segment | None = None) -> NoReturn:
         """ABORT (RFC 9293 §3.10.5): send a reset, enter CLOSED, tell the driver.
 
         The reset is ``<SEQ=SND.NXT><ACK=RCV.NXT><CTL=RST,ACK>``: the RFC's
         ``<SEQ=SND.NXT><CTL=RST>`` plus the ACK that Linux also sends, which makes a
         peer whose SYN-ACK was lost (still in SYN-SENT) accept it (RFC 9293 §3.10.7.3).
         """
-        if rst:
-            self._send(sink, RST_ACK, self.snd_nxt_off, why=f"RST: {why}")
+        self._send(sink, RST_ACK, self.snd_nxt_off, why=f"RST: {why}")
         self._set_state(State.CLOSED, cause, why, sink)
         sink.event(ConnectionReset(sink.now, self.key, False, why))
         raise _Closed
@@ -812,20 +911,21 @@ class Connection:
             if len(self._send_buf) > self.config.max_send_buffer:
                 self._abort(sink, f"send buffer over {self.config.max_send_buffer} octets")
         if reply.close and not self.app_closed:
-            self.app_closed = True
-            self._fin_queued = True
-            # RFC 9293 §3.10.4 CLOSE: ESTABLISHED -> FIN-WAIT-1, CLOSE-WAIT -> LAST-ACK; the
-            # FIN follows the queued data (sent by _transmit).
-            self._close_shown_from = self.state
-            match self.state:
-                case State.ESTABLISHED:
-                    self._set_state(State.FIN_WAIT_1, None, "application closed", sink)
-                case State.CLOSE_WAIT:
-                    self._set_state(State.LAST_ACK, None, "application closed", sink)
-                case State.FIN_WAIT_1 | State.CLOSING:
-                    pass  # FIN already on its way (cannot happen: app_closed was False)
-                case _:
-                    raise MissingCaseError(f"application close in {self.state}")
+            self._close(sink)
+
+    def _close(self, sink: Sink) -> None:
+        """CLOSE (RFC 9293 §3.10.4): ESTABLISHED -> FIN-WAIT-1, CLOSE-WAIT -> LAST-ACK; the
+        FIN follows the queued data (sent by :meth:`_transmit`)."""
+        self.app_closed = True
+        self._fin_queued = True
+        self._close_shown_from = self.state
+        match self.state:
+            case State.ESTABLISHED:
+                self._set_state(State.FIN_WAIT_1, None, "application closed", sink)
+            case State.CLOSE_WAIT:
+                self._set_state(State.LAST_ACK, None, "application closed", sink)
+            case _:
+                raise MissingCaseError(f"close in {self.state}")
 
     # ------------------------------------------------------------------ receiving
 
@@ -833,19 +933,6 @@ class Connection:
         """Process one received segment (RFC 9293 §3.10.7.4, with RFC 5961)."""
         with contextlib.suppress(_Closed):
             self._receive(segment, now, sink)
-
-    def _acceptable(self, segment: Segment, delta: int) -> bool:
-        """The four cases of the acceptability test (RFC 9293 §3.10.7.4, first).
-
-        ``delta`` is SEG.SEQ - RCV.NXT (signed, modulo 2**32).
-        """
-        seg_len = segment.seg_len
-        wnd = self.rcv_wnd
-        if seg_len == 0:
-            return delta == 0 if wnd == 0 else 0 <= delta < wnd
-        if wnd == 0:
-            return False
-        return 0 <= delta < wnd or 0 <= delta + seg_len - 1 < wnd
 
     def _receive(self, segment: Segment, now: float, sink: Sink) -> None:
         state = self.state
@@ -881,33 +968,39 @@ class Connection:
 
         # second (RFC 9293 §3.10.7.4) with RFC 5961 §3.2: check the RST bit.
         if flags & _RST:
-            if delta == 0:
-                # Exactly RCV.NXT: a genuine reset.
-                if state is State.SYN_RECEIVED:
-                    # "If this connection was initiated with a passive OPEN ... return
-                    # this connection to LISTEN state" (the TCB goes away).
-                    self._set_state(State.LISTEN, segment, "RST in SYN-RECEIVED", sink)
-                else:
-                    self._set_state(State.CLOSED, segment, "RST from peer", sink)
-                sink.event(ConnectionReset(now, self.key, True, "RST from peer"))
-                raise _Closed
-            if 0 < delta < self.rcv_wnd:
-                self._reply_with_ack(
-                    segment,
-                    sink,
-                    DropReason.RST_IN_WINDOW,
-                    "challenge ACK (RFC 5961 §3.2)",
-                    f"RST seq is RCV.NXT+{delta}",
-                )
-                return
-            sink.drop(self.key, segment, DropReason.RST_OUT_OF_WINDOW, f"RST seq is RCV.NXT{delta:+d}")
+            verdict = rst_verdict(delta, self.rcv_wnd)
+            match verdict:
+                case RstVerdict.RESET:
+                    if state is State.SYN_RECEIVED:
+                        # "If this connection was initiated with a passive OPEN ... return
+                        # this connection to LISTEN state" (the TCB goes away).
+                        self._set_state(State.LISTEN, segment, "RST in SYN-RECEIVED", sink)
+                    else:
+                        self._set_state(State.CLOSED, segment, "RST from peer", sink)
+                    sink.event(ConnectionReset(now, self.key, True, "RST from peer"))
+                    raise _Closed
+                case RstVerdict.CHALLENGE:
+                    self._reply_with_ack(
+                        segment,
+                        sink,
+                        DropReason.RST_IN_WINDOW,
+                        "challenge ACK (RFC 5961 §3.2)",
+                        f"RST seq is RCV.NXT+{delta}",
+                    )
+                case RstVerdict.IGNORE:
+                    sink.drop(
+                        self.key, segment, DropReason.RST_OUT_OF_WINDOW, f"RST seq is RCV.NXT{delta:+d}"
+                    )
+                case _:
+                    assert_never(verdict)
             return
 
         # fourth: check the SYN bit (before the acceptability test: RFC 5961 §4.2 says
         # "irrespective of the sequence number").
         if flags & _SYN:
-            if state is State.SYN_RECEIVED:
-                if not self._acceptable(segment, delta):
+            syn = syn_verdict(state, flags, delta, segment.seg_len, self.rcv_wnd)
+            match syn:
+                case SynVerdict.UNACCEPTABLE:
                     self._reply_with_ack(
                         segment,
                         sink,
@@ -915,19 +1008,25 @@ class Connection:
                         "ACK (RFC 9293 §3.10.7.4)",
                         "SYN outside the window",
                     )
-                    return
-                # RFC 9293 §3.10.7.4 fourth, SYN-RECEIVED: "If the connection was initiated
-                # with a passive OPEN, then return this connection to the LISTEN state".
-                sink.drop(
-                    self.key, segment, DropReason.SYN_IN_SYN_RECEIVED, "new SYN: half-open connection dropped"
-                )
-                self._set_state(State.LISTEN, segment, "new SYN in SYN-RECEIVED", sink)
-                raise _Closed
-            self._reply_with_ack(segment, sink, DropReason.SYN_IN_WINDOW, "challenge ACK (RFC 5961 §4.2)")
+                case SynVerdict.BACK_TO_LISTEN:
+                    sink.drop(
+                        self.key,
+                        segment,
+                        DropReason.SYN_IN_SYN_RECEIVED,
+                        "new SYN: half-open connection dropped",
+                    )
+                    self._set_state(State.LISTEN, segment, "new SYN in SYN-RECEIVED", sink)
+                    raise _Closed
+                case SynVerdict.CHALLENGE | SynVerdict.REOPEN:  # a Connection is never in TIME-WAIT
+                    self._reply_with_ack(
+                        segment, sink, DropReason.SYN_IN_WINDOW, "challenge ACK (RFC 5961 §4.2)"
+                    )
+                case _:
+                    assert_never(syn)
             return
 
         # first: the acceptability test.
-        if not self._acceptable(segment, delta):
+        if not segment_acceptable(segment.seg_len, delta, self.rcv_wnd):
             why = "duplicate ACK for old data" if delta < 0 else "ACK (segment outside the window)"
             self._reply_with_ack(
                 segment,
@@ -1285,18 +1384,22 @@ class TimeWait:
         flags = int(segment.flags)
         delta = segment.seq - self.rcv_nxt
         if flags & _RST:
-            if delta == 0:  # RFC 5961 §3.2: exact, so the connection ends now
-                return TimeWaitOutcome.CLOSED
-            if 0 < delta < self.rcv_wnd:
-                self._ack(segment, sink, DropReason.RST_IN_WINDOW, "challenge ACK (RFC 5961 §3.2)")
-            else:
-                sink.drop(self.key, segment, DropReason.RST_OUT_OF_WINDOW, f"RST seq is RCV.NXT{delta:+d}")
+            verdict = rst_verdict(delta, self.rcv_wnd)
+            match verdict:
+                case RstVerdict.RESET:
+                    return TimeWaitOutcome.CLOSED
+                case RstVerdict.CHALLENGE:
+                    self._ack(segment, sink, DropReason.RST_IN_WINDOW, "challenge ACK (RFC 5961 §3.2)")
+                case RstVerdict.IGNORE:
+                    sink.drop(
+                        self.key, segment, DropReason.RST_OUT_OF_WINDOW, f"RST seq is RCV.NXT{delta:+d}"
+                    )
+                case _:
+                    assert_never(verdict)
             return TimeWaitOutcome.STAY
         if flags & _SYN:
-            # RFC 9293 §3.6.1 (MAY-2, from RFC 1122 §4.2.2.13; RFC 6191): a new SYN may
-            # reopen the 4-tuple when its sequence number is above everything of the old
-            # incarnation; the new ISS is then chosen above our old SND.NXT.
-            if not flags & _ACK and delta > 0:
+            if syn_verdict(State.TIME_WAIT, flags, delta, segment.seg_len, self.rcv_wnd) is SynVerdict.REOPEN:
+                # The new ISS is then chosen above our old SND.NXT (the listener does it).
                 return TimeWaitOutcome.REOPEN
             self._ack(segment, sink, DropReason.SYN_IN_WINDOW, "challenge ACK (RFC 5961 §4.2)")
             return TimeWaitOutcome.STAY
@@ -1305,13 +1408,7 @@ class TimeWait:
             # remote FIN. Acknowledge it, and restart the 2 MSL timeout."
             self._ack(segment, sink, None, "ACK of a retransmitted FIN")
             return TimeWaitOutcome.RESTART
-        seg_len = segment.seg_len
-        acceptable = (
-            (0 <= delta < self.rcv_wnd)
-            if seg_len == 0
-            else (0 <= delta < self.rcv_wnd or 0 <= delta + seg_len - 1 < self.rcv_wnd)
-        )
-        if not acceptable:
+        if not segment_acceptable(segment.seg_len, delta, self.rcv_wnd):
             self._ack(segment, sink, DropReason.UNACCEPTABLE, "ACK (segment outside the window)")
             return TimeWaitOutcome.STAY
         if not flags & _ACK:

@@ -1,8 +1,7 @@
 """The listener: one local endpoint, a bounded table of connections.
 
-THIS FILE IS THE AGREED PUBLIC API OF THE CORE (issue 4 implements it).
-Drivers (live responder, replay --through-responder, notebooks) use only what is
-declared here and in ``l4kit.core.events`` / ``l4kit.core.app``.
+Drivers (live responder, replay --through-responder, notebooks) use what is
+declared here, in ``l4kit.core.events``, ``l4kit.core.app`` and ``l4kit.core.config``.
 
 What the listener owns, and why each part is bounded:
 
@@ -20,45 +19,24 @@ What the listener owns, and why each part is bounded:
   is a peek, not a scan. Stale entries (a deadline that moved) are skipped when they
   reach the top, and the heap is rebuilt when they outnumber the live ones.
 
-Default timer values (all in :class:`ListenerConfig`, all overridable):
-
-============================  =========  ===================================================
-initial RTO                   1 s        RFC 6298 §2.1
-minimum / maximum RTO         1 s / 60 s RFC 6298 §2.4 ("SHOULD be rounded up to 1 second"),
-                                         §2.5 (a maximum "of at least 60 seconds")
-SYN-ACK retransmissions       5          Linux ``tcp_synack_retries``: gives up after
-                                         1+2+4+8+16+32 = 63 s
-data / FIN retransmissions    5          the same 63 s (Linux's 15 tries take ~15 minutes,
-                                         too long for a responder people experiment on)
-TIME-WAIT                     60 s       Linux ``TCP_TIMEWAIT_LEN``; RFC 9293's 2*MSL is 4
-                                         minutes, but TIME-WAIT only has to outlive the
-                                         stragglers of one connection, and a new SYN may
-                                         reopen the 4-tuple early anyway (RFC 9293 §3.6.1)
-FIN-WAIT-2                    60 s       Linux ``tcp_fin_timeout``
-idle (no progress)            120 s      a silent client, or one that holds a zero window,
-                                         gives the slot back after two minutes
-zero-window probes            1 s, x2    first after one RTO, doubling to the maximum RTO
-                                         (RFC 9293 §3.8.6.1); bounded by the idle timeout
-SYN cookie period             64 s       Linux's counter; a cookie is good for 64-128 s
-challenge ACKs                10 / s     per connection (RFC 5961 §7); shared with the ACKs
-                                         that answer out-of-window segments
-============================  =========  ===================================================
+The defaults of every bound and timer, and why each was chosen, are in
+:mod:`l4kit.core.config`.
 """
 
 from __future__ import annotations
 
 import functools
 import heapq
-import ipaddress
 import itertools
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Final
+from typing import Final, assert_never
 
 from l4kit.checksum import ChecksumStatus
 from l4kit.core.app import Application
+from l4kit.core.config import ListenerConfig
 from l4kit.core.connection import (
     DEFAULT_MSS_IPV4,
     DEFAULT_MSS_IPV6,
@@ -71,6 +49,7 @@ from l4kit.core.connection import (
     listen_action,
     malformed_detail,
     reset_for,
+    state_changed,
     syn_ack_for,
 )
 from l4kit.core.events import (
@@ -90,76 +69,14 @@ from l4kit.core.events import (
 from l4kit.core.isn import Rfc6528Isn
 from l4kit.core.states import State
 from l4kit.core.syncookies import SynCookies
-from l4kit.errors import ConfigError
 from l4kit.wire.flags import TcpFlags
-from l4kit.wire.segment import Endpoint, FourTuple, Segment
+from l4kit.wire.segment import FourTuple, Segment
 from l4kit.wire.seqnum import SeqNum
 
 _WILDCARDS = frozenset({"0.0.0.0", "::"})
 _FIN: Final = int(TcpFlags.FIN)
 _SYN: Final = int(TcpFlags.SYN)
 _RST: Final = int(TcpFlags.RST)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ListenerConfig:
-    """Everything the listener needs to know; no field is read from the environment."""
-
-    local: Endpoint  # the address and port answered; anything else is dropped NOT_FOR_US
-    max_connections: int = 1024  # synchronized + half-open connections held at once
-    max_half_open: int = 256  # SYN-RECEIVED entries before SYN cookies take over
-    rst_unknown: bool = True  # answer a non-SYN for an unknown 4-tuple with RST (RFC 9293)
-    mss: int = 1460  # MSS advertised in our SYN-ACK
-    window: int = 65535  # receive window advertised
-    secret: bytes = b""  # key for RFC 6528 ISNs and SYN cookies; empty = drivers must supply one
-    # ---- added by issue 4; the module docstring says why each default was chosen ----
-    syn_cookies: bool = True  # answer SYNs statelessly when the half-open table is full (RFC 4987)
-    syn_cookie_period: float = 64.0  # seconds per cookie counter step; a cookie lives 1-2 periods
-    max_time_wait: int = 4096  # TIME-WAIT records kept (outside max_connections)
-    time_wait_timeout: float = 60.0  # seconds in TIME-WAIT
-    initial_rto: float = 1.0  # RFC 6298 §2.1
-    min_rto: float = 1.0  # RFC 6298 §2.4
-    max_rto: float = 60.0  # RFC 6298 §2.5
-    syn_ack_retries: int = 5  # SYN-ACK retransmissions before the half-open connection is dropped
-    max_retransmissions: int = 5  # data / FIN retransmissions before the connection is reset
-    idle_timeout: float | None = 120.0  # reset after this long without progress; None: never
-    fin_wait_2_timeout: float = 60.0  # reset a FIN-WAIT-2 whose peer never sends its FIN
-    max_out_of_order_bytes: int = 65535  # per connection
-    max_out_of_order_segments: int = 64  # disjoint ranges held per connection
-    challenge_acks_per_second: int = 10  # per connection (RFC 5961 §7)
-    max_send_buffer: int = 1 << 20  # octets the application may queue; beyond it: reset
-
-    def __post_init__(self) -> None:
-        try:
-            address = ipaddress.ip_address(self.local.addr)
-        except ValueError:
-            raise ConfigError(f"not an IP address: {self.local.addr!r}") from None
-        if not 1 <= self.local.port <= 65535:
-            raise ConfigError(f"port {self.local.port} is outside 1-65535")
-        object.__setattr__(self, "local", Endpoint(str(address), self.local.port))  # canonical text
-        _check(self.max_connections >= 1, "max_connections must be at least 1")
-        _check(self.max_half_open >= 1, "max_half_open must be at least 1")
-        _check(88 <= self.mss <= 65535, f"mss {self.mss} is outside 88-65535")
-        _check(1 <= self.window <= 65535, f"window {self.window} is outside 1-65535 (no window scaling)")
-        _check(self.syn_cookie_period > 0, "syn_cookie_period must be positive")
-        _check(self.max_time_wait >= 0, "max_time_wait must not be negative")
-        _check(self.time_wait_timeout >= 0, "time_wait_timeout must not be negative")
-        _check(0 < self.min_rto <= self.max_rto, "need 0 < min_rto <= max_rto")
-        _check(self.initial_rto > 0, "initial_rto must be positive")
-        _check(
-            self.syn_ack_retries >= 0 and self.max_retransmissions >= 0, "retry counts must not be negative"
-        )
-        _check(self.idle_timeout is None or self.idle_timeout > 0, "idle_timeout must be positive (or None)")
-        _check(self.fin_wait_2_timeout > 0, "fin_wait_2_timeout must be positive")
-        _check(self.max_out_of_order_bytes >= 0, "max_out_of_order_bytes must not be negative")
-        _check(self.max_out_of_order_segments >= 0, "max_out_of_order_segments must not be negative")
-        _check(self.challenge_acks_per_second >= 0, "challenge_acks_per_second must not be negative")
-        _check(self.max_send_buffer >= 1, "max_send_buffer must be positive")
-
-
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise ConfigError(f"listener: {message}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,10 +245,6 @@ class Listener:
         """Snapshots of every connection in the table."""
         return (conn.info() for conn in list(self._connections.values()))
 
-    def time_wait_keys(self) -> list[FourTuple]:
-        """The 4-tuples in TIME-WAIT, oldest first."""
-        return list(self._time_wait)
-
     def state_of(self, key: FourTuple) -> State:
         """The RFC 9293 state of ``key`` from this side (LISTEN if unknown)."""
         conn = self._connections.get(key)
@@ -427,7 +340,7 @@ class Listener:
             sink.drop(conn.key, segment, DropReason.INTERNAL_ERROR, why)
         rst = conn.abort_segment()
         sink.send(conn.key, rst, before, State.CLOSED, why="RST: internal error")
-        sink.event(StateChanged(sink.now, conn.key, before, State.CLOSED, segment, why))
+        sink.event(state_changed(sink.now, conn.key, before, State.CLOSED, segment, why))
         sink.event(ConnectionReset(sink.now, conn.key, False, why))
         sink.event(ConnectionClosed(sink.now, conn.key, why, conn.bytes_in, conn.bytes_out))
 
@@ -476,7 +389,7 @@ class Listener:
         self._time_wait[record.key] = record
 
     def _end_time_wait(self, record: TimeWait, sink: Sink, why: str, cause: Segment | None) -> None:
-        sink.event(StateChanged(sink.now, record.key, State.TIME_WAIT, State.CLOSED, cause, why))
+        sink.event(state_changed(sink.now, record.key, State.TIME_WAIT, State.CLOSED, cause, why))
         sink.event(ConnectionClosed(sink.now, record.key, why, record.bytes_in, record.bytes_out))
 
     def _receive_time_wait(self, record: TimeWait, segment: Segment, now: float, sink: Sink) -> None:
@@ -509,7 +422,7 @@ class Listener:
                 # incarnation" -- Linux adds 65535 + 2 to the old SND.NXT when it must.
                 self._receive_listen(segment, now, sink, min_iss=record.snd_nxt + 65537)
             case _:
-                raise AssertionError(f"unknown TIME-WAIT outcome {outcome}")
+                assert_never(outcome)
 
     def _receive_listen(self, segment: Segment, now: float, sink: Sink, *, min_iss: SeqNum | None) -> None:
         """LISTEN (RFC 9293 §3.10.7.2): no connection has this 4-tuple."""
@@ -543,7 +456,7 @@ class Listener:
                         None, segment, DropReason.FLAGLESS, f"flags {segment.flags.letters or '.'} in LISTEN"
                     )
             case _:
-                raise AssertionError(f"unknown LISTEN action {action}")
+                assert_never(action)
 
     def _reset(self, segment: Segment, sink: Sink, why: str) -> None:
         if self.config.rst_unknown:
