@@ -10,6 +10,7 @@ from l4kit.core import (
     ConnectionReset,
     DataReceived,
     DropReason,
+    PeerClosed,
     Routes,
     SegmentReceived,
     SegmentSent,
@@ -57,6 +58,17 @@ def test_the_original_exercise_happy_path() -> None:
         (State.TIME_WAIT, State.CLOSED),
     ]
     assert t.delivered() == b"toppage\n"
+
+
+def test_the_peer_s_fin_is_reported_once() -> None:
+    t = Trace(keep_open=True)
+    t.handshake()
+    t.send(0.01, "FA", seq=1001, ack=ISS + 1)
+    t.recv("FA", seq=ISS + 1, ack=1002)  # the string server closes when the client does
+    assert t.of_type(PeerClosed) == [PeerClosed(0.01, key_of())]
+    t.send(0.02, "FA", seq=1001, ack=ISS + 1)  # the same FIN again: acknowledged, not reported
+    t.recv("A", seq=ISS + 2, ack=1002)
+    assert len(t.of_type(PeerClosed)) == 1
 
 
 def test_client_fin_that_also_acks_our_fin_goes_straight_to_time_wait() -> None:

@@ -17,6 +17,7 @@ from l4kit.core import (
     Listener,
     ListenerConfig,
     Rfc6528Isn,
+    SegmentDropped,
     SegmentReceived,
     SegmentSent,
     State,
@@ -239,6 +240,12 @@ def test_notebook_style_use_with_the_real_string_server() -> None:
 
 @pytest.mark.parametrize("flags", ["A", "PA", "FA", "RA", "R", "S", "SA", "", "F", "FPU", "SRAFPU"])
 def test_any_flag_combination_on_any_state_never_raises(flags: str) -> None:
+    """Every flag combination, sequence and acknowledgment number in five states.
+
+    Besides the explicit checks at the end, each ``t.send`` runs the trace harness's
+    invariants (``core_trace.check_invariants``: no internal error, every transition
+    allowed, no RST answered with a RST, SND.UNA <= SND.NXT, every bound kept).
+    """
     for setup in ("listen", "syn-received", "established", "fin-wait-1", "time-wait"):
         t = Trace()
         if setup != "listen":
@@ -251,4 +258,9 @@ def test_any_flag_combination_on_any_state_never_raises(flags: str) -> None:
             t.send(0, "FA", seq=1006, ack=ISS + 7)
         for seq in (0, 1000, 1001, 1006, 1007, 2**31, 2**32 - 1):
             for ack in (0, ISS, ISS + 1, ISS + 7, ISS + 100):
-                t.send(1, flags, seq=seq, ack=ack, payload=b"zz" if seq % 2 else b"")
+                out = t.send(1, flags, seq=seq, ack=ack, payload=b"zz" if seq % 2 else b"")
+                assert not any(
+                    isinstance(e, SegmentDropped) and e.reason is DropReason.INTERNAL_ERROR
+                    for e in out.events
+                )
+        assert t.listener.stats.internal_errors == 0, setup
