@@ -134,6 +134,14 @@ def respond(  # noqa: PLR0917 - a Typer command: one parameter per option
             "connection is reset.",
         ),
     ] = 5,
+    idle_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="Close (FIN) a connection on which nothing arrived for this many seconds; reset it "
+            "if the peer has not finished as long again. 0: never.",
+        ),
+    ] = 60.0,
 ) -> None:
     """Answer TCP on [bold]--address[/]:[bold]--port[/] from userspace: handshake, string replies, close.
 
@@ -149,6 +157,7 @@ def respond(  # noqa: PLR0917 - a Typer command: one parameter per option
             quiet=quiet, verbose=verbose, max_conns=max_conns, max_half_open=max_half_open,
             no_firewall=no_firewall, sandbox=sandbox, codec=codec.value, duration=duration,
             firewall=firewall.value, rcvbuf=rcvbuf, synack_retries=synack_retries, retries=retries,
+            idle_timeout=idle_timeout,
         )
     )  # fmt: skip
     raise typer.Exit(code)

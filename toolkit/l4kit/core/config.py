@@ -19,8 +19,9 @@ TIME-WAIT                     60 s       Linux ``TCP_TIMEWAIT_LEN``; RFC 9293's 
                                          stragglers of one connection, and a new SYN may
                                          reopen the 4-tuple early anyway (RFC 9293 §3.6.1)
 FIN-WAIT-2                    60 s       Linux ``tcp_fin_timeout``
-idle (no progress)            120 s      a silent client, or one that holds a zero window,
-                                         gives the slot back after two minutes
+idle (nothing received)       60 s       a silent client is closed with FIN, and reset if it
+                                         has not finished 60 s later; a peer that holds a
+                                         zero window likewise gives the slot back
 zero-window probes            1 s, x2    first after one RTO, doubling to the maximum RTO
                                          (RFC 9293 §3.8.6.1); bounded by the idle timeout
 SYN cookie period             64 s       Linux's counter; a cookie is good for 64-128 s
@@ -59,7 +60,7 @@ class ListenerConfig:
     max_rto: float = 60.0  # RFC 6298 §2.5
     syn_ack_retries: int = 5  # SYN-ACK retransmissions before the half-open connection is dropped
     max_retransmissions: int = 5  # data / FIN retransmissions before the connection is reset
-    idle_timeout: float | None = 120.0  # reset after this long without progress; None: never
+    idle_timeout: float | None = 60.0  # FIN after this long without progress, RST as long again; None: never
     fin_wait_2_timeout: float = 60.0  # reset a FIN-WAIT-2 whose peer never sends its FIN
     max_out_of_order_bytes: int = 65535  # per connection
     max_out_of_order_segments: int = 64  # disjoint ranges held per connection

@@ -911,9 +911,9 @@ class Connection:
             if len(self._send_buf) > self.config.max_send_buffer:
                 self._abort(sink, f"send buffer over {self.config.max_send_buffer} octets")
         if reply.close and not self.app_closed:
-            self._close(sink)
+            self._close(sink, "application closed")
 
-    def _close(self, sink: Sink) -> None:
+    def _close(self, sink: Sink, why: str) -> None:
         """CLOSE (RFC 9293 §3.10.4): ESTABLISHED -> FIN-WAIT-1, CLOSE-WAIT -> LAST-ACK; the
         FIN follows the queued data (sent by :meth:`_transmit`)."""
         self.app_closed = True
@@ -921,9 +921,9 @@ class Connection:
         self._close_shown_from = self.state
         match self.state:
             case State.ESTABLISHED:
-                self._set_state(State.FIN_WAIT_1, None, "application closed", sink)
+                self._set_state(State.FIN_WAIT_1, None, why, sink)
             case State.CLOSE_WAIT:
-                self._set_state(State.LAST_ACK, None, "application closed", sink)
+                self._set_state(State.LAST_ACK, None, why, sink)
             case _:
                 raise MissingCaseError(f"close in {self.state}")
 
@@ -1260,15 +1260,29 @@ class Connection:
             self._abort(sink, "FIN-WAIT-2 timeout")
         idle_at = self._idle_at()
         if idle_at is not None and now >= idle_at:
-            # A user timeout (RFC 9293 §3.10.8, RFC 5482): no octet delivered and none
-            # acknowledged for idle_timeout. This also bounds a peer that holds its window
-            # at zero forever, which RFC 9293 §3.8.6.1 lets a sender abort to free resources.
-            sink.event(
-                TimerFired(
-                    now, self.key, TimerKind.IDLE, state, 0, f"no progress for {self.config.idle_timeout} s"
+            # Nothing received and nothing of ours acknowledged for idle_timeout: a client
+            # that connects and says nothing must not hold a slot for ever. The first time,
+            # close our side as the application would (FIN after what is queued); a peer
+            # that still has not finished idle_timeout later is reset (RFC 9293 §3.10.8's
+            # user timeout). The reset also bounds a peer that holds its window at zero,
+            # which RFC 9293 §3.8.6.1 lets a sender abort to free resources.
+            timeout = self.config.idle_timeout
+            if not self.app_closed and state in (State.ESTABLISHED, State.CLOSE_WAIT):
+                sink.event(
+                    TimerFired(
+                        now, self.key, TimerKind.IDLE, state, 1, f"nothing received for {timeout:g} s: FIN"
+                    )
                 )
-            )
-            self._abort(sink, "idle timeout")
+                self._close(sink, "idle timeout")
+                self.last_progress = now
+                self._transmit(now, sink)
+            else:
+                sink.event(
+                    TimerFired(
+                        now, self.key, TimerKind.IDLE, state, 2, f"still open {timeout:g} s later: RST"
+                    )
+                )
+                self._abort(sink, "idle timeout")
         if self.retransmit_at is not None and now >= self.retransmit_at:
             limit = (
                 self.config.syn_ack_retries

@@ -208,7 +208,7 @@ class TimerKind(enum.Enum):
 
     RETRANSMISSION = "retransmission"  # RFC 6298: SYN-ACK, data or FIN not acknowledged in time
     PERSIST = "persist"  # RFC 1122 §4.2.2.17 / RFC 9293 §3.8.6.1: zero-window probe
-    IDLE = "idle"  # no progress in either direction (user timeout, RFC 9293 §3.10.8)
+    IDLE = "idle"  # nothing received nor acknowledged: FIN (attempt 1), then RST (2) (RFC 9293 §3.10.8)
     FIN_WAIT_2 = "fin-wait-2"  # the peer never sent its FIN (Linux tcp_fin_timeout)
     TIME_WAIT = "time-wait"  # 2*MSL over (RFC 9293 §3.6.1)
 

@@ -97,6 +97,8 @@ class ListenerStats:
     resets_received: int  # RSTs from peers that closed a connection
     time_wait_evicted: int  # TIME-WAIT records dropped early because max_time_wait was reached
     internal_errors: int  # connections reset because of a bug in l4kit (should stay 0)
+    idle_closed: int  # connections closed (FIN) because nothing arrived for idle_timeout
+    idle_reset: int  # of those, and of connections already closing, the ones reset after another idle_timeout
     drops: Mapping[DropReason, int] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
@@ -145,6 +147,8 @@ class Listener:
         self._cookies_accepted = 0
         self._time_wait_evicted = 0
         self._internal_errors = 0
+        self._idle_closed = 0
+        self._idle_reset = 0
         self._drops: dict[DropReason, int] = {}
 
     # ------------------------------------------------------------------ public API
@@ -233,6 +237,8 @@ class Listener:
             resets_received=self._resets_received,
             time_wait_evicted=self._time_wait_evicted,
             internal_errors=self._internal_errors,
+            idle_closed=self._idle_closed,
+            idle_reset=self._idle_reset,
             drops=MappingProxyType(dict(self._drops)),
         )
 
@@ -571,6 +577,13 @@ class Listener:
                 assert isinstance(event, ConnectionReset)
                 if event.by_peer:
                     self._resets_received += 1
+            elif kind is TimerFired:
+                assert isinstance(event, TimerFired)
+                if event.timer is TimerKind.IDLE:
+                    if event.attempt == 1:
+                        self._idle_closed += 1
+                    else:
+                        self._idle_reset += 1
 
 
 __all__ = ["ConnectionInfo", "Event", "Listener", "ListenerConfig", "ListenerStats"]

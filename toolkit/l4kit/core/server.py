@@ -4,12 +4,14 @@ A request is one line: octets up to ``\\n`` (an ``\\r`` before it is dropped, so
 ``telnet`` and ``printf 'ping\\r\\n'`` work too). Requests may arrive split over
 several segments or several in one segment; the TCP core hands over a byte stream
 and this module finds the lines in it. A request *is* the command, compared
-exactly after trimming surrounding blanks; blank lines are ignored. An unknown
-command gets one line, ``error: unknown command 'xyz' (try: help)``. The reply
+exactly after trimming surrounding blanks. An unknown command gets one line,
+``error: unknown command 'xyz' (try: help)``; an empty line (or one of blanks only)
+is a request too, answered ``error: empty request (try: help)``, so that a client
+that sends one gets an answer and the close like any other. The reply
 is the route's text followed by ``\\n``, so ``echo toppage | nc 127.0.0.1 8888``
 prints ``hello world`` on a line of its own.
 
-Close policy (DESIGN.md "The string server"):
+Close policy:
 
 * default: once a segment (or several) completes one or more request lines, answer
   all of them and close (FIN). ``nc`` then sees end-of-file and exits by itself,
@@ -148,6 +150,8 @@ class Routes:
 
     def reply_for(self, command: str) -> str:
         """The reply line for one request (without the trailing newline)."""
+        if not command:
+            return "error: empty request (try: help)"
         reply = self.table.get(command)
         if reply is not None:
             return reply
@@ -175,12 +179,10 @@ class StringServer:
         self._buffer = bytearray()
         self._closed = False
 
-    def _answer(self, line: bytes) -> bytes | None:
+    def _answer(self, line: bytes) -> bytes:
         if line.endswith(b"\r"):
             line = line[:-1]
         command = line.decode("utf-8", "replace").strip()
-        if not command:
-            return None  # blank line: nothing asked
         self.requests += 1
         reply = self.routes.reply_for(command)
         return (reply if reply.endswith("\n") else reply + "\n").encode("utf-8")
@@ -198,9 +200,7 @@ class StringServer:
             del self._buffer[: newline + 1]
             if len(line) > self.max_line:
                 return self._too_long(replies)
-            answer = self._answer(line)
-            if answer is not None:
-                replies.append(answer)
+            replies.append(self._answer(line))
         if len(self._buffer) > self.max_line:
             return self._too_long(replies)
         if replies and not self.keep_open:

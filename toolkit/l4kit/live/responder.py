@@ -94,6 +94,7 @@ class ResponderOptions:
     socket_buffer: int = DEFAULT_SOCKET_BUFFER
     synack_retries: int = 5  # ListenerConfig.syn_ack_retries (Linux tcp_synack_retries)
     retries: int = 5  # ListenerConfig.max_retransmissions: data / FIN before a reset
+    idle_timeout: float = 60.0  # ListenerConfig.idle_timeout; 0: never
 
 
 Sink = Callable[[Sequence[object]], None]
@@ -230,6 +231,8 @@ class Responder:
         summary.retransmissions = stats.retransmissions
         summary.resets_sent = stats.resets_sent
         summary.resets_received = stats.resets_received
+        summary.idle_closed = stats.idle_closed
+        summary.idle_reset = stats.idle_reset
         for reason, count in stats.drops.items():
             summary.drops[str(reason)] += count
         summary.listener_stats = {
@@ -371,6 +374,7 @@ def run_responder(
             secret=os.urandom(32),
             syn_ack_retries=options.synack_retries,
             max_retransmissions=options.retries,
+            idle_timeout=options.idle_timeout or None,
         ),
         app_factory,
     )

@@ -959,6 +959,12 @@ def summary_table(summary: ResponderSummary) -> Table:
         "SYN cookies", f"{summary.syn_cookies_sent} sent", f"{summary.syn_cookies_accepted} accepted"
     )
     table.add_row("resets", f"{summary.resets_sent} sent", f"{summary.resets_received} received")
+    if summary.idle_closed or summary.idle_reset:
+        table.add_row(
+            "idle timeouts",
+            f"{summary.idle_closed} closed (FIN)",
+            f"{summary.idle_reset} reset: the peer had not finished (--idle-timeout)",
+        )
     table.add_row(
         "checksums offloaded",
         str(summary.checksum_offloaded),
@@ -1034,6 +1040,7 @@ class RespondRequest:
     rcvbuf: int = 16 * 1024 * 1024
     synack_retries: int = 5
     retries: int = 5
+    idle_timeout: float = 60.0
 
     def child_args(self) -> list[str]:
         """The same options for the responder that ``--sandbox`` starts inside the
@@ -1043,6 +1050,7 @@ class RespondRequest:
         args += ["--max-conns", str(self.max_conns), "--max-half-open", str(self.max_half_open)]
         args += ["--codec", self.codec, "--firewall", self.firewall, "--rcvbuf", str(self.rcvbuf)]
         args += ["--synack-retries", str(self.synack_retries), "--retries", str(self.retries)]
+        args += ["--idle-timeout", repr(self.idle_timeout)]
         if self.routes is not None:
             args += ["--routes", str(self.routes.absolute())]
         if self.pcap is not None:
@@ -1100,6 +1108,7 @@ def respond(request: RespondRequest) -> int:
         socket_buffer=request.rcvbuf,
         synack_retries=request.synack_retries,
         retries=request.retries,
+        idle_timeout=request.idle_timeout,
     )
     renderer = None if request.quiet else LiveRenderer(console, verbose=request.verbose)
 
