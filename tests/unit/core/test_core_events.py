@@ -82,7 +82,7 @@ def reference(cls: type) -> type:
 # For each kind of event, the trace test that shows the core emitting it (file::test).
 EMITTED_IN = {
     SegmentReceived: "test_core_listen.py::test_syn_gets_syn_ack_with_our_mss_and_nothing_else",
-    SegmentSent: "test_core_listener.py::test_every_received_segment_on_a_connection_has_before_and_after",
+    SegmentSent: "test_core_listener.py::test_every_segment_is_reported_with_the_state_it_met",
     StateChanged: "test_core_established.py::test_the_original_exercise_happy_path",
     DataReceived: "test_core_established.py::test_out_of_order_halves_are_held_and_delivered_once_in_order",
     PeerClosed: "test_core_established.py::test_the_peer_s_fin_is_reported_once",
@@ -139,11 +139,12 @@ def test_defaults(cls: type) -> None:
 
 
 def test_equality_needs_every_field() -> None:
-    a = SegmentSent(1.0, KEY, SEG, State.LISTEN, State.SYN_RECEIVED, why="SYN-ACK")
-    assert a == SegmentSent(1.0, KEY, SEG, State.LISTEN, State.SYN_RECEIVED, False, "SYN-ACK")
-    assert a != SegmentSent(1.0, KEY, SEG, State.LISTEN, State.SYN_RECEIVED, True, "SYN-ACK")
-    assert a != SegmentSent(1.5, KEY, SEG, State.LISTEN, State.SYN_RECEIVED, why="SYN-ACK")
+    a = SegmentSent(1.0, KEY, SEG, State.SYN_RECEIVED, why="SYN-ACK")
+    assert a == SegmentSent(1.0, KEY, SEG, State.SYN_RECEIVED, False, "SYN-ACK")
+    assert a != SegmentSent(1.0, KEY, SEG, State.SYN_RECEIVED, True, "SYN-ACK")
+    assert a != SegmentSent(1.5, KEY, SEG, State.SYN_RECEIVED, why="SYN-ACK")
+    assert a != SegmentSent(1.0, KEY, SEG, State.LISTEN, why="SYN-ACK")
     assert PeerClosed(1.0, KEY) != DataReceived(1.0, KEY, b"")
     assert len({PeerClosed(1.0, KEY), PeerClosed(1.0, KEY), ConnectionReset(1.0, KEY, True, "")}) == 2
     assert SynCookie(0.0, KEY, False) != SynCookie(0.0, KEY, True)
-    assert ConnectionClosed(0.0, KEY, "", 1, 2) != SegmentReceived(0.0, KEY, SEG, State.LISTEN, State.LISTEN)
+    assert ConnectionClosed(0.0, KEY, "", 1, 2) != SegmentReceived(0.0, KEY, SEG, State.LISTEN)

@@ -185,17 +185,10 @@ class Sink:
         self.now = now
 
     def send(
-        self,
-        key: FourTuple,
-        segment: Segment,
-        before: State,
-        after: State,
-        *,
-        retransmission: bool = False,
-        why: str = "",
+        self, key: FourTuple, segment: Segment, state: State, *, retransmission: bool = False, why: str = ""
     ) -> None:
         self.output.segments.append(segment)
-        self.output.events.append(SegmentSent(self.now, key, segment, before, after, retransmission, why))
+        self.output.events.append(SegmentSent(self.now, key, segment, state, retransmission, why))
 
     def event(self, event: Event) -> None:
         self.output.events.append(event)
@@ -457,7 +450,6 @@ class Connection:
         "_app_factory",
         "_app_inbox",
         "_buf_start",
-        "_close_shown_from",
         "_fin_queued",
         "_fin_sent",
         "_recover",
@@ -484,7 +476,6 @@ class Connection:
         "probes",
         "rcv_nxt_off",
         "rcv_wnd",
-        "received_state",
         "retransmit_at",
         "retries",
         "rto",
@@ -526,11 +517,6 @@ class Connection:
         # segment's TCP processing is complete (see _run_application).
         self._app_inbox = b""
         self._app_eof = False
-        # For the flag-transition tables: the state shown on our segments while the
-        # application's close waits for its FIN to go out, and the state the last
-        # received segment left the connection in (before the application reacted).
-        self._close_shown_from: State | None = None
-        self.received_state: State | None = None
         self.from_syn_cookie = False
         self.close_why = ""
         # send side (offsets from ISS: 0 = our SYN)
@@ -574,14 +560,6 @@ class Connection:
         self.bytes_out = 0
 
     # ------------------------------------------------------------------ construction
-
-    def state_after_receive(self) -> State:
-        """The state the segment being received left this connection in (before the
-        application's answer; see :meth:`_receive`), else the current state. A method,
-        not a read of the attribute at the caller: there mypy would still take the
-        attribute for the None the caller had just assigned, and the compiled build
-        (setup.py) would check the value against that."""
-        return self.received_state or self.state
 
     @classmethod
     def passive_open(
@@ -762,22 +740,10 @@ class Connection:
         options: tuple[TcpOption, ...] = (),
         retransmission: bool = False,
         why: str = "",
-        before: State | None = None,
     ) -> None:
         window = 0 if int(flags) & _RST else None
         segment = self._segment(flags, seq_off, payload=payload, options=options, window=window)
-        shown_before = self.state if before is None else before
-        shown_after = self.state
-        if self._close_shown_from is not None and shown_after in (State.FIN_WAIT_1, State.LAST_ACK):
-            # The application closed, but the FIN is what the wire shows: segments before
-            # it keep the old state, the FIN's row carries ESTABLISHED -> FIN-WAIT-1
-            # (or CLOSE-WAIT -> LAST-ACK), as every TCP diagram draws it.
-            if int(flags) & (_FIN | _RST):
-                shown_before = self._close_shown_from
-                self._close_shown_from = None
-            else:
-                shown_before = shown_after = self._close_shown_from
-        sink.send(self.key, segment, shown_before, shown_after, retransmission=retransmission, why=why)
+        sink.send(self.key, segment, self.state, retransmission=retransmission, why=why)
 
     def _send_ack(self, sink: Sink, why: str = "") -> None:
         """``<SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>``."""
@@ -910,6 +876,9 @@ class Connection:
             self._send_buf += reply.data
             if len(self._send_buf) > self.config.max_send_buffer:
                 self._abort(sink, f"send buffer over {self.config.max_send_buffer} octets")
+            # What the window allows goes out now, before a close: as a socket application
+            # sends, then closes (a reply that fits the window is sent in ESTABLISHED).
+            self._transmit(sink.now, sink)
         if reply.close and not self.app_closed:
             self._close(sink, "application closed")
 
@@ -918,7 +887,6 @@ class Connection:
         FIN follows the queued data (sent by :meth:`_transmit`)."""
         self.app_closed = True
         self._fin_queued = True
-        self._close_shown_from = self.state
         match self.state:
             case State.ESTABLISHED:
                 self._set_state(State.FIN_WAIT_1, None, why, sink)
@@ -1046,9 +1014,7 @@ class Connection:
             # "If SND.UNA < SEG.ACK =< SND.NXT, then enter ESTABLISHED state"; otherwise
             # "form a reset segment <SEQ=SEG.ACK><CTL=RST> and send it".
             if segment.ack != self.snd_nxt:  # SND.UNA = ISS, SND.NXT = ISS+1
-                sink.send(
-                    self.key, reset_for(segment), state, state, why="RST: ACK does not acknowledge our SYN"
-                )
+                sink.send(self.key, reset_for(segment), state, why="RST: ACK does not acknowledge our SYN")
                 sink.drop(
                     self.key,
                     segment,
@@ -1104,9 +1070,8 @@ class Connection:
         # sixth (URG) is not implemented: the urgent pointer is ignored (RFC 6093 §5
         # recommends new applications not use it); the octets are ordinary data.
         ack_needed = self._receive_text_and_fin(segment, delta, now, sink)
-        self.received_state = self.state
-        self._run_application(sink)
         sent_before = len(sink.output.segments)
+        self._run_application(sink)
         self._transmit(now, sink)
         if ack_needed and len(sink.output.segments) == sent_before:
             self._send_ack(sink)
@@ -1338,7 +1303,6 @@ class TimeWaitOutcome(enum.Enum):
     STAY = "stay"
     RESTART = "restart"  # the 2*MSL timer was restarted (a retransmitted FIN)
     CLOSED = "closed"  # an acceptable RST ended it
-    REOPEN = "reopen"  # a new SYN with a higher sequence number: open a new connection
 
 
 class TimeWait:
@@ -1389,9 +1353,18 @@ class TimeWait:
             sink.drop(self.key, to, DropReason.CHALLENGE_ACK_LIMITED, why)
             return
         reply = reply_segment(to, seq=self.snd_nxt, ack=self.rcv_nxt, flags=ACK, window=self.rcv_wnd)
-        sink.send(self.key, reply, State.TIME_WAIT, State.TIME_WAIT, why=why)
+        sink.send(self.key, reply, State.TIME_WAIT, why=why)
         if reason is not None:
             sink.drop(self.key, to, reason, why)
+
+    def reopened_by(self, segment: Segment) -> bool:
+        """Whether ``segment`` is a SYN that ends this incarnation and opens a new one
+        (:func:`syn_verdict`); the listener then gives it to LISTEN."""
+        flags = int(segment.flags)
+        if not flags & _SYN or flags & _RST:
+            return False
+        delta = segment.seq - self.rcv_nxt
+        return syn_verdict(State.TIME_WAIT, flags, delta, segment.seg_len, self.rcv_wnd) is SynVerdict.REOPEN
 
     def on_segment(self, segment: Segment, now: float, sink: Sink) -> TimeWaitOutcome:
         """RFC 9293 §3.10.7.4 for TIME-WAIT, with RFC 5961 and the reopening rule of §3.6.1."""
@@ -1411,10 +1384,7 @@ class TimeWait:
                 case _:
                     assert_never(verdict)
             return TimeWaitOutcome.STAY
-        if flags & _SYN:
-            if syn_verdict(State.TIME_WAIT, flags, delta, segment.seg_len, self.rcv_wnd) is SynVerdict.REOPEN:
-                # The new ISS is then chosen above our old SND.NXT (the listener does it).
-                return TimeWaitOutcome.REOPEN
+        if flags & _SYN:  # one that reopens the 4-tuple never gets here (see reopened_by)
             self._ack(segment, sink, DropReason.SYN_IN_WINDOW, "challenge ACK (RFC 5961 §4.2)")
             return TimeWaitOutcome.STAY
         if flags & _FIN and segment.seq + len(segment.payload) + 1 == self.rcv_nxt:

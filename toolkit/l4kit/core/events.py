@@ -2,9 +2,12 @@
 
 Every call into the core (:meth:`Listener.receive`, :meth:`Listener.tick`)
 returns an :class:`Output`: the segments to put on the wire, in order, and the
-events that happened, in order. Events are small frozen values; the drivers
-render them (Rich tables, JSON) and count them (exit summary), the core never
-does.
+events that happened, in the order they happened. Events are protocol facts only,
+small frozen values: a segment received with the state before it, a state change
+with its cause, a segment sent with the state it was sent in. Which table row shows
+which transition is the drivers' concern (``l4kit.drivers.transitions``); they
+render the events (Rich tables, JSON) and count them (exit summary), the core
+never does.
 """
 
 from __future__ import annotations
@@ -62,47 +65,49 @@ class _Event(FrozenValue):
 
 
 class SegmentReceived(_Event):
-    """A segment reached a connection: state before and after processing it."""
+    """A segment reached a connection (or a listener, for a SYN it answers): ``state`` is
+    the receiver's state before processing it. What it changed follows as
+    :class:`StateChanged` events whose ``cause`` is this segment."""
 
-    FIELDS = ("time", "key", "segment", "before", "after")
+    FIELDS = ("time", "key", "segment", "state")
     __slots__ = FIELDS
 
-    def __init__(self, time: float, key: FourTuple, segment: Segment, before: State, after: State) -> None:
+    def __init__(self, time: float, key: FourTuple, segment: Segment, state: State) -> None:
         self.time: Final = time
         self.key: Final = key
         self.segment: Final = segment
-        self.before: Final = before
-        self.after: Final = after
+        self.state: Final = state
 
 
 class SegmentSent(_Event):
-    """The core asks the driver to send this segment (it is also in ``Output.segments``)."""
+    """The core asks the driver to send this segment (it is also in ``Output.segments``);
+    ``state`` is the sender's state when it was sent (LISTEN for a listener's stateless
+    answers: a SYN cookie's SYN-ACK, a RST for no connection)."""
 
-    FIELDS = ("time", "key", "segment", "before", "after", "retransmission", "why")
+    FIELDS = ("time", "key", "segment", "state", "retransmission", "why")
     __slots__ = FIELDS
 
-    def __init__(  # noqa: PLR0917 - the dataclass's signature: the core passes them positionally
+    def __init__(  # noqa: PLR0917 - the core passes them positionally
         self,
         time: float,
         key: FourTuple,
         segment: Segment,
-        before: State,
-        after: State,
+        state: State,
         retransmission: bool = False,
         why: str = "",  # "SYN-ACK", "challenge ACK (RFC 5961 §4.2)", "zero-window probe 1", ...
     ) -> None:
         self.time: Final = time
         self.key: Final = key
         self.segment: Final = segment
-        self.before: Final = before
-        self.after: Final = after
+        self.state: Final = state
         self.retransmission: Final = retransmission
         self.why: Final = why
 
 
 class StateChanged(_Event):
     """A connection moved between RFC 9293 states; ``cause`` is the received
-    segment that moved it, or ``None`` when a timer or the application did."""
+    segment that moved it, or ``None`` when a timer or the application did
+    (``why`` says which)."""
 
     FIELDS = ("time", "key", "before", "after", "cause", "why")
     __slots__ = FIELDS

@@ -286,6 +286,7 @@ class Listener:
         key = segment.key
         conn = self._connections.get(key)
         if conn is not None:
+            sink.event(SegmentReceived(now, key, segment, conn.state))
             self._guarded(conn, sink, functools.partial(conn.on_segment, segment, now, sink), segment)
             return
         record = self._time_wait.get(key)
@@ -295,29 +296,14 @@ class Listener:
         self._receive_listen(segment, now, sink, min_iss=None)
 
     def _guarded(
-        self,
-        conn: Connection,
-        sink: Sink,
-        work: Callable[[], None],
-        segment: Segment | None,
-        *,
-        received_before: State | None = None,
-        received_mark: int | None = None,
+        self, conn: Connection, sink: Sink, work: Callable[[], None], segment: Segment | None
     ) -> None:
-        """Run ``work`` on ``conn``; on any exception reset the connection cleanly (h11's rule).
-
-        With a ``segment``, a :class:`SegmentReceived` is put in front of what the work
-        produced (at ``received_mark`` if given), with the state before and after it.
-        """
+        """Run ``work`` on ``conn``; on any exception reset the connection cleanly (h11's rule):
+        what the work produced is thrown away, the peer gets a RST."""
         out = sink.output
         mark_segments, mark_events = len(out.segments), len(out.events)
         before = conn.state
         was_half_open = before is State.SYN_RECEIVED
-        if received_before is not None:
-            before = received_before
-        if received_mark is not None:
-            mark_events = received_mark
-        conn.received_state = None
         try:
             work()
         except Exception as exc:
@@ -327,11 +313,6 @@ class Listener:
             if was_half_open:
                 self._half_open -= 1
             return
-        if segment is not None:
-            # The state the segment itself left the connection in; what the application
-            # did about it shows on the segments it sent (see Connection._send).
-            after = conn.state_after_receive()
-            out.events.insert(mark_events, SegmentReceived(sink.now, conn.key, segment, before, after))
         self._settle(conn, was_half_open, sink)
 
     def _internal_error(
@@ -342,10 +323,9 @@ class Listener:
         del self._connections[conn.key]
         conn.scheduled = None
         if segment is not None:
-            sink.event(SegmentReceived(sink.now, conn.key, segment, before, State.CLOSED))
             sink.drop(conn.key, segment, DropReason.INTERNAL_ERROR, why)
         rst = conn.abort_segment()
-        sink.send(conn.key, rst, before, State.CLOSED, why="RST: internal error")
+        sink.send(conn.key, rst, before, why="RST: internal error")
         sink.event(state_changed(sink.now, conn.key, before, State.CLOSED, segment, why))
         sink.event(ConnectionReset(sink.now, conn.key, False, why))
         sink.event(ConnectionClosed(sink.now, conn.key, why, conn.bytes_in, conn.bytes_out))
@@ -399,34 +379,27 @@ class Listener:
         sink.event(ConnectionClosed(sink.now, record.key, why, record.bytes_in, record.bytes_out))
 
     def _receive_time_wait(self, record: TimeWait, segment: Segment, now: float, sink: Sink) -> None:
-        out = sink.output
-        mark = len(out.events)
+        if record.reopened_by(segment):
+            # The old incarnation ends; the SYN is LISTEN's (and the new connection's) to show.
+            del self._time_wait[record.key]
+            self._end_time_wait(record, sink, "new SYN reopens the 4-tuple (RFC 9293 §3.6.1)", segment)
+            # "assigns its initial sequence number for the new connection to be larger
+            # than the largest sequence number it used on the previous connection
+            # incarnation" -- Linux adds 65535 + 2 to the old SND.NXT when it must.
+            self._receive_listen(segment, now, sink, min_iss=record.snd_nxt + 65537)
+            return
+        sink.event(SegmentReceived(now, record.key, segment, State.TIME_WAIT))
         outcome = record.on_segment(segment, now, sink)
         match outcome:
             case TimeWaitOutcome.STAY:
-                out.events.insert(
-                    mark, SegmentReceived(now, record.key, segment, State.TIME_WAIT, State.TIME_WAIT)
-                )
+                pass
             case TimeWaitOutcome.RESTART:
-                out.events.insert(
-                    mark, SegmentReceived(now, record.key, segment, State.TIME_WAIT, State.TIME_WAIT)
-                )
                 record.expires_at = now + self.config.time_wait_timeout
                 self._time_wait.move_to_end(record.key)
             case TimeWaitOutcome.CLOSED:
-                out.events.insert(
-                    mark, SegmentReceived(now, record.key, segment, State.TIME_WAIT, State.CLOSED)
-                )
                 del self._time_wait[record.key]
                 sink.event(ConnectionReset(now, record.key, True, "RST in TIME-WAIT"))
                 self._end_time_wait(record, sink, "RST in TIME-WAIT", segment)
-            case TimeWaitOutcome.REOPEN:
-                del self._time_wait[record.key]
-                self._end_time_wait(record, sink, "new SYN reopens the 4-tuple (RFC 9293 §3.6.1)", segment)
-                # "assigns its initial sequence number for the new connection to be larger
-                # than the largest sequence number it used on the previous connection
-                # incarnation" -- Linux adds 65535 + 2 to the old SND.NXT when it must.
-                self._receive_listen(segment, now, sink, min_iss=record.snd_nxt + 65537)
             case _:
                 assert_never(outcome)
 
@@ -466,7 +439,7 @@ class Listener:
 
     def _reset(self, segment: Segment, sink: Sink, why: str) -> None:
         if self.config.rst_unknown:
-            sink.send(segment.key, reset_for(segment), State.LISTEN, State.LISTEN, why=why)
+            sink.send(segment.key, reset_for(segment), State.LISTEN, why=why)
 
     def _open(self, syn: Segment, now: float, sink: Sink, min_iss: SeqNum | None) -> None:
         key = syn.key
@@ -485,20 +458,17 @@ class Listener:
             )
             cookie = self._cookies.make(key, syn.seq, peer_mss, now)
             self._cookies_valid_until = now + 2 * config.syn_cookie_period
-            sink.event(SegmentReceived(now, key, syn, State.LISTEN, State.LISTEN))
+            sink.event(SegmentReceived(now, key, syn, State.LISTEN))
             sink.event(SynCookie(now, key, False))
-            sink.send(
-                key, syn_ack_for(syn, cookie, config), State.LISTEN, State.LISTEN, why="SYN-ACK (SYN cookie)"
-            )
+            sink.send(key, syn_ack_for(syn, cookie, config), State.LISTEN, why="SYN-ACK (SYN cookie)")
             return
         iss = self._isn(key, now)
         if min_iss is not None and not iss > min_iss:
             iss = min_iss
-        mark = len(sink.output.events)
+        sink.event(SegmentReceived(now, key, syn, State.LISTEN))
         conn = Connection.passive_open(
             syn, iss=iss, config=config, now=now, app_factory=self._app_factory, sink=sink
         )
-        sink.output.events.insert(mark, SegmentReceived(now, key, syn, State.LISTEN, State.SYN_RECEIVED))
         self._connections[key] = conn
         self._half_open += 1
         self._half_open_peak = max(self._half_open_peak, self._half_open)
@@ -524,7 +494,7 @@ class Listener:
             # No RST: the cookie stays valid, the client retransmits and may find room.
             sink.drop(None, segment, DropReason.TABLE_FULL, "valid SYN cookie, but the table is full")
             return True
-        mark = len(sink.output.events)
+        sink.event(SegmentReceived(now, key, segment, State.LISTEN))
         sink.event(SynCookie(now, key, True))
         conn = Connection.from_cookie(
             segment,
@@ -536,14 +506,7 @@ class Listener:
             sink=sink,
         )
         self._connections[key] = conn
-        self._guarded(
-            conn,
-            sink,
-            functools.partial(conn.on_segment, segment, now, sink),
-            segment,
-            received_before=State.LISTEN,
-            received_mark=mark,
-        )
+        self._guarded(conn, sink, functools.partial(conn.on_segment, segment, now, sink), segment)
         return True
 
     # ------------------------------------------------------------------ accounting
