@@ -64,6 +64,7 @@ COMPILED = [
     "toolkit/l4kit/replay/jsontext.py",
     "toolkit/l4kit/core/config.py",
     "toolkit/l4kit/core/connection.py",
+    "toolkit/l4kit/core/stack.py",
     "toolkit/l4kit/core/listener.py",
     "toolkit/l4kit/core/reassembly.py",
     "toolkit/l4kit/core/isn.py",

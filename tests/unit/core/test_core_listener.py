@@ -6,7 +6,7 @@ import hashlib
 import itertools
 
 import pytest
-from core_trace import CLIENT, ISS, SERVER, Recorder, Trace, check_invariants, key_of
+from core_trace import CLIENT, ISS, SERVER, Recorder, ReplyApp, Trace, check_invariants, key_of
 
 from l4kit.checksum import ChecksumStatus
 from l4kit.core import (
@@ -116,7 +116,7 @@ def test_an_exception_in_the_application_resets_only_that_connection() -> None:
 def test_application_is_not_called_after_it_closed() -> None:
     calls: list[str] = []
 
-    class Closer:
+    class Closer(ReplyApp):
         def on_data(self, data: bytes) -> AppReply:
             calls.append("data")
             return AppReply(b"bye\n", close=True)

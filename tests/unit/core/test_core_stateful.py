@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core_trace import ISS, Trace, check_invariants
+from core_trace import ISS, ReplyApp, Trace, check_invariants
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -41,7 +41,7 @@ def stream(seq: int, length: int) -> bytes:
     return bytes(byte_at(seq + i) for i in range(length))
 
 
-class Talker:
+class Talker(ReplyApp):
     """Replies to some data and closes after a while, to exercise both directions."""
 
     def __init__(self) -> None:

@@ -3,22 +3,32 @@
 Segments and time go in, segments and events come out. Nothing here opens a
 socket, reads a clock, prints, or imports Scapy (enforced by import-linter).
 
-Public API (what drivers, notebooks and tests use)::
+Public API (what drivers, notebooks and tests use; ``docs/core-api.md`` has it all)::
 
-    from l4kit.core import Listener, ListenerConfig, StringServer, Routes, make_app_factory
+    from l4kit.core import Stack, StackConfig
     from l4kit.wire import Endpoint
 
+    stack = Stack(StackConfig(secret=os.urandom(32)))
+    server = stack.listen("10.0.0.1", 8888, backlog=16)      # a ListenSocket
+    client = stack.connect(Endpoint("10.0.0.2", 0), Endpoint("10.0.0.9", 80))
+    out = stack.flush(now)                 # -> Output(segments=[the SYN], events=[...])
+    out = stack.receive(segment, now)      # a segment from the wire
+    out = stack.tick(now)                  # when now >= stack.poll_at()
+    conn = server.accept()                 # BlockingIOError (EAGAIN) until one is ready
+    conn.send(b"hello"); conn.recv(4096); conn.shutdown(SHUT_WR); conn.close()
+
+    # the string server of `l4kit respond`: one listening socket, an application per connection
     listener = Listener(
         ListenerConfig(local=Endpoint("127.0.0.1", 8888), secret=os.urandom(32)),
         make_app_factory(Routes.default(), keep_open=False),
     )
-    out = listener.receive(segment, now)   # -> Output(segments=[...], events=[...])
-    out = listener.tick(now)               # when now >= listener.poll_at()
-    out = listener.shutdown(now)           # RST everything on the way out
-    listener.stats                         # ListenerStats for the exit summary
 
-* :class:`Listener` and :class:`ListenerStats` (``l4kit.core.listener``), :class:`ListenerConfig`
-  (``l4kit.core.config``)
+* :class:`Stack`, :class:`ListenSocket`, :class:`ListenerStats` (``l4kit.core.stack``),
+  :class:`Listener` (``l4kit.core.listener``), :class:`StackConfig` and
+  :class:`ListenerConfig` (``l4kit.core.config``)
+* :class:`Connection`, the socket of one connection, its :class:`ConnectionInfo`,
+  :func:`socket_error`, ``SHUT_RD``/``SHUT_WR``/``SHUT_RDWR``, the ``POLL*`` bits and
+  :data:`TRANSITIONS` (every legal state change) from ``l4kit.core.connection``
 * :class:`Output` and the events: :class:`SegmentReceived`, :class:`SegmentSent`,
   :class:`StateChanged`, :class:`DataReceived`, :class:`PeerClosed`,
   :class:`ConnectionReset`, :class:`SegmentDropped` (with a :class:`DropReason`),
@@ -26,8 +36,6 @@ Public API (what drivers, notebooks and tests use)::
 * :class:`State`, the RFC 9293 states (``l4kit.core.states``)
 * :class:`Application` / :class:`AppReply`, the seam for what runs on a connection (``l4kit.core.app``)
 * :class:`StringServer`, :class:`Routes`, :func:`make_app_factory` (``l4kit.core.server``)
-* :class:`ConnectionInfo` (a TCB snapshot) and :data:`TRANSITIONS` (every legal state
-  change) from ``l4kit.core.connection``, where the state machine lives
 * :class:`Rfc6528Isn` (the default ISN source) and :class:`SynCookies`
 """
 
@@ -45,20 +53,31 @@ if TYPE_CHECKING:
     from l4kit.core.isn import *
     from l4kit.core.listener import *
     from l4kit.core.server import *
+    from l4kit.core.stack import *
     from l4kit.core.states import *
     from l4kit.core.syncookies import *
 
 __all__ = [
     "DEFAULT_ROUTES_TOML",
+    "POLLERR",
+    "POLLHUP",
+    "POLLIN",
+    "POLLOUT",
+    "POLLRDHUP",
+    "SHUT_RD",
+    "SHUT_RDWR",
+    "SHUT_WR",
     "TRANSITIONS",
     "AppReply",
     "Application",
+    "Connection",
     "ConnectionClosed",
     "ConnectionInfo",
     "ConnectionReset",
     "DataReceived",
     "DropReason",
     "Event",
+    "ListenSocket",
     "Listener",
     "ListenerConfig",
     "ListenerStats",
@@ -69,6 +88,8 @@ __all__ = [
     "SegmentDropped",
     "SegmentReceived",
     "SegmentSent",
+    "Stack",
+    "StackConfig",
     "State",
     "StateChanged",
     "StringServer",
@@ -78,13 +99,25 @@ __all__ = [
     "TimerKind",
     "events",  # the module
     "make_app_factory",
+    "socket_error",
 ]
 
 # The names load on first use (PEP 562): ``l4kit replay`` needs only
 # ``l4kit.core.states``, and importing the whole state machine, the listener and the
 # string server for it is a noticeable part of a short command's start-up (about
 # 85 ms against 14 ms). A name is looked for in these modules, cheapest first.
-_MODULES = ("states", "app", "config", "events", "isn", "syncookies", "server", "connection", "listener")
+_MODULES = (
+    "states",
+    "app",
+    "config",
+    "events",
+    "isn",
+    "syncookies",
+    "server",
+    "connection",
+    "stack",
+    "listener",
+)
 
 
 def __getattr__(name: str) -> object:

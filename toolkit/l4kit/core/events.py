@@ -36,6 +36,7 @@ class DropReason(enum.Enum):
     CHALLENGE_ACK_LIMITED = "challenge-ack-rate-limited"  # RFC 5961 §7
     BAD_COOKIE = "bad-syn-cookie"  # an ACK to LISTEN whose cookie did not validate
     TABLE_FULL = "table-full"  # max connections reached
+    ACCEPT_QUEUE_FULL = "accept-queue-full"  # handshake ACK dropped: the listening socket's backlog is full
     OUT_OF_ORDER_FULL = "reassembly-full"  # out-of-order buffer bound reached
     NO_CONNECTION = "no-connection"  # non-SYN for an unknown 4-tuple (RST sent unless disabled)
     AFTER_CLOSE = "data-after-close"  # data after the application closed (RST sent)

@@ -1,4 +1,4 @@
-"""The listener: one local endpoint, a bounded table of connections.
+"""The listener: a :class:`~l4kit.core.stack.Stack` that answers one address and port.
 
 Drivers (live responder, replay --through-responder, notebooks) use what is
 declared here, in ``l4kit.core.events``, ``l4kit.core.app`` and ``l4kit.core.config``.
@@ -25,95 +25,24 @@ The defaults of every bound and timer, and why each was chosen, are in
 
 from __future__ import annotations
 
-import functools
-import heapq
-import itertools
-from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from types import MappingProxyType
-from typing import Final, assert_never
+from collections.abc import Callable
 
 from l4kit.checksum import ChecksumStatus
 from l4kit.core.app import Application
 from l4kit.core.config import ListenerConfig
-from l4kit.core.connection import (
-    DEFAULT_MSS_IPV4,
-    DEFAULT_MSS_IPV6,
-    Connection,
-    ConnectionInfo,
-    ListenAction,
-    Sink,
-    TimeWait,
-    TimeWaitOutcome,
-    listen_action,
-    malformed_detail,
-    reset_for,
-    state_changed,
-    syn_ack_for,
-)
-from l4kit.core.events import (
-    ConnectionClosed,
-    ConnectionReset,
-    DropReason,
-    Event,
-    Output,
-    SegmentDropped,
-    SegmentReceived,
-    SegmentSent,
-    StateChanged,
-    SynCookie,
-    TimerFired,
-    TimerKind,
-)
-from l4kit.core.isn import Rfc6528Isn
-from l4kit.core.states import State
-from l4kit.core.syncookies import SynCookies
-from l4kit.wire.flags import TcpFlags
+from l4kit.core.connection import ConnectionInfo
+from l4kit.core.events import DropReason, Event, Output, SegmentDropped
+from l4kit.core.stack import WILDCARDS, ListenerStats, Stack
 from l4kit.wire.segment import FourTuple, Segment
 from l4kit.wire.seqnum import SeqNum
 
-_WILDCARDS = frozenset({"0.0.0.0", "::"})
-_FIN: Final = int(TcpFlags.FIN)
-_SYN: Final = int(TcpFlags.SYN)
-_RST: Final = int(TcpFlags.RST)
 
-
-@dataclass(frozen=True, slots=True)
-class ListenerStats:
-    """Counters for the responder's exit summary (a snapshot; never updated in place)."""
-
-    connections_open: int  # in the table now (half-open included, TIME-WAIT not)
-    half_open: int  # SYN-RECEIVED now
-    half_open_peak: int  # the most SYN-RECEIVED at once so far (at max_half_open, cookies took over)
-    time_wait: int  # TIME-WAIT records now
-    connections_established: int  # total that reached ESTABLISHED (cookie ones included)
-    syn_cookies_sent: int
-    syn_cookies_accepted: int
-    segments_in: int
-    segments_out: int
-    retransmissions: int
-    resets_sent: int
-    resets_received: int  # RSTs from peers that closed a connection
-    time_wait_evicted: int  # TIME-WAIT records dropped early because max_time_wait was reached
-    internal_errors: int  # connections reset because of a bug in l4kit (should stay 0)
-    idle_closed: int  # connections closed (FIN) because nothing arrived for idle_timeout
-    idle_reset: int  # of those, and of connections already closing, the ones reset after another idle_timeout
-    drops: Mapping[DropReason, int] = field(default_factory=lambda: MappingProxyType({}))
-
-    @property
-    def drops_total(self) -> int:
-        return sum(self.drops.values())
-
-
-class Listener:
-    """Demultiplexes segments to connections by 4-tuple.
-
-    Time enters only as ``now`` (seconds, any monotonic origin). Every call returns
-    an :class:`Output`; ``poll_at()`` says when ``tick`` must be called next.
-    Nothing a peer sends can make these methods raise: a bug is contained to the
-    connection it happened in (reset, ``DropReason.INTERNAL_ERROR``).
-    """
+class Listener(Stack):
+    """A stack with one listening socket on ``config.local`` that gives every connection
+    its application from ``app_factory`` (what ``l4kit respond``, replay's
+    ``--through-responder`` and the notebooks run). A segment for another address or
+    port is dropped (``NOT_FOR_US``), not answered: the driver's capture filter may let
+    through traffic that belongs to the host's own TCP."""
 
     def __init__(
         self,
@@ -122,431 +51,28 @@ class Listener:
         *,
         isn: Callable[[FourTuple, float], SeqNum] | None = None,
     ) -> None:
-        self.config = config
-        self._app_factory = app_factory
-        self._isn: Callable[[FourTuple, float], SeqNum] = (
-            isn if isn is not None else Rfc6528Isn(config.secret)
-        )
-        self._cookies = SynCookies(config.secret, period=config.syn_cookie_period)
-        self._cookies_valid_until = float("-inf")
-        self._connections: dict[FourTuple, Connection] = {}
-        self._half_open = 0
-        self._half_open_peak = 0
-        self._time_wait: OrderedDict[FourTuple, TimeWait] = OrderedDict()  # oldest deadline first
-        self._heap: list[tuple[float, int, Connection]] = []
-        self._tiebreak = itertools.count()
-        self._wildcard = config.local.addr in _WILDCARDS
-        # counters
-        self._segments_in = 0
-        self._segments_out = 0
-        self._retransmissions = 0
-        self._resets_sent = 0
-        self._resets_received = 0
-        self._established = 0
-        self._cookies_sent = 0
-        self._cookies_accepted = 0
-        self._time_wait_evicted = 0
-        self._internal_errors = 0
-        self._idle_closed = 0
-        self._idle_reset = 0
-        self._drops: dict[DropReason, int] = {}
-
-    # ------------------------------------------------------------------ public API
+        super().__init__(config, isn=isn)
+        self.local = config.local
+        self._wildcard = config.local.addr in WILDCARDS
+        self.listen(config.local.addr, config.local.port, config.max_connections, app_factory=app_factory)
 
     def receive(self, segment: Segment, now: float) -> Output:
         """Process one received segment."""
-        out = Output()
-        self._segments_in += 1
-        try:
-            self._receive(segment, now, Sink(out, now))
-        except Exception as exc:  # a bug outside any connection: contain it, never raise to the driver
-            out = Output()
-            out.events.append(SegmentDropped(now, None, segment, DropReason.INTERNAL_ERROR, repr(exc)))
-        self._account(out)
-        return out
-
-    def tick(self, now: float) -> Output:
-        """Run due timers (retransmissions, persist probes, timeouts)."""
-        out = Output()
-        sink = Sink(out, now)
-        heap = self._heap
-        due: list[Connection] = []
-        while heap and heap[0][0] <= now:
-            deadline, _, conn = heapq.heappop(heap)
-            if conn.scheduled != deadline or self._connections.get(conn.key) is not conn:
-                continue  # stale: the deadline moved, or the connection is gone
-            conn.scheduled = None
-            due.append(conn)
-        # Each due connection runs once per call (collected first, so a timer that
-        # re-arms itself at or before ``now`` cannot keep this loop going).
-        for conn in due:
-            if self._connections.get(conn.key) is conn:
-                self._guarded(conn, sink, functools.partial(conn.on_timer, now, sink), None)
-        while self._time_wait:
-            record = next(iter(self._time_wait.values()))
-            if record.expires_at > now:
-                break
-            del self._time_wait[record.key]
-            sink.event(TimerFired(now, record.key, TimerKind.TIME_WAIT, State.TIME_WAIT))
-            self._end_time_wait(record, sink, "TIME-WAIT over (2*MSL)", None)
-        self._account(out)
-        return out
-
-    def poll_at(self) -> float | None:
-        """The earliest time ``tick`` has work to do, or None if no timer is armed."""
-        heap = self._heap
-        while heap:
-            deadline, _, conn = heap[0]
-            if conn.scheduled == deadline and self._connections.get(conn.key) is conn:
-                break
-            heapq.heappop(heap)
-        best = heap[0][0] if heap else None
-        if self._time_wait:
-            first = next(iter(self._time_wait.values())).expires_at
-            if best is None or first < best:
-                best = first
-        return best
-
-    def shutdown(self, now: float) -> Output:
-        """Abort every connection with RST (the responder is stopping)."""
-        out = Output()
-        sink = Sink(out, now)
-        for conn in list(self._connections.values()):
-            self._guarded(conn, sink, functools.partial(conn.abort, sink, "listener shut down"), None)
-        for record in list(self._time_wait.values()):
-            self._end_time_wait(record, sink, "listener shut down", None)
-        self._time_wait.clear()
-        self._heap.clear()
-        self._account(out)
-        return out
-
-    @property
-    def stats(self) -> ListenerStats:
-        return ListenerStats(
-            connections_open=len(self._connections),
-            half_open=self._half_open,
-            half_open_peak=self._half_open_peak,
-            time_wait=len(self._time_wait),
-            connections_established=self._established,
-            syn_cookies_sent=self._cookies_sent,
-            syn_cookies_accepted=self._cookies_accepted,
-            segments_in=self._segments_in,
-            segments_out=self._segments_out,
-            retransmissions=self._retransmissions,
-            resets_sent=self._resets_sent,
-            resets_received=self._resets_received,
-            time_wait_evicted=self._time_wait_evicted,
-            internal_errors=self._internal_errors,
-            idle_closed=self._idle_closed,
-            idle_reset=self._idle_reset,
-            drops=MappingProxyType(dict(self._drops)),
-        )
-
-    def connection_info(self, key: FourTuple) -> ConnectionInfo | None:
-        """A snapshot of the TCB for ``key`` (None if not in the table; TIME-WAIT is not)."""
-        conn = self._connections.get(key)
-        return conn.info() if conn is not None else None
-
-    def connections(self) -> Iterator[ConnectionInfo]:
-        """Snapshots of every connection in the table."""
-        return (conn.info() for conn in list(self._connections.values()))
-
-    def state_of(self, key: FourTuple) -> State:
-        """The RFC 9293 state of ``key`` from this side (LISTEN if unknown)."""
-        conn = self._connections.get(key)
-        if conn is not None:
-            return conn.state
-        if key in self._time_wait:
-            return State.TIME_WAIT
-        return State.LISTEN
-
-    # ------------------------------------------------------------------ receive
+        if segment.checksum is not ChecksumStatus.BAD and not self._for_us(segment):
+            out = self._begin(now)
+            self._segments_in += 1
+            self._sink.drop(None, segment, DropReason.NOT_FOR_US, f"to {segment.destination}")
+            self._end()
+            return out
+        return super().receive(segment, now)
 
     def _for_us(self, segment: Segment) -> bool:
-        local = self.config.local
+        local = self.local
         if segment.dport != local.port:
             return False
         if self._wildcard:
             return (":" in segment.dst) == (":" in local.addr)
         return segment.dst == local.addr
 
-    def _receive(self, segment: Segment, now: float, sink: Sink) -> None:
-        if segment.checksum is ChecksumStatus.BAD:
-            # A corrupt segment says nothing trustworthy, not even its 4-tuple (RFC 9293
-            # §3.1: a segment with a bad checksum is discarded). OFFLOADED is accepted.
-            sink.drop(None, segment, DropReason.BAD_CHECKSUM)
-            return
-        if not self._for_us(segment):
-            sink.drop(None, segment, DropReason.NOT_FOR_US, f"to {segment.destination}")
-            return
-        detail = malformed_detail(segment)
-        if detail is not None:
-            sink.drop(None, segment, DropReason.MALFORMED, detail)
-            return
-        key = segment.key
-        conn = self._connections.get(key)
-        if conn is not None:
-            sink.event(SegmentReceived(now, key, segment, conn.state))
-            self._guarded(conn, sink, functools.partial(conn.on_segment, segment, now, sink), segment)
-            return
-        record = self._time_wait.get(key)
-        if record is not None:
-            self._receive_time_wait(record, segment, now, sink)
-            return
-        self._receive_listen(segment, now, sink, min_iss=None)
 
-    def _guarded(
-        self, conn: Connection, sink: Sink, work: Callable[[], None], segment: Segment | None
-    ) -> None:
-        """Run ``work`` on ``conn``; on any exception reset the connection cleanly (h11's rule):
-        what the work produced is thrown away, the peer gets a RST."""
-        out = sink.output
-        mark_segments, mark_events = len(out.segments), len(out.events)
-        before = conn.state
-        was_half_open = before is State.SYN_RECEIVED
-        try:
-            work()
-        except Exception as exc:
-            del out.segments[mark_segments:]
-            del out.events[mark_events:]
-            self._internal_error(conn, exc, sink, segment, before)
-            if was_half_open:
-                self._half_open -= 1
-            return
-        self._settle(conn, was_half_open, sink)
-
-    def _internal_error(
-        self, conn: Connection, exc: Exception, sink: Sink, segment: Segment | None, before: State
-    ) -> None:
-        why = f"internal error: {type(exc).__name__}: {exc}"
-        self._internal_errors += 1
-        del self._connections[conn.key]
-        conn.scheduled = None
-        if segment is not None:
-            sink.drop(conn.key, segment, DropReason.INTERNAL_ERROR, why)
-        rst = conn.abort_segment()
-        sink.send(conn.key, rst, before, why="RST: internal error")
-        sink.event(state_changed(sink.now, conn.key, before, State.CLOSED, segment, why))
-        sink.event(ConnectionReset(sink.now, conn.key, False, why))
-        sink.event(ConnectionClosed(sink.now, conn.key, why, conn.bytes_in, conn.bytes_out))
-
-    def _settle(self, conn: Connection, was_half_open: bool, sink: Sink) -> None:
-        """Move ``conn`` to where its new state belongs: the table, TIME-WAIT, or nowhere."""
-        state = conn.state
-        if was_half_open and state is not State.SYN_RECEIVED:
-            self._half_open -= 1
-        match state:
-            case State.CLOSED | State.LISTEN:
-                del self._connections[conn.key]
-                conn.scheduled = None
-                sink.event(
-                    ConnectionClosed(sink.now, conn.key, conn.close_why, conn.bytes_in, conn.bytes_out)
-                )
-            case State.TIME_WAIT:
-                del self._connections[conn.key]
-                conn.scheduled = None
-                self._add_time_wait(TimeWait.of(conn, sink.now), sink)
-            case _:
-                self._schedule(conn)
-
-    def _schedule(self, conn: Connection) -> None:
-        deadline = conn.next_deadline()
-        if deadline == conn.scheduled:
-            return
-        conn.scheduled = deadline
-        if deadline is not None:
-            heapq.heappush(self._heap, (deadline, next(self._tiebreak), conn))
-            if len(self._heap) > 4 * len(self._connections) + 64:
-                self._heap = [
-                    (c.scheduled, next(self._tiebreak), c)
-                    for c in self._connections.values()
-                    if c.scheduled is not None
-                ]
-                heapq.heapify(self._heap)
-
-    def _add_time_wait(self, record: TimeWait, sink: Sink) -> None:
-        if self.config.max_time_wait == 0 or self.config.time_wait_timeout == 0:
-            self._end_time_wait(record, sink, "TIME-WAIT skipped (no room configured)", None)
-            return
-        while len(self._time_wait) >= self.config.max_time_wait:
-            _, oldest = self._time_wait.popitem(last=False)
-            self._time_wait_evicted += 1
-            self._end_time_wait(oldest, sink, "TIME-WAIT table full: oldest record dropped", None)
-        self._time_wait[record.key] = record
-
-    def _end_time_wait(self, record: TimeWait, sink: Sink, why: str, cause: Segment | None) -> None:
-        sink.event(state_changed(sink.now, record.key, State.TIME_WAIT, State.CLOSED, cause, why))
-        sink.event(ConnectionClosed(sink.now, record.key, why, record.bytes_in, record.bytes_out))
-
-    def _receive_time_wait(self, record: TimeWait, segment: Segment, now: float, sink: Sink) -> None:
-        if record.reopened_by(segment):
-            # The old incarnation ends; the SYN is LISTEN's (and the new connection's) to show.
-            del self._time_wait[record.key]
-            self._end_time_wait(record, sink, "new SYN reopens the 4-tuple (RFC 9293 §3.6.1)", segment)
-            # "assigns its initial sequence number for the new connection to be larger
-            # than the largest sequence number it used on the previous connection
-            # incarnation" -- Linux adds 65535 + 2 to the old SND.NXT when it must.
-            self._receive_listen(segment, now, sink, min_iss=record.snd_nxt + 65537)
-            return
-        sink.event(SegmentReceived(now, record.key, segment, State.TIME_WAIT))
-        outcome = record.on_segment(segment, now, sink)
-        match outcome:
-            case TimeWaitOutcome.STAY:
-                pass
-            case TimeWaitOutcome.RESTART:
-                record.expires_at = now + self.config.time_wait_timeout
-                self._time_wait.move_to_end(record.key)
-            case TimeWaitOutcome.CLOSED:
-                del self._time_wait[record.key]
-                sink.event(ConnectionReset(now, record.key, True, "RST in TIME-WAIT"))
-                self._end_time_wait(record, sink, "RST in TIME-WAIT", segment)
-            case _:
-                assert_never(outcome)
-
-    def _receive_listen(self, segment: Segment, now: float, sink: Sink, *, min_iss: SeqNum | None) -> None:
-        """LISTEN (RFC 9293 §3.10.7.2): no connection has this 4-tuple."""
-        action = listen_action(segment)
-        match action:
-            case ListenAction.IGNORE_RST:
-                # "An incoming RST should be ignored" -- and a RST is never answered with a RST.
-                sink.drop(None, segment, DropReason.RST_IN_LISTEN)
-            case ListenAction.RESET_ACK:
-                if self._try_cookie(segment, now, sink):
-                    return
-                reason = (
-                    DropReason.BAD_COOKIE
-                    if self._cookie_candidate(segment, now)
-                    else DropReason.NO_CONNECTION
-                )
-                sink.drop(None, segment, reason, "ACK for no connection")
-                self._reset(segment, sink, "RST: no such connection")
-            case ListenAction.OPEN:
-                self._open(segment, now, sink, min_iss)
-            case ListenAction.DROP_SYN_FIN:
-                sink.drop(None, segment, DropReason.MALFORMED, "SYN with FIN")
-            case ListenAction.DROP_OTHER:
-                if int(segment.flags) & _FIN or segment.payload:
-                    # Not a LISTEN matter in RFC 9293 (it drops these), but a FIN or data
-                    # for no connection is a peer that lost its state: the RST tells it so.
-                    sink.drop(None, segment, DropReason.NO_CONNECTION, "no ACK, no SYN")
-                    self._reset(segment, sink, "RST: no such connection")
-                else:
-                    sink.drop(
-                        None, segment, DropReason.FLAGLESS, f"flags {segment.flags.letters or '.'} in LISTEN"
-                    )
-            case _:
-                assert_never(action)
-
-    def _reset(self, segment: Segment, sink: Sink, why: str) -> None:
-        if self.config.rst_unknown:
-            sink.send(segment.key, reset_for(segment), State.LISTEN, why=why)
-
-    def _open(self, syn: Segment, now: float, sink: Sink, min_iss: SeqNum | None) -> None:
-        key = syn.key
-        config = self.config
-        if len(self._connections) >= config.max_connections:
-            sink.drop(None, syn, DropReason.TABLE_FULL, f"{len(self._connections)} connections")
-            return
-        if self._half_open >= config.max_half_open:
-            if not config.syn_cookies:
-                sink.drop(None, syn, DropReason.HALF_OPEN_FULL, f"{self._half_open} half-open")
-                return
-            # RFC 4987 §3.6: the half-open table is full, so the ISN carries the state.
-            # Without an MSS option the peer's MSS is the RFC 9293 §3.7.1 default.
-            peer_mss = (
-                syn.mss if syn.mss is not None else (DEFAULT_MSS_IPV6 if syn.is_ipv6 else DEFAULT_MSS_IPV4)
-            )
-            cookie = self._cookies.make(key, syn.seq, peer_mss, now)
-            self._cookies_valid_until = now + 2 * config.syn_cookie_period
-            sink.event(SegmentReceived(now, key, syn, State.LISTEN))
-            sink.event(SynCookie(now, key, False))
-            sink.send(key, syn_ack_for(syn, cookie, config), State.LISTEN, why="SYN-ACK (SYN cookie)")
-            return
-        iss = self._isn(key, now)
-        if min_iss is not None and not iss > min_iss:
-            iss = min_iss
-        sink.event(SegmentReceived(now, key, syn, State.LISTEN))
-        conn = Connection.passive_open(
-            syn, iss=iss, config=config, now=now, app_factory=self._app_factory, sink=sink
-        )
-        self._connections[key] = conn
-        self._half_open += 1
-        self._half_open_peak = max(self._half_open_peak, self._half_open)
-        self._schedule(conn)
-
-    def _cookie_candidate(self, segment: Segment, now: float) -> bool:
-        """Worth checking as a cookie: cookies are on, were sent lately, and it is a plain ACK."""
-        return (
-            self.config.syn_cookies
-            and now <= self._cookies_valid_until
-            and not int(segment.flags) & (_SYN | _RST)
-        )
-
-    def _try_cookie(self, segment: Segment, now: float, sink: Sink) -> bool:
-        """An ACK for no connection may complete a cookie handshake (RFC 4987 §3.6)."""
-        if not self._cookie_candidate(segment, now):
-            return False
-        key = segment.key
-        peer_mss = self._cookies.check(key, segment.ack - 1, segment.seq - 1, now)
-        if peer_mss is None:
-            return False
-        if len(self._connections) >= self.config.max_connections:
-            # No RST: the cookie stays valid, the client retransmits and may find room.
-            sink.drop(None, segment, DropReason.TABLE_FULL, "valid SYN cookie, but the table is full")
-            return True
-        sink.event(SegmentReceived(now, key, segment, State.LISTEN))
-        sink.event(SynCookie(now, key, True))
-        conn = Connection.from_cookie(
-            segment,
-            iss=segment.ack - 1,
-            peer_mss=peer_mss,
-            config=self.config,
-            now=now,
-            app_factory=self._app_factory,
-            sink=sink,
-        )
-        self._connections[key] = conn
-        self._guarded(conn, sink, functools.partial(conn.on_segment, segment, now, sink), segment)
-        return True
-
-    # ------------------------------------------------------------------ accounting
-
-    def _account(self, out: Output) -> None:
-        """Update the counters from what one call produced (one place, so a rolled-back
-        connection's events are never counted)."""
-        self._segments_out += len(out.segments)
-        for event in out.events:
-            kind = type(event)
-            if kind is SegmentSent:
-                assert isinstance(event, SegmentSent)
-                if event.retransmission:
-                    self._retransmissions += 1
-                if int(event.segment.flags) & _RST:
-                    self._resets_sent += 1
-            elif kind is SegmentDropped:
-                assert isinstance(event, SegmentDropped)
-                self._drops[event.reason] = self._drops.get(event.reason, 0) + 1
-            elif kind is StateChanged:
-                assert isinstance(event, StateChanged)
-                if event.after is State.ESTABLISHED:
-                    self._established += 1
-            elif kind is SynCookie:
-                assert isinstance(event, SynCookie)
-                if event.accepted:
-                    self._cookies_accepted += 1
-                else:
-                    self._cookies_sent += 1
-            elif kind is ConnectionReset:
-                assert isinstance(event, ConnectionReset)
-                if event.by_peer:
-                    self._resets_received += 1
-            elif kind is TimerFired:
-                assert isinstance(event, TimerFired)
-                if event.timer is TimerKind.IDLE:
-                    if event.attempt == 1:
-                        self._idle_closed += 1
-                    else:
-                        self._idle_reset += 1
-
-
-__all__ = ["ConnectionInfo", "Event", "Listener", "ListenerConfig", "ListenerStats"]
+__all__ = ["ConnectionInfo", "Event", "Listener", "ListenerConfig", "ListenerStats", "SegmentDropped"]

@@ -39,9 +39,12 @@ import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from l4kit.core.app import Application, AppReply
+
+if TYPE_CHECKING:
+    from l4kit.core.connection import Connection
 from l4kit.errors import ConfigError
 from l4kit.wire.segment import FourTuple
 
@@ -58,6 +61,7 @@ MAX_COMMAND_LENGTH: Final = 64
 MAX_REPLY_LENGTH: Final = 64 * 1024
 MAX_ROUTES: Final = 1000
 DEFAULT_MAX_LINE: Final = 1024
+RECEIVE_ALL: Final = 1 << 20  # a recv() limit above any receive buffer: take what is there
 
 
 def _printable(text: str, limit: int = 40) -> str:
@@ -165,7 +169,9 @@ class Routes:
 
 
 class StringServer:
-    """One instance per connection: lines in, replies out (an :class:`Application`)."""
+    """One instance per connection: lines in, replies out, on the socket API (an
+    :class:`Application`). :meth:`on_data` and :meth:`on_peer_closed` are the line logic,
+    as values; :meth:`on_readable` reads the connection, sends the answer and closes."""
 
     __slots__ = ("_buffer", "_closed", "keep_open", "max_line", "requests", "routes")
 
@@ -187,7 +193,22 @@ class StringServer:
         reply = self.routes.reply_for(command)
         return (reply if reply.endswith("\n") else reply + "\n").encode("utf-8")
 
+    def on_readable(self, conn: Connection) -> None:
+        # What is there to read, then the end of the stream if the peer closed: a request
+        # and its FIN may come in one segment (or be joined by reassembly).
+        while conn.readable:
+            data = conn.recv(RECEIVE_ALL)
+            reply = self.on_data(data) if data else self.on_peer_closed()
+            if reply.data:
+                conn.send(reply.data)
+            if reply.close:
+                conn.close()
+                return
+            if not data:
+                return
+
     def on_data(self, data: bytes) -> AppReply:
+        """What ``data`` (the next octets of the stream) asks for."""
         if self._closed:
             return AppReply()
         self._buffer += data
@@ -215,6 +236,7 @@ class StringServer:
         return AppReply(b"".join(replies), close=True)
 
     def on_peer_closed(self) -> AppReply:
+        """What to do at the end of the stream: answer an unterminated request, close."""
         if self._closed:
             return AppReply(close=True)
         self._closed = True
