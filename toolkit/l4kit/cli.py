@@ -142,6 +142,15 @@ def respond(  # noqa: PLR0917 - a Typer command: one parameter per option
             "if the peer has not finished as long again. 0: never.",
         ),
     ] = 60.0,
+    no_wscale: Annotated[
+        bool, typer.Option("--no-wscale", help="Take up no window scaling (RFC 7323) from clients.")
+    ] = False,
+    no_timestamps: Annotated[
+        bool, typer.Option("--no-timestamps", help="Take up no timestamps (RFC 7323: RTTM, PAWS).")
+    ] = False,
+    no_sack: Annotated[
+        bool, typer.Option("--no-sack", help="Take up no selective acknowledgments (RFC 2018).")
+    ] = False,
 ) -> None:
     """Answer TCP on [bold]--address[/]:[bold]--port[/] from userspace: handshake, string replies, close.
 
@@ -157,7 +166,7 @@ def respond(  # noqa: PLR0917 - a Typer command: one parameter per option
             quiet=quiet, verbose=verbose, max_conns=max_conns, max_half_open=max_half_open,
             no_firewall=no_firewall, sandbox=sandbox, codec=codec.value, duration=duration,
             firewall=firewall.value, rcvbuf=rcvbuf, synack_retries=synack_retries, retries=retries,
-            idle_timeout=idle_timeout,
+            idle_timeout=idle_timeout, no_wscale=no_wscale, no_timestamps=no_timestamps, no_sack=no_sack,
         )
     )  # fmt: skip
     raise typer.Exit(code)

@@ -95,6 +95,9 @@ class ResponderOptions:
     synack_retries: int = 5  # ListenerConfig.syn_ack_retries (Linux tcp_synack_retries)
     retries: int = 5  # ListenerConfig.max_retransmissions: data / FIN before a reset
     idle_timeout: float = 60.0  # ListenerConfig.idle_timeout; 0: never
+    window_scale: bool = True  # take up RFC 7323 window scaling (--no-wscale)
+    timestamps: bool = True  # take up RFC 7323 timestamps (--no-timestamps)
+    sack: bool = True  # take up RFC 2018 SACK (--no-sack)
 
 
 Sink = Callable[[Sequence[object]], None]
@@ -375,6 +378,9 @@ def run_responder(
             syn_ack_retries=options.synack_retries,
             max_retransmissions=options.retries,
             idle_timeout=options.idle_timeout or None,
+            window_scale=options.window_scale,
+            timestamps=options.timestamps,
+            sack=options.sack,
         ),
         app_factory,
     )

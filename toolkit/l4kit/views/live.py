@@ -1048,6 +1048,9 @@ class RespondRequest:
     synack_retries: int = 5
     retries: int = 5
     idle_timeout: float = 60.0
+    no_wscale: bool = False
+    no_timestamps: bool = False
+    no_sack: bool = False
 
     def child_args(self) -> list[str]:
         """The same options for the responder that ``--sandbox`` starts inside the
@@ -1069,6 +1072,9 @@ class RespondRequest:
             ("--quiet", self.quiet),
             ("--verbose", self.verbose),
             ("--no-firewall", self.no_firewall),
+            ("--no-wscale", self.no_wscale),
+            ("--no-timestamps", self.no_timestamps),
+            ("--no-sack", self.no_sack),
         ):
             if on:
                 args.append(flag)
@@ -1116,6 +1122,9 @@ def respond(request: RespondRequest) -> int:
         synack_retries=request.synack_retries,
         retries=request.retries,
         idle_timeout=request.idle_timeout,
+        window_scale=not request.no_wscale,
+        timestamps=not request.no_timestamps,
+        sack=not request.no_sack,
     )
     renderer = None if request.quiet else LiveRenderer(console, verbose=request.verbose)
 
