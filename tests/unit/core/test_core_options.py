@@ -72,7 +72,9 @@ def test_windows_are_scaled_both_ways() -> None:
     assert info is not None and info.snd_wnd == 512 << 7
     t.send(0.02, "PA", seq=1001, ack=ISS + 1, window=512, payload=b"toppage\n", options=ts(1020, 0))
     reply = t.recv("PA")
-    assert reply.window == (1 << 18) >> 3  # what the string server read is free again
+    # The 8 octets the string server read are free again, but the right edge moves on only
+    # by at least one MSS (receiver silly window avoidance, RFC 9293 §3.8.6.2.2).
+    assert reply.window == ((1 << 18) - 8) >> 3
 
 
 def test_timestamps_are_echoed_and_measure_the_rtt() -> None:
@@ -163,3 +165,26 @@ def test_an_active_open_takes_up_what_the_syn_ack_agrees_to() -> None:
     )  # fmt: skip
     assert info.send_mss == 1000 - 12 and info.snd_wnd == 8000
     assert info.srtt == pytest.approx(0.03, abs=0.002)  # from the echoed TSval
+
+
+def test_the_receiver_moves_its_right_edge_by_an_mss_or_more() -> None:
+    """Receiver silly window avoidance (RFC 9293 §3.8.6.2.2, MUST-39): the window offered
+    shrinks as unread data piles up; reading a little opens nothing, reading at least
+    min(half the buffer, one MSS) sends a window update at once."""
+    stack = Stack(StackConfig(secret=b"s", window=8192, idle_timeout=None), isn=lambda key, now: SeqNum(ISS))
+    listening = stack.listen("10.0.0.1", 80)
+    here, there = Endpoint("10.0.0.1", 80), Endpoint("10.0.0.2", 5000)
+    t = Trace()
+    syn = t.segment("S", seq=1000, options=[MaxSegmentSize(1000)], client=there, server=here)
+    stack.receive(syn, 0.0)
+    stack.receive(t.segment("A", seq=1001, ack=ISS + 1, client=there, server=here), 0.0)
+    conn = listening.accept()
+    [ack] = stack.receive(
+        t.segment("A", seq=1001, ack=ISS + 1, payload=b"a" * 5000, client=there, server=here), 0.1
+    ).segments
+    assert ack.window == 8192 - 5000  # nothing read yet
+    conn.recv(100)
+    assert stack.flush(0.2).segments == []  # 100 octets: no update
+    conn.recv(1000)
+    [update] = stack.flush(0.3).segments
+    assert update.window == 8192 - 3900 and update.ack == SeqNum(6001)

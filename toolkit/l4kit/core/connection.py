@@ -1031,9 +1031,13 @@ class Connection:
 
     def _advertise(self) -> int:
         """The window to put in a segment we send, moving the right edge on when there is
-        room (it never moves left: RFC 9293 §3.8.6, "shrinking the window" is discouraged)."""
-        edge = self.rcv_nxt_off + max(self.rcv_buffer_size - len(self.rcv_buf), 0)
-        self.rcv_adv_off = max(self.rcv_adv_off, edge)
+        room enough (it never moves left: RFC 9293 §3.8.6, SHLD-14)."""
+        free = self.rcv_buffer_size - len(self.rcv_buf)
+        # Receiver silly window avoidance (RFC 9293 §3.8.6.2.2, MUST-39): the right edge
+        # moves on only when that adds at least min(half the buffer, one MSS), so that the
+        # peer is never offered a sliver of window at a time.
+        if free - (self.rcv_adv_off - self.rcv_nxt_off) >= min(self.rcv_buffer_size // 2, self.send_mss):
+            self.rcv_adv_off = self.rcv_nxt_off + free
         # RFC 7323 §2.3: the field carries the window shifted right by our scale.
         return min((self.rcv_adv_off - self.rcv_nxt_off) >> self.rcv_shift, 65535)
 
