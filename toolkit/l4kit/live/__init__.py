@@ -2,7 +2,7 @@
 
 The sans-IO core (:mod:`l4kit.core`) decides what to send; this package moves
 frames between it and the kernel, and prepares the host so that the kernel's
-own TCP stays out of the way (DESIGN.md, "Linux loopback traps"):
+own TCP stays out of the way (docs/design.md, "The Linux loopback traps"):
 
 - :mod:`~l4kit.live.options`: ``respond``'s options, written once (the CLI, the
   sandboxed child's command line and the responder all read them from there).
@@ -22,7 +22,11 @@ own TCP stays out of the way (DESIGN.md, "Linux loopback traps"):
 - :mod:`~l4kit.live.responder`: the driver that owns the core's listener.
 - :mod:`~l4kit.live.sandbox`: run all of it inside a throw-away network namespace.
 - :mod:`~l4kit.live.doctor`: what the live commands need, checked.
+- :mod:`~l4kit.live.apps`: the string server the responder runs, on the embedded
+  routes or a routes file (Scapy-free, so that ``demo`` can ask it for the right reply).
+- :mod:`~l4kit.live.report`: what the live commands report, as plain values the
+  views can import without Scapy or the process machinery.
 
 Nothing here prints with Rich: events and the exit summary go to the caller
-(``l4kit.views.live`` renders them), so that the layers stay as DESIGN.md draws them.
+(``l4kit.views.live`` renders them), so that the layers stay as docs/design.md draws them.
 """
