@@ -179,7 +179,7 @@ def replay(  # noqa: PLR0917 - one parameter per command-line option
         str | None,
         typer.Option(
             metavar="tcp://SCHEDULER:8786",
-            help="Run on this Dask cluster (pip install 'l4kit[cluster]'; workers must see the captures).",
+            help="Run on this Dask cluster (pip install 'l4kit\\[cluster]'; workers must see the captures).",
             envvar="L4KIT_DASK",
         ),
     ] = None,
@@ -246,8 +246,12 @@ def demo(
     message: Annotated[str, typer.Option(help="The request the client sends.")] = "toppage",
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8888,
 ) -> None:
-    """Run the whole thing once: the responder in a throw-away namespace, `echo toppage | nc` against it,
-    the flag-transition table, a clean stop."""
+    """Run the whole thing once: responder, client, table, clean stop.
+
+    The responder runs in a throw-away network namespace, `echo toppage | nc` talks to it,
+    and its flag-transition table and exit summary are printed; the exit status is 0 only
+    if the client got the right reply.
+    """
     from l4kit.commands.demo import demo as run_demo
 
     raise typer.Exit(run_demo(message=message, port=port))
