@@ -1,8 +1,8 @@
 """Reference: the same string server as the standard library writes it, socketserver.ThreadingTCPServer.
 
 One thread per connection, the request line read with ``rfile.readline()``: the
-"plain kernel-socket Python server" most people would write, and most likely the
-kind issue 9 measured (about 4,500 connections/s, 0.2 ms). ``_kernel_server.py``
+"plain kernel-socket Python server" most people would write, and the kind the
+responder's target names (about 4,500 connections/s, 0.2 ms; docs/performance.md). ``_kernel_server.py``
 is the other reference: an inline accept loop, the fastest a Python server on the
 kernel's TCP can be for one request per connection.
 """

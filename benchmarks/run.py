@@ -113,8 +113,8 @@ def responder_rows(results: dict[str, bench_responder.Result]) -> list[Row]:
     fast, scapy, naive = results[r.L4KIT_FAST], results[r.L4KIT_SCAPY], results[r.NAIVE]
     rendered = results.get(r.L4KIT_RENDERED)
     rows = []
-    # Both kernel references carry the verdict: issue 9's "plain kernel-socket server,
-    # about 4,500 conn/s, 0.2 ms" matches the ThreadingTCPServer; the inline accept loop
+    # Both kernel references carry the verdict: the target's "plain kernel-socket server,
+    # about 4,500 conn/s, 0.2 ms" (docs/performance.md) matches the ThreadingTCPServer; the inline accept loop
     # is the fastest a Python server on the kernel's TCP can be.
     for ref, label, target in (
         (inline, "kernel inline loop", ">= 0.50"),
@@ -338,7 +338,7 @@ def replay_rows(results: list[ReplayResult]) -> list[Row]:
         ours, ref = get(L4KIT_REPLAY, size), get(TSHARK, size)
         one = get(L4KIT_REPLAY_ONE, size)
         ratio = paired_ratio(ours, ref)
-        for target, limit in (("<= 1.0 (issue 9)", 1.0), ("<= 2.0 (issue 6)", 2.0)):
+        for target, limit in (("<= 1.0", 1.0), ("<= 2.0", 2.0)):
             rows.append(
                 Row(
                     "replay",

@@ -123,7 +123,7 @@ def to_scapy(seg: Segment, *, ttl: int = 64, ip_id: int = 0) -> Packet:
 def to_frame(seg: Segment, *, src_mac: str, dst_mac: str, ttl: int = 64, ip_id: int = 0) -> Packet:
     """``Ether(src=src_mac, dst=dst_mac)/to_scapy(seg)``, for ``sendp`` on a layer-2 socket.
 
-    On Linux ``lo`` the destination must be ``00:00:00:00:00:00`` (DESIGN.md, loopback trap 3).
+    On Linux ``lo`` the destination must be ``00:00:00:00:00:00`` (docs/design.md, loopback trap 3).
     """
     return Ether(src=src_mac, dst=dst_mac) / to_scapy(seg, ttl=ttl, ip_id=ip_id)
 

@@ -8,7 +8,7 @@ The socket is opened with protocol 0: it can send, but receives nothing. A
 socket bound with ``ETH_P_ALL`` (Scapy's default) would get a copy of every
 frame on the interface queued into a buffer that nobody reads.
 
-Link addresses (DESIGN.md, trap 3): the source MAC is the interface's own; the
+Link addresses (docs/design.md, trap 3): the source MAC is the interface's own; the
 destination is the MAC the client's frames came from (learned per client IP
 address by the responder), falling back to the interface's own. On ``lo`` both
 are ``00:00:00:00:00:00``: a broadcast destination, Scapy's default, makes the
