@@ -236,9 +236,15 @@ class HostPreparation:
     """
 
     def __init__(
-        self, plan: HostPlan, *, store: StateStore | None = None, notice: Notice | None = None
+        self,
+        plan: HostPlan,
+        *,
+        store: StateStore | None = None,
+        notice: Notice | None = None,
+        tool: str = "l4kit respond",
     ) -> None:
         self.plan = plan
+        self.tool = tool
         self.store = store or StateStore()
         self.notice: Notice = notice or (lambda _msg: None)
         self.state: HostState | None = None
@@ -261,6 +267,7 @@ class HostPreparation:
                 pid_start=process_start_ticks(os.getpid()),
                 firewall=plan.firewall.to_state() if plan.firewall is not None else None,
                 sysctls_previous={key: read_sysctl(key) for key in plan.sysctls},
+                tool=self.tool,
             )
             # Intent first: if we die between here and the end of the block,
             # the file already says what to undo (undoing a change never made
@@ -296,7 +303,8 @@ class HostPreparation:
                 continue
             if other.alive:
                 raise ConfigError(
-                    f"another l4kit respond (pid {other.pid}) already answers on port {plan.port} "
+                    f"another {other.tool} (pid {other.pid}) already "
+                    f"{'answers on' if other.tool == 'l4kit respond' else 'uses'} port {plan.port} "
                     f"in network namespace {netns.name}"
                 )
             done = undo_state(self.store, other_path, other)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final, Protocol
 
 from l4kit.checksum import ChecksumStatus
 from l4kit.core import Event, Listener, ListenerConfig, Routes, make_app_factory
@@ -40,7 +40,22 @@ from l4kit.wire.packet import decode_packet
 from l4kit.wire.segment import Endpoint, FourTuple, Segment
 from l4kit.wire.seqnum import MASK, SeqNum
 
+if TYPE_CHECKING:
+    from l4kit.replay.model import ConnectionReport
+
 MAX_SEGMENTS: Final = 10_000  # per connection and direction: the comparison stays bounded
+
+
+class Collector(Protocol):
+    """What the replay engine hands each shown connection's packets to, in capture
+    order (``client_packet``/``server_packet`` with the IP packet's bytes), and the
+    connection's report when it is finished."""
+
+    def client_packet(self, t: float, frame: int, ip_packet: bytes) -> None: ...
+
+    def server_packet(self, t: float, frame: int, ip_packet: bytes) -> None: ...
+
+    def finish(self, report: ConnectionReport) -> None: ...
 
 
 def load_routes(path: str | None) -> Routes:
@@ -106,7 +121,7 @@ class ThroughResponder:
             return  # not a segment the responder would ever see
         self.client_segments.append((t, frame, segment))
 
-    def server_packet(self, frame: int, ip_packet: bytes) -> None:
+    def server_packet(self, t: float, frame: int, ip_packet: bytes) -> None:
         """A captured server-to-client packet (only what is compared is kept)."""
         try:
             segment = decode_packet(ip_packet)
@@ -160,6 +175,9 @@ class ThroughResponder:
             out += [(frame, row) for row in sent(listener.receive(segment, t).events)]
             last_frame = frame
         return out
+
+    def finish(self, report: ConnectionReport) -> None:
+        report.differences = self.differences()
 
     def differences(self) -> list[str]:
         """Where the responder's replies differ from the captured server's (empty: none)."""
