@@ -74,7 +74,8 @@ def liveplay(request: LiveplayRequest) -> int:
     host, port = parse_server(request.server)
     if request.timing not in ("fast", "asis"):
         raise ConfigError(f"--timing {request.timing}: use fast or asis", exit_code=EXIT_USAGE)
-    from l4kit.replay.liveplay import LiveplayReport, play_all, read_capture
+    from l4kit.replay.liveplay import LiveplayReport, play_all
+    from l4kit.replay.liveplay_capture import read_capture
 
     connections = read_capture(str(request.capture), streams=request.streams)
     from l4kit.live.client import Client

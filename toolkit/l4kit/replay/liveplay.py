@@ -6,7 +6,8 @@ connection that is gone. Liveplay does not rewrite packets. It opens a new
 connection with l4kit's own TCP (fresh ISNs, the live server's windows and ACKs)
 and plays the *application data* of the capture's client in the capture's turns:
 
-1. **Reading** (:class:`StreamCollector`, fed by the replay engine, so connection
+1. **Reading** (:class:`StreamCollector`, fed by the replay engine in
+   :func:`l4kit.replay.liveplay_capture.read_capture`, so connection
    ids are ``replay``'s and tshark's ``tcp.stream``): each direction's payload is
    reassembled in sequence-number order (a retransmission counts once; a hole the
    capture missed is noted and skipped) and cut into *turns*: the client's octets
@@ -35,7 +36,6 @@ responder core (:class:`l4kit.drivers.pipe.PipeClient`, ``replay
 from __future__ import annotations
 
 import contextlib
-import itertools
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -465,42 +465,3 @@ def play_all(
             for future in futures:
                 future.cancel()
             raise
-
-
-# ---------------------------------------------------------------- the capture's connections
-
-
-def read_capture(path: str, *, streams: Iterable[int] = ()) -> list[CapturedConnection]:
-    """Every TCP connection of the capture (or those whose ids are in ``streams``), cut
-    into turns, in id order. CaptureError (exit 2) for a file that is not a capture, an
-    unsupported link type, or a capture without TCP."""
-    from l4kit.errors import CaptureError
-    from l4kit.replay.capture import CaptureReader
-    from l4kit.replay.engine import Replayer
-    from l4kit.wire import link
-
-    wanted = set(streams)
-    found: list[CapturedConnection] = []
-
-    def collect(cid: int, client: tuple[str, int], server: tuple[str, int]) -> StreamCollector:
-        return StreamCollector(cid, client, server, found.append)
-
-    with CaptureReader(path) as capture:
-        frames = iter(capture)
-        first = next(frames, None)
-        if first is not None and not link.is_supported(first[2]):
-            raise CaptureError(f"{path}: unsupported link type {link.linktype_name(first[2])}", exit_code=2)
-        replayer = Replayer(
-            lambda _report: None, file=path, max_rows=1, collect=collect, time_digits=capture.time_digits
-        )
-        replayer.run(itertools.chain([first] if first else [], frames))
-        summary = replayer.finish()
-    if summary.connections == 0:
-        raise CaptureError(f"{path}: no TCP connection in the capture", exit_code=2)
-    missing = sorted(wanted - {c.id for c in found})
-    if missing:
-        raise CaptureError(
-            f"{path}: no connection {', '.join(map(str, missing))} (ids 0-{summary.connections - 1})",
-            exit_code=2,
-        )
-    return sorted((c for c in found if not wanted or c.id in wanted), key=lambda c: c.id)

@@ -9,7 +9,7 @@ and a live one print the same table.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from l4kit.core.states import State
 from l4kit.wire.flags import TcpFlags
@@ -130,6 +130,9 @@ class ConnectionReport:
     transitions: list[StateTransition] = field(default_factory=list)
     transitions_omitted: int = 0
     differences: list[str] | None = None  # --through-responder: None when not run
+    # --through-responder: the client's turns played against the responder's core as
+    # liveplay plays them (the keys of liveplay's JSON); None when not run
+    liveplay: dict[str, Any] | None = None
     time_digits: int = 9  # decimals the capture's timestamps have (CaptureReader.time_digits)
 
     @property
