@@ -101,6 +101,7 @@ def connect(request: ConnectRequest, *, stdout: BinaryIO | None = None) -> int:
     failure: str | None = None
     result = "closed"
     sent = received = 0
+    state = "CLOSED"
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGHUP)}
 
     def interrupted(signum: int, _frame: FrameType | None) -> None:
@@ -131,7 +132,7 @@ def connect(request: ConnectRequest, *, stdout: BinaryIO | None = None) -> int:
                 failure = f"no answer from {request.host} port {request.port} within {request.timeout:g} s"
             else:
                 result, failure = _exchange(sock, request, out)
-                sent, received = sock.sent, sock.received
+                sent, received, state = sock.sent, sock.received, str(sock.state)
             key, rows = client.history[-1] if client.history else (None, [])
     except _Interrupted:
         raise KeyboardInterrupt from None
@@ -140,7 +141,8 @@ def connect(request: ConnectRequest, *, stdout: BinaryIO | None = None) -> int:
             signal.signal(sig, handler)
     if request.fmt == "json":
         sys.stderr.write(
-            connect_json(key, rows, result=result, error=failure, sent=sent, received=received) + "\n"
+            connect_json(key, rows, result=result, error=failure, sent=sent, received=received, state=state)
+            + "\n"
         )
     elif key is not None:
         err.print(client_table(key, rows))

@@ -90,8 +90,10 @@ def connect_json(
     error: str | None,
     sent: int,
     received: int,
+    state: str | None = None,
 ) -> str:
-    """``l4kit connect --format json``: the connection, how it ended, its rows."""
+    """``l4kit connect --format json``: the connection, how it ended (``state``: the
+    connection's RFC 9293 state at the end; the last row's by default), its rows."""
     document = {
         "connection": {
             "client": None if key is None else str(key.local),
@@ -100,7 +102,7 @@ def connect_json(
             "error": error,
             "sent": sent,
             "received": received,
-            "state": str(rows[-1].after) if rows else None,
+            "state": state if state is not None else (str(rows[-1].after) if rows else None),
         },
         "transitions": [row_json(row) for row in client_rows(rows)],
     }
