@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,17 +25,28 @@ pytestmark = pytest.mark.live
 REQUEST = "GET /page.txt HTTP/1.0\r\nHost: test\r\n\r\n"
 PAGE = b"a page served by the kernel's TCP\n" * 40
 
-# A kernel client with the same request: what connect must print, byte for byte.
-KERNEL_CLIENT = """
-import socket, sys
-host, port, request = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode()
-s = socket.create_connection((host, port), timeout=10)
-s.sendall(request)
-s.shutdown(socket.SHUT_WR)
-data = b""
-while chunk := s.recv(65536):
-    data += chunk
-sys.stdout.buffer.write(data)
+# Kernel clients with the same request, one after the other until the file STOP appears
+# (at most 60 s): every distinct reply is written to DIR. http.server writes the time
+# in its Date header, so what connect prints must be one of the replies a kernel client
+# got while connect ran.
+KERNEL_CLIENTS = """
+import hashlib, os, socket, sys, time
+host, port, request, out, stop = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode(), sys.argv[4], sys.argv[5]
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline:
+    s = socket.create_connection((host, port), timeout=10)
+    s.sendall(request)
+    s.shutdown(socket.SHUT_WR)
+    data = b""
+    while chunk := s.recv(65536):
+        data += chunk
+    s.close()
+    with open(os.path.join(out, hashlib.sha256(data).hexdigest()), "wb") as f:
+        f.write(data)
+    open(os.path.join(out, "ready"), "w").close()
+    if os.path.exists(stop):
+        break
+    time.sleep(0.02)
 """
 
 # Wait (bounded) until a kernel socket on local port PORT is in STATE (0A: LISTEN,
@@ -88,12 +100,22 @@ def connect(ns: Namespace, *args: str, input: str | None = None) -> subprocess.C
     )  # fmt: skip
 
 
-def kernel_client(ns: Namespace, host: str, port: int) -> bytes:
-    done = subprocess.run(
-        ns.argv([sys.executable, "-c", KERNEL_CLIENT, host, str(port), REQUEST]),
-        capture_output=True, timeout=30, check=True, env=ns.env(),
-    )  # fmt: skip
-    return done.stdout
+def kernel_replies_around(ns: Namespace, host: str, port: int, tmp: Path, run: Any) -> tuple[Any, set[bytes]]:
+    """``run()`` while kernel clients fetch the same request over and over: its result,
+    and every reply the kernel clients got (before, during and after it)."""
+    out, stop = tmp / "kernel-replies", tmp / "stop"
+    out.mkdir()
+    clients = ns.popen([sys.executable, "-c", KERNEL_CLIENTS, host, str(port), REQUEST, str(out), str(stop)])
+    ns.python("import os, sys, time\n"
+              "deadline = time.monotonic() + 30\n"
+              "while not os.path.exists(sys.argv[1]) and time.monotonic() < deadline: time.sleep(0.01)\n",
+              str(out / "ready"))  # fmt: skip
+    try:
+        result = run()
+    finally:
+        stop.touch()
+        clients.wait(timeout=60)
+    return result, {path.read_bytes() for path in out.iterdir() if path.name != "ready"}
 
 
 def transitions(
@@ -105,21 +127,15 @@ def transitions(
 
 @pytest.mark.parametrize("address", ["127.0.0.1", "::1"])
 def test_connect_gets_the_whole_http_response_as_a_kernel_client_does(
-    netns: Namespace, site: Path, address: str
+    netns: Namespace, site: Path, address: str, tmp_path: Path
 ) -> None:
     http_server(netns, site, address, 8000)
     before = netns.host_snapshot()
-    # http.server writes the time in its Date header: the bytes equal those a kernel
-    # client gets in the same second. Kernel, l4kit, kernel: l4kit's equal one of them
-    # unless both ends of the run fall in other seconds; three rounds make that moot.
-    for _ in range(3):
-        first = kernel_client(netns, address, 8000)
-        result = connect(netns, address, "8000", "--send", REQUEST)
-        last = kernel_client(netns, address, 8000)
-        assert result.returncode == 0, result.stderr.decode()
-        if result.stdout in (first, last):
-            break
-    assert result.stdout in (first, last)
+    result, kernel = kernel_replies_around(
+        netns, address, 8000, tmp_path, lambda: connect(netns, address, "8000", "--send", REQUEST)
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout in kernel
     assert result.stdout.endswith(PAGE)
     assert result.stdout.startswith(b"HTTP/1.0 200 OK\r\n")
     table = result.stderr.decode()
@@ -162,6 +178,20 @@ def test_connect_to_a_closed_port_is_refused_in_one_line(netns: Namespace) -> No
     assert connection["result"] == "refused"
     assert [r["flags"] for r in rows] == ["S", "RA"]
     assert netns.host_snapshot() == before
+    assert netns.state_files() == []
+
+
+def test_source_port_is_used_and_a_port_in_use_is_one_line(netns: Namespace, site: Path) -> None:
+    http_server(netns, site, "127.0.0.1", 8000)
+    result = connect(netns, "127.0.0.1", "8000", "--send", REQUEST, "--source-port", "45678", "-f", "json")
+    assert result.returncode == 0, result.stderr.decode()
+    connection, _rows = transitions(result)
+    assert connection["client"] == "127.0.0.1:45678"
+    # The kernel's own listener holds port 8000: connect cannot take it as its source.
+    busy = connect(netns, "127.0.0.1", "8000", "--send", REQUEST, "--source-port", "8000")
+    assert busy.returncode == 1
+    lines = busy.stderr.decode().strip().splitlines()
+    assert lines == ["error: cannot reserve port 8000 on 127.0.0.1: Address already in use"]
     assert netns.state_files() == []
 
 

@@ -173,3 +173,24 @@ def test_play_all_in_parallel_and_the_json_keys() -> None:
         "first_difference", "state", "notes",
     }  # fmt: skip
     assert document["summary"]["completed"] == document["summary"]["identical"] == 4
+
+
+@pytest.mark.parametrize(("timing", "waits"), [("asis", True), ("fast", False)])
+def test_timing_asis_keeps_the_captured_gap_before_a_client_turn(
+    monkeypatch: pytest.MonkeyPatch, timing: str, waits: bool
+) -> None:
+    import l4kit.replay.liveplay as liveplay
+
+    # The capture's client sent its request 40 s after the SYN (packet times are 0, 1, 2 ...
+    # in collect(); this one is moved): asis sleeps about that long first, fast not at all.
+    captured = conversation(b"pong\n").captured
+    captured.turns[0].t = 40.0
+    slept: list[float] = []
+    monkeypatch.setattr(liveplay.time, "sleep", slept.append)
+    with PipeClient(responder(Routes.default())) as pipe:
+        result = play(captured, pipe, *S, timing=timing, timeout=1.0)
+    assert result.state == "completed" and result.identical
+    if waits:
+        assert len(slept) == 1 and 39.0 < slept[0] <= 40.0
+    else:
+        assert slept == []

@@ -102,6 +102,7 @@ def connect(request: ConnectRequest, *, stdout: BinaryIO | None = None) -> int:
     result = "closed"
     sent = received = 0
     state = "CLOSED"
+    broken: BaseException | None = None
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGHUP)}
 
     def interrupted(signum: int, _frame: FrameType | None) -> None:
@@ -116,6 +117,7 @@ def connect(request: ConnectRequest, *, stdout: BinaryIO | None = None) -> int:
             pcap=request.pcap,
             force=request.force,
             command="l4kit connect",
+            notice=lambda text: err.print(text, markup=False, soft_wrap=True),
         ) as client:
             try:
                 sock = client.connect(
@@ -134,6 +136,7 @@ def connect(request: ConnectRequest, *, stdout: BinaryIO | None = None) -> int:
                 result, failure = _exchange(sock, request, out)
                 sent, received, state = sock.sent, sock.received, str(sock.state)
             key, rows = client.history[-1] if client.history else (None, [])
+            broken = client.failure()
     except _Interrupted:
         raise KeyboardInterrupt from None
     finally:
@@ -147,6 +150,8 @@ def connect(request: ConnectRequest, *, stdout: BinaryIO | None = None) -> int:
     elif key is not None:
         err.print(client_table(key, rows))
     if failure is not None:
+        if broken is not None:
+            failure += f" (the sniffer failed: {type(broken).__name__}: {broken})"
         raise L4kitError(failure)
     return 0
 

@@ -83,7 +83,11 @@ def liveplay(request: LiveplayRequest) -> int:
 
     require_live_privileges("l4kit liveplay", firewall=True)
     with Client(
-        firewall=request.firewall, pcap=request.pcap, force=request.force, command="l4kit liveplay"
+        firewall=request.firewall,
+        pcap=request.pcap,
+        force=request.force,
+        command="l4kit liveplay",
+        notice=lambda text: print(text, file=sys.stderr),
     ) as client:
         results = play_all(
             connections,

@@ -134,6 +134,20 @@ class ClientSocket:
         finally:
             self._give_back()
 
+    def on_release(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` too when the socket is closed or aborted (after what it holds
+        is given back): a :func:`l4kit.live.connect` socket closes its own client so."""
+        first = self._release
+
+        def both() -> None:
+            try:
+                if first is not None:
+                    first()
+            finally:
+                callback()
+
+        self._release = both
+
     def _give_back(self) -> None:
         self._released = True
         if self._release is not None:

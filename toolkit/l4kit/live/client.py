@@ -52,6 +52,7 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -199,8 +200,10 @@ class Client:
         force: bool = False,
         config: StackConfig | None = None,
         command: str = "a live l4kit client",
+        notice: Callable[[str], None] | None = None,
     ) -> None:
         require_live_privileges(command, firewall=True)
+        self.notice = notice
         self.firewall = firewall
         self.command = command
         self.encode: FrameEncoder = frame_encoder(codec)
@@ -278,7 +281,9 @@ class Client:
         host = None
         try:
             host = HostPreparation(
-                plan_host(route.iface, local.addr, local.port, firewall=self.firewall), tool="l4kit connect"
+                plan_host(route.iface, local.addr, local.port, firewall=self.firewall),
+                tool="l4kit connect",
+                notice=self.notice,
             )
             host.__enter__()
             with self._setup:
@@ -454,16 +459,7 @@ def connect(
     except BaseException:
         client.close()
         raise
-    release = sock._release
-
-    def release_all() -> None:
-        try:
-            if release is not None:
-                release()
-        finally:
-            client.close()
-
-    sock._release = release_all
+    sock.on_release(client.close)
     return sock
 
 
