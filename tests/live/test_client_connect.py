@@ -326,3 +326,24 @@ def test_the_python_api_several_sockets_share_one_sniffer(netns: Namespace, site
     assert out["rows"][1] == ["SA", "SYN-SENT", "ESTABLISHED", True]
     assert out["state"] == "TIME-WAIT"
     assert netns.host_snapshot() == before
+
+
+def test_sigterm_restores_the_host_and_exits_130(netns: Namespace) -> None:
+    before = netns.host_snapshot()
+    server = netns.popen(
+        ["nc", "-l", "127.0.0.1", "9003"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    wait_socket(netns, 9003)
+    client = netns.popen(
+        [sys.executable, "-m", "l4kit", "connect", "127.0.0.1", "9003"],
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    wait_socket(netns, 9003, "01")
+    assert netns.host_snapshot() != before
+    client.send_signal(signal.SIGTERM)
+    _out, err = client.communicate(timeout=30)
+    assert client.returncode == 130, err
+    assert "Traceback" not in err
+    assert netns.host_snapshot() == before
+    assert netns.state_files() == []
+    server.kill()

@@ -4,6 +4,7 @@ through a sans-IO pipe to l4kit's own responder core (``l4kit.drivers.pipe``).""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from scapy.layers.inet import IP, TCP
@@ -11,6 +12,7 @@ from scapy.packet import Raw
 
 from l4kit.core import Listener, ListenerConfig, Routes, Stack, StackConfig, make_app_factory
 from l4kit.drivers.pipe import PipeClient
+from l4kit.errors import CaptureError
 from l4kit.replay.liveplay import (
     CLIENT,
     SERVER,
@@ -20,6 +22,7 @@ from l4kit.replay.liveplay import (
     play,
     play_all,
 )
+from l4kit.replay.liveplay_capture import read_capture
 from l4kit.views.client import client_rows, liveplay_json
 from l4kit.wire import Endpoint
 
@@ -101,8 +104,8 @@ def test_first_difference(live: bytes, captured: bytes, expected: int | None) ->
     assert first_difference(live, captured) == expected
 
 
-def responder(routes: Routes) -> Listener:
-    config = ListenerConfig(local=Endpoint(*S), secret=b"k" * 32)
+def responder(routes: Routes, local: tuple[str, int] = S) -> Listener:
+    config = ListenerConfig(local=Endpoint(*local), secret=b"k" * 32)
     return Listener(config, make_app_factory(routes, keep_open=False))
 
 
@@ -194,3 +197,34 @@ def test_timing_asis_keeps_the_captured_gap_before_a_client_turn(
         assert len(slept) == 1 and 39.0 < slept[0] <= 40.0
     else:
         assert slept == []
+
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+def test_read_capture_gives_replays_ids_and_the_turns() -> None:
+    # A capture of l4kit's responder on lo (tests/data/README.md): two connections.
+    connections = read_capture(str(DATA / "lo-l4kit-responder.pcap"))
+    assert [c.id for c in connections] == [0, 1]
+    first, second = connections
+    assert [(t.side, bytes(t.data)) for t in first.turns] == [
+        (CLIENT, b"toppage\n"),
+        (SERVER, b"hello world\n"),
+    ]
+    assert [bytes(t.data) for t in second.turns] == [
+        b"ping\nhelp\n",
+        b"pong\ncommands: help, ping, toppage\n",
+    ]
+    assert (first.client_end, first.server_end) == ("FIN", "FIN")
+    assert [c.id for c in read_capture(str(DATA / "lo-l4kit-responder.pcap"), streams=[1])] == [1]
+    with pytest.raises(CaptureError, match="no connection 5"):
+        read_capture(str(DATA / "lo-l4kit-responder.pcap"), streams=[5])
+
+
+def test_the_captured_responder_replays_identically_through_its_own_core() -> None:
+    # What replay --through-responder does per connection: both captured connections,
+    # played through the responder's core, get exactly the captured server's bytes.
+    connections = read_capture(str(DATA / "lo-l4kit-responder.pcap"))
+    with PipeClient(responder(Routes.default(), ("127.0.0.1", 8888))) as pipe:
+        results = play_all(connections, pipe, "127.0.0.1", 8888, timeout=1.0)
+    assert [(r.state, r.identical) for r in results] == [("completed", True), ("completed", True)]
