@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from l4kit.replay.liveplay import LiveplayReport, LiveplayResult
+    from l4kit.views.layout import FittedTable
 
 
 def client_rows(rows: Sequence[SegmentRow]) -> list[TransitionRow]:
@@ -63,7 +64,7 @@ def _relative(value: int, isn: int | None) -> int:
     return value if isn is None else (value - isn) % (1 << 32)
 
 
-def client_table(key: FourTuple, rows: Sequence[SegmentRow]) -> Table:
+def client_table(key: FourTuple, rows: Sequence[SegmentRow]) -> FittedTable:
     return transition_table(f"{key.local} → {key.remote}  (l4kit's client; its states)", client_rows(rows))
 
 
