@@ -2,9 +2,9 @@
 
 One thread per connection, the request line read with ``rfile.readline()``: the
 "plain kernel-socket Python server" most people would write, and the kind the
-responder's target names (about 4,500 connections/s, 0.2 ms; docs/performance.md). ``_kernel_server.py``
-is the other reference: an inline accept loop, the fastest a Python server on the
-kernel's TCP can be for one request per connection.
+responder's target names (about 4,500 connections/s, 0.2 ms; docs/performance.md).
+``_kernel_server.py`` is the other reference: an inline accept loop, the fastest a
+Python server on the kernel's TCP can be for one request per connection.
 """
 
 from __future__ import annotations

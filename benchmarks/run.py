@@ -24,7 +24,7 @@ Parts (each also runs on its own):
 - checksum (``bench_checksum.py``): l4kit's pure-Python Internet checksum against
   ``scapy.utils.checksum``.
 
-A target the issue set is marked ``met`` or ``MISSED``; nothing here is tuned to
+A target (docs/performance.md) is marked ``met`` or ``MISSED``; nothing here is tuned to
 pass: every reference is measured, and every figure is printed.
 """
 
@@ -114,8 +114,8 @@ def responder_rows(results: dict[str, bench_responder.Result]) -> list[Row]:
     rendered = results.get(r.L4KIT_RENDERED)
     rows = []
     # Both kernel references carry the verdict: the target's "plain kernel-socket server,
-    # about 4,500 conn/s, 0.2 ms" (docs/performance.md) matches the ThreadingTCPServer; the inline accept loop
-    # is the fastest a Python server on the kernel's TCP can be.
+    # about 4,500 conn/s, 0.2 ms" (docs/performance.md) matches the ThreadingTCPServer;
+    # the inline accept loop is the fastest a Python server on the kernel's TCP can be.
     for ref, label, target in (
         (inline, "kernel inline loop", ">= 0.50"),
         (threading_, "ThreadingTCPServer", ">= 0.50"),
