@@ -8,6 +8,7 @@ GitHub spells a heading's id.
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
@@ -99,3 +100,17 @@ def test_the_commands_reference_is_the_command_lines_help() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+PACKAGES = sorted(p.parent for p in (ROOT / "toolkit" / "l4kit").glob("*/__init__.py"))
+
+
+@pytest.mark.parametrize("package", PACKAGES, ids=lambda p: p.name)
+def test_each_package_docstring_names_every_module_of_it(package: Path) -> None:
+    """A reader starts at a package's docstring: a module it does not name is one they
+    will not find, and a docstring that lists what is not there any more misleads."""
+    docstring = ast.get_docstring(ast.parse((package / "__init__.py").read_text())) or ""
+    modules = {p.stem for p in package.glob("*.py")} - {"__init__"}
+    assert sorted(m for m in modules if not re.search(rf"\b{m}\b", docstring)) == []
+    named = set(re.findall(rf"l4kit\.{package.name}\.(\w+)", docstring))
+    assert sorted(named - modules) == []

@@ -22,4 +22,9 @@ The pipeline, one module a stage (docs/design.md, "Replay's pipeline"):
   :mod:`~l4kit.replay.cluster` between the tasks of a Dask cluster, both with the
   output of one process; :mod:`~l4kit.replay.responder` feeds the clients' segments
   to l4kit's own core (``--through-responder``).
+
+``l4kit liveplay`` reads captures through the same engine:
+:mod:`~l4kit.replay.liveplay_capture` cuts each connection into turns and
+:mod:`~l4kit.replay.liveplay` plays the client's turns again over real TCP and
+compares what the server answers.
 """
