@@ -19,7 +19,7 @@ import typer
 
 from l4kit import __version__
 from l4kit.errors import L4kitError
-from l4kit.live.options import RespondOptions, field_type, option_spec
+from l4kit.live.options import FIREWALL_HELP, FirewallBackend, RespondOptions, field_type, option_spec
 
 app = typer.Typer(
     name="l4kit",
@@ -228,12 +228,6 @@ class OutputFormat(enum.StrEnum):
     json = "json"
 
 
-class Firewall(enum.StrEnum):
-    auto = "auto"
-    nft = "nft"
-    iptables = "iptables"
-
-
 @app.command()
 def connect(  # noqa: PLR0917 - one parameter per command-line option
     host: Annotated[str, typer.Argument(help="The server: an IPv4 or IPv6 address, or a name.")],
@@ -268,9 +262,9 @@ def connect(  # noqa: PLR0917 - one parameter per command-line option
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --pcap file.")] = False,
     firewall: Annotated[
-        Firewall,
-        typer.Option(help="How the kernel's RST is dropped: nft (own table), iptables (own chain), auto."),
-    ] = Firewall.auto,
+        FirewallBackend,
+        typer.Option(help=FIREWALL_HELP),
+    ] = FirewallBackend.auto,
 ) -> None:
     """Connect to [bold]HOST[/] [bold]PORT[/] with l4kit's own TCP, like nc: send the input, half-close
     when it ends, print what the server sends.
@@ -337,9 +331,9 @@ def liveplay(  # noqa: PLR0917 - one parameter per command-line option
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --pcap file.")] = False,
     firewall: Annotated[
-        Firewall,
-        typer.Option(help="How the kernel's RST is dropped: nft (own table), iptables (own chain), auto."),
-    ] = Firewall.auto,
+        FirewallBackend,
+        typer.Option(help=FIREWALL_HELP),
+    ] = FirewallBackend.auto,
 ) -> None:
     """Play the client side of each captured TCP connection against a live server, with real TCP,
     and compare what the server sends with what the captured server sent.
