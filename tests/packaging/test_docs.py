@@ -1,8 +1,8 @@
 """The documentation holds together: every relative link resolves, anchors included, and the
 commands reference is the command line's own ``--help``.
 
-Links are checked in the README and every Markdown file under ``docs/``, ``benchmarks/`` and
-``notebooks/``. An anchor (``file.md#section``) must name a heading of that file, spelled as
+Links are checked in the README and every Markdown file under ``docs/``, ``benchmarks/``,
+``notebooks/`` and ``tests/``. An anchor (``file.md#section``) must name a heading of that file, spelled as
 GitHub spells a heading's id.
 """
 
@@ -19,9 +19,8 @@ from urllib.parse import unquote
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-MARKDOWN = sorted(
-    [ROOT / "README.md", *(p for d in ("docs", "benchmarks", "notebooks") for p in (ROOT / d).glob("*.md"))]
-)
+DOC_DIRS = ("docs", "benchmarks", "notebooks", "tests")
+MARKDOWN = sorted([ROOT / "README.md", *(p for d in DOC_DIRS for p in (ROOT / d).rglob("*.md"))])
 FENCE = re.compile(r"^(```|~~~).*?^\1", re.M | re.S)
 INLINE_CODE = re.compile(r"`[^`\n]*`")
 LINK = re.compile(r"!?\[(?:[^\[\]]|\[[^\]]*\])*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
