@@ -757,10 +757,7 @@ class Connection:
             conn.ts_recent = stamps.tsval
         conn.sack_ok = config_.sack and syn.sack_permitted
         conn._options_agreed(syn.mss, syn.is_ipv6)
-        conn.snd_nxt_off = 1
-        conn._rtt_probe = (1, now)
-        conn._send(sink, SYN_ACK, 0, options=conn._syn_options(now), why="SYN-ACK")
-        conn.retransmit_at = now + conn.rto
+        conn._send_syn(SYN_ACK, now, sink, "SYN-ACK")
         return conn
 
     @classmethod
@@ -793,11 +790,16 @@ class Connection:
         conn.rcv_shift = window_shift(conn.rcv_buffer_size) if config.window_scale else 0
         conn.ts_ok = config.timestamps
         conn.sack_ok = config.sack
-        conn.snd_nxt_off = 1
-        conn._rtt_probe = (1, now)
-        conn._send(sink, SYN, 0, options=conn._syn_options(now), why="SYN")
-        conn.retransmit_at = now + conn.rto
+        conn._send_syn(SYN, now, sink, "SYN")
         return conn
+
+    def _send_syn(self, flags: TcpFlags, now: float, sink: Sink, why: str) -> None:
+        """Our SYN (or SYN-ACK) with its options, timed for an RTT sample and retransmitted
+        until acknowledged: what both opens send first."""
+        self.snd_nxt_off = 1
+        self._rtt_probe = (1, now)
+        self._send(sink, flags, 0, options=self._syn_options(now), why=why)
+        self.retransmit_at = now + self.rto
 
     @classmethod
     def from_cookie(
