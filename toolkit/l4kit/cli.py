@@ -228,6 +228,11 @@ class OutputFormat(enum.StrEnum):
     json = "json"
 
 
+# The options every live client command takes alike.
+ForceOption = Annotated[bool, typer.Option("--force", help="Overwrite an existing --pcap file.")]
+FirewallOption = Annotated[FirewallBackend, typer.Option(help=FIREWALL_HELP)]
+
+
 @app.command()
 def connect(  # noqa: PLR0917 - one parameter per command-line option
     host: Annotated[str, typer.Argument(help="The server: an IPv4 or IPv6 address, or a name.")],
@@ -260,11 +265,8 @@ def connect(  # noqa: PLR0917 - one parameter per command-line option
             "through a symbolic link; an existing file only with --force)."
         ),
     ] = None,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --pcap file.")] = False,
-    firewall: Annotated[
-        FirewallBackend,
-        typer.Option(help=FIREWALL_HELP),
-    ] = FirewallBackend.auto,
+    force: ForceOption = False,
+    firewall: FirewallOption = FirewallBackend.auto,
 ) -> None:
     """Connect to [bold]HOST[/] [bold]PORT[/] with l4kit's own TCP, like nc: send the input, half-close
     when it ends, print what the server sends.
@@ -329,11 +331,8 @@ def liveplay(  # noqa: PLR0917 - one parameter per command-line option
         Path | None,
         typer.Option(help="Write every live frame in and out to this pcap file (a new file, mode 0600)."),
     ] = None,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --pcap file.")] = False,
-    firewall: Annotated[
-        FirewallBackend,
-        typer.Option(help=FIREWALL_HELP),
-    ] = FirewallBackend.auto,
+    force: ForceOption = False,
+    firewall: FirewallOption = FirewallBackend.auto,
 ) -> None:
     """Play the client side of each captured TCP connection against a live server, with real TCP,
     and compare what the server sends with what the captured server sent.
