@@ -1,6 +1,6 @@
 """The Scapy codec: a :class:`~l4kit.wire.segment.Segment` as ``IP()/TCP()/Raw`` layers, and back.
 
-This is the reference the product card names: what the responder builds and
+This is the reference codec, and what the responder builds by default and
 sends with ``sendp``, what a notebook shows. :func:`to_scapy` leaves the
 lengths and checksums to Scapy (fields left at ``None`` are computed when the
 packet is built), so Scapy computes them, independently of l4kit's checksum;
