@@ -8,6 +8,7 @@ Heavy imports (Scapy) happen inside the commands, so ``l4kit --help`` is fast.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import inspect
@@ -202,6 +203,11 @@ def replay(  # noqa: PLR0917 - one parameter per command-line option
     """
     from l4kit.commands.replay import run_replay
 
+    if format.value == "parquet" and not dask:
+        from l4kit.replay.parquet import skip_pandas_probe
+
+        with contextlib.suppress(L4kitError):  # no pyarrow: run_replay says how to install it
+            skip_pandas_probe()
     code = run_replay(
         [str(f) for f in files],
         fmt=format.value,
