@@ -1,6 +1,8 @@
-# l4kit in a container. The responder needs NET_RAW and NET_ADMIN:
+# l4kit in a container. The responder needs NET_RAW and NET_ADMIN, and lo's two loopback
+# sysctls set by docker run (a container's /proc/sys is read-only):
 #   docker build -t l4kit .
-#   docker run --rm -it --cap-add NET_RAW --cap-add NET_ADMIN l4kit
+#   docker run --rm -it --cap-add NET_RAW --cap-add NET_ADMIN \
+#     --sysctl net.ipv4.conf.lo.route_localnet=1 --sysctl net.ipv4.conf.lo.accept_local=1 l4kit
 # System packages come from the same list as the README commands and CI.
 
 # Stage 1: the wheel, with replay's per-packet modules compiled by mypyc (setup.py).

@@ -5,29 +5,21 @@ line, read the reply until the server closes, measure each connection.
     python _loadclient.py --port 8888 --concurrent 200 --parallel 50
 
 Prints one JSON object: count, errors, wrong replies, seconds, latencies (ms).
+The connections are made by the tests' load client (tests/loadclient.py), the
+one the live tests run; this script adds the warm-up and the benchmark's figures.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import socket
-import threading
-import time
+import sys
+from collections import Counter
+from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-def one(addr: tuple[str, int], request: bytes, expect: bytes, timeout: float) -> tuple[float, bool]:
-    t0 = time.perf_counter()
-    with socket.create_connection(addr, timeout=timeout) as s:
-        s.sendall(request)
-        chunks = []
-        while True:
-            b = s.recv(65536)
-            if not b:
-                break
-            chunks.append(b)
-    return (time.perf_counter() - t0) * 1000.0, b"".join(chunks) == expect
+from loadclient import exchange, run_clients
 
 
 def main() -> None:
@@ -45,50 +37,23 @@ def main() -> None:
     addr = (a.host, a.port)
     req, exp = a.request.encode(), a.expect.encode()
     for _ in range(a.warmup):
-        with contextlib.suppress(OSError):
-            one(addr, req, exp, a.timeout)
-    lat: list[float] = []
-    errors = wrong = 0
-    kinds: dict[str, int] = {}
-    lock = threading.Lock()
-
-    def run(n: int) -> None:
-        nonlocal errors, wrong
-        for _ in range(n):
-            try:
-                ms, ok = one(addr, req, exp, a.timeout)
-            except OSError as exc:
-                with lock:
-                    errors += 1
-                    kind = type(exc).__name__
-                    kinds[kind] = kinds.get(kind, 0) + 1
-                continue
-            with lock:
-                lat.append(ms)
-                wrong += not ok
-
-    t0 = time.perf_counter()
+        exchange(addr, req, a.timeout)
     if a.sequential:
-        run(a.sequential)
-        count = a.sequential
+        count, parallel = a.sequential, 1
     else:
-        count = a.concurrent
-        per, extra = divmod(a.concurrent, a.parallel)
-        threads = [threading.Thread(target=run, args=(per + (i < extra),)) for i in range(a.parallel)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    secs = time.perf_counter() - t0
+        count, parallel = a.concurrent, a.parallel
+    run = run_clients(addr, req, count, parallel=parallel, timeout=a.timeout)
+    ok = [e for e in run.exchanges if e.outcome == "ok"]
+    kinds = Counter(e.outcome for e in run.exchanges if e.outcome != "ok")
     print(
         json.dumps(
             {
                 "count": count,
-                "errors": errors,
-                "error_kinds": kinds,
-                "wrong": wrong,
-                "seconds": secs,
-                "latencies_ms": lat,
+                "errors": sum(kinds.values()),
+                "error_kinds": dict(kinds),
+                "wrong": sum(e.reply != exp for e in ok),
+                "seconds": run.seconds,
+                "latencies_ms": [e.seconds * 1000.0 for e in ok],
             }
         )
     )

@@ -11,8 +11,9 @@ always deleted afterwards, with whatever still runs inside killed.
   (never a sleep), returning a :class:`RunningResponder`, whose ``stop()`` first waits
   until the responder has read every frame queued for it (``settle``).
 - :class:`Tcpdump`: a capture of the namespace's ``lo`` that loses nothing.
-- ``ns.clients(count, request, parallel=N)``: kernel clients (Python sockets) with
-  bounded timeouts, ``parallel`` at a time; a :class:`ClientRun` counts what they got.
+- ``ns.clients(count, request, parallel=N)``: the load client (``tests/loadclient.py``,
+  Python sockets with bounded timeouts), ``parallel`` at a time; a :class:`ClientRun`
+  counts what they got.
 
 The fixtures that use these live in ``tests/live/conftest.py`` and
 ``tests/reliability/conftest.py``; ``tests`` is on ``sys.path`` (pyproject's
@@ -45,9 +46,13 @@ from scapy.error import Scapy_Exception
 from scapy.utils import RawPcapReader
 
 READY = re.compile(r"^listening on (\S+):(\d+) \((\S+)\)")
+# What respond sets (lo's own two) and what it must never touch (all, default), watched together.
 LOOPBACK_SYSCTL_KEYS = tuple(
-    f"net/ipv4/conf/{conf}/{name}" for name in ("route_localnet", "accept_local") for conf in ("all", "lo")
+    f"net/ipv4/conf/{conf}/{name}"
+    for name in ("route_localnet", "accept_local")
+    for conf in ("all", "default", "lo")
 )
+LOAD_CLIENT = Path(__file__).with_name("loadclient.py")
 _counter = itertools.count()
 
 
@@ -402,46 +407,6 @@ class Tcpdump:
         return int(match.group(1)) if match else 0
 
 
-# Kernel clients run inside the namespace (Namespace.clients, client_argv).
-# One request per connection, ``parallel`` threads at a time, each socket with a
-# timeout, so no client can hang the test: every outcome is reported.
-CLIENTS = r"""
-import base64, collections, concurrent.futures, json, socket, sys, time
-host, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-parallel, timeout = int(sys.argv[4]), float(sys.argv[5])
-request = base64.b64decode(sys.argv[6])
-progress_every = int(sys.argv[7]) if len(sys.argv) > 7 else 0
-
-def exchange(_i):
-    started = time.monotonic()
-    try:
-        with socket.create_connection((host, port), timeout=timeout) as s:
-            s.sendall(request)
-            chunks = []
-            while True:
-                data = s.recv(65536)
-                if not data:
-                    break
-                chunks.append(data)
-        return "ok", b"".join(chunks), time.monotonic() - started
-    except OSError as exc:
-        return type(exc).__name__, b"", time.monotonic() - started
-
-started = time.monotonic()
-results = []
-with concurrent.futures.ThreadPoolExecutor(parallel) as pool:
-    for i, result in enumerate(pool.map(exchange, range(count)), 1):
-        results.append(result)
-        if progress_every and i % progress_every == 0:
-            print(f"progress {i}", flush=True)
-elapsed = time.monotonic() - started
-replies = collections.Counter(base64.b64encode(r).decode() for kind, r, _ in results if kind == "ok")
-outcomes = collections.Counter(kind for kind, _, _ in results)
-print(json.dumps({"elapsed": elapsed, "outcomes": outcomes, "replies": replies,
-                  "slowest": max(t for _, _, t in results)}), flush=True)
-"""
-
-
 @dataclass
 class ClientRun:
     """What a client run reports: its seconds, each outcome's count (``ok`` or the
@@ -461,5 +426,9 @@ class ClientRun:
 
 def client_argv(count: int, request: bytes, *, parallel: int = 1, timeout: float = 20.0,
                 port: int = 8888, progress_every: int = 0) -> list[str]:  # fmt: skip
-    return [sys.executable, "-c", CLIENTS, "127.0.0.1", str(port), str(count), str(parallel), str(timeout),
-            base64.b64encode(request).decode(), str(progress_every)]  # fmt: skip
+    """The command line of the load client (tests/loadclient.py) run inside a namespace:
+    ``count`` connections, one ``request`` each, ``parallel`` at a time."""
+    return [sys.executable, str(LOAD_CLIENT), "--port", str(port), "--count", str(count),
+            "--parallel", str(parallel), "--timeout", str(timeout),
+            "--request-b64", base64.b64encode(request).decode(),
+            "--progress-every", str(progress_every)]  # fmt: skip

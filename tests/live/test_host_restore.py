@@ -20,15 +20,15 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.live
 
-ON = dict.fromkeys(
-    (
-        "net/ipv4/conf/all/route_localnet",
-        "net/ipv4/conf/lo/route_localnet",
-        "net/ipv4/conf/all/accept_local",
-        "net/ipv4/conf/lo/accept_local",
-    ),
-    "1",
-)
+# While respond runs: lo's own two sysctls on, all and default as a new namespace has them.
+ON = {
+    "net/ipv4/conf/all/route_localnet": "0",
+    "net/ipv4/conf/default/route_localnet": "0",
+    "net/ipv4/conf/lo/route_localnet": "1",
+    "net/ipv4/conf/all/accept_local": "0",
+    "net/ipv4/conf/default/accept_local": "0",
+    "net/ipv4/conf/lo/accept_local": "1",
+}
 
 
 def prepare_unrelated_state(ns: Namespace) -> None:
@@ -61,7 +61,8 @@ def test_rules_and_sysctls_exactly_as_before_after_a_signal(netns: Namespace, ba
     assert stat.S_IMODE(os.stat(state_file).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(state_file.parent).st_mode) == 0o700
     recorded = json.loads(state_file.read_text())
-    assert recorded["sysctls_previous"] == before["sysctls"]  # type: ignore[comparison-overlap]
+    sysctls_before: dict[str, str] = before["sysctls"]  # type: ignore[assignment]
+    assert recorded["sysctls_previous"] == {k: v for k, v in sysctls_before.items() if "/lo/" in k}
     assert recorded["pid"] == responder.process.pid
     assert_serves(netns)
     code, output = responder.stop(sig)
@@ -99,12 +100,12 @@ def test_after_sigkill_l4kit_cleanup_removes_the_leftovers(netns: Namespace) -> 
     dry = netns.l4kit("cleanup", "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert "would remove iptables chain L4KIT-8888" in dry.stdout
-    assert "would run sysctl -w net.ipv4.conf.all.route_localnet=0" in dry.stdout
+    assert "would run sysctl -w net.ipv4.conf.lo.route_localnet=0" in dry.stdout
     assert netns.host_snapshot() != before  # a dry run changes nothing
 
     done = netns.l4kit("cleanup")
     assert done.returncode == 0, done.stderr
-    assert "sysctl -w net.ipv4.conf.all.route_localnet=0" in done.stdout
+    assert "sysctl -w net.ipv4.conf.lo.route_localnet=0" in done.stdout
     assert netns.host_snapshot() == before
     assert netns.state_files() == []
     assert "nothing to clean up" in netns.l4kit("cleanup").stdout
@@ -126,7 +127,8 @@ def test_no_firewall_changes_nothing_and_prints_the_commands(netns: Namespace) -
     code, output = responder.stop()
     assert code == 0
     assert "nft 'add table inet l4kit_8888'" in output
-    assert "sysctl -w net.ipv4.conf.all.route_localnet=1" in output
+    assert "sysctl -w net.ipv4.conf.lo.route_localnet=1 net.ipv4.conf.lo.accept_local=1" in output
+    assert "conf.all." not in output and "conf.default." not in output
     # Without the rule the kernel refuses the client: the printed warning is real.
     refused = netns.python(
         "import socket\n"

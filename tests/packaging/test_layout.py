@@ -91,6 +91,36 @@ def test_readme_shows_the_docker_run_line_with_capabilities() -> None:
     assert re.search(r"docker run [^\n]*--cap-add NET_RAW[^\n]*--cap-add NET_ADMIN", text)
 
 
+def _docker_sysctls(text: str) -> list[set[str]]:
+    """The ``--sysctl`` flags of each ``docker run`` line (continued lines joined)."""
+    joined = re.sub(r"\\\n#?\s*", " ", text)
+    return [set(re.findall(r"--sysctl (\S+)", line)) for line in joined.splitlines() if "docker run" in line]
+
+
+def test_docker_run_lines_set_exactly_the_sysctls_respond_needs() -> None:
+    from l4kit.live.host import loopback_sysctls
+    from l4kit.live.system import sysctl_name
+
+    needed = {f"{sysctl_name(key)}={value}" for key, value in loopback_sysctls("lo", "127.0.0.1").items()}
+    assert needed == {"net.ipv4.conf.lo.route_localnet=1", "net.ipv4.conf.lo.accept_local=1"}
+    readme = (ROOT / "README.md").read_text()
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    for text in (readme, dockerfile):
+        lines = _docker_sysctls(text)
+        assert needed in lines, lines  # the line that starts the responder sets both
+        assert all(flags <= needed for flags in lines), lines  # and no line sets anything else
+
+
+def test_readme_privileges_names_exactly_what_respond_changes() -> None:
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Privileges") :]
+    section = section[: section.index("\n## ", 1)]
+    for needed in ("net.ipv4.conf.<iface>.route_localnet=1", "net.ipv4.conf.<iface>.accept_local=1",
+                   "never writes `all` or `default`", "inet l4kit_<port>", "L4KIT-<port>"):  # fmt: skip
+        assert needed in section, needed
+    assert not re.search(r"conf\.(all|default)\.\w+=1", section)  # nothing tells a user to set those
+
+
 def test_dockerfile_passes_hadolint() -> None:
     hadolint = shutil.which("hadolint") or str(Path(sys.executable).with_name("hadolint"))
     if not Path(hadolint).exists():

@@ -17,13 +17,13 @@ from typer.testing import CliRunner
 
 from l4kit.cli import app
 from l4kit.core.listener import ListenerConfig
-from l4kit.views.live import RespondRequest
+from l4kit.live.options import RespondOptions
 
 pytestmark = pytest.mark.reliability
 
 
 def test_retry_options_survive_the_sandbox_re_exec() -> None:
-    request = RespondRequest(synack_retries=2, retries=0)
+    request = RespondOptions(synack_retries=2, retries=0)
     command = typer.main.get_command(app).commands["respond"]  # type: ignore[attr-defined]
     params = command.make_context("respond", request.child_args()).params
     assert (params["synack_retries"], params["retries"]) == (2, 0)

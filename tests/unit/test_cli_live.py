@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,8 @@ import typer
 from typer.testing import CliRunner
 
 from l4kit.cli import app
-from l4kit.views.live import RespondRequest
+from l4kit.errors import ConfigError
+from l4kit.live.options import Codec, RespondOptions
 
 runner = CliRunner()
 
@@ -29,34 +31,67 @@ def test_respond_help_lists_the_live_options() -> None:
         assert option in result.output
 
 
+def _respond_command() -> typer.core.TyperCommand:
+    return typer.main.get_command(app).commands["respond"]  # type: ignore[attr-defined, no-any-return]
+
+
 @pytest.mark.parametrize(
-    "request_",
+    "options",
     [
-        RespondRequest(),
-        RespondRequest(
+        RespondOptions(),
+        RespondOptions(
             iface="veth0", port=9000, address="10.0.0.1", routes=Path("routes.toml"), keep_open=True,
             pcap=Path("/tmp/x.pcap"), quiet=True, max_conns=10, max_half_open=5, no_firewall=True,
-            codec="fast", duration=2.5, firewall="iptables", rcvbuf=4096,
+            codec="fast", duration=2.5, firewall="iptables", rcvbuf=4096, synack_retries=0, retries=20,
         ),
+        RespondOptions(verbose=True, sandbox=True, duration=0.1, codec=Codec.fast),
     ],
 )  # fmt: skip
-def test_sandbox_child_gets_the_same_options(request_: RespondRequest) -> None:
-    # Parse the child's arguments with the real CLI definition: every option survives
-    # the re-exec unchanged (paths made absolute), and --sandbox is not repeated.
-    command = typer.main.get_command(app).commands["respond"]  # type: ignore[attr-defined]
-    ctx = command.make_context("respond", request_.child_args())
-    params = ctx.params
-    assert params["sandbox"] is False
-    for name in ("iface", "port", "address", "keep_open", "quiet", "verbose", "max_conns", "max_half_open",
-                 "no_firewall", "duration", "rcvbuf"):  # fmt: skip
-        assert params[name] == getattr(request_, name), name
-    # The choices as typer hands them to the command: text (typer < 0.29) or the enum (a StrEnum).
-    assert str(params["codec"]) == request_.codec
-    assert str(params["firewall"]) == request_.firewall
-    for name in ("routes", "pcap"):
-        mine = getattr(request_, name)
-        theirs = params[name]  # text before typer 0.29, a Path from 0.29 on
-        assert (None if theirs is None else Path(theirs)) == (None if mine is None else mine.absolute())
+def test_sandbox_child_gets_the_same_options(options: RespondOptions) -> None:
+    # Parse the child's arguments with the real CLI definition and make the options
+    # object again from what typer hands the command: every field survives the re-exec
+    # (paths made absolute), and --sandbox is not repeated.
+    ctx = _respond_command().make_context("respond", options.child_args())
+    child = RespondOptions(**ctx.params)
+    expected = dataclasses.replace(
+        options,
+        sandbox=False,
+        routes=None if options.routes is None else options.routes.absolute(),
+        pcap=None if options.pcap is None else options.pcap.absolute(),
+    )
+    assert child == expected
+
+
+def test_the_command_has_one_option_per_field() -> None:
+    # The typer command is built from RespondOptions: the same names, defaults and help.
+    params = {p.name: p for p in _respond_command().params if p.name != "help"}
+    fields = {f.name: f for f in dataclasses.fields(RespondOptions)}
+    assert params.keys() == fields.keys()
+    for name, item in fields.items():
+        spec = item.metadata["option"]
+        assert params[name].default == item.default, name
+        assert tuple(params[name].opts) + tuple(params[name].secondary_opts) == spec.flags, name
+        assert params[name].help == spec.help, name
+    # Parsing no arguments gives the dataclass's defaults.
+    assert RespondOptions(**_respond_command().make_context("respond", []).params) == RespondOptions()
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"port": 0}, "--port 0: at least 1"),
+        ({"port": 70000}, "--port 70000: at most 65535"),
+        ({"retries": 21}, "--retries 21: at most 20"),
+        ({"codec": "slow"}, "--codec 'slow': not a valid value (one of scapy, fast)"),
+        ({"firewall": "pf"}, "--firewall 'pf': not a valid value (one of auto, nft, iptables)"),
+        ({"duration": -1.0}, "--duration -1.0: at least 0"),
+        ({"quiet": True, "verbose": True}, "--quiet and --verbose exclude each other"),
+    ],
+)
+def test_options_made_in_code_are_checked_as_the_command_line_is(values: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        RespondOptions(**values)
+    assert str(caught.value) == message
 
 
 def test_quiet_and_verbose_together_is_one_line() -> None:

@@ -7,6 +7,7 @@ inside a network namespace.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shlex
@@ -21,36 +22,53 @@ import pytest
 
 import l4kit.live.host as host
 from l4kit.errors import ConfigError, L4kitError
-from l4kit.live.host import (
-    HostPlan,
-    HostPreparation,
-    HostState,
-    IptablesFirewall,
-    NftFirewall,
-    StateStore,
-    current_netns,
-    loopback_sysctls,
-)
+from l4kit.live.firewall import IptablesFirewall, NftFirewall
+from l4kit.live.host import HostPlan, HostPreparation, loopback_sysctls
+from l4kit.live.state import HostState, StateStore
+from l4kit.live.system import Netns, current_netns, process_alive, process_start_ticks, sysctl_name
 
 KEYS = {
-    "net/ipv4/conf/all/route_localnet": "1",
     "net/ipv4/conf/lo/route_localnet": "1",
-    "net/ipv4/conf/all/accept_local": "1",
     "net/ipv4/conf/lo/accept_local": "1",
 }
 
 
-def test_loopback_sysctls_only_for_127_addresses() -> None:
+def test_loopback_sysctls_only_for_127_addresses_and_only_the_interfaces_own() -> None:
+    # Never net.ipv4.conf.all.* or default.*: all.route_localnet=1 would let neighbours on
+    # every other interface reach services bound to 127.0.0.1.
     assert loopback_sysctls("lo", "127.0.0.1") == KEYS
     assert loopback_sysctls("lo", "127.3.2.1") == KEYS
-    assert set(loopback_sysctls("veth0", "127.0.0.1")) == {
-        "net/ipv4/conf/all/route_localnet",
-        "net/ipv4/conf/veth0/route_localnet",
-        "net/ipv4/conf/all/accept_local",
-        "net/ipv4/conf/veth0/accept_local",
+    assert loopback_sysctls("veth0", "127.0.0.1") == {
+        "net/ipv4/conf/veth0/route_localnet": "1",
+        "net/ipv4/conf/veth0/accept_local": "1",
     }
     assert loopback_sysctls("eth0", "10.0.0.1") == {}
     assert loopback_sysctls("lo", "::1") == {}
+
+
+def test_sysctl_names_are_spelled_as_sysctl_spells_them() -> None:
+    assert sysctl_name("net/ipv4/conf/lo/route_localnet") == "net.ipv4.conf.lo.route_localnet"
+    # A dot in an interface name (a VLAN) is a slash in sysctl(8)'s notation.
+    assert sysctl_name("net/ipv4/conf/eth0.100/accept_local") == "net.ipv4.conf.eth0/100.accept_local"
+
+
+def test_a_read_only_proc_sys_hint_names_every_sysctl_needed(
+    tmp_path: Path, fakes: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _sysctls, firewall = fakes
+
+    def read_only(key: str, value: str) -> None:
+        raise L4kitError(f"cannot set sysctl {key}") from OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(host, "write_sysctl", read_only)
+    store = StateStore(tmp_path)
+    with pytest.raises(L4kitError) as caught, HostPreparation(_plan(firewall), store=store):
+        pass  # pragma: no cover - not reached
+    assert caught.value.hint == (
+        "in a container, set them when starting it: docker run "
+        "--sysctl net.ipv4.conf.lo.route_localnet=1 --sysctl net.ipv4.conf.lo.accept_local=1"
+    )
+    assert store.records() == [] and not firewall.installed
 
 
 def test_nft_rule_matches_only_rst_from_the_responders_address_and_port() -> None:
@@ -84,7 +102,7 @@ def test_iptables_commands_use_a_chain_of_their_own_and_a_tagged_jump() -> None:
 
 def test_state_round_trips_through_json() -> None:
     state = HostState(
-        netns=host.Netns(4026531840, "host"),
+        netns=Netns(4026531840, "host"),
         port=8888,
         iface="lo",
         address="127.0.0.1",
@@ -164,8 +182,8 @@ def fakes(monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, str], FakeFirewall
     monkeypatch.setattr(host, "read_sysctl", lambda key: sysctls[key])
     monkeypatch.setattr(host, "write_sysctl", sysctls.__setitem__)
     monkeypatch.setattr(host, "firewall_from_state", lambda data: firewall)
-    monkeypatch.setattr(host, "_nft_leftover_tables", lambda: [])
-    monkeypatch.setattr(host, "_iptables_leftover_chains", lambda binary: [])
+    monkeypatch.setattr(host, "nft_leftover_tables", lambda: [])
+    monkeypatch.setattr(host, "iptables_leftover_chains", lambda binary: [])
     monkeypatch.setattr(host, "named_netns", lambda: [])
     return sysctls, firewall
 
@@ -183,7 +201,7 @@ def _state(
         iface="lo",
         address="127.0.0.1",
         pid=pid,
-        pid_start=host.process_start_ticks(pid),
+        pid_start=process_start_ticks(pid),
         firewall={"backend": "fake", "address": "127.0.0.1", "port": port},
         sysctls_previous=dict(previous or {}),
     )
@@ -324,7 +342,7 @@ def test_cleanup_undoes_dead_runs_and_leaves_live_ones(tmp_path: Path, fakes: An
 def test_cleanup_forgets_state_of_a_namespace_that_is_gone(tmp_path: Path, fakes: Any) -> None:
     store = StateStore(tmp_path)
     state = _state(store, pid=_dead_pid())
-    state.netns = host.Netns(1, "l4t-gone")  # inode 1 is never a network namespace
+    state.netns = Netns(1, "l4t-gone")  # inode 1 is never a network namespace
     path = store.write(state)
     report = host.cleanup(store=store)
     assert not path.exists()
@@ -341,8 +359,8 @@ def test_unreadable_state_file_is_removed(tmp_path: Path, fakes: Any) -> None:
 
 
 def test_process_start_ticks_tell_a_reused_pid_apart() -> None:
-    me = host.process_start_ticks(os.getpid())
+    me = process_start_ticks(os.getpid())
     assert me is not None
-    assert host.process_alive(os.getpid(), me)
-    assert not host.process_alive(os.getpid(), me + 1)
-    assert not host.process_alive(_dead_pid(), None)
+    assert process_alive(os.getpid(), me)
+    assert not process_alive(os.getpid(), me + 1)
+    assert not process_alive(_dead_pid(), None)

@@ -25,8 +25,8 @@ from pathlib import Path
 import pytest
 from test_replay_support import DATA
 
+from l4kit.commands.replay import JOBS_ENV, replay_jobs, run_replay
 from l4kit.replay import parallel
-from l4kit.views.replay import JOBS_ENV, replay_jobs, run_replay
 from l4kit.wire import Segment, SeqNum, TcpFlags
 from l4kit.wire.options import MaxSegmentSize, WindowScale
 from l4kit.wire.packet import encode_packet
@@ -233,11 +233,13 @@ def test_the_jobs_option_gives_the_same_output(capture):
 def test_the_jobs_option_reaches_the_replay(capture, monkeypatch):
     from typer.testing import CliRunner
 
-    import l4kit.views.replay as replay_view
+    import l4kit.commands.replay as replay_command
     from l4kit.cli import app
 
     seen: list[object] = []
-    monkeypatch.setattr(replay_view, "run_replay", lambda file, **options: seen.append(options["jobs"]) or 0)
+    monkeypatch.setattr(
+        replay_command, "run_replay", lambda file, **options: seen.append(options["jobs"]) or 0
+    )
     monkeypatch.delenv(JOBS_ENV, raising=False)
     runner = CliRunner()
     for args, expected in ((["-j", "3"], 3), (["--jobs", "1"], 1), ([], None)):

@@ -12,13 +12,13 @@ from hypothesis import strategies as st
 from rich.console import Console
 from test_replay_support import DATA, Conv, needs_tshark, replay, tshark_fields, write
 
+from l4kit.commands.replay import run_replay
 from l4kit.mermaid import mermaid_escape
 from l4kit.replay.jsontext import JSON_SCHEMA, connection_json
 from l4kit.views.replay import (
     MermaidWriter,
     Stepper,
     TableCollector,
-    run_replay,
     transition_rows,
 )
 

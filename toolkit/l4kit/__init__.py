@@ -5,7 +5,8 @@ A userspace TCP responder (``l4kit respond``), a capture analyser
 
 Layers, from the bottom (see DESIGN.md; enforced by import-linter):
 
-    errors, checksum  <-  wire  <-  core  <-  codecs, live, replay, notebook  <-  views, cli
+    errors, checksum  <-  wire  <-  core  <-  codecs  <-  live, replay, notebook
+        <-  views  <-  commands  <-  cli
 """
 
 __version__ = "0.1.0"

@@ -1,4 +1,5 @@
-"""The ``l4kit`` command line: thin commands that hand work to plain functions.
+"""The ``l4kit`` command line: the Typer app, whose commands hand their options
+to :mod:`l4kit.commands`.
 
 One error boundary (:func:`main`): an :class:`~l4kit.errors.L4kitError` becomes
 one Rich error line on stderr and its exit code; Ctrl-C exits 130 quietly.
@@ -7,15 +8,18 @@ Heavy imports (Scapy) happen inside the commands, so ``l4kit --help`` is fast.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import inspect
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 
 from l4kit import __version__
 from l4kit.errors import L4kitError
+from l4kit.live.options import RespondOptions, field_type, option_spec
 
 app = typer.Typer(
     name="l4kit",
@@ -28,17 +32,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
-
-
-class Codec(enum.StrEnum):
-    scapy = "scapy"
-    fast = "fast"
-
-
-class FirewallBackend(enum.StrEnum):
-    auto = "auto"
-    nft = "nft"
-    iptables = "iptables"
 
 
 class ReplayFormat(enum.StrEnum):
@@ -63,95 +56,46 @@ def _root(
     """TCP at layer 4, in the open."""
 
 
-@app.command()
-def respond(  # noqa: PLR0917 - a Typer command: one parameter per option
-    iface: Annotated[str, typer.Option(help="Interface to sniff and send on.", envvar="L4KIT_IFACE")] = "lo",
-    port: Annotated[
-        int, typer.Option(min=1, max=65535, help="TCP port to answer on.", envvar="L4KIT_PORT")
-    ] = 8888,
-    address: Annotated[
-        str, typer.Option(help="IP address to answer on (must be on the interface).", envvar="L4KIT_ADDRESS")
-    ] = "127.0.0.1",
-    routes: Annotated[
-        Path | None,
-        typer.Option(
-            help='TOML file of command = "reply" routes (default: toppage, ping, help).',
-            exists=False,
-            dir_okay=False,
-        ),
-    ] = None,
-    keep_open: Annotated[
-        bool, typer.Option("--keep-open", help="Keep each connection open until the client closes it.")
-    ] = False,
-    pcap: Annotated[Path | None, typer.Option(help="Write every frame in and out to this pcap file.")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the exit summary.")] = False,
-    verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Also show drops and timers as they happen.")
-    ] = False,
-    max_conns: Annotated[int, typer.Option(min=1, help="Most connections held at once.")] = 1024,
-    max_half_open: Annotated[
-        int,
-        typer.Option(min=1, help="Most half-open (SYN-RECEIVED) connections before SYN cookies take over."),
-    ] = 256,
-    no_firewall: Annotated[
-        bool,
-        typer.Option("--no-firewall", help="Change no firewall rule or sysctl; print what would be needed."),
-    ] = False,
-    sandbox: Annotated[
-        bool, typer.Option("--sandbox", help="Run in a throw-away network namespace (host left untouched).")
-    ] = False,
-    codec: Annotated[
-        Codec, typer.Option(help="How replies are built: Scapy layers or the struct codec.")
-    ] = Codec.scapy,
-    duration: Annotated[
-        float | None, typer.Option(min=0, help="Stop by itself after this many seconds.")
-    ] = None,
-    firewall: Annotated[
-        FirewallBackend,
-        typer.Option(help="How the kernel's RST is dropped: nft (own table), iptables (own chain), auto."),
-    ] = FirewallBackend.auto,
-    rcvbuf: Annotated[
-        int,
-        typer.Option(
-            min=1, help="Sniffer socket receive buffer in bytes (kernel drops beyond it are counted)."
-        ),
-    ] = 16 * 1024 * 1024,
-    synack_retries: Annotated[
-        int,
-        typer.Option(
-            min=0,
-            max=20,
-            help="SYN-ACK retransmissions (after 1, 2, 4 ... s) before a silent half-open connection "
-            "is dropped (Linux tcp_synack_retries).",
-        ),
-    ] = 5,
-    retries: Annotated[
-        int,
-        typer.Option(
-            min=0,
-            max=20,
-            help="Retransmissions of unacknowledged data or FIN (RFC 6298 backoff) before the "
-            "connection is reset.",
-        ),
-    ] = 5,
-) -> None:
+def _respond(**values: Any) -> None:
     """Answer TCP on [bold]--address[/]:[bold]--port[/] from userspace: handshake, string replies, close.
 
     Needs root (CAP_NET_RAW for the packet socket, CAP_NET_ADMIN for the rule that
     stops the kernel's RST and for the loopback sysctls). Everything it changes is
     restored on exit; [bold]l4kit cleanup[/] removes leftovers of a killed run.
     """
-    from l4kit.views import live as live_view
+    from l4kit.commands.respond import respond as run_respond
 
-    code = live_view.respond(
-        live_view.RespondRequest(
-            iface=iface, port=port, address=address, routes=routes, keep_open=keep_open, pcap=pcap,
-            quiet=quiet, verbose=verbose, max_conns=max_conns, max_half_open=max_half_open,
-            no_firewall=no_firewall, sandbox=sandbox, codec=codec.value, duration=duration,
-            firewall=firewall.value, rcvbuf=rcvbuf, synack_retries=synack_retries, retries=retries,
+    raise typer.Exit(run_respond(RespondOptions(**values)))
+
+
+def _option_parameters(options: type[Any]) -> inspect.Signature:
+    """A Typer signature made from an options dataclass (:mod:`l4kit.live.options`):
+    one keyword parameter per field, its type, default, flags, help and bounds."""
+    parameters = []
+    for item in dataclasses.fields(options):
+        spec = option_spec(item)
+        info = typer.Option(
+            *spec.flags,
+            help=spec.help,
+            envvar=spec.envvar,
+            min=spec.min,
+            max=spec.max,
+            dir_okay=spec.dir_okay,
+            show_default=item.default is not None and item.default is not False,
         )
-    )  # fmt: skip
-    raise typer.Exit(code)
+        parameters.append(
+            inspect.Parameter(
+                item.name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=item.default,
+                annotation=Annotated[field_type(item.name), info],
+            )
+        )
+    return inspect.Signature(parameters, return_annotation=None)
+
+
+_respond.__signature__ = _option_parameters(RespondOptions)  # type: ignore[attr-defined]
+app.command("respond")(_respond)
 
 
 @app.command()
@@ -201,7 +145,7 @@ def replay(  # noqa: PLR0917 - one parameter per command-line option
     (missing, not a capture, unsupported link type, bad filter); 3 when it was cut
     short (everything before the cut is shown).
     """
-    from l4kit.views.replay import run_replay
+    from l4kit.commands.replay import run_replay
 
     code = run_replay(
         str(file),
@@ -224,17 +168,17 @@ def cleanup(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show what would be removed.")] = False,
 ) -> None:
     """Remove firewall rules and restore sysctls left behind by a killed responder."""
-    from l4kit.views import live as live_view
+    from l4kit.commands.cleanup import cleanup as run_cleanup
 
-    raise typer.Exit(live_view.cleanup(dry_run=dry_run))
+    raise typer.Exit(run_cleanup(dry_run=dry_run))
 
 
 @app.command()
 def doctor() -> None:
     """Check what the live commands need (privileges, tcpdump, nft/iptables, ip netns) and how to fix it."""
-    from l4kit.views import live as live_view
+    from l4kit.commands.doctor import doctor as run_doctor
 
-    raise typer.Exit(live_view.doctor())
+    raise typer.Exit(run_doctor())
 
 
 @app.command()
@@ -244,9 +188,9 @@ def demo(
 ) -> None:
     """Run the whole thing once: the responder in a throw-away namespace, `echo toppage | nc` against it,
     the flag-transition table, a clean stop."""
-    from l4kit.views import live as live_view
+    from l4kit.commands.demo import demo as run_demo
 
-    raise typer.Exit(live_view.demo(message=message, port=port))
+    raise typer.Exit(run_demo(message=message, port=port))
 
 
 def _fail(exc: L4kitError) -> NoReturn:

@@ -8,7 +8,10 @@ own TCP stays out of the way (DESIGN.md, "Linux loopback traps"):
 - :mod:`~l4kit.live.preflight`: interface, address, BPF compiler and port checks
   that turn foreseeable mistakes into one-line errors.
 - :mod:`~l4kit.live.host`: the RST-dropping firewall rule and the loopback
-  sysctls, recorded in a state file and restored on every exit path.
+  sysctls, recorded in a state file and restored on every exit path; the rule's
+  backends are in :mod:`~l4kit.live.firewall`, the state files in
+  :mod:`~l4kit.live.state`, the host's tools, namespaces and sysctls in
+  :mod:`~l4kit.live.system`.
 - :mod:`~l4kit.live.capture`: the packet socket with the BPF filter that the
   Scapy ``AsyncSniffer`` reads, without dissecting frames.
 - :mod:`~l4kit.live.sender`: one persistent Scapy L2 socket for every reply.

@@ -49,7 +49,6 @@ from scapy.supersocket import SuperSocket
 
 from l4kit.errors import ConfigError
 
-ETH_P_ALL = 0x0003
 ETH_P_IP = 0x0800
 ETH_P_IPV6 = 0x86DD
 SOL_PACKET = 263
@@ -214,7 +213,6 @@ class InboundTcpSocket(SuperSocket):
         self.kernel_packets = 0
         self.kernel_drops = 0
         self.truncated = 0
-        self.outgoing_seen = 0
         self.buffer_bytes = 0
         self.error: OSError | None = None  # why recv failed (Scapy only logs it, then drops the socket)
         protocol = ETH_P_IPV6 if ipv6 else ETH_P_IP
@@ -268,7 +266,6 @@ class InboundTcpSocket(SuperSocket):
             self.error = exc
             raise
         if address[2] == socket.PACKET_OUTGOING:
-            self.outgoing_seen += 1
             return None
         if flags & _MSG_TRUNC:
             self.truncated += 1

@@ -11,31 +11,17 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
 
-from l4kit.live.host import (
-    LOOPBACK_SYSCTLS,
-    cleanup,
-    iptables_usable,
-    nft_usable,
-    read_sysctl,
-    sysctl_name,
-)
+from l4kit.live.firewall import iptables_usable, nft_usable
+from l4kit.live.host import LOOPBACK_SYSCTLS, cleanup
 from l4kit.live.privileges import Capability, effective_capabilities
+from l4kit.live.report import Check
+from l4kit.live.system import read_sysctl, sysctl_name
 
 OK = "ok"
 MISSING = "missing"
 WARN = "warn"
 INFO = "info"
-
-
-@dataclass(frozen=True, slots=True)
-class Check:
-    name: str
-    status: str
-    found: str
-    fix: str = ""
-    required: bool = True
 
 
 def _version(argv: list[str]) -> str:
@@ -205,23 +191,41 @@ def check_compiled_build() -> Check:
     )
 
 
-def check_sysctls() -> list[Check]:
-    out = []
-    for name in LOOPBACK_SYSCTLS:
-        for conf in ("all", "lo"):
-            key = f"net/ipv4/conf/{conf}/{name}"
-            try:
-                value = read_sysctl(key)
-            except Exception as exc:
-                value = f"unreadable ({exc})"
-            out.append(
-                Check(
-                    sysctl_name(key),
-                    INFO,
-                    f"{value} (respond sets 1 for 127.0.0.0/8 while it runs, then restores)",
-                    required=False,
-                )
+def _sysctl_value(key: str) -> str:
+    try:
+        return read_sysctl(key)
+    except Exception as exc:
+        return f"unreadable ({exc})"
+
+
+def check_sysctls(iface: str = "lo") -> list[Check]:
+    """The loopback sysctls ``respond --iface lo`` sets (trap 4), and ``all.route_localnet``,
+    which l4kit never sets: on, it lets neighbours on every interface reach services bound
+    to 127.0.0.1."""
+    out = [
+        Check(
+            sysctl_name(key),
+            INFO,
+            f"{_sysctl_value(key)} (respond sets 1 for 127.0.0.0/8 while it runs, then restores)",
+            required=False,
+        )
+        for key in (f"net/ipv4/conf/{iface}/{name}" for name in LOOPBACK_SYSCTLS)
+    ]
+    key = "net/ipv4/conf/all/route_localnet"
+    value = _sysctl_value(key)
+    if value == "1":
+        out.append(
+            Check(
+                sysctl_name(key),
+                WARN,
+                "1: packets to 127.0.0.0/8 arriving on any interface are routed to local services "
+                "(l4kit needs only lo's own, and never sets this one)",
+                f"sysctl -w {sysctl_name(key)}=0, unless something here needs it (kube-proxy does)",
+                required=False,
             )
+        )
+    else:
+        out.append(Check(sysctl_name(key), INFO, f"{value} (l4kit never changes it)", required=False))
     return out
 
 

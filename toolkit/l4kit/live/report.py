@@ -1,14 +1,14 @@
-"""What the live responder reports: plain values, no Scapy, no Rich.
+"""What the live commands report: plain values, no Scapy, no Rich.
 
-Kept apart from :mod:`l4kit.live.responder` so that the views (and the CLI's
-error paths, which must work without root) can import them without loading Scapy.
+Kept apart from the drivers (:mod:`~l4kit.live.responder`, :mod:`~l4kit.live.host`,
+:mod:`~l4kit.live.doctor`, :mod:`~l4kit.live.sandbox`) so that the views can import
+them without loading Scapy or any of the drivers' process machinery.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +79,47 @@ class ResponderSummary:
     send_errors: int = 0
     kernel_rsts_suppressed: int | None = None
     checksum_offloaded: int = 0
-    listener_stats: dict[str, Any] = field(default_factory=dict)
     display: DisplayStats | None = None  # None with --quiet
 
     @property
     def dropped(self) -> int:
         return sum(self.drops.values())
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One row of ``l4kit doctor``: a status (``ok``, ``missing`` for a required piece,
+    ``warn`` for an optional one, ``info``), what was found, and the fix."""
+
+    name: str
+    status: str
+    found: str
+    fix: str = ""
+    required: bool = True
+
+
+@dataclass(slots=True)
+class CleanupReport:
+    """What ``l4kit cleanup`` undid (or would undo), and what it left alone and why."""
+
+    actions: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class DemoResult:
+    """One ``l4kit demo`` run: the client's output and exit, and the responder's."""
+
+    namespace: str = ""
+    ready_line: str = ""
+    client_output: str = ""
+    client_exit: int | None = None
+    client_seconds: float = 0.0
+    expected: str = ""
+    responder_output: list[str] = field(default_factory=list)
+    responder_exit: int | None = None
+    failure: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.failure and self.client_output == self.expected and self.responder_exit == 0

@@ -10,7 +10,7 @@ Threads (the core is not thread-safe, so exactly one thread touches it):
   (SIGINT, SIGTERM, SIGHUP, ``--duration``, an error), then stops the sniffer and,
   with the sniffer thread gone, aborts what is still open (``Listener.shutdown``).
 - Off the packet path: the pcap writer thread, and whatever consumes the event
-  batches handed to ``sink`` (the CLI's renderer thread). The packet thread only
+  batches handed to ``on_events`` (the CLI's renderer thread). The packet thread only
   appends to queues there; rendering never slows the responder.
 
 Signal handlers only set a flag: no exception is ever raised in the middle of
@@ -28,7 +28,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -44,7 +43,6 @@ from l4kit.errors import ConfigError, L4kitError, ParseError
 from l4kit.live import preflight
 from l4kit.live.apps import load_app_factory
 from l4kit.live.capture import (
-    DEFAULT_SOCKET_BUFFER,
     ETHERNET_HEADER_LEN,
     TIMER_DUE,
     CapturedFrame,
@@ -53,12 +51,14 @@ from l4kit.live.capture import (
     bpf_filter_text,
     compile_bpf,
 )
-from l4kit.live.host import HostPlan, HostPreparation, NftFirewall, loopback_sysctls, plan_host
+from l4kit.live.firewall import NftFirewall
+from l4kit.live.host import HostPlan, HostPreparation, loopback_sysctls, plan_host
+from l4kit.live.options import RespondOptions
 from l4kit.live.pcap import PcapWriterThread
 from l4kit.live.privileges import require_live_privileges
 from l4kit.live.report import FrameDropped, ReadyInfo, ResponderSummary
 from l4kit.live.sender import FrameEncoder, L2Sender, frame_encoder
-from l4kit.wire.segment import Endpoint, Segment
+from l4kit.wire.segment import Endpoint
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 READY_TIMEOUT = 10.0
@@ -76,27 +76,8 @@ GIL_SWITCH_INTERVAL = 0.0005
 MAX_PEER_MACS = 16_384
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ResponderOptions:
-    """Everything ``l4kit respond`` was asked to do."""
-
-    iface: str = "lo"
-    address: str = "127.0.0.1"
-    port: int = 8888
-    routes_file: Path | None = None
-    keep_open: bool = False
-    pcap: Path | None = None
-    max_conns: int = 1024
-    max_half_open: int = 256
-    firewall: str = "auto"  # auto | nft | iptables | none (--no-firewall)
-    codec: str = "scapy"
-    duration: float | None = None
-    socket_buffer: int = DEFAULT_SOCKET_BUFFER
-    synack_retries: int = 5  # ListenerConfig.syn_ack_retries (Linux tcp_synack_retries)
-    retries: int = 5  # ListenerConfig.max_retransmissions: data / FIN before a reset
-
-
-Sink = Callable[[Sequence[object]], None]
+EventSink = Callable[[Sequence[object]], None]
+"""Where the packet thread hands each batch of the core's events (the renderer's queue)."""
 Notice = Callable[[str], None]
 
 
@@ -114,7 +95,7 @@ class Responder:
         encode: FrameEncoder,
         sender: L2Sender,
         pcap: PcapWriterThread | None = None,
-        sink: Sink | None = None,
+        on_events: EventSink | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.listener = listener
@@ -122,7 +103,7 @@ class Responder:
         self.encode = encode
         self.sender = sender
         self.pcap = pcap
-        self.sink = sink
+        self.on_events = on_events
         self.clock = clock
         self.summary = ResponderSummary()
         self.peer_macs: dict[str, bytes] = {}
@@ -168,8 +149,8 @@ class Responder:
         except ParseError as exc:
             tag = f"{exc.layer}:{exc.reason}"
             summary.drops[tag] += 1
-            if self.sink is not None:
-                self.sink([FrameDropped(now, tag, exc.detail)])
+            if self.on_events is not None:
+                self.on_events([FrameDropped(now, tag, exc.detail)])
             return
         if frame.checksum_partial:
             summary.checksum_offloaded += 1
@@ -195,8 +176,8 @@ class Responder:
                 summary.send_errors += 1
         if out.events:
             self.count(out.events)
-            if self.sink is not None:
-                self.sink(out.events)
+            if self.on_events is not None:
+                self.on_events(out.events)
 
     def count(self, events: list[Event]) -> None:
         """The connections closed and their payload octets (the core counts
@@ -232,10 +213,6 @@ class Responder:
         summary.resets_received = stats.resets_received
         for reason, count in stats.drops.items():
             summary.drops[str(reason)] += count
-        summary.listener_stats = {
-            "time_wait_evicted": stats.time_wait_evicted,
-            "internal_errors": stats.internal_errors,
-        }
         return summary
 
 
@@ -243,11 +220,6 @@ class Responder:
 # IP options) with one struct layout and leaves the rest to decode_packet, with the same
 # results and errors (tests/unit/test_fast_codec.py); no frame is dissected by Scapy.
 _FAST_CODEC = FastCodec()
-
-
-def decode_ip(packet: bytes) -> Segment:
-    """The segment in an IP packet (the wire layer's result, checksum classified)."""
-    return _FAST_CODEC.decode(packet)
 
 
 # ---------------------------------------------------------------- signals
@@ -305,17 +277,17 @@ def gil_switch_interval(seconds: float) -> Any:
 class Preparation:
     """The checks' results, before anything on the host is changed."""
 
-    options: ResponderOptions
+    options: RespondOptions
     plan: HostPlan | None
     bpf: str
     program: list[tuple[int, int, int, int]]
     warnings: list[str]
 
 
-def prepare(options: ResponderOptions) -> Preparation:
+def prepare(options: RespondOptions) -> Preparation:
     """Every check that can fail without side effects, in the order a user
     would fix them: privileges, interface, address, BPF compiler, firewall tool."""
-    require_live_privileges(firewall=options.firewall != "none")
+    require_live_privileges(firewall=not options.no_firewall)
     preflight.require_interface(options.iface)
     link = preflight.link_info(options.iface)
     if not link.up:
@@ -327,14 +299,14 @@ def prepare(options: ResponderOptions) -> Preparation:
         warnings.append(warning)
     bpf = bpf_filter_text(options.address, options.port)
     program = compile_bpf(bpf, options.iface)
-    if options.firewall == "none":
+    if options.no_firewall:
         plan = None
     else:
         plan = plan_host(options.iface, options.address, options.port, firewall=options.firewall)
     return Preparation(options, plan, bpf, program, warnings)
 
 
-def no_firewall_commands(options: ResponderOptions) -> list[str]:
+def no_firewall_commands(options: RespondOptions) -> list[str]:
     """What ``--no-firewall`` tells the user to run themselves (nft's commands
     when this host has neither tool: installing nftables is the advice)."""
     try:
@@ -348,9 +320,9 @@ def no_firewall_commands(options: ResponderOptions) -> list[str]:
 
 
 def run_responder(
-    options: ResponderOptions,
+    options: RespondOptions,
     *,
-    sink: Sink | None = None,
+    on_events: EventSink | None = None,
     on_ready: Callable[[ReadyInfo], None] | None = None,
     notice: Notice | None = None,
     stop: StopFlag | None = None,
@@ -362,7 +334,7 @@ def run_responder(
     prep = prepare(options)
     for warning in prep.warnings:
         say(f"warning: {warning}")
-    app_factory = load_app_factory(options.routes_file, options.keep_open)
+    app_factory = load_app_factory(options.routes, options.keep_open)
     listener = Listener(
         ListenerConfig(
             local=Endpoint(options.address, options.port),
@@ -382,7 +354,7 @@ def run_responder(
             options.iface,
             prep.program,
             ipv6=":" in options.address,
-            buffer_bytes=options.socket_buffer,
+            buffer_bytes=options.rcvbuf,
             wakeup_at=listener.poll_at,
         )
         stack.callback(capture.close)
@@ -401,7 +373,9 @@ def run_responder(
                 "answers clients with RST or drops the replies:\n  "
                 + "\n  ".join(no_firewall_commands(options))
             )
-        responder = Responder(listener, mac=capture.mac, encode=encode, sender=sender, pcap=pcap, sink=sink)
+        responder = Responder(
+            listener, mac=capture.mac, encode=encode, sender=sender, pcap=pcap, on_events=on_events
+        )
         summary = _sniff_until_stopped(
             options, prep=prep, capture=capture, responder=responder, flag=flag, on_ready=on_ready
         )
@@ -415,7 +389,7 @@ def run_responder(
 
 
 def _sniff_until_stopped(
-    options: ResponderOptions,
+    options: RespondOptions,
     *,
     prep: Preparation,
     capture: InboundTcpSocket,

@@ -32,12 +32,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from types import FrameType
 
 from l4kit.errors import ConfigError, L4kitError
-from l4kit.live.host import SANDBOX_NETNS_PREFIX, StateStore, delete_netns
+from l4kit.live.host import SANDBOX_NETNS_PREFIX
 from l4kit.live.privileges import Capability, require_capabilities
+from l4kit.live.report import DemoResult
+from l4kit.live.state import StateStore
+from l4kit.live.system import delete_netns
 
 PR_SET_PDEATHSIG = 1
 SANDBOX_ENV = "L4KIT_SANDBOX"  # tells the child which namespace it runs in (for its hints)
@@ -158,24 +160,6 @@ def run_sandboxed(respond_args: list[str], *, port: int, notice: Callable[[str],
 # ---------------------------------------------------------------- demo
 
 
-@dataclass(slots=True)
-class DemoResult:
-    namespace: str = ""
-    ready_line: str = ""
-    client_command: str = ""
-    client_output: str = ""
-    client_exit: int | None = None
-    client_seconds: float = 0.0
-    expected: str = ""
-    responder_output: list[str] = field(default_factory=list)
-    responder_exit: int | None = None
-    failure: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return not self.failure and self.client_output == self.expected and self.responder_exit == 0
-
-
 class _LineReader:
     """Reads a child's output lines on a thread, so waits can be bounded."""
 
@@ -259,7 +243,6 @@ def run_demo(
                 return result
             result.ready_line = ready.rstrip()
             progress(result.ready_line)
-            result.client_command = f"ip netns exec {name} nc 127.0.0.1 {port}"
             progress(f"$ echo {message} | nc 127.0.0.1 {port}     # inside {name}")
             started = time.monotonic()
             try:

@@ -189,7 +189,6 @@ class L2Sender:
             raise ConfigError(f"the sending socket on {iface} cannot send")
         self._send: Callable[[bytes], int] = outs.send
         self.errors = 0
-        self.last_error = ""
 
     def send(self, frame: bytes) -> bool:
         """Send one frame; a failure (ENOBUFS under a flood, the interface going
@@ -197,9 +196,8 @@ class L2Sender:
         try:
             self._send(frame)
             return True
-        except OSError as exc:
+        except OSError:
             self.errors += 1
-            self.last_error = exc.strerror or str(exc)
             return False
 
     def close(self) -> None:

@@ -1,1 +1,1 @@
-"""Rendering: Rich tables, JSON and Mermaid. Imported by the CLI only."""
+"""Rendering: Rich tables, JSON and Mermaid, handed their data by :mod:`l4kit.commands`."""

@@ -36,13 +36,11 @@ from __future__ import annotations
 
 import enum
 import os
-import sys
 import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from rich import box
 from rich.cells import cell_len
@@ -62,7 +60,6 @@ from l4kit.core.events import (
     SynCookie,
 )
 from l4kit.core.states import State
-from l4kit.errors import ConfigError
 from l4kit.live.report import DisplayStats, FrameDropped, ReadyInfo, ResponderSummary
 from l4kit.views.transitions import TransitionRow, transition_table
 from l4kit.wire.flags import TcpFlags
@@ -1009,217 +1006,47 @@ def display_rows(display: DisplayStats | None, connections: int) -> list[tuple[s
     return rows
 
 
-# ---------------------------------------------------------------- the commands (called by l4kit.cli)
+# ---------------------------------------------------------------- what respond prints around the tables
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RespondRequest:
-    """The options of ``l4kit respond`` as the CLI parsed them."""
+def consoles() -> tuple[Console, Console]:
+    """Standard output and standard error for the live commands.
 
-    iface: str = "lo"
-    port: int = 8888
-    address: str = "127.0.0.1"
-    routes: Path | None = None
-    keep_open: bool = False
-    pcap: Path | None = None
-    quiet: bool = False
-    verbose: bool = False
-    max_conns: int = 1024
-    max_half_open: int = 256
-    no_firewall: bool = False
-    sandbox: bool = False
-    codec: str = "scapy"
-    duration: float | None = None
-    firewall: str = "auto"
-    rcvbuf: int = 16 * 1024 * 1024
-    synack_retries: int = 5
-    retries: int = 5
-
-    def child_args(self) -> list[str]:
-        """The same options for the responder that ``--sandbox`` starts inside the
-        namespace (paths made absolute: the child shares the working directory, but
-        a user reading the command line should not have to know that)."""
-        args = ["--iface", self.iface, "--port", str(self.port), "--address", self.address]
-        args += ["--max-conns", str(self.max_conns), "--max-half-open", str(self.max_half_open)]
-        args += ["--codec", self.codec, "--firewall", self.firewall, "--rcvbuf", str(self.rcvbuf)]
-        args += ["--synack-retries", str(self.synack_retries), "--retries", str(self.retries)]
-        if self.routes is not None:
-            args += ["--routes", str(self.routes.absolute())]
-        if self.pcap is not None:
-            args += ["--pcap", str(self.pcap.absolute())]
-        if self.duration is not None:
-            args += ["--duration", repr(self.duration)]
-        for flag, on in (
-            ("--keep-open", self.keep_open),
-            ("--quiet", self.quiet),
-            ("--verbose", self.verbose),
-            ("--no-firewall", self.no_firewall),
-        ):
-            if on:
-                args.append(flag)
-        return args
-
-
-def _consoles() -> tuple[Console, Console]:
-    """Rich falls back to 80 columns when stdout is not a terminal; the transition
+    Rich falls back to 80 columns when stdout is not a terminal; the transition
     table needs about 110 to keep "SYN-RECEIVED → ESTABLISHED" on one line."""
     probe = Console()
     width = None if probe.is_terminal or "COLUMNS" in os.environ else 120
     return Console(highlight=False, width=width), Console(stderr=True, highlight=False)
 
 
-def respond(request: RespondRequest) -> int:
-    """``l4kit respond``: run until stopped, print tables as connections close,
-    then the exit summary. Returns the exit code."""
-    from l4kit.live.privileges import require_live_privileges
-
-    if request.quiet and request.verbose:
-        raise ConfigError("--quiet and --verbose exclude each other")
-    console, err = _consoles()
-    if request.sandbox:
-        require_live_privileges("l4kit respond --sandbox", firewall=True, namespace=True)
-        from l4kit.live.sandbox import run_sandboxed
-
-        return run_sandboxed(request.child_args(), port=request.port, notice=console.print)
-    require_live_privileges(firewall=not request.no_firewall)
-
-    from l4kit.live.responder import ResponderOptions, run_responder
-
-    options = ResponderOptions(
-        iface=request.iface,
-        address=request.address,
-        port=request.port,
-        routes_file=request.routes,
-        keep_open=request.keep_open,
-        pcap=request.pcap,
-        max_conns=request.max_conns,
-        max_half_open=request.max_half_open,
-        firewall="none" if request.no_firewall else request.firewall,
-        codec=request.codec,
-        duration=request.duration,
-        socket_buffer=request.rcvbuf,
-        synack_retries=request.synack_retries,
-        retries=request.retries,
-    )
-    renderer = None if request.quiet else LiveRenderer(console, verbose=request.verbose)
-
-    def on_ready(info: ReadyInfo) -> None:
-        console.print(ready_line(info), markup=False)
-        if not request.quiet:
-            sandbox = os.environ.get("L4KIT_SANDBOX")
-            prefix = f"ip netns exec {sandbox} " if sandbox else ""
-            console.print(
-                f"[dim]try: echo toppage | {prefix}nc {info.address} {info.port}    "
-                "(Ctrl-C stops and puts the host back as it was)[/]"
-            )
-        if request.verbose:
-            console.print(
-                f"  sniffer: AsyncSniffer, BPF [bold]{info.bpf}[/], socket buffer {info.socket_buffer} B; "
-                f"sending from {info.mac}; firewall: {info.firewall}"
-            )
-
-    def notice(text: str) -> None:
-        if text.startswith("warning:"):
-            err.print(f"[yellow]{text}[/]", soft_wrap=True)
-        else:
-            console.print(text, markup=False, soft_wrap=True)
-
-    display = None
-    try:
-        summary = run_responder(
-            options, sink=renderer.submit if renderer else None, on_ready=on_ready, notice=notice
-        )
-    finally:
-        if renderer is not None:
-            display = renderer.close()
-            if renderer.failure is not None:
-                err.print(
-                    f"[yellow]warning:[/] the display stopped early: {type(renderer.failure).__name__}: "
-                    f"{escape(str(renderer.failure))}",
-                    soft_wrap=True,
-                )
-    summary.display = display
-    console.print(summary_table(summary))
-    return 0
-
-
-def cleanup(*, dry_run: bool) -> int:
-    """``l4kit cleanup``: undo what killed responders left in this namespace."""
-    from l4kit.live.host import cleanup as host_cleanup
-    from l4kit.live.privileges import Capability, require_capabilities
-
-    require_capabilities("l4kit cleanup", [Capability.CAP_NET_ADMIN])
-    console, _err = _consoles()
-    report = host_cleanup(dry_run=dry_run)
-    if dry_run and report.actions:
-        console.print("[bold]dry run[/]: nothing changed")
-    for action in report.actions:
-        console.print(f"  {action}", markup=False)
-    for skipped in report.skipped:
-        console.print(f"  [dim]left alone:[/] {skipped}")
-    if not report.actions:
-        console.print("nothing to clean up")
-    return 0
-
-
-def doctor() -> int:
-    """``l4kit doctor``: a table of checks with a fix for each missing piece."""
-    from l4kit.live import doctor as checks_module
-
-    console, _err = _consoles()
-    checks = checks_module.run_checks()
-    table = Table(title="l4kit doctor", title_justify="left", header_style="bold")
-    table.add_column("check", no_wrap=True)
-    table.add_column("status", no_wrap=True)
-    table.add_column("found")
-    table.add_column("fix")
-    styles = {"ok": "green", "missing": "bold red", "warn": "yellow", "info": "dim"}
-    for check in checks:
-        status = check.status if check.required or check.status != "missing" else "warn"
-        table.add_row(check.name, f"[{styles.get(status, '')}]{status}[/]", check.found, check.fix)
-    console.print(table)
-    if checks_module.all_required_present(checks):
-        console.print("[green]ready[/]: everything l4kit respond needs is here")
-        return 0
-    console.print("[bold red]not ready[/]: fix the rows marked missing")
-    return 1
-
-
-def demo(*, message: str, port: int) -> int:
-    """``l4kit demo``: the responder in a sandbox, a real ``nc`` against it."""
-    from l4kit.live.apps import expected_reply
-    from l4kit.live.privileges import require_live_privileges
-    from l4kit.live.sandbox import run_demo
-
-    require_live_privileges("l4kit demo", firewall=True, namespace=True)
-    console, err = _consoles()
-    expected = expected_reply(message)
-    console.print(
-        f"[bold]l4kit demo[/]: a userspace TCP responder in a throw-away network namespace, port {port}"
-    )
-    result = run_demo(message, port, expected, progress=lambda line: console.print(line, markup=False))
-    if result.client_exit is not None:
-        for line in result.client_output.splitlines() or ["(nothing)"]:
-            console.print(f"  [bold green]{line}[/]" if line else "")
+def print_ready(console: Console, info: ReadyInfo, *, quiet: bool, verbose: bool) -> None:
+    """The start-up lines: where the responder listens, how to try it, and with
+    ``--verbose`` how it captures and sends."""
+    console.print(ready_line(info), markup=False)
+    if not quiet:
+        sandbox = os.environ.get("L4KIT_SANDBOX")
+        prefix = f"ip netns exec {sandbox} " if sandbox else ""
         console.print(
-            f"[dim]nc exited with status {result.client_exit} after {result.client_seconds:.3f} s "
-            f"(the responder closed the connection)[/]"
+            f"[dim]try: echo toppage | {prefix}nc {info.address} {info.port}    "
+            "(Ctrl-C stops and puts the host back as it was)[/]"
         )
-    for line in result.responder_output:
-        if "try: echo" not in line:  # the responder's hint; the demo already ran the client
-            sys.stdout.write(line)
-    sys.stdout.flush()
-    if result.ok:
+    if verbose:
         console.print(
-            f"[green]ok[/]: nc printed {expected!r}, the reply of the string server for {message!r}; "
-            f"namespace {result.namespace} deleted"
+            f"  sniffer: AsyncSniffer, BPF [bold]{info.bpf}[/], socket buffer {info.socket_buffer} B; "
+            f"sending from {info.mac}; firewall: {info.firewall}"
         )
-        console.print("[dim]next: sudo l4kit respond --sandbox (then nc into it), or l4kit respond --help[/]")
-        return 0
-    why = result.failure or (
-        f"nc printed {result.client_output!r}, expected {expected!r}"
-        if result.client_output != expected
-        else f"the responder exited with status {result.responder_exit}"
+
+
+def print_notice(console: Console, err: Console, text: str) -> None:
+    """A line from the driver: warnings on standard error, the rest on standard output."""
+    if text.startswith("warning:"):
+        err.print(f"[yellow]{text}[/]", soft_wrap=True)
+    else:
+        console.print(text, markup=False, soft_wrap=True)
+
+
+def print_display_failure(err: Console, failure: BaseException) -> None:
+    err.print(
+        f"[yellow]warning:[/] the display stopped early: {type(failure).__name__}: {escape(str(failure))}",
+        soft_wrap=True,
     )
-    err.print(f"[bold red]demo failed:[/] {why}", soft_wrap=True)
-    return 1
