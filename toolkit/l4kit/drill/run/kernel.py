@@ -49,7 +49,7 @@ from l4kit.drill.run.loop import (
 from l4kit.drill.run.syscalls import KernelCalls
 from l4kit.drill.run.tcpinfo import decode_cc_info, decode_meminfo, decode_tcp_info
 from l4kit.drill.script.model import Script, Syscall, TcpPacket
-from l4kit.drill.script.session import Sockets, TestSocket
+from l4kit.drill.script.session import ScriptSocket, Sockets
 from l4kit.drill.script.wirepacket import WirePacket, decode_wire
 
 CLONE_NEWNS = 0x00020000
@@ -278,7 +278,7 @@ class KernelTarget:
         )
         return done.returncode, done.stdout + done.stderr
 
-    def tcp_info(self, sock: TestSocket) -> dict[str, int] | None:
+    def tcp_info(self, sock: ScriptSocket) -> dict[str, int] | None:
         fd = sock.live_fd
         if not isinstance(fd, int):
             return None

@@ -21,6 +21,8 @@ as a :class:`LineRecord` for the report.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import threading
 from collections.abc import Callable
@@ -43,9 +45,9 @@ from l4kit.drill.script.printer import format_action, format_seconds
 from l4kit.drill.script.session import (
     Addresses,
     Mismatch,
+    ScriptSocket,
     SessionError,
     Sockets,
-    TestSocket,
     aggregate,
     check_fragment,
     expect_outbound,
@@ -231,7 +233,7 @@ class Target(Protocol):
         """Run a shell command where the stack lives; its exit status and output."""
         ...
 
-    def tcp_info(self, sock: TestSocket) -> dict[str, int] | None:
+    def tcp_info(self, sock: ScriptSocket) -> dict[str, int] | None:
         """The ``tcpi_*`` values (and the constants scripts compare them with) of a socket."""
         ...
 
@@ -750,12 +752,15 @@ class Runner:
             )
         namespace = self.code_namespace
         namespace.update(info)
+        printed = io.StringIO()
         try:
             # As packetdrill writes it to a file: a blank line after it, so that a snippet
             # ending in a backslash continuation still compiles.
             compiled = compile(code.text + "\n\n", f"{self.script.path}:{event.line}", "exec")
-            exec(compiled, namespace)  # the script's own Python, as packetdrill runs it
+            with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+                exec(compiled, namespace)  # the script's own Python, as packetdrill runs it
         except AssertionError as exc:
+            self._output(printed.getvalue())
             detail = str(exc)
             self._record(event, f"assertion failed: {detail}", time_us=self.now(), ok=False)
             raise StepFailed(
@@ -768,10 +773,12 @@ class Runner:
                 )
             ) from None
         except Exception as exc:
+            self._output(printed.getvalue())
             self._record(event, f"{type(exc).__name__}: {exc}", time_us=self.now(), ok=False)
             raise StepFailed(
                 Failure(event.line, f"error in Python code: {type(exc).__name__}: {exc}")
             ) from None
+        self._output(printed.getvalue())
         self._record(event, "ok", time_us=self.now())
 
 

@@ -262,7 +262,10 @@ class KernelCalls:
             raise CallError(f"Bad type; expected ... but found {format_expression(expr)}")
 
     def _simple(self, call: Syscall, result: int, err: int, *, fd_result: bool = False) -> CallOutcome:
-        return CallOutcome(shown(result, err), check_result(call, result, err, fd_result=fd_result))
+        text = shown(result, err)
+        if fd_result and result >= 0 and isinstance(call.result, IntValue):
+            text = f"= {call.result.value} (live fd {result})"  # the script's number for the new fd
+        return CallOutcome(text, check_result(call, result, err, fd_result=fd_result))
 
     def _bind_address(self, script_fd: int) -> bytes:
         family = self.fds.family.get(script_fd, self.config.socket_family)
@@ -672,7 +675,7 @@ class KernelCalls:
         _, live_fd = self._fd(fd_expr)
         optlen = value(length)
         if isinstance(val, ListValue):
-            data = struct.pack("=i", bracketed(val) & 0xFFFFFFFF if bracketed(val) < 0 else bracketed(val))
+            data = struct.pack("=I", bracketed(val) & 0xFFFFFFFF)  # an int, as C passes it
         elif isinstance(val, StringValue):
             data = val.text.encode()
         elif isinstance(val, Struct) and val.get("onoff") is not None and val.get("linger") is not None:

@@ -3,7 +3,7 @@
 packetdrill tests one connection at a time, the *socket under test*. A script's
 sequence numbers are relative to the initial sequence numbers (ISNs) of that
 connection, and its addresses and ports are stand-ins: this module keeps what
-has been learned about the live connection (:class:`TestSocket`), turns a script
+has been learned about the live connection (:class:`ScriptSocket`), turns a script
 packet into the live packet to inject (:func:`inbound_packet`), a live packet
 into the script's number space (:func:`to_script_space`), compares it with the
 script line (:func:`verify_outbound`), and checks times against the tolerance
@@ -83,7 +83,7 @@ class Addresses:
 
 
 @dataclass(slots=True)
-class TestSocket:
+class ScriptSocket:
     """What a run knows about one socket: its file descriptors (the script's number
     and the target's handle), its state in the script, and the live addresses and
     ISNs learned from packets."""
@@ -114,17 +114,17 @@ class Sockets:
     the one created last, or the connection an inbound SYN opened)."""
 
     def __init__(self) -> None:
-        self.all: list[TestSocket] = []
-        self.under_test: TestSocket | None = None
+        self.all: list[ScriptSocket] = []
+        self.under_test: ScriptSocket | None = None
 
-    def by_fd(self, script_fd: int) -> TestSocket | None:
+    def by_fd(self, script_fd: int) -> ScriptSocket | None:
         for sock in reversed(self.all):  # the newest, when an accepted fd shadows an older one
             if not sock.closed and sock.script_fd == script_fd:
                 return sock
         return None
 
-    def opened(self, script_fd: int, live_fd: object) -> TestSocket:
-        sock = TestSocket(SocketState.NEW, script_fd, live_fd)
+    def opened(self, script_fd: int, live_fd: object) -> ScriptSocket:
+        sock = ScriptSocket(SocketState.NEW, script_fd, live_fd)
         self.all.append(sock)
         self.under_test = sock
         return sock
@@ -149,7 +149,7 @@ class Sockets:
         sock.live_remote = (addresses.remote_ip, addresses.connect_port)
         sock.live_local = None
 
-    def accepted(self, script_fd: int, live_fd: object) -> TestSocket | None:
+    def accepted(self, script_fd: int, live_fd: object) -> ScriptSocket | None:
         """accept() returned: the connection whose handshake the script played gets the fd."""
         for sock in self.all:
             if sock.state in (SocketState.PASSIVE_SYNACK_SENT, SocketState.PASSIVE_SYNACK_ACKED) and (
@@ -167,12 +167,12 @@ class Sockets:
 
     def for_script_packet(
         self, packet: TcpPacket, addresses: Addresses, remote_port: int | None
-    ) -> TestSocket:
+    ) -> ScriptSocket:
         """The socket a script packet belongs to, creating the child connection for an
         inbound packet to a listener (``remote_port``: the peer's port for it)."""
         sut = self.under_test
         if packet.inbound and (sut is None or sut.state == SocketState.PASSIVE_LISTENING):
-            child = TestSocket(
+            child = ScriptSocket(
                 SocketState.PASSIVE_PACKET_RECEIVED,
                 live_local=(addresses.local_ip, addresses.bind_port),
                 live_remote=(addresses.remote_ip, remote_port or 0),
@@ -197,7 +197,7 @@ class Sockets:
             raise SessionError("no matching socket for script packet")
         return sut
 
-    def match_outbound(self, live: WirePacket, expected: TestSocket) -> TestSocket | None:
+    def match_outbound(self, live: WirePacket, expected: ScriptSocket) -> ScriptSocket | None:
         """The socket a packet the stack sent belongs to, or ``None`` (then it is not
         the run's business and is skipped, as packetdrill does). A SYN of a
         connecting socket teaches its local address, port and ISN."""
@@ -227,7 +227,7 @@ class Sockets:
 # ---------------------------------------------------------------- inbound
 
 
-def inbound_packet(sock: TestSocket, packet: TcpPacket, *, tcp_ts_ecr_scaled: bool = False) -> WirePacket:
+def inbound_packet(sock: ScriptSocket, packet: TcpPacket, *, tcp_ts_ecr_scaled: bool = False) -> WirePacket:
     """The live packet to inject for an inbound script line."""
     if sock.state == SocketState.PASSIVE_SYNACK_SENT and "." in packet.flags:
         sock.state = SocketState.PASSIVE_SYNACK_ACKED
@@ -304,7 +304,7 @@ def inbound_packet(sock: TestSocket, packet: TcpPacket, *, tcp_ts_ecr_scaled: bo
 # ---------------------------------------------------------------- outbound
 
 
-def expect_outbound(sock: TestSocket, packet: TcpPacket) -> None:
+def expect_outbound(sock: ScriptSocket, packet: TcpPacket) -> None:
     """Before sniffing for an outbound line: a SYN-ACK the script expects from a
     passive connection fixes the script's ISN for the stack."""
     flags, _ = flags_from_text(packet.flags)
@@ -312,7 +312,7 @@ def expect_outbound(sock: TestSocket, packet: TcpPacket) -> None:
         sock.script_local_isn = packet.seq
 
 
-def learn_outbound(sock: TestSocket, packet: TcpPacket, live: WirePacket) -> None:
+def learn_outbound(sock: ScriptSocket, packet: TcpPacket, live: WirePacket) -> None:
     """After a packet for ``sock`` was sniffed: the first SYN-ACK of a passive
     connection teaches the stack's ISN."""
     flags, _ = flags_from_text(packet.flags)
@@ -321,7 +321,7 @@ def learn_outbound(sock: TestSocket, packet: TcpPacket, live: WirePacket) -> Non
         sock.live_local_isn = live.seq
 
 
-def to_script_space(sock: TestSocket, live: WirePacket) -> WirePacket:
+def to_script_space(sock: ScriptSocket, live: WirePacket) -> WirePacket:
     """``live`` with sequence, ACK and SACK numbers relative to the ISNs."""
     is_syn = bool(live.flags & SYN)
     seq_offset = (sock.live_local_isn - sock.script_local_isn) if is_syn else sock.live_local_isn
@@ -340,7 +340,7 @@ def to_script_space(sock: TestSocket, live: WirePacket) -> WirePacket:
     )
 
 
-def map_timestamps(sock: TestSocket, script: TcpPacket, actual: WirePacket) -> WirePacket:
+def map_timestamps(sock: ScriptSocket, script: TcpPacket, actual: WirePacket) -> WirePacket:
     """Remember which live TS val stands for the script's, and show the actual TS val
     relative to the first one the stack sent."""
     script_ts = _timestamps(script.options or ())
@@ -427,7 +427,7 @@ def aggregate(packets: list[WirePacket]) -> WirePacket:
 def verify_outbound(
     script: TcpPacket,
     actual: WirePacket,
-    sock: TestSocket,
+    sock: ScriptSocket,
     *,
     tcp_ts_tick_usecs: int = 0,
     ts_tolerance_usecs: int = 0,
@@ -695,7 +695,7 @@ def _icmp_number(text: str, prefix: str, table: dict[str, int], what: str) -> in
     return number
 
 
-def inbound_icmp(sock: TestSocket, packet: IcmpPacket) -> bytes:
+def inbound_icmp(sock: ScriptSocket, packet: IcmpPacket) -> bytes:
     """The ICMP message to inject: about the connection's outbound packets, quoting the
     IP header and first eight octets of the segment the script names."""
     if sock.live_local is None or sock.live_remote is None:
