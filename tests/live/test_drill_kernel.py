@@ -170,6 +170,11 @@ def test_pcap_holds_both_directions(tmp_path: Path) -> None:
     flags = [(packet["IP"].src, str(packet[TCP].flags)) for packet in packets]
     assert flags[:3] == [("192.0.2.1", "S"), ("192.168.0.1", "SA"), ("192.0.2.1", "A")]
     assert ("192.168.0.1", "PA") in flags
+    # An existing file is kept unless --force says otherwise (a usage error: exit 2).
+    again = drill("--pcap", str(capture), "passive-open.pkt")
+    assert again.returncode == 2 and again.stdout == "", again.stdout + again.stderr
+    assert again.stderr.startswith(f"error: --pcap {capture} ") and len(again.stderr.splitlines()) == 1
+    assert drill("--pcap", str(capture), "--force", "passive-open.pkt").returncode == 0
 
 
 def test_without_privileges_one_line_and_exit_1() -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -117,3 +119,21 @@ def test_doctor_says_whether_the_build_is_compiled() -> None:
     check = check_compiled_build()
     assert check.name == "compiled build"
     assert check.status == INFO and check.found.startswith("pure Python") and not check.required
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root and setpriv")
+def test_doctor_as_root_without_cap_net_admin_names_the_capability(tmp_path: Path) -> None:
+    # Root in a container without NET_ADMIN (Docker's default): nft and iptables are
+    # installed but refused. The fix is the capability, not installing them again.
+    done = subprocess.run(
+        ["setpriv", "--bounding-set=-net_admin", "--", sys.executable, "-m", "l4kit", "doctor"],
+        capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "COLUMNS": "250", "L4KIT_STATE_DIR": str(tmp_path / "state")},
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    rows = {line.split("│")[1].strip(): line for line in done.stdout.splitlines() if line.startswith("│ ")}
+    for tool in ("nft", "iptables"):
+        assert "cannot list the ruleset without CAP_NET_ADMIN" in rows[tool], rows[tool]
+        assert "docker run --cap-add NET_ADMIN" in rows[tool]
+        assert "apt-get install" not in rows[tool]
+    assert "[root]" in rows["CAP_NET_RAW"]  # text, not swallowed as Rich markup

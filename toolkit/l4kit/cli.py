@@ -280,6 +280,7 @@ def drill(  # noqa: PLR0917 - one parameter per command-line option
     pcap: Annotated[
         Path | None, typer.Option(help="Write every packet of the runs to this pcap file.")
     ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --pcap file.")] = False,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Show the table of every script, not only failing ones.")
     ] = False,
@@ -308,7 +309,7 @@ def drill(  # noqa: PLR0917 - one parameter per command-line option
         options["tcp_ts_ecr_scaled"] = None
     code = run_drill(
         DrillRequest(
-            scripts=scripts, target=target.value, fmt=format.value, pcap=pcap, verbose=verbose,
+            scripts=scripts, target=target.value, fmt=format.value, pcap=pcap, force=force, verbose=verbose,
             options=options, defines=parse_defines(define or []),
         )
     )  # fmt: skip

@@ -36,6 +36,7 @@ class DrillRequest:
     target: str = "kernel"
     fmt: str = "table"
     pcap: Path | None = None
+    force: bool = False
     verbose: bool = False
     options: dict[str, str | None] = field(default_factory=dict)
     defines: dict[str, str] = field(default_factory=dict)
@@ -89,11 +90,15 @@ def _require_kernel_privileges() -> None:
         )
 
 
-def _write_pcap(path: Path, results: list[ScriptResult]) -> None:
-    from l4kit.live.pcap import SNAPLEN, open_private, pcap_global_header, pcap_record
+def _write_pcap(path: Path, results: list[ScriptResult], *, overwrite: bool) -> None:
+    """Every packet of the runs, script after script. The file is opened as every file
+    l4kit writes as root is (:mod:`l4kit.safefile`: no symbolic link, 0600, an existing
+    file only with ``--force``)."""
+    from l4kit.live.pcap import SNAPLEN, pcap_global_header, pcap_record
+    from l4kit.safefile import open_new_file
 
     try:
-        with open_private(path) as out:
+        with open_new_file(path, overwrite=overwrite, option="--pcap") as out:
             out.write(pcap_global_header(SNAPLEN, LINKTYPE_RAW))
             for result in results:
                 for frame in result.frames:
@@ -119,6 +124,13 @@ def run_drill(request: DrillRequest) -> int:
     if request.target != "kernel":
         raise ConfigError(f"--target {request.target}: use kernel or l4kit", exit_code=2)
     loaded = _load(request)
+    if request.pcap is not None:
+        from l4kit.safefile import check_new_file
+
+        try:
+            check_new_file(request.pcap, overwrite=request.force, option="--pcap")
+        except ConfigError as exc:
+            raise ConfigError(exc.message, hint=exc.hint, exit_code=2) from None
     _require_kernel_privileges()
 
     from l4kit.drill.run.kernel import run_script, warm_up
@@ -140,5 +152,5 @@ def run_drill(request: DrillRequest) -> int:
     elif len(results) > 1:
         print_summary(console, results, elapsed)
     if request.pcap is not None:
-        _write_pcap(request.pcap, results)
+        _write_pcap(request.pcap, results, overwrite=request.force)
     return 0 if all(result.passed for result in results) else 1

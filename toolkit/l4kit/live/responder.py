@@ -58,6 +58,7 @@ from l4kit.live.pcap import PcapWriterThread
 from l4kit.live.privileges import require_live_privileges
 from l4kit.live.report import FrameDropped, ReadyInfo, ResponderSummary
 from l4kit.live.sender import FrameEncoder, L2Sender, frame_encoder
+from l4kit.safefile import check_new_file
 from l4kit.wire.segment import Endpoint
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -297,6 +298,8 @@ def prepare(options: RespondOptions) -> Preparation:
     warning = preflight.kernel_listener_warning(options.address, options.port)
     if warning:
         warnings.append(warning)
+    if options.pcap is not None:
+        check_new_file(options.pcap, overwrite=options.force, option="--pcap")
     bpf = bpf_filter_text(options.address, options.port)
     program = compile_bpf(bpf, options.iface)
     if options.no_firewall:
@@ -362,7 +365,7 @@ def run_responder(
         stack.callback(sender.close)
         pcap = None
         if options.pcap is not None:
-            pcap = PcapWriterThread(options.pcap)
+            pcap = PcapWriterThread(options.pcap, overwrite=options.force)
             stack.callback(pcap.close)
         host = None
         if prep.plan is not None:

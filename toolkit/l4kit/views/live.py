@@ -1019,15 +1019,22 @@ def consoles() -> tuple[Console, Console]:
     return Console(highlight=False, width=width), Console(stderr=True, highlight=False)
 
 
-def print_ready(console: Console, info: ReadyInfo, *, quiet: bool, verbose: bool) -> None:
+def try_command(info: ReadyInfo, *, keep_open: bool) -> str:
+    """The client command the start-up hint suggests. With ``--keep-open`` the server
+    closes only after the client does, so ``nc`` must close its sending side at the end
+    of its input (``-N``), or it would wait for ever."""
+    sandbox = os.environ.get("L4KIT_SANDBOX")
+    prefix = f"ip netns exec {sandbox} " if sandbox else ""
+    return f"echo toppage | {prefix}nc {'-N ' if keep_open else ''}{info.address} {info.port}"
+
+
+def print_ready(console: Console, info: ReadyInfo, *, quiet: bool, verbose: bool, keep_open: bool) -> None:
     """The start-up lines: where the responder listens, how to try it, and with
     ``--verbose`` how it captures and sends."""
     console.print(ready_line(info), markup=False)
     if not quiet:
-        sandbox = os.environ.get("L4KIT_SANDBOX")
-        prefix = f"ip netns exec {sandbox} " if sandbox else ""
         console.print(
-            f"[dim]try: echo toppage | {prefix}nc {info.address} {info.port}    "
+            f"[dim]try: {escape(try_command(info, keep_open=keep_open))}    "
             "(Ctrl-C stops and puts the host back as it was)[/]"
         )
     if verbose:
