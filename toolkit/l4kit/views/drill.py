@@ -70,7 +70,7 @@ def print_result(console: Console, result: ScriptResult, *, table: bool) -> None
         rest = failure.message.splitlines()[1:]
         for line in rest:
             console.print(f"  {escape(line)}", highlight=False)
-        if failure.field and failure.expected is not None and failure.actual is not None and not rest:
+        if failure.field and failure.expected and failure.actual and not rest:
             field, expected, actual = escape(failure.field), escape(failure.expected), escape(failure.actual)
             console.print(f"  {field}: expected {expected}, got {actual}", highlight=False)
     if result.output and (not result.passed or table):

@@ -78,6 +78,7 @@ class RunConfig:
     tolerance_percent: float = DEFAULT_TOLERANCE_PERCENT
     tcp_ts_tick_usecs: int = 0
     tcp_ts_ecr_scaled: bool = False
+    strict_segments: bool = False
     gateway_ip: str = "192.168.0.1"
     prefix_len: int = 16
     remote_prefix: str = "192.0.2.0/24"
@@ -553,7 +554,7 @@ class Runner:
                     self._fail_packet(event, packet, converted, mismatch)
             sniffed.append(converted)
             total += converted.payload_len
-            if total >= expected_len:
+            if total >= expected_len or self.config.strict_segments:
                 break
         actual = sniffed[0] if len(sniffed) == 1 else aggregate(sniffed)
         with self.lock:

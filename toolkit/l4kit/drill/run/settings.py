@@ -53,6 +53,7 @@ KNOWN: Final = frozenset(
         "mtu",
         "tcp_ts_tick_usecs",
         "tcp_ts_ecr_scaled",
+        "strict_segments",
         "define",
         "verbose",
     }
@@ -65,7 +66,6 @@ IGNORED: Final = frozenset(
         "speed",
         "mss",
         "init_scripts",
-        "strict_segments",
         "non_fatal",
         "dry_run",
         "debug",
@@ -180,4 +180,6 @@ def build_config(
         )
     if "tcp_ts_ecr_scaled" in values:
         config = replace(config, tcp_ts_ecr_scaled=True)
+    if "strict_segments" in values:
+        config = replace(config, strict_segments=True)
     return config

@@ -17,6 +17,7 @@ from typing import Any
 
 from l4kit.drill.run import libc
 from l4kit.drill.run.loop import CallOutcome, RunConfig
+from l4kit.drill.run.tcpinfo import decode_tcp_info
 from l4kit.drill.script.model import (
     AnyValue,
     BitOr,
@@ -41,6 +42,8 @@ IP_RECVERR = 11
 IPV6_RECVERR = 25
 SCM_TIMESTAMPING = 37
 SCM_TIMESTAMPING_OPT_STATS = 54
+IPPROTO_TCP = 6
+TCP_INFO = 11
 _CMSG_HEADER = struct.Struct("=QiI")  # cmsg_len (size_t), cmsg_level, cmsg_type
 
 
@@ -618,6 +621,8 @@ class KernelCalls:
     def call_getsockopt(self, call: Syscall, sockets: Sockets) -> CallOutcome:
         fd_expr, level, name, val, length = self._args(call, 5)
         _, live_fd = self._fd(fd_expr)
+        if isinstance(val, Struct) and value(name) == TCP_INFO and value(level) == IPPROTO_TCP:
+            return self._tcp_info_struct(call, live_fd, val, length)
         optlen = bracketed(length)
         result, err, data, got_len = self.c.getsockopt(live_fd, value(level), value(name), optlen)
         outcome = self._simple(call, result, err)
@@ -669,6 +674,37 @@ class KernelCalls:
                 )
             return CallOutcome(f"{outcome.shown} [{have}]")
         raise UnsupportedCall(f"getsockopt value {format_expression(val)}")
+
+    def _tcp_info_struct(self, call: Syscall, live_fd: int, val: Struct, length: Expression) -> CallOutcome:
+        """``getsockopt(fd, SOL_TCP, TCP_INFO, {tcpi_state=TCP_ESTABLISHED, tcpi_rto=...}, ...)``:
+        each field written is compared (``...`` for any value); the length may be ``...``."""
+        optlen = 512 if isinstance(length, AnyValue) else bracketed(length)
+        result, err, data, _got_len = self.c.getsockopt(live_fd, IPPROTO_TCP, TCP_INFO, optlen)
+        outcome = self._simple(call, result, err)
+        if outcome.mismatch is not None:
+            return outcome
+        info = decode_tcp_info(data)
+        for item in val.items:
+            if not isinstance(item, Field):
+                raise CallError(
+                    f"expected tcpi_name=value in the TCP_INFO structure, not {format_expression(item)}"
+                )
+            if item.name not in info or item.name.isupper():
+                raise CallError(f"struct tcp_info has no field {item.name}")
+            if isinstance(item.value, AnyValue):
+                continue
+            want, have = value(item.value), info[item.name]
+            if want != have:
+                return CallOutcome(
+                    outcome.shown,
+                    _mismatch(
+                        item.name,
+                        str(want),
+                        str(have),
+                        f"Bad getsockopt TCP_INFO {item.name}: expected: {want} actual: {have}",
+                    ),
+                )
+        return outcome
 
     def call_setsockopt(self, call: Syscall, sockets: Sockets) -> CallOutcome:
         fd_expr, level, name, val, length = self._args(call, 5)

@@ -148,6 +148,18 @@ ERRNO: Final[dict[str, int]] = {
 }
 
 SYMBOLS: Final[dict[str, int]] = {
+    # tcp_info.tcpi_state values, for getsockopt(..., TCP_INFO, {tcpi_state=...})
+    "TCP_ESTABLISHED": 1,
+    "TCP_SYN_SENT": 2,
+    "TCP_SYN_RECV": 3,
+    "TCP_FIN_WAIT1": 4,
+    "TCP_FIN_WAIT2": 5,
+    "TCP_TIME_WAIT": 6,
+    "TCP_CLOSE": 7,
+    "TCP_CLOSE_WAIT": 8,
+    "TCP_LAST_ACK": 9,
+    "TCP_LISTEN": 10,
+    "TCP_CLOSING": 11,
     "IP_MTU_DISCOVER": 10,
     "IPV6_MTU_DISCOVER": 23,
     "IP_FREEBIND": 15,
