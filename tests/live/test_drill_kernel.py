@@ -28,6 +28,7 @@ PASSING = {
     "challenge-ack.pkt",
     "retransmit.pkt",
     "options.pkt",
+    "tcp-info.pkt",
 }
 FAILING = {"fails-on-ack.pkt", "fails-on-result.pkt"}
 

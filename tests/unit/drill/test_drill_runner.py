@@ -47,6 +47,9 @@ class ScriptedStack:
     def sleep_until(self, when_us: int) -> None:
         self.clock = max(self.clock, when_us)
 
+    def start_time(self) -> int:
+        return self.clock
+
     def begin(self, start_us: int) -> None:
         pass
 
@@ -165,8 +168,8 @@ def test_wrong_field_is_named_with_both_packets() -> None:
     assert (failure.line, failure.field, failure.expected, failure.actual) == (5, "tcp_ack_seq", "2", "1")
     assert failure.message.splitlines() == [
         "error handling packet: live packet field tcp_ack_seq: expected: 2 (0x2) vs actual: 1 (0x1)",
-        "script packet: 0 > S. 0:0(0) ack 2",
-        "actual packet: 0 > S. 0:0(0) ack 1 win 1000",
+        "script packet: 0.000000 > S. 0:0(0) ack 2",
+        "actual packet: 0.000000 > S. 0:0(0) ack 1 win 1000",
     ]
 
 

@@ -72,6 +72,8 @@ PACKET_OUTGOING = 4
 SO_TIMESTAMPNS = 35
 VNET_HEADER = bytes(10)  # struct virtio_net_hdr, all zero: no GSO, checksum already complete
 TUN_NAME = "tun0"
+JIFFY_STEPS = 2
+JIFFY_OFFSET_US = 250
 SPIN_US = 200  # sleep until this close to an event's time, then spin (packetdrill spins the last 20 us)
 
 
@@ -137,6 +139,21 @@ class KernelTarget:
 
     def now_us(self) -> int:
         return time.time_ns() // 1000
+
+    def start_time(self) -> int:
+        """A start just after a tick of the kernel's clock, as packetdrill starts: the
+        kernel's timers (delayed ACKs, retransmissions) run on those ticks, so a timer
+        armed at a given script time then fires at the same script time in every run.
+        ``times()`` moves on a tick (in steps of 10 ms); the second step it is seen to
+        take is the one waited for, and the script starts 250 us after it."""
+        last = os.times().elapsed
+        steps = 0
+        while steps < JIFFY_STEPS:
+            now = os.times().elapsed
+            if now != last:
+                steps += 1
+                last = now
+        return self.now_us() + JIFFY_OFFSET_US
 
     def begin(self, start_us: int) -> None:
         self.calls.live_start_us = start_us

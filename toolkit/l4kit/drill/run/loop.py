@@ -199,6 +199,10 @@ class Target(Protocol):
         """Let the target's time pass until ``when_us``."""
         ...
 
+    def start_time(self) -> int:
+        """When the script's time 0 should be, on the target's clock (now, or soon)."""
+        ...
+
     def begin(self, start_us: int) -> None:
         """The script's time 0 is ``start_us`` on the target's clock."""
         ...
@@ -279,7 +283,7 @@ class Runner:
                         )
                     )
                 init_ran = True
-            self.live_start = self.target.now_us()
+            self.live_start = self.target.start_time()
             self.target.begin(self.live_start)
             for event in script.events:
                 self._event(event)
@@ -621,13 +625,14 @@ class Runner:
     def _fail_packet(self, event: Event, packet: TcpPacket, actual: WirePacket, mismatch: Mismatch) -> None:
         shown = format_wire(actual)
         happened = actual.time_us - self.live_start
+        wanted = self.last_time_us if self.last_time_us is not None else event.time.start_us
         self._record(event, packet=actual, time_us=happened, ok=False)
         raise StepFailed(
             Failure(
                 event.line,
                 f"error handling packet: {mismatch.message}\n"
-                f"script packet: {format_seconds(event.time.start_us)} {format_action(packet)}\n"
-                f"actual packet: {format_seconds(happened)} {shown}",
+                f"script packet: {wanted / 1e6:.6f} {format_action(packet)}\n"
+                f"actual packet: {happened / 1e6:.6f} {shown}",
                 field=mismatch.field,
                 expected=mismatch.expected,
                 actual=mismatch.actual,
