@@ -76,6 +76,11 @@ def bracketed(expr: Expression) -> int:
     return value(expr.items[0])
 
 
+def _s32(number: int) -> int:
+    """As C stores a script's integer in an int: 4294967295 is -1."""
+    return (number + 2**31) % 2**32 - 2**31
+
+
 def errno_text(err: int) -> str:
     return f"{ERRNO_NAMES.get(err, str(err))} ({os.strerror(err)})"
 
@@ -660,7 +665,7 @@ class KernelCalls:
         if isinstance(val, ListValue):
             if optlen != 4:
                 raise CallError(f"Unsupported getsockopt optlen: {optlen}")
-            want_int = bracketed(val)
+            want_int = _s32(bracketed(val))
             have = struct.unpack("=i", data[:4])[0]
             if have != want_int:
                 return CallOutcome(
@@ -736,7 +741,7 @@ class KernelCalls:
         if len(args) == 2:
             result, err, _ = self.c.ioctl_int(live_fd, request, False)
             return self._simple(call, result, err)
-        want = bracketed(args[2])
+        want = _s32(bracketed(args[2]))
         result, err, got = self.c.ioctl_int(live_fd, request, True)
         outcome = self._simple(call, result, err)
         if outcome.mismatch is None and got != want:

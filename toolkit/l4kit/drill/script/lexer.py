@@ -107,10 +107,6 @@ KEYWORDS: Final = frozenset(
     ]
 )
 
-_WORD: Final = re.compile(r"[a-zA-Z0-9_]+")
-_FLOAT: Final = re.compile(r"-?[0-9]*\.[0-9]+")
-_INT: Final = re.compile(r"-?[0-9]+")
-_HEX: Final = re.compile(r"0x[0-9a-fA-F]+")
 _OPTION: Final = re.compile(r"--[a-zA-Z0-9_]+")
 _SPACE: Final = re.compile(r"[ \t\r\n]+")
 _STRING: Final = re.compile(r'"(?:\\.|[^"\\])*"', re.DOTALL)
@@ -169,8 +165,6 @@ _IPV6_BRANCHES: Final = tuple(re.compile(branch) for branch in _IPV6.pattern.spl
 
 def _longest_ipv6(text: str, pos: int) -> int:
     """The end of the longest IPv6 address at ``pos`` (``pos`` when none)."""
-    if ":" not in text[pos : pos + 5]:  # every form has a colon within its first five characters
-        return pos
     best = pos
     for branch in _IPV6_BRANCHES:
         m = branch.match(text, pos)
@@ -283,27 +277,27 @@ def tokenize(text: str, path: str = "<script>", defines: Mapping[str, str] | Non
     return tokens
 
 
+# The number and word rules in packetdrill's order, as one pattern: a number that runs
+# into letters (``3021b9d8``, ``0x10g``) is left to the word rule, which is longer.
+_NUMBER_OR_WORD: Final = re.compile(
+    r"(?P<IPV4>[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+)"
+    r"|(?P<FLOAT>-?[0-9]*\.[0-9]+)"
+    r"|(?P<HEX>0x[0-9a-fA-F]+(?![A-Za-z0-9_]))"
+    r"|(?P<INT>-?[0-9]+(?![A-Za-z0-9_]))"
+    r"|(?P<KW>sequence\#)"
+    r"|(?P<WORD>[a-zA-Z0-9_]+)"
+)
+_ADDRESS_RUN: Final = re.compile(r"[0-9a-fA-F:.]+")
+
+
 def _word_or_number(text: str, pos: int, line: int, defines: Mapping[str, str]) -> tuple[Token | None, int]:
     """The longest of the number, word, keyword and address rules at ``pos``."""
-    best_kind = ""
-    best_end = pos
-    ch = text[pos]
-    # Candidates in packetdrill's rule order: a longer match wins, an equal one keeps the earlier.
-    if ch.isalpha() or ch == "_":
-        m = _WORD.match(text, pos)
-        if m is not None:
-            best_kind, best_end = "WORD", m.end()
-            if text.startswith("sequence#", pos) and best_end <= pos + 9:
-                best_kind, best_end = "KW", pos + 9
-    else:
-        for kind, regex in (("FLOAT", _FLOAT), ("INT", _INT), ("HEX", _HEX), ("WORD", _WORD)):
-            m = regex.match(text, pos)
-            if m is not None and m.end() > best_end:
-                best_kind, best_end = kind, m.end()
-        m = _IPV4.match(text, pos)
-        if m is not None and m.end() > best_end:
-            best_kind, best_end = "IPV4", m.end()
-    if ch.isalnum() or ch == ":":
+    m = _NUMBER_OR_WORD.match(text, pos)
+    best_kind = m.lastgroup or "" if m is not None else ""
+    best_end = m.end() if m is not None else pos
+    run = _ADDRESS_RUN.match(text, pos)
+    if run is not None and ("::" in run.group() or run.group().count(":") >= 7):
+        # Only then can an IPv6 address be the longest match (1:1001 is two numbers).
         end = _longest_ipv6(text, pos)
         if end > best_end:
             best_kind, best_end = "IPV6", end

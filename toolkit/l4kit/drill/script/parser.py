@@ -136,8 +136,9 @@ class _Parser:
     # ------------------------------------------------------------ helpers
 
     def peek(self, ahead: int = 0) -> Token:
-        index = min(self.pos + ahead, len(self.tokens) - 1)
-        return self.tokens[index]
+        if not ahead:
+            return self.tokens[self.pos]  # never past EOF: next() stops there
+        return self.tokens[min(self.pos + ahead, len(self.tokens) - 1)]
 
     def next(self) -> Token:
         token = self.tokens[self.pos]
