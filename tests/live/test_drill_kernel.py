@@ -40,6 +40,8 @@ def _root() -> None:
     reason = live_capable()
     if reason:
         pytest.skip(reason)
+    if not Path("/dev/net/tun").exists():
+        pytest.skip("the kernel target needs /dev/net/tun")
 
 
 def drill(

@@ -77,6 +77,14 @@ def _load(request: DrillRequest) -> list[tuple[Script, RunConfig]]:
     return loaded
 
 
+def _require_tun() -> None:
+    if not os.path.exists("/dev/net/tun"):
+        raise L4kitError(
+            "l4kit drill --target kernel needs the TUN device /dev/net/tun",
+            hint="load the tun module (modprobe tun), or in a container pass --device /dev/net/tun",
+        )
+
+
 def _require_kernel_privileges() -> None:
     from l4kit.live.privileges import Capability, effective_capabilities, missing_capabilities
 
@@ -132,6 +140,7 @@ def run_drill(request: DrillRequest) -> int:
         except ConfigError as exc:
             raise ConfigError(exc.message, hint=exc.hint, exit_code=2) from None
     _require_kernel_privileges()
+    _require_tun()
 
     from l4kit.drill.run.kernel import run_script, warm_up
 

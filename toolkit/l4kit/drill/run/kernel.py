@@ -343,14 +343,7 @@ def _child_run(script: Script, config: RunConfig, directory: Path) -> ScriptResu
     try:
         target.setup()
         runner = Runner(script, target, config)
-        if os.environ.get("L4KIT_DRILL_PROFILE"):
-            import cProfile
-
-            profiler = cProfile.Profile()
-            passed, failure = profiler.runcall(runner.run)
-            profiler.dump_stats(os.environ["L4KIT_DRILL_PROFILE"])
-        else:
-            passed, failure = runner.run()
+        passed, failure = runner.run()
         frames = target.frames() if config.capture else []
         return ScriptResult(
             path=script.path,

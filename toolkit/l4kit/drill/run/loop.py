@@ -23,11 +23,9 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from l4kit.drill.script.model import (
@@ -397,8 +395,6 @@ class Runner:
     # ------------------------------------------------------------ events
 
     def _event(self, event: Event) -> None:
-        if os.environ.get("L4KIT_DRILL_DEBUG"):
-            print("event start", event.line, self.now())
         time_us, end_us, offset = self._anchor(event)
         self.last_time_us = time_us
         action = event.action
@@ -512,17 +508,6 @@ class Runner:
                         expected=format_action(packet),
                         actual="no packet",
                     )
-                )
-            if os.environ.get("L4KIT_DRILL_DEBUG"):
-                print(
-                    "sniffed",
-                    event.line,
-                    format_wire(live),
-                    live.src,
-                    live.sport,
-                    live.dst,
-                    live.dport,
-                    live.time_us - self.live_start,
                 )
             with self.lock:
                 owner = self.sockets.match_outbound(live, sock)
@@ -798,10 +783,4 @@ def _is_inbound(event: Event) -> bool:
 
 def to_script_space_inbound(packet: TcpPacket, live: WirePacket) -> WirePacket:
     """An injected packet shown with the script's numbers (what the line wrote)."""
-    from dataclasses import replace
-
     return replace(live, seq=packet.seq, ack=packet.ack or 0, options=packet.options or ())
-
-
-def script_directory(path: str) -> Path:
-    return Path(os.path.dirname(os.path.abspath(path)))
