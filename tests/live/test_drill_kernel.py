@@ -192,3 +192,20 @@ def test_without_privileges_one_line_and_exit_1() -> None:
         "error: l4kit drill --target kernel needs CAP_SYS_ADMIN, CAP_NET_ADMIN, CAP_NET_RAW (a network "
         "namespace, a TUN device, a packet socket); run it as root or with sudo"
     ]
+
+
+@pytest.mark.parametrize(
+    ("version", "peer"), [("ipv6", "fd3d:fa7b:d17d::1"), ("ipv4-mapped-ipv6", "192.0.2.1")]
+)
+def test_the_same_scripts_over_ipv6_and_mapped_addresses(tmp_path: Path, version: str, peer: str) -> None:
+    # IPv6 gets packetdrill's 1520-octet MTU, so the MSS the scripts expect is the same;
+    # IPv4-mapped IPv6 puts IPv4 on the wire from AF_INET6 sockets.
+    from scapy.layers.inet import TCP
+    from scapy.utils import rdpcap
+
+    capture = tmp_path / "drill.pcap"
+    scripts = ("passive-open.pkt", "active-open.pkt", "options.pkt")
+    done = drill("--ip-version", version, "--pcap", str(capture), *scripts)
+    assert done.returncode == 0, done.stdout + done.stderr
+    sources = {packet.src for packet in rdpcap(str(capture)) if packet.haslayer(TCP)}
+    assert peer in sources, sources
