@@ -56,11 +56,14 @@ def print_result(console: Console, result: ScriptResult, *, table: bool) -> None
         for record in result.lines:
             style = None if record.ok else "red"
             mark = "" if record.ok else " ✗"
+            happened = record.actual
+            if record.kind == "inbound" and happened == record.expected:
+                happened = "sent"  # the packet as written: no need to print it twice
             grid.add_row(
                 str(record.line),
                 _seconds(record.time_us),
                 Text(record.expected),
-                Text(record.actual + mark, style=style or ""),
+                Text(happened + mark, style=style or ""),
                 record.scapy,
             )
         console.print(grid)
