@@ -45,6 +45,7 @@ def _respond_command() -> typer.core.TyperCommand:
             iface="veth0", port=9000, address="10.0.0.1", routes=Path("routes.toml"), keep_open=True,
             pcap=Path("/tmp/x.pcap"), quiet=True, max_conns=10, max_half_open=5, no_firewall=True,
             codec="fast", duration=2.5, firewall="iptables", rcvbuf=4096, synack_retries=0, retries=20,
+            force=True,
         ),
         RespondOptions(verbose=True, sandbox=True, duration=0.1, codec=Codec.fast),
     ],
@@ -137,3 +138,20 @@ def test_doctor_as_root_without_cap_net_admin_names_the_capability(tmp_path: Pat
         assert "docker run --cap-add NET_ADMIN" in rows[tool]
         assert "apt-get install" not in rows[tool]
     assert "[root]" in rows["CAP_NET_RAW"]  # text, not swallowed as Rich markup
+
+
+def test_hints_name_l4kit_as_it_can_be_run_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from l4kit.commands import invoked_as
+
+    venv_bin = tmp_path / "venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    script = venv_bin / "l4kit"
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # as under sudo: the virtualenv is not on it
+    assert invoked_as(str(script)) == str(script)
+    monkeypatch.chdir(tmp_path)
+    assert invoked_as("venv/bin/l4kit") == str(script)  # made absolute: it works from anywhere
+    monkeypatch.setenv("PATH", f"{venv_bin}:/usr/bin:/bin")
+    assert invoked_as(str(script)) == "l4kit"
+    assert invoked_as("/somewhere/l4kit/__main__.py") == f"{sys.executable} -m l4kit"

@@ -287,7 +287,8 @@ class Preparation:
 
 def prepare(options: RespondOptions) -> Preparation:
     """Every check that can fail without side effects, in the order a user
-    would fix them: privileges, interface, address, BPF compiler, firewall tool."""
+    would fix them: privileges, interface, address, the ``--pcap`` path, BPF
+    compiler, firewall tool."""
     require_live_privileges(firewall=not options.no_firewall)
     preflight.require_interface(options.iface)
     link = preflight.link_info(options.iface)

@@ -171,6 +171,21 @@ class ConnectionLog:
         return True
 
 
+ROUTINE_WHYS = frozenset(
+    {"SYN-ACK", "data", "ACK", "FIN"}
+)  # why a segment was sent, when it says nothing new
+
+
+def segment_note(retransmission: bool, why: str) -> str:
+    """The note of a sent segment's row: why it was sent, unless that is routine, marked
+    as a retransmission once ("retransmission 1 (RTO 1 s)", "retransmission: SYN-ACK again
+    for a retransmitted SYN")."""
+    why = "" if why in ROUTINE_WHYS else why
+    if not retransmission or why.startswith("retransmission"):
+        return why
+    return f"retransmission: {why}" if why else "retransmission"
+
+
 def _relative(value: SeqNum, isn: SeqNum | None) -> int:
     return value.value if isn is None else (value - isn) % (1 << 32)
 
@@ -265,12 +280,9 @@ class ConnectionTables:
             log = self._log(event.key, event.time)
             if log is not None:
                 received = isinstance(event, SegmentReceived)
-                extra = ""
-                if isinstance(event, SegmentSent):
-                    extra = "retransmission" if event.retransmission else ""
-                    why = event.why
-                    if why and why not in ("SYN-ACK", "data", "ACK", "FIN"):
-                        extra = f"{extra} {why}".strip()
+                extra = (
+                    segment_note(event.retransmission, event.why) if isinstance(event, SegmentSent) else ""
+                )
                 if log.add(
                     time=event.time,
                     segment=event.segment,
@@ -944,7 +956,7 @@ def summary_table(summary: ResponderSummary) -> Table:
     table.add_column("value", justify="right")
     table.add_column("detail")
     table.add_row("duration", f"{summary.duration:.1f} s", "")
-    table.add_row("connections", str(summary.connections), f"{summary.open_at_exit} aborted at exit (RST)")
+    table.add_row("connections", str(summary.connections), connections_detail(summary))
     table.add_row("bytes in / out", f"{summary.bytes_in} / {summary.bytes_out}", "TCP payload")
     table.add_row(
         "frames in / out",
@@ -978,6 +990,18 @@ def summary_table(summary: ResponderSummary) -> Table:
     for reason, count in sorted(summary.drops.items(), key=lambda kv: (-kv[1], kv[0])):
         table.add_row("", str(count), reason)
     return table
+
+
+def connections_detail(summary: ResponderSummary) -> str:
+    """What the ``connections`` count is (handshakes completed), and what was still open
+    at the stop: those the core aborted with RST, half-open ones among them (a half-open
+    connection is not in the count, so "0 ... 1 aborted" must say why)."""
+    if not summary.open_at_exit:
+        return "established; 0 still open at exit"
+    detail = f"established; {summary.open_at_exit} still open at exit, aborted (RST)"
+    if summary.half_open_at_stop:
+        detail += f", {summary.half_open_at_stop} of them half-open"
+    return detail
 
 
 def display_rows(display: DisplayStats | None, connections: int) -> list[tuple[str, str, str]]:
