@@ -115,7 +115,9 @@ def test_through_responder_shows_where_the_kernel_answers_differently():
     # the kernel acknowledges the request on its own before replying; l4kit does not
     assert diffs[0] == ["frame 5: server sent A seq=1 ack=9; the responder does not"]
     # the refused port: the kernel resets, l4kit (which listens on every port asked) answers
-    assert diffs[1] == ["frame 12: server sent RA seq=0 ack=1; the responder sends SA seq=0 ack=1"]
+    assert diffs[1] == [
+        "frame 12: server sent RA seq=0 ack=1; the responder sends SA seq=0 ack=1 (SYN-RECEIVED)"
+    ]
     assert diffs[2] == []
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from l4kit.core import Application, Routes, make_app_factory
+from l4kit.core import Application, Routes, StringServer, make_app_factory
 from l4kit.errors import ConfigError
-from l4kit.wire.segment import Endpoint, FourTuple
+from l4kit.wire.segment import FourTuple
 
 
 def load_routes(routes_file: Path | None) -> Routes:
@@ -35,7 +35,5 @@ def load_app_factory(routes_file: Path | None, keep_open: bool) -> Callable[[Fou
 def expected_reply(message: str, routes_file: Path | None = None) -> str:
     """What the core's string server answers to one request line: the demo
     compares the bytes a real ``nc`` printed with this."""
-    key = FourTuple(Endpoint("127.0.0.1", 8888), Endpoint("127.0.0.1", 40000))
-    app = load_app_factory(routes_file, keep_open=False)(key)
-    reply = app.on_data((message + "\n").encode())
+    reply = StringServer(load_routes(routes_file)).on_data((message + "\n").encode())
     return reply.data.decode("utf-8", "replace")

@@ -149,6 +149,13 @@ class RespondOptions:
         min=0,
         max=20,
     )
+    idle_timeout: float = option(
+        60.0,
+        "--idle-timeout",
+        help="Close (FIN) a connection on which nothing arrived for this many seconds; reset it "
+        "if the peer has not finished as long again. 0: never.",
+        min=0,
+    )
 
     def __post_init__(self) -> None:
         hints = _field_types()

@@ -212,6 +212,8 @@ class Responder:
         summary.retransmissions = stats.retransmissions
         summary.resets_sent = stats.resets_sent
         summary.resets_received = stats.resets_received
+        summary.idle_closed = stats.idle_closed
+        summary.idle_reset = stats.idle_reset
         for reason, count in stats.drops.items():
             summary.drops[str(reason)] += count
         return summary
@@ -347,6 +349,7 @@ def run_responder(
             secret=os.urandom(32),
             syn_ack_retries=options.synack_retries,
             max_retransmissions=options.retries,
+            idle_timeout=options.idle_timeout or None,
         ),
         app_factory,
     )

@@ -417,6 +417,21 @@ class Replayer:
                         client_before, server_before, notes = self._hindsight(
                             report, states, client_before, server_before, notes
                         )
+                    via = states.via
+                    if via is not None:
+                        # The sender processed the peer's FIN before sending this segment:
+                        # that change is its own transition, and this row starts after it.
+                        v_side, v_state = via
+                        v_before = client_before if v_side == 0 else server_before
+                        if v_state is not v_before and v_state is not sides[v_side].state:
+                            self._transition(
+                                report, t - report.start, conv.packets - 1, number, v_side, v_before, v_state
+                            )
+                            notes += (f"{_SIDES[v_side]} processed the FIN first: {v_before} → {v_state}",)
+                            if v_side == 0:
+                                client_before = v_state
+                            else:
+                                server_before = v_state
                 if reused:
                     notes = (NOTE_PORT_REUSE, *notes)
 

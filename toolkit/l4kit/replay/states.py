@@ -106,7 +106,7 @@ class _Side:
 class PassiveStates:
     """The client's and the server's RFC 9293 states over one connection."""
 
-    __slots__ = ("active_server", "correction", "hindsight", "refused", "sides")
+    __slots__ = ("active_server", "correction", "hindsight", "refused", "sides", "via")
 
     def __init__(self) -> None:
         self.sides = (_Side(_CLOSED), _Side(_LISTEN))
@@ -117,6 +117,10 @@ class PassiveStates:
         # Set whenever a segment reveals that rows already made need correcting (refusal,
         # active open, a FIN applied too early); the caller clears it.
         self.hindsight = False
+        # Set by a segment whose sender must have passed through a state before sending it
+        # (it acknowledges a FIN it had not processed: CLOSE-WAIT before its own FIN's
+        # LAST-ACK): (side, that state). Each transition is then shown on its own.
+        self.via: tuple[int, State] | None = None
 
     @property
     def client(self) -> State:
@@ -150,6 +154,7 @@ class PassiveStates:
         snd = sides[d]
         rcv = sides[1 - d]
         self.correction = None
+        self.via = None
         if flags & ACK and (snd.fin_undo is not None or snd.pending_fin is not None):
             self._fin_evidence(snd, d, ack)
         if not flags & _SYN_FIN_RST and snd.state is _ESTABLISHED and rcv.state is _ESTABLISHED:
@@ -247,6 +252,7 @@ class PassiveStates:
             processed = _FIN_NEXT.get(snd.state)
             if processed is not None:
                 snd.state = processed
+                self.via = (d, processed)
 
     @staticmethod
     def _syn_received(rcv: _Side, flags: int, seq: int, ack: int, previous_iss: int | None) -> str | None:

@@ -60,6 +60,7 @@ from l4kit.core.events import (
     SynCookie,
 )
 from l4kit.core.states import State
+from l4kit.drivers.transitions import SegmentRow, TransitionRecorder
 from l4kit.live.report import DisplayStats, FrameDropped, ReadyInfo, ResponderSummary
 from l4kit.views.transitions import TransitionRow, transition_table
 from l4kit.wire.flags import TcpFlags
@@ -208,6 +209,7 @@ class ConnectionTables:
 
     def __init__(self, *, verbose: bool = False) -> None:
         self.verbose = verbose
+        self.recorder = TransitionRecorder()
         self.logs: dict[FourTuple, ConnectionLog] = {}
         self.unlogged = 0  # events of connections that found MAX_OPEN_LOGS logs open
         self.held_rows = 0  # rows not yet printed, in every log (bounded by MAX_HELD_ROWS)
@@ -232,7 +234,7 @@ class ConnectionTables:
         it leaves the open logs (which a SYN flood would otherwise fill for good, so that
         no later connection got a table) for the last MAX_STATELESS_LOGS such logs."""
         for event in events:
-            if type(event) is SegmentSent and event.before is State.LISTEN and event.after is State.LISTEN:
+            if type(event) is SegmentSent and event.state is State.LISTEN:
                 log = self.logs.get(event.key)
                 if (
                     log is not None
@@ -252,10 +254,15 @@ class ConnectionTables:
         TIME-WAIT or closed, so that the segment the core sent in answer (the last
         ACK) is in their table."""
         out: list[Due | str] = []
+        recorder = self.recorder
         for event in events:
+            for row in recorder.feed(event):
+                self._add_row(row)
             line = self._feed(event)
             if line is not None:
                 out.append(line)
+        for row in recorder.flush():
+            self._add_row(row)
         for log in self._due.values():
             if log.rows and not log.waiting:
                 log.waiting = True
@@ -275,31 +282,32 @@ class ConnectionTables:
                 out.append(item)
         return out
 
+    def _add_row(self, row: SegmentRow) -> None:
+        log = self._log(row.key, row.time)
+        if log is None:
+            return
+        extra = ""
+        if not row.received:
+            extra = segment_note(row.retransmission, row.why)
+        elif row.notes:
+            extra = ", ".join(row.notes)  # a change the application or a timer made
+        if log.add(
+            time=row.time,
+            segment=row.segment,
+            received=row.received,
+            before=row.before,
+            after=row.after,
+            extra=extra,
+            room=self.held_rows < MAX_HELD_ROWS,
+        ):
+            self.held_rows += 1
+        if row.after is State.TIME_WAIT and row.before is not State.TIME_WAIT and row.key not in self._due:
+            log.status = "TIME-WAIT"
+            self._due[row.key] = log
+
     def _feed(self, event: object) -> str | None:
         if isinstance(event, SegmentReceived | SegmentSent):
-            log = self._log(event.key, event.time)
-            if log is not None:
-                received = isinstance(event, SegmentReceived)
-                extra = (
-                    segment_note(event.retransmission, event.why) if isinstance(event, SegmentSent) else ""
-                )
-                if log.add(
-                    time=event.time,
-                    segment=event.segment,
-                    received=received,
-                    before=event.before,
-                    after=event.after,
-                    extra=extra,
-                    room=self.held_rows < MAX_HELD_ROWS,
-                ):
-                    self.held_rows += 1
-                if (
-                    event.after is State.TIME_WAIT
-                    and event.before is not State.TIME_WAIT
-                    and event.key not in self._due
-                ):
-                    log.status = "TIME-WAIT"
-                    self._due[event.key] = log
+            return None
         elif isinstance(event, ConnectionClosed):
             log = self.logs.pop(event.key, None)
             if log is not None:
@@ -968,6 +976,12 @@ def summary_table(summary: ResponderSummary) -> Table:
         "SYN cookies", f"{summary.syn_cookies_sent} sent", f"{summary.syn_cookies_accepted} accepted"
     )
     table.add_row("resets", f"{summary.resets_sent} sent", f"{summary.resets_received} received")
+    if summary.idle_closed or summary.idle_reset:
+        table.add_row(
+            "idle timeouts",
+            f"{summary.idle_closed} closed (FIN)",
+            f"{summary.idle_reset} reset: the peer had not finished (--idle-timeout)",
+        )
     table.add_row(
         "checksums offloaded",
         str(summary.checksum_offloaded),

@@ -13,14 +13,16 @@ int where Python wants one (``struct.pack``, Scapy's fields, indexing): pass
 
 ``pip install .`` compiles this module with mypyc (``setup.py``), as the core that
 does arithmetic on these several times a segment is: its calls into a compiled
-``SeqNum`` are direct C calls. The pure-Python class is the same, immutable too, and
-``tests/unit/test_wire_seqnum.py`` runs on both builds (``scripts/check.sh``).
+``SeqNum`` are direct C calls. The pure-Python class is the same, immutable too
+(:mod:`l4kit.wire.value` says how), and ``tests/unit/test_wire_seqnum.py`` runs on both
+builds (``scripts/check.sh``).
 """
 
 from __future__ import annotations
 
-from types import FunctionType
 from typing import Final, NoReturn, overload
+
+from l4kit.wire.value import pure_python_init
 
 MOD: Final = 1 << 32
 MASK: Final = MOD - 1  # the 32 bits of a sequence number, for code that works on raw ints
@@ -38,11 +40,6 @@ class SeqNum:
     __slots__ = ("value",)
 
     def __init__(self, value: int) -> None:
-        if _PURE:
-            if not isinstance(value, int):  # compiled, the signature refuses it
-                raise TypeError(f"a sequence number is an int, not {type(value).__name__}")
-            _set_value(self, value % MOD)
-            return
         self.value: Final[int] = value % MOD
 
     def __setattr__(self, name: str, value: object) -> None:
@@ -55,11 +52,6 @@ class SeqNum:
     def __add__(self, other: int | SeqNum) -> SeqNum:
         # The implementation admits a SeqNum so that, compiled, adding one is this
         # TypeError rather than mypyc's refusal of the argument.
-        if _PURE and other.__class__ is int:
-            # The common case, several times per segment: no __init__ call.
-            result = _new(SeqNum)
-            _set_value(result, (self.value + other) % MOD)
-            return result
         if isinstance(other, SeqNum):  # adding two sequence numbers is meaningless
             raise TypeError("cannot add two sequence numbers; add an octet count")
         return SeqNum(self.value + other)
@@ -114,10 +106,12 @@ class SeqNum:
         return (self.value - start.value) % MOD < size
 
 
-# As pure Python, the constructors store through the slot's own setter (it bypasses
-# __setattr__, which refuses every change), ``+`` into a bare allocation. Compiled by
-# mypyc (setup.py), the class is a native one: the constructor stores the slot directly,
-# and code outside the class cannot (the attribute is Final).
-_PURE: Final = isinstance(vars(SeqNum)["__init__"], FunctionType)
-_set_value = vars(SeqNum)["value"].__set__
-_new = object.__new__
+def _sequence_value(value: int) -> int:
+    """What the written ``__init__`` stores, as pure Python (compiled, the signature
+    refuses a non-int)."""
+    if not isinstance(value, int):
+        raise TypeError(f"a sequence number is an int, not {type(value).__name__}")
+    return value % MOD
+
+
+pure_python_init(SeqNum, {"value": _sequence_value})
