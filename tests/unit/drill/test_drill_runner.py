@@ -33,6 +33,7 @@ class ScriptedStack:
     returns (delay in us, packet) pairs the stack sends; calls succeed as written."""
 
     name = "scripted"
+    runs_commands = True
 
     def __init__(self, react: Reaction) -> None:
         self.addresses = Addresses()

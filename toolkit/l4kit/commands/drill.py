@@ -123,13 +123,7 @@ def run_drill(request: DrillRequest) -> int:
 
     if request.fmt not in ("table", "json"):
         raise ConfigError(f"--format {request.fmt}: use table or json", exit_code=2)
-    if request.target == "l4kit":
-        raise ConfigError(
-            "--target l4kit needs the core's socket API, which this build does not have yet; "
-            "use --target kernel",
-            exit_code=2,
-        )
-    if request.target != "kernel":
+    if request.target not in ("kernel", "l4kit"):
         raise ConfigError(f"--target {request.target}: use kernel or l4kit", exit_code=2)
     loaded = _load(request)
     if request.pcap is not None:
@@ -139,15 +133,18 @@ def run_drill(request: DrillRequest) -> int:
             check_new_file(request.pcap, overwrite=request.force, option="--pcap")
         except ConfigError as exc:
             raise ConfigError(exc.message, hint=exc.hint, exit_code=2) from None
-    _require_kernel_privileges()
-    _require_tun()
+    if request.target == "kernel":
+        _require_kernel_privileges()
+        _require_tun()
+        from l4kit.drill.run.kernel import run_script, warm_up
 
-    from l4kit.drill.run.kernel import run_script, warm_up
+        warm_up()
+    else:
+        from l4kit.drill.run.virtual import run_script
 
     width = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
     console = Console(highlight=False, width=width)
     start = time.monotonic()
-    warm_up()
     results: list[ScriptResult] = []
     show_tables = request.verbose or len(loaded) == 1
     for script, config in loaded:

@@ -28,6 +28,7 @@ import fcntl
 import os
 import pickle
 import select
+import signal
 import socket
 import struct
 import subprocess
@@ -49,7 +50,7 @@ from l4kit.drill.run.loop import (
 from l4kit.drill.run.syscalls import KernelCalls
 from l4kit.drill.run.tcpinfo import decode_cc_info, decode_meminfo, decode_tcp_info
 from l4kit.drill.script.model import Script, Syscall, TcpPacket
-from l4kit.drill.script.session import ScriptSocket, Sockets
+from l4kit.drill.script.session import Mismatch, ScriptSocket, Sockets
 from l4kit.drill.script.wirepacket import WirePacket, decode_wire
 
 CLONE_NEWNS = 0x00020000
@@ -72,6 +73,7 @@ PACKET_OUTGOING = 4
 SO_TIMESTAMPNS = 35
 VNET_HEADER = bytes(10)  # struct virtio_net_hdr, all zero: no GSO, checksum already complete
 TUN_NAME = "tun0"
+CALL_LIMIT_S = 30.0  # how long a call written as non-blocking may block in the kernel
 JIFFY_STEPS = 2
 JIFFY_OFFSET_US = 250
 SPIN_US = 200  # sleep until this close to an event's time, then spin (packetdrill spins the last 20 us)
@@ -81,6 +83,7 @@ class KernelTarget:
     """The kernel of the current network namespace, seen through tun0."""
 
     name = "kernel"
+    runs_commands = True
 
     def __init__(self, config: RunConfig, directory: Path) -> None:
         self.config = config
@@ -96,6 +99,9 @@ class KernelTarget:
     # ------------------------------------------------------------ setup
 
     def setup(self) -> None:
+        self._alarmed = False
+        signal.signal(signal.SIGALRM, self._on_alarm)
+        signal.siginterrupt(signal.SIGALRM, True)  # the blocked call returns EINTR
         self.tun_fd = os.open("/dev/net/tun", os.O_RDWR)
         ifr = struct.pack("16sH", TUN_NAME.encode(), IFF_TUN | IFF_NO_PI | IFF_VNET_HDR)
         fcntl.ioctl(self.tun_fd, TUNSETIFF, ifr)
@@ -236,7 +242,33 @@ class KernelTarget:
     # ------------------------------------------------------------ calls
 
     def execute(self, call: Syscall, sockets: Sockets) -> CallOutcome:
-        return self.calls.execute(call, sockets)
+        if threading.current_thread() is not threading.main_thread():  # a blocking call's own thread
+            return self.calls.execute(call, sockets)
+        # A call written without its return time runs in the run's own thread: if the
+        # kernel blocks it, nothing the script would send next can reach the stack, so
+        # packetdrill would wait for ever. An alarm interrupts it (EINTR) after a while.
+        self._alarmed = False
+        signal.setitimer(signal.ITIMER_REAL, CALL_LIMIT_S)
+        try:
+            outcome = self.calls.execute(call, sockets)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        if self._alarmed:
+            return CallOutcome(
+                outcome.shown,
+                Mismatch(
+                    "blocking",
+                    "a call that returns",
+                    f"blocked for {CALL_LIMIT_S:.0f} s",
+                    f"the call blocked for {CALL_LIMIT_S:.0f} s, and nothing the script sends next can "
+                    f"arrive while it waits: write it as a blocking call (+0...1 {call.name}(...)) or make "
+                    "the socket non-blocking",
+                ),
+            )
+        return outcome
+
+    def _on_alarm(self, signum: int, frame: object) -> None:
+        self._alarmed = True
 
     def _entering_kernel(self) -> None:
         entered = getattr(self._worker, "entered", None)

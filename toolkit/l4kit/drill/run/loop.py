@@ -167,6 +167,11 @@ class ScriptResult:
     output: str = ""
 
 
+class TargetUnsupported(Exception):  # noqa: N818 - what a target lacks, not an error in l4kit
+    """Something the target has no counterpart for (ICMP for l4kit's core...): the line
+    fails as ``unsupported: <what>``."""
+
+
 class StepFailed(Exception):  # noqa: N818 - a step that failed, not an error in l4kit
     def __init__(self, failure: Failure) -> None:
         super().__init__(failure.message)
@@ -188,6 +193,7 @@ class Target(Protocol):
 
     name: str
     addresses: Addresses
+    runs_commands: bool  # False: shell commands and the init/cleanup commands are not run
 
     def now_us(self) -> int:
         """The target's clock, in microseconds."""
@@ -269,7 +275,7 @@ class Runner:
         failure: Failure | None = None
         init_ran = False
         try:
-            if script.init_command is not None:
+            if script.init_command is not None and self.target.runs_commands:
                 status, output = self.target.run_command(script.init_command.text)
                 self._output(output)
                 if status != 0:
@@ -293,7 +299,7 @@ class Runner:
         except StepFailed as exc:
             failure = exc.failure
         finally:
-            if init_ran and script.cleanup_command is not None:
+            if init_ran and script.cleanup_command is not None and self.target.runs_commands:
                 status, output = self.target.run_command(script.cleanup_command.text)
                 self._output(output)
                 if status != 0 and failure is None:
@@ -395,6 +401,13 @@ class Runner:
     # ------------------------------------------------------------ events
 
     def _event(self, event: Event) -> None:
+        try:
+            self._dispatch(event)
+        except TargetUnsupported as exc:
+            self._record(event, "unsupported", ok=False)
+            raise StepFailed(Failure(event.line, f"unsupported: {exc}", unsupported=True)) from None
+
+    def _dispatch(self, event: Event) -> None:
         time_us, end_us, offset = self._anchor(event)
         self.last_time_us = time_us
         action = event.action
@@ -413,6 +426,11 @@ class Runner:
         elif isinstance(action, Command):
             self._await_idle()
             self._wait(event, time_us, end_us, "command", offset)
+            if not self.target.runs_commands:
+                self._record(
+                    event, f"not run: the {self.target.name} target runs no shell", time_us=self.now()
+                )
+                return
             status, output = self.target.run_command(action.text)
             self._output(output)
             ok = status == 0
@@ -703,6 +721,8 @@ class Runner:
                     )
             except StepFailed as exc:
                 self.thread_failure = exc.failure
+            except TargetUnsupported as exc:
+                self.thread_failure = Failure(event.line, f"unsupported: {exc}", unsupported=True)
             except Exception as exc:  # a bug in a target must fail the script, not hang the run
                 self.thread_failure = Failure(event.line, f"internal error in {call.name}: {exc!r}")
 
