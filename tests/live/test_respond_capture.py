@@ -95,3 +95,21 @@ def test_pcap_is_complete_after_sigterm(netns: Namespace, tmp_path: Path) -> Non
     rows = tshark(own, "frame.number", "tcp.srcport")
     assert len(rows) == frames_in + frames_out
     assert sum(1 for r in rows if r[1] == "8888") == frames_out
+
+
+def test_a_60000_octet_reply_has_no_runt_segment(netns: Namespace, tmp_path: Path) -> None:
+    """Sender silly window avoidance, seen by tshark: every data segment of a bulk reply
+    is one MSS (1460, ours; the client's is larger on lo) except the last."""
+    routes = tmp_path / "routes.toml"
+    routes.write_text('[routes]\nbig = "' + "x" * 59_999 + '"\n')
+    own = tmp_path / "own.pcap"
+    responder = netns.respond("--quiet", "--pcap", str(own), "--routes", str(routes))
+    done = netns.run(["nc", "127.0.0.1", "8888"], input="big\n", timeout=20)
+    assert len(done.stdout) == 60_000
+    code, output = responder.stop()
+    assert code == 0, output
+    rows = tshark(own, "tcp.srcport", "tcp.len", "tcp.analysis.flags")
+    sizes = [int(length) for port, length, _ in rows if port == "8888" and int(length) > 0]
+    assert sum(sizes) == 60_000
+    assert all(size == 1460 for size in sizes[:-1]), sizes
+    assert not [r for r in rows if r[2]], rows  # nothing for tshark's TCP analysis to flag

@@ -461,3 +461,48 @@ def test_send_takes_what_the_bounded_buffer_has_room_for() -> None:
     assert sent == b"z" * 4096  # eight segments of the peer's default 536-octet MSS
     info = t.listener.connection_info(key_of())
     assert info is not None and info.send_buffered == 4096 and info.state is State.ESTABLISHED
+
+
+# ----------------------------------------------------------------------------- no runts
+
+
+def test_a_bulk_reply_has_no_segment_shorter_than_the_mss_but_its_last() -> None:
+    """RFC 9293 §3.8.6.2.1 (MUST-38) and RFC 5681 §3.1: a 60,000-octet reply to a client
+    that acknowledges every other segment, as Linux does. The ACK of the SYN-ACK must not
+    grow the congestion window by the SYN's one sequence number."""
+    reply = b"y" * 59_999 + b"\n"
+    t = Trace(app_factory=lambda key: Recorder(reply=lambda data: AppReply(reply, close=True)), mss=1460)
+    t.handshake(options=[MaxSegmentSize(65495)])
+    t.send(0.1, "PA", seq=1001, ack=ISS + 1, payload=b"big\n")
+    sizes: list[int] = []
+    now = 0.1
+    while t.pending:
+        batch = []
+        while t.pending:
+            batch.append(t.pending.popleft())
+        sizes += [len(s.payload) for s in batch if s.payload]
+        for i in range(1, len(batch) + 1, 2):  # an ACK for every second segment, and the last
+            last = batch[min(i, len(batch) - 1)]
+            now += 0.001
+            t.send(now, "A", seq=1005, ack=(last.seq + last.seg_len).value)
+    assert sum(sizes) == 60_000
+    assert all(size == 1460 for size in sizes[:-1]), sizes
+    assert sizes[-1] == 60_000 % 1460
+
+
+def test_small_writes_wait_for_the_ack_of_the_last_short_segment_unless_nodelay() -> None:
+    # Nagle (RFC 9293 §3.7.4), Minshall's variant: a second short segment waits while the
+    # first is unacknowledged.
+    for nodelay in (False, True):
+        t = Trace(keep_open=True)
+        t.handshake()
+        conn = t.listener.connection(key_of())
+        assert conn is not None
+        conn.set_nodelay(nodelay)
+        conn.send(b"a")
+        conn.send(b"b")
+        sent = [s.payload for s in t.listener.flush(0.1).segments]
+        assert sent == ([b"a", b"b"] if nodelay else [b"a"])
+        if not nodelay:
+            t.send(0.2, "A", seq=1001, ack=ISS + 2)
+            t.recv("PA", seq=ISS + 2, payload=b"b")

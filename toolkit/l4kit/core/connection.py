@@ -109,7 +109,7 @@ from l4kit.core.states import State
 from l4kit.wire.flags import TcpFlags
 from l4kit.wire.options import MaxSegmentSize, TcpOption, UnknownOption
 from l4kit.wire.segment import Endpoint, FourTuple, Segment
-from l4kit.wire.seqnum import SeqNum
+from l4kit.wire.seqnum import HALF, MOD, SeqNum
 
 # Flags we send, built once (IntFlag arithmetic costs about a microsecond a time) ...
 ACK: Final = TcpFlags.ACK
@@ -533,6 +533,7 @@ class Connection:
         "_recover",
         "_rtt_probe",
         "_send_buf",
+        "_small_off",
         "_syn_retransmitted",
         "adv_mss",
         "bytes_in",
@@ -623,6 +624,7 @@ class Connection:
         self._buf_start = 1  # offset of _send_buf[0]
         self._fin_queued = False
         self._fin_sent = False
+        self._small_off = 0  # end of the last segment shorter than the MSS (Nagle)
         ipv6 = ":" in key.local.addr
         self.send_mss = effective_send_mss(peer_mss, ipv6=ipv6, our_mss=self.adv_mss)
         # RFC 5681 §3.1 / RFC 6928: initial window min(10*MSS, max(2*MSS, 14600))
@@ -783,7 +785,8 @@ class Connection:
     @property
     def rcv_wnd(self) -> int:
         """RCV.WND: what is left of the window last advertised (its right edge never moves left)."""
-        return max(self.rcv_adv_off - self.rcv_nxt_off, 0)
+        window = self.rcv_adv_off - self.rcv_nxt_off
+        return window if window > 0 else 0
 
     @property
     def local(self) -> Endpoint:
@@ -904,7 +907,9 @@ class Connection:
 
     def _set_state(self, new: State, cause: Segment | None, why: str, sink: Sink) -> None:
         old = self.state
-        sink.event(state_changed(sink.now, self.key, old, new, cause, why))
+        if new not in TRANSITIONS[old]:  # state_changed's check, written out: once a segment
+            raise InvalidTransitionError(f"{old} -> {new} is not a TCP state change ({why})")
+        sink.event(StateChanged(sink.now, self.key, old, new, cause, why))
         self.state = new
         if new is State.FIN_WAIT_2:
             self.fin_wait_2_at = sink.now + self.config.fin_wait_2_timeout
@@ -1004,7 +1009,19 @@ class Connection:
             room = min(self.snd_wnd, self.cwnd) - in_flight
             if room <= 0:
                 break
-            size = min(data_end - self.snd_nxt_off, self.send_mss, room)
+            queued = data_end - self.snd_nxt_off
+            size = min(queued, self.send_mss, room)
+            if size < self.send_mss and in_flight > 0:
+                if size < queued:
+                    # Sender silly window avoidance (RFC 9293 §3.8.6.2.1, MUST-38): the window
+                    # cuts the segment short; wait for a full one, or for at least half the
+                    # largest window the peer offered, while an ACK is still to come.
+                    if size < self.max_snd_wnd // 2:
+                        break
+                elif not self.nodelay and self._small_off > self.snd_una_off:
+                    # Nagle (RFC 9293 §3.7.4, SHLD-7) in Minshall's variant, as Linux: the tail
+                    # of the queue waits while an earlier short segment is unacknowledged.
+                    break
             start = self.snd_nxt_off - self._buf_start
             payload = bytes(self._send_buf[start : start + size])
             last = self.snd_nxt_off + size == data_end
@@ -1012,6 +1029,8 @@ class Connection:
             self._send(sink, PSH_ACK if last else ACK, self.snd_nxt_off, payload=payload)
             self.snd_nxt_off += size
             self.bytes_out += size
+            if size < self.send_mss:
+                self._small_off = self.snd_nxt_off
             if self._rtt_probe is None:
                 self._rtt_probe = (self.snd_nxt_off, now)
             self._arm_retransmit(now)
@@ -1330,7 +1349,12 @@ class Connection:
     def _receive(self, segment: Segment, now: float, sink: Sink) -> None:
         state = self.state
         flags = int(segment.flags)
-        delta = segment.seq - self.rcv_nxt  # SEG.SEQ - RCV.NXT, signed
+        # SEG.SEQ - RCV.NXT, signed, modulo 2**32 (without building RCV.NXT as a SeqNum)
+        delta = (segment.seq.value - self.irs.value - self.rcv_nxt_off) % MOD
+        if delta >= HALF:
+            delta -= MOD
+        rcv_wnd = self.rcv_adv_off - self.rcv_nxt_off
+        rcv_wnd = max(rcv_wnd, 0)
 
         match state:
             case (
@@ -1359,12 +1383,12 @@ class Connection:
                 # figure 7, line 6). Its SEQ is IRS, one below RCV.NXT, so the
                 # acceptability test would refuse it; Linux passes it (tcp_validate_incoming).
                 self._handshake_done(segment, now, sink, "SYN-ACK received (simultaneous open)")
-                self._update_window(segment)
+                self._update_window(segment)  # the first window of the synchronized connection
                 return
 
         # second (RFC 9293 §3.10.7.4) with RFC 5961 §3.2: check the RST bit.
         if flags & _RST:
-            verdict = rst_verdict(delta, self.rcv_wnd)
+            verdict = rst_verdict(delta, rcv_wnd)
             match verdict:
                 case RstVerdict.RESET:
                     if state is State.SYN_RECEIVED and self.passive:
@@ -1400,7 +1424,7 @@ class Connection:
         # fourth: check the SYN bit (before the acceptability test: RFC 5961 §4.2 says
         # "irrespective of the sequence number").
         if flags & _SYN:
-            syn = syn_verdict(state, flags, delta, segment.seg_len, self.rcv_wnd, passive=self.passive)
+            syn = syn_verdict(state, flags, delta, segment.seg_len, rcv_wnd, passive=self.passive)
             match syn:
                 case SynVerdict.UNACCEPTABLE:
                     self._reply_with_ack(
@@ -1428,14 +1452,14 @@ class Connection:
             return
 
         # first: the acceptability test.
-        if not segment_acceptable(segment.seg_len, delta, self.rcv_wnd):
+        if not segment_acceptable(segment.seg_len, delta, rcv_wnd):
             why = "duplicate ACK for old data" if delta < 0 else "ACK (segment outside the window)"
             self._reply_with_ack(
                 segment,
                 sink,
                 DropReason.UNACCEPTABLE,
                 why,
-                f"SEG.SEQ is RCV.NXT{delta:+d}, SEG.LEN {segment.seg_len}, RCV.WND {self.rcv_wnd}",
+                f"SEG.SEQ is RCV.NXT{delta:+d}, SEG.LEN {segment.seg_len}, RCV.WND {rcv_wnd}",
             )
             return
 
@@ -1459,7 +1483,8 @@ class Connection:
             if not self._handshake_done(segment, now, sink, "handshake ACK"):
                 return
 
-        ack_off = self.snd_una_off + (segment.ack - self.snd_una)
+        advance = (segment.ack.value - self.iss.value - self.snd_una_off) % MOD  # SEG.ACK - SND.UNA
+        ack_off = self.snd_una_off + (advance - MOD if advance >= HALF else advance)
         # RFC 5961 §5.2: acceptable ACKs lie in [SND.UNA - MAX.SND.WND, SND.NXT].
         if not self.snd_una_off - self.max_snd_wnd <= ack_off <= self.snd_nxt_off:
             self._reply_with_ack(
@@ -1473,7 +1498,9 @@ class Connection:
             return
         if ack_off > self.snd_una_off:
             self._on_new_ack(ack_off, now, sink)
-        if ack_off >= self.snd_una_off:
+        if ack_off >= self.snd_una_off and (
+            self.snd_wl1 < segment.seq or (self.snd_wl1 == segment.seq and self.snd_wl2 <= segment.ack)
+        ):
             self._update_window(segment)
         fin_acked = self._fin_sent and self.snd_una_off > self._fin_off
         match self.state:
@@ -1497,7 +1524,8 @@ class Connection:
         # recommends new applications not use it); the octets are ordinary data.
         ack_needed = self._receive_text_and_fin(segment, delta, now, sink)
         sent_before = len(sink.output.segments)
-        self._notify(sink)
+        if self.handler is not None:
+            self._notify(sink)
         self._transmit(now, sink)
         if ack_needed and len(sink.output.segments) == sent_before:
             self._send_ack(sink)
@@ -1519,16 +1547,19 @@ class Connection:
         return self.state is State.ESTABLISHED
 
     def _update_window(self, segment: Segment) -> None:
-        # "If SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK)"
-        if self.snd_wl1 < segment.seq or (self.snd_wl1 == segment.seq and self.snd_wl2 <= segment.ack):
-            self.snd_wnd = segment.window
-            self.max_snd_wnd = max(self.max_snd_wnd, segment.window)
-            self.snd_wl1 = segment.seq
-            self.snd_wl2 = segment.ack
+        """The send window from ``segment``, whose SND.WL1/SND.WL2 test passed ("If SND.WL1 <
+        SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK)", RFC 9293 §3.10.7.4 fifth)."""
+        self.snd_wnd = segment.window
+        self.max_snd_wnd = max(self.max_snd_wnd, segment.window)
+        self.snd_wl1 = segment.seq
+        self.snd_wl2 = segment.ack
 
     def _on_new_ack(self, ack_off: int, now: float, sink: Sink) -> None:
         """SND.UNA < SEG.ACK =< SND.NXT: octets acknowledged (RFC 9293 §3.10.7.4 fifth)."""
-        acked = ack_off - self.snd_una_off
+        # RFC 5681 §3.1 counts data octets: the SYN's and the FIN's sequence numbers grow no
+        # window (the ACK of a SYN-ACK growing cwnd by one made the next burst's last
+        # segment one octet long).
+        acked = min(ack_off, self._data_end) - max(self.snd_una_off, 1)
         probe = self._rtt_probe
         if probe is not None and ack_off >= probe[0]:
             self._rtt_sample(now - probe[1])
@@ -1541,7 +1572,9 @@ class Connection:
         self.retries = 0
         self.last_progress = now
         # RFC 5681 §3.1: slow start below ssthresh, congestion avoidance above it.
-        if self.cwnd < self.ssthresh:
+        if acked <= 0:
+            pass
+        elif self.cwnd < self.ssthresh:
             self.cwnd += min(acked, self.send_mss)
         else:
             self.cwnd += max(1, self.send_mss * self.send_mss // self.cwnd)
@@ -1590,7 +1623,7 @@ class Connection:
             payload = payload[self.rcv_nxt_off - start :]
             start = self.rcv_nxt_off
         # ... and what lies beyond the window (with the FIN that would follow it).
-        limit = self.rcv_nxt_off + self.rcv_wnd
+        limit = self.rcv_adv_off if self.rcv_adv_off > self.rcv_nxt_off else self.rcv_nxt_off
         if start + len(payload) > limit:
             payload = payload[: max(limit - start, 0)]
             fin = False

@@ -209,6 +209,7 @@ class Stack:
         self._sink = Sink(self._pending, 0.0)
         self._busy = False  # inside receive/tick/shutdown: socket calls join that call's output
         self._touched: list[Connection] = []  # changed by an application during the call
+        self._current: Connection | None = None  # the connection a call is processing
         self.now = 0.0
         # counters
         self._segments_in = 0
@@ -418,10 +419,10 @@ class Stack:
         return self._sink
 
     def after_call(self, conn: Connection) -> None:
-        if self._busy:
-            self._touched.append(conn)
-        else:
+        if not self._busy:
             self._after(conn)
+        elif conn is not self._current:  # the one being processed is settled by _guarded
+            self._touched.append(conn)
 
     def admit(self, conn: Connection) -> bool:
         """Whether ``conn``'s listening socket can take it now (its accept queue has room)."""
@@ -559,13 +560,16 @@ class Stack:
         out = sink.output
         mark_segments, mark_events = len(out.segments), len(out.events)
         before = conn.state
+        self._current = conn
         try:
             work()
         except Exception as exc:
+            self._current = None
             del out.segments[mark_segments:]
             del out.events[mark_events:]
             self._internal_error(conn, exc, sink, segment, before)
             return
+        self._current = None
         self._settle(conn, sink)
 
     def _internal_error(

@@ -106,12 +106,16 @@ class SeqNum:
         return (self.value - start.value) % MOD < size
 
 
-def _sequence_value(value: int) -> int:
-    """What the written ``__init__`` stores, as pure Python (compiled, the signature
-    refuses a non-int)."""
+def _sequence_value(value: object) -> int:
+    """What the written ``__init__`` stores when ``value`` is not exactly an ``int``, as pure
+    Python (compiled, the signature refuses a non-int; a bool is an int)."""
     if not isinstance(value, int):
         raise TypeError(f"a sequence number is an int, not {type(value).__name__}")
     return value % MOD
 
 
-pure_python_init(SeqNum, {"value": _sequence_value})
+pure_python_init(
+    SeqNum,
+    {"value": "value % _MOD if value.__class__ is int else _sequence_value(value)"},
+    {"_MOD": MOD, "_sequence_value": _sequence_value},
+)

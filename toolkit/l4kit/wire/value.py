@@ -23,25 +23,29 @@ fields (``FIELDS``, in order) for objects of the same class only, the dataclass'
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import FrozenInstanceError
 from types import FunctionType
 from typing import Any, ClassVar
 
 
-def pure_python_init(cls: type, convert: Mapping[str, Callable[[Any], object]] | None = None) -> None:
+def pure_python_init(
+    cls: type, convert: Mapping[str, str] | None = None, names: Mapping[str, object] | None = None
+) -> None:
     """As pure Python, replace ``cls.__init__`` by one that stores through the slots' setters.
 
     The replacement has the written ``__init__``'s signature (names, kinds, defaults),
-    so calls and errors are the same; ``convert`` maps a parameter to the function the
-    written ``__init__`` applies to it before storing. Compiled (a native class, whose
-    ``__init__`` is not a Python function), nothing changes.
+    so calls and errors are the same. ``convert`` maps a parameter to the Python
+    expression the written ``__init__`` stores instead of it (written inline, as a
+    function call would cost as much as the store: ``SeqNum`` is made several times a
+    segment); ``names`` are what those expressions refer to. Compiled (a native class,
+    whose ``__init__`` is not a Python function), nothing changes.
     """
     written = vars(cls)["__init__"]
     if not isinstance(written, FunctionType):
         return
     convert = convert or {}
-    namespace: dict[str, object] = {}
+    namespace: dict[str, object] = dict(names or {})
     params: list[str] = []
     stores: list[str] = []
     star = False
@@ -56,10 +60,7 @@ def pure_python_init(cls: type, convert: Mapping[str, Callable[[Any], object]] |
             params.append(f"{p.name}=_default_{p.name}")
         slot = next(vars(klass)[p.name] for klass in cls.__mro__ if p.name in vars(klass))
         namespace[f"_set_{p.name}"] = slot.__set__
-        value = p.name
-        if p.name in convert:
-            namespace[f"_convert_{p.name}"] = convert[p.name]
-            value = f"_convert_{p.name}({p.name})"
+        value = convert.get(p.name, p.name)
         stores.append(f"    _set_{p.name}(self, {value})")
     source = f"def __init__(self, {', '.join(params)}):\n" + "\n".join(stores or ["    pass"])
     exec(source, namespace)
