@@ -125,3 +125,20 @@ def test_shell_commands_are_not_run() -> None:
     result = run_text("`exit 1`\n0 `exit 1`\n+0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n")
     assert result.passed
     assert result.lines[0].actual == "not run: the l4kit target runs no shell"
+
+
+def test_a_call_still_blocked_at_the_end_leaves_no_thread_behind() -> None:
+    import threading
+
+    text = """\
+0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0 bind(3, ..., ...) = 0
++0 listen(3, 1) = 0
++0.1...0.3 accept(3, ..., ...) = 4
+"""
+    before = threading.active_count()
+    for _ in range(3):
+        result = run_text(text)
+        assert not result.passed
+        assert result.failure is not None and result.failure.line == 4
+    assert threading.active_count() == before

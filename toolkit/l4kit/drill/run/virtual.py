@@ -79,6 +79,10 @@ _TCPI_STATE: Final = {
 }  # fmt: skip
 
 
+class _Cancelled(BaseException):
+    """Raised in a parked blocking call's thread when the script ends without it."""
+
+
 class WouldBlock(Exception):  # noqa: N818 - a call's answer, not an error
     """The call cannot complete now; ``ready`` says when to try it again."""
 
@@ -113,6 +117,7 @@ class _Worker:
         self.wake_at: int | None = None
         self.ready: Callable[[], bool] | None = None
         self.thread: threading.Thread | None = None
+        self.cancelled = False
 
     def runnable(self, now: int) -> bool:
         if self.done or not self.parked.is_set():
@@ -291,6 +296,8 @@ class VirtualTarget:
         worker.wake.clear()
         worker.parked.set()
         worker.wake.wait()
+        if worker.cancelled:
+            raise _Cancelled
 
     def _run_worker(self) -> None:
         """In the main thread: let the blocking call run if what it waits for came
@@ -310,6 +317,8 @@ class VirtualTarget:
             self._local.worker = worker
             try:
                 work()
+            except _Cancelled:
+                pass
             finally:
                 worker.done = True
                 worker.parked.set()
@@ -319,6 +328,15 @@ class VirtualTarget:
         worker.thread.start()
         worker.parked.wait()
         return worker
+
+    def close(self) -> None:
+        """End a blocking call still parked when the script ends, so its thread exits."""
+        worker = self.worker
+        if worker is not None and not worker.done and worker.thread is not None:
+            worker.cancelled = True
+            worker.parked.clear()
+            worker.wake.set()
+            worker.thread.join(timeout=5)
 
     def is_done(self, handle: object) -> bool:
         assert isinstance(handle, _Worker)
@@ -798,6 +816,8 @@ def run_script(script: Script, config: RunConfig) -> ScriptResult:
         passed, failure = runner.run()
     except Exception as exc:  # a bug in the target must fail the script, not the command
         passed, failure = False, Failure(0, f"internal error: {exc!r}")
+    finally:
+        target.close()
     return ScriptResult(
         path=script.path,
         target="l4kit",
