@@ -63,7 +63,7 @@ def connected(stack: Stack) -> Connection:
 
 
 def test_connect_sends_a_syn_with_our_mss_and_establishes_on_the_syn_ack() -> None:
-    stack = client(mss=1400)
+    stack = client(mss=1400, window_scale=False, timestamps=False, sack=False)
     conn = stack.connect(HERE, THERE)
     assert conn.state is State.SYN_SENT and not conn.connected and not conn.poll() & POLLOUT
     out = stack.flush(0.0)

@@ -51,7 +51,10 @@ class StackConfig:
     max_half_open: int = 256  # SYN-RECEIVED entries before SYN cookies take over
     rst_unknown: bool = True  # answer a non-SYN for an unknown 4-tuple with RST (RFC 9293)
     mss: int = 1460  # MSS advertised in our SYN and SYN-ACK (a socket may choose its own)
-    window: int = 65535  # receive buffer, the most advertised
+    window: int = 65535  # receive buffer, the most advertised (above 65535: window scaling)
+    window_scale: bool = True  # offer and accept RFC 7323 window scaling
+    timestamps: bool = True  # offer and accept RFC 7323 timestamps (RTTM, PAWS)
+    sack: bool = True  # offer and accept RFC 2018 selective acknowledgments
     secret: bytes = b""  # key for RFC 6528 ISNs and SYN cookies; empty = drivers must supply one
     # the module docstring says why each default below was chosen
     syn_cookies: bool = True  # answer SYNs statelessly when the half-open table is full (RFC 4987)
@@ -76,7 +79,8 @@ class StackConfig:
         _check(self.max_connections >= 1, "max_connections must be at least 1")
         _check(self.max_half_open >= 1, "max_half_open must be at least 1")
         _check(88 <= self.mss <= 65535, f"mss {self.mss} is outside 88-65535")
-        _check(1 <= self.window <= 65535, f"window {self.window} is outside 1-65535 (no window scaling)")
+        most = (65535 << 14) if self.window_scale else 65535
+        _check(1 <= self.window <= most, f"window {self.window} is outside 1-{most}")
         _check(self.syn_cookie_period > 0, "syn_cookie_period must be positive")
         _check(self.max_time_wait >= 0, "max_time_wait must not be negative")
         _check(self.time_wait_timeout >= 0, "time_wait_timeout must not be negative")

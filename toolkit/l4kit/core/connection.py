@@ -107,9 +107,18 @@ from l4kit.core.events import (
 from l4kit.core.reassembly import ReassemblyBuffer
 from l4kit.core.states import State
 from l4kit.wire.flags import TcpFlags
-from l4kit.wire.options import MaxSegmentSize, TcpOption, UnknownOption
+from l4kit.wire.options import (
+    MaxSegmentSize,
+    NoOperation,
+    Sack,
+    SackPermitted,
+    TcpOption,
+    Timestamps,
+    UnknownOption,
+    WindowScale,
+)
 from l4kit.wire.segment import Endpoint, FourTuple, Segment
-from l4kit.wire.seqnum import HALF, MOD, SeqNum
+from l4kit.wire.seqnum import HALF, MASK, MOD, SeqNum
 
 # Flags we send, built once (IntFlag arithmetic costs about a microsecond a time) ...
 ACK: Final = TcpFlags.ACK
@@ -258,6 +267,18 @@ def malformed_detail(segment: Segment) -> str | None:
         if isinstance(option, UnknownOption) and option.kind in ILLEGAL_OPTION_KINDS:
             return f"option kind {option.kind} with illegal length {len(option.data) + 2}"
     return None
+
+
+def window_shift(buffer: int) -> int:
+    """The window scale that lets a 16-bit field cover ``buffer`` (RFC 7323 §2.3, at most 14)."""
+    shift = 0
+    while (buffer >> shift) > 65535 and shift < 14:
+        shift += 1
+    return shift
+
+
+TIMESTAMPS_LENGTH: Final = 12
+"""NOP, NOP, Timestamps: what RFC 7323's option takes from every segment's payload."""
 
 
 def effective_send_mss(peer_mss: int | None, *, ipv6: bool, our_mss: int) -> int:
@@ -504,6 +525,11 @@ class ConnectionInfo:
     passive: bool
     nodelay: bool
     error: int  # the pending errno (SO_ERROR), 0 if none
+    snd_wscale: int  # the peer's window scale (0: none, or not negotiated)
+    rcv_wscale: int  # ours
+    timestamps: bool  # RFC 7323 timestamps in use
+    sack: bool  # RFC 2018 SACK permitted both ways
+    sacked_bytes: int  # octets in flight the peer reported with SACK
 
 
 class Connection:
@@ -529,9 +555,11 @@ class Connection:
         "_eof_notified",
         "_fin_queued",
         "_fin_sent",
+        "_last_ack_off",
         "_owner",
         "_recover",
         "_rtt_probe",
+        "_sack_recent",
         "_send_buf",
         "_small_off",
         "_syn_retransmitted",
@@ -563,15 +591,19 @@ class Connection:
         "rcv_buf",
         "rcv_buffer_size",
         "rcv_nxt_off",
+        "rcv_shift",
         "retransmit_at",
         "retries",
         "rto",
         "rttvar",
+        "sack_ok",
+        "sacked",
         "scheduled",
         "send_mss",
         "shut_rd",
         "shut_wr",
         "snd_nxt_off",
+        "snd_shift",
         "snd_una_off",
         "snd_wl1",
         "snd_wl2",
@@ -579,6 +611,10 @@ class Connection:
         "srtt",
         "ssthresh",
         "state",
+        "ts_offset",
+        "ts_ok",
+        "ts_recent",
+        "ws_ok",
     )
 
     def __init__(
@@ -625,6 +661,19 @@ class Connection:
         self._fin_queued = False
         self._fin_sent = False
         self._small_off = 0  # end of the last segment shorter than the MSS (Nagle)
+        # RFC 7323 and RFC 2018, as negotiated on the SYNs (see _negotiate)
+        self.ws_ok = False  # window scaling (offered, in SYN-SENT; agreed, after)
+        self.snd_shift = 0  # the peer's window scale: its window fields are shifted left by it
+        self.rcv_shift = 0  # ours
+        self.ts_ok = False
+        self.ts_recent = 0  # TS.Recent: the peer's TSval to echo
+        # our TSval = milliseconds of now + this: per connection (RFC 7323 §5.4), from the
+        # ISS (an RFC 6528 ISN is already unpredictable), so no clock is read
+        self.ts_offset = (iss.value * 0x9E3779B1) & MASK
+        self._last_ack_off = 1  # Last.ACK.sent, as a receive offset (RFC 7323 §4.3)
+        self.sack_ok = False  # offered in SYN-SENT, agreed after
+        self.sacked: list[tuple[int, int]] = []  # the scoreboard: send offsets the peer SACKed
+        self._sack_recent = -1  # receive offset of the latest out-of-order arrival (RFC 2018 §4)
         ipv6 = ":" in key.local.addr
         self.send_mss = effective_send_mss(peer_mss, ipv6=ipv6, our_mss=self.adv_mss)
         # RFC 5681 §3.1 / RFC 6928: initial window min(10*MSS, max(2*MSS, 14600))
@@ -692,9 +741,21 @@ class Connection:
             adv_mss=adv_mss,
         )
         conn._set_state(State.SYN_RECEIVED, syn, "SYN received (passive open)", sink)
+        config_ = conn.config
+        peer_shift = syn.window_scale
+        if config_.window_scale and peer_shift is not None:
+            conn.ws_ok = True
+            conn.snd_shift = min(peer_shift, 14)  # RFC 7323 §2.3: above 14 is taken as 14
+            conn.rcv_shift = window_shift(conn.rcv_buffer_size)
+        stamps = syn.timestamps
+        if config_.timestamps and stamps is not None:
+            conn.ts_ok = True
+            conn.ts_recent = stamps.tsval
+        conn.sack_ok = config_.sack and syn.sack_permitted
+        conn._options_agreed(syn.mss, syn.is_ipv6)
         conn.snd_nxt_off = 1
         conn._rtt_probe = (1, now)
-        conn._send(sink, SYN_ACK, 0, options=conn._syn_options(), why="SYN-ACK")
+        conn._send(sink, SYN_ACK, 0, options=conn._syn_options(now), why="SYN-ACK")
         conn.retransmit_at = now + conn.rto
         return conn
 
@@ -724,9 +785,13 @@ class Connection:
             adv_mss=adv_mss,
         )
         conn._set_state(State.SYN_SENT, None, "connect (active open)", sink)
+        conn.ws_ok = config.window_scale
+        conn.rcv_shift = window_shift(conn.rcv_buffer_size) if config.window_scale else 0
+        conn.ts_ok = config.timestamps
+        conn.sack_ok = config.sack
         conn.snd_nxt_off = 1
         conn._rtt_probe = (1, now)
-        conn._send(sink, SYN, 0, options=conn._syn_options(), why="SYN")
+        conn._send(sink, SYN, 0, options=conn._syn_options(now), why="SYN")
         conn.retransmit_at = now + conn.rto
         return conn
 
@@ -835,6 +900,11 @@ class Connection:
             passive=self.passive,
             nodelay=self.nodelay,
             error=self.error,
+            snd_wscale=self.snd_shift,
+            rcv_wscale=self.rcv_shift,
+            timestamps=self.ts_ok,
+            sack=self.sack_ok,
+            sacked_bytes=sum(end - start for start, end in self.sacked),
         )
 
     def next_deadline(self) -> float | None:
@@ -919,36 +989,93 @@ class Connection:
 
     # ------------------------------------------------------------------ sending
 
-    def _syn_options(self) -> tuple[TcpOption, ...]:
-        """The options of our SYN or SYN-ACK (RFC 9293 §3.7.1: MSS)."""
-        return (MaxSegmentSize(self.adv_mss),)
+    def _tsval(self, now: float) -> int:
+        """Our TSval: a millisecond clock (RFC 7323 §5.4 asks for 1 ms to 1 s a tick)."""
+        return (int(now * 1000) + self.ts_offset) & MASK
+
+    def _syn_options(self, now: float) -> tuple[TcpOption, ...]:
+        """The options of our SYN (what we offer) or SYN-ACK (what was agreed): MSS (RFC 9293
+        §3.7.1), SACK-permitted (RFC 2018), timestamps and window scale (RFC 7323), laid out
+        as Linux lays them out, each group on a 4-octet boundary."""
+        options: list[TcpOption] = [MaxSegmentSize(self.adv_mss)]
+        if self.ts_ok:
+            stamps = Timestamps(self._tsval(now), self.ts_recent if self.state is not State.SYN_SENT else 0)
+            if self.sack_ok:
+                options += [SackPermitted(), stamps]
+            else:
+                options += [NoOperation(), NoOperation(), stamps]
+        elif self.sack_ok:
+            options += [NoOperation(), NoOperation(), SackPermitted()]
+        if self.ws_ok:
+            options += [NoOperation(), WindowScale(self.rcv_shift)]
+        return tuple(options)
+
+    def _options_agreed(self, peer_mss: int | None, ipv6: bool) -> None:
+        """The peer's SYN says what both sides use: the MSS, less the timestamps' 12 octets
+        when they are on every segment (RFC 9293 §3.7.1 counts options in the header), and
+        the initial window from it."""
+        self.send_mss = effective_send_mss(peer_mss, ipv6=ipv6, our_mss=self.adv_mss)
+        if self.ts_ok:
+            self.send_mss -= TIMESTAMPS_LENGTH
+        self.cwnd = min(10 * self.send_mss, max(2 * self.send_mss, 14600))
+
+    def _sack_blocks(self) -> tuple[tuple[int, int], ...]:
+        """RFC 2018 §4: the block holding the latest out-of-order arrival first, then the
+        others (at most 3 beside timestamps, 4 without), as sequence numbers."""
+        ranges = self.ooo.ranges()
+        recent = self._sack_recent
+        ranges.sort(key=lambda r: (not r[0] <= recent < r[1], -r[0]))
+        base = self.irs.value
+        limit = 3 if self.ts_ok else 4
+        return tuple(((base + start) & MASK, (base + end) & MASK) for start, end in ranges[:limit])
 
     def _advertise(self) -> int:
         """The window to put in a segment we send, moving the right edge on when there is
-        room (it never moves left: RFC 9293 §3.8.6, "shrinking the window" is discouraged)."""
-        edge = self.rcv_nxt_off + max(self.rcv_buffer_size - len(self.rcv_buf), 0)
-        self.rcv_adv_off = max(self.rcv_adv_off, edge)
-        return min(self.rcv_adv_off - self.rcv_nxt_off, 65535)
+        room enough (it never moves left: RFC 9293 §3.8.6, SHLD-14)."""
+        free = self.rcv_buffer_size - len(self.rcv_buf)
+        # Receiver silly window avoidance (RFC 9293 §3.8.6.2.2, MUST-39): the right edge
+        # moves on only when that adds at least min(half the buffer, one MSS), so that the
+        # peer is never offered a sliver of window at a time.
+        if free - (self.rcv_adv_off - self.rcv_nxt_off) >= min(self.rcv_buffer_size // 2, self.send_mss):
+            self.rcv_adv_off = self.rcv_nxt_off + free
+        # RFC 7323 §2.3: the field carries the window shifted right by our scale.
+        return min((self.rcv_adv_off - self.rcv_nxt_off) >> self.rcv_shift, 65535)
 
     def _segment(
         self,
         flags: TcpFlags,
         seq_off: int,
+        now: float,
         *,
         payload: bytes = b"",
-        options: tuple[TcpOption, ...] = (),
+        options: tuple[TcpOption, ...] | None = None,
         window: int | None = None,
     ) -> Segment:
         local, remote = self.key
+        bits = int(flags)
+        if bits & _SYN:
+            # The window of a SYN or SYN-ACK is never scaled (RFC 7323 §2.2).
+            window = self.rcv_buffer_size if self.rcv_buffer_size < 65535 else 65535
+        elif window is None:
+            window = self._advertise()
+        if options is None:
+            options = ()
+            if self.ts_ok and not bits & _RST:
+                # RFC 7323 §3.2: on every segment once agreed (a RST may go without).
+                options = (NoOperation(), NoOperation(), Timestamps(self._tsval(now), self.ts_recent))
+            if self.sack_ok and not payload and self.ooo.segments and not bits & (_RST | _SYN):
+                options += (NoOperation(), NoOperation(), Sack(self._sack_blocks()))
+        if bits & _ACK:
+            self._last_ack_off = self.rcv_nxt_off
         return Segment(
             src=local.addr,
             dst=remote.addr,
             sport=local.port,
             dport=remote.port,
             seq=self.iss + seq_off,
-            ack=self.rcv_nxt if int(flags) & _ACK else SeqNum(0),
+            ack=self.rcv_nxt if bits & _ACK else SeqNum(0),
             flags=flags,
-            window=self._advertise() if window is None else window,
+            window=window,
             options=options,
             payload=payload,
         )
@@ -960,12 +1087,12 @@ class Connection:
         seq_off: int,
         *,
         payload: bytes = b"",
-        options: tuple[TcpOption, ...] = (),
+        options: tuple[TcpOption, ...] | None = None,
         retransmission: bool = False,
         why: str = "",
     ) -> None:
         window = 0 if int(flags) & _RST else None
-        segment = self._segment(flags, seq_off, payload=payload, options=options, window=window)
+        segment = self._segment(flags, seq_off, sink.now, payload=payload, options=options, window=window)
         sink.send(self.key, segment, self.state, retransmission=retransmission, why=why)
 
     def _send_ack(self, sink: Sink, why: str = "") -> None:
@@ -1065,16 +1192,25 @@ class Connection:
         if una == 0:
             self._syn_retransmitted = True
             flags = SYN if self.state is State.SYN_SENT else SYN_ACK
-            self._send(sink, flags, 0, options=self._syn_options(), retransmission=True, why=why)
+            self._send(sink, flags, 0, options=self._syn_options(sink.now), retransmission=True, why=why)
             return
         data_end = self._data_end
-        if una < data_end and una < self.snd_nxt_off:
-            size = min(self.send_mss, self.snd_nxt_off - una, data_end - una)
-            start = una - self._buf_start
+        # RFC 2018 §5.1: what the peer SACKed is not sent again; the first hole is.
+        first, hole_end = una, self.snd_nxt_off
+        for start, end in self.sacked:
+            if start <= first < end:
+                first = end
+            elif start > first:
+                hole_end = start
+                break
+        if first < data_end and first < self.snd_nxt_off:
+            size = min(self.send_mss, hole_end - first, data_end - first)
+            start = first - self._buf_start
             payload = bytes(self._send_buf[start : start + size])
-            flags = PSH_ACK if una + size == data_end else ACK
-            self._send(sink, flags, una, payload=payload, retransmission=True, why=why)
+            flags = PSH_ACK if first + size == data_end else ACK
+            self._send(sink, flags, first, payload=payload, retransmission=True, why=why)
             return
+        una = first
         if self._fin_sent and una == self._fin_off:
             self._send(sink, FIN_ACK, una, retransmission=True, why=why)
             return
@@ -1105,7 +1241,7 @@ class Connection:
 
     def abort_segment(self) -> Segment:
         """The RST this connection sends when it aborts (see :meth:`_abort`)."""
-        return self._segment(RST_ACK, self.snd_nxt_off, window=0)
+        return self._segment(RST_ACK, self.snd_nxt_off, self._owner.current_sink().now, window=0)
 
     def abort_now(self, sink: Sink, why: str) -> None:
         """Abort from the stack (it is shutting down): RST and CLOSED."""
@@ -1315,8 +1451,22 @@ class Connection:
         self.rcv_nxt_off = 1
         self.rcv_adv_off = 1 + self.rcv_buffer_size
         self.snd_wl1 = segment.seq
-        self.send_mss = effective_send_mss(segment.mss, ipv6=segment.is_ipv6, our_mss=self.adv_mss)
-        self.cwnd = min(10 * self.send_mss, max(2 * self.send_mss, 14600))
+        # What we offered, the peer's SYN takes up or not: window scaling only if both
+        # sent the option (RFC 7323 §2.2), timestamps if its SYN carries them (§3.2), SACK
+        # if it permits it too (RFC 2018 §2).
+        peer_shift = segment.window_scale
+        if self.ws_ok and peer_shift is not None:
+            self.snd_shift = min(peer_shift, 14)
+        else:
+            self.ws_ok = False
+            self.snd_shift = self.rcv_shift = 0
+        stamps = segment.timestamps
+        if self.ts_ok and stamps is not None:
+            self.ts_recent = stamps.tsval
+        else:
+            self.ts_ok = False
+        self.sack_ok = self.sack_ok and segment.sack_permitted
+        self._options_agreed(segment.mss, segment.is_ipv6)
         if ack_ok:
             # "If SND.UNA > ISS (our SYN has been ACKed), change the connection state to
             # ESTABLISHED, form an ACK segment <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> and send it."
@@ -1326,9 +1476,12 @@ class Connection:
             self.retransmit_at = None
             self.retries = 0
             probe = self._rtt_probe
-            if probe is not None:
+            echoed = stamps.tsecr if self.ts_ok and stamps is not None else 0
+            if echoed:
+                self._rtt_from_echo(echoed, now)  # RFC 7323 §4.1: valid even after a retransmitted SYN
+            elif probe is not None:
                 self._rtt_sample(now - probe[1])
-                self._rtt_probe = None
+            self._rtt_probe = None
             if self._syn_retransmitted:
                 self.rto = max(self.rto, SYN_RTO_AFTER_RETRANSMISSION)  # RFC 6298 §5.7
             self.last_progress = now
@@ -1344,7 +1497,7 @@ class Connection:
         self.snd_wnd = self.max_snd_wnd = segment.window
         self._rtt_probe = None  # the answer may be to either SYN
         self._set_state(State.SYN_RECEIVED, segment, "SYN received (simultaneous open)", sink)
-        self._send(sink, SYN_ACK, 0, options=self._syn_options(), why="SYN-ACK (simultaneous open)")
+        self._send(sink, SYN_ACK, 0, options=self._syn_options(now), why="SYN-ACK (simultaneous open)")
 
     def _receive(self, segment: Segment, now: float, sink: Sink) -> None:
         state = self.state
@@ -1451,6 +1604,20 @@ class Connection:
                     assert_never(syn)
             return
 
+        stamps = segment.timestamps if self.ts_ok else None
+        if stamps is not None and (stamps.tsval - self.ts_recent) & MASK >= HALF:
+            # PAWS (RFC 7323 §5.3, R1): a TSval older than TS.Recent is an old duplicate
+            # (a wrapped sequence number would otherwise pass): "Send an acknowledgment in
+            # reply ... and drop the segment".
+            self._reply_with_ack(
+                segment,
+                sink,
+                DropReason.PAWS,
+                "ACK (PAWS)",
+                f"TSval is TS.Recent{stamps.tsval - self.ts_recent:+d}",
+            )
+            return
+
         # first: the acceptability test.
         if not segment_acceptable(segment.seg_len, delta, rcv_wnd):
             why = "duplicate ACK for old data" if delta < 0 else "ACK (segment outside the window)"
@@ -1462,6 +1629,11 @@ class Connection:
                 f"SEG.SEQ is RCV.NXT{delta:+d}, SEG.LEN {segment.seg_len}, RCV.WND {rcv_wnd}",
             )
             return
+
+        if stamps is not None and self.rcv_nxt_off + delta <= self._last_ack_off:
+            # RFC 7323 §4.3 (R3): "If SEG.TSval >= TS.Recent and SEG.SEQ =< Last.ACK.sent",
+            # TS.Recent = SEG.TSval (PAWS above has ruled out the older ones).
+            self.ts_recent = stamps.tsval
 
         # fifth: check the ACK field.
         if not flags & _ACK:
@@ -1496,8 +1668,10 @@ class Connection:
                 f"{self.snd_nxt_off - self.snd_una_off}",
             )
             return
+        if self.sack_ok and ack_off >= self.snd_una_off:
+            self._note_sacks(segment, ack_off)
         if ack_off > self.snd_una_off:
-            self._on_new_ack(ack_off, now, sink)
+            self._on_new_ack(ack_off, now, sink, stamps.tsecr if stamps is not None else 0)
         if ack_off >= self.snd_una_off and (
             self.snd_wl1 < segment.seq or (self.snd_wl1 == segment.seq and self.snd_wl2 <= segment.ack)
         ):
@@ -1549,19 +1723,55 @@ class Connection:
     def _update_window(self, segment: Segment) -> None:
         """The send window from ``segment``, whose SND.WL1/SND.WL2 test passed ("If SND.WL1 <
         SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK)", RFC 9293 §3.10.7.4 fifth)."""
-        self.snd_wnd = segment.window
-        self.max_snd_wnd = max(self.max_snd_wnd, segment.window)
+        # RFC 7323 §2.3: every window field but a SYN's is shifted by the peer's scale.
+        window = segment.window if int(segment.flags) & _SYN else segment.window << self.snd_shift
+        self.snd_wnd = window
+        self.max_snd_wnd = max(self.max_snd_wnd, window)
         self.snd_wl1 = segment.seq
         self.snd_wl2 = segment.ack
 
-    def _on_new_ack(self, ack_off: int, now: float, sink: Sink) -> None:
+    def _note_sacks(self, segment: Segment, ack_off: int) -> None:
+        """RFC 2018 §5: what the peer holds beyond SEG.ACK goes on the scoreboard (as send
+        offsets, within what was sent), so that a retransmission skips it."""
+        for option in segment.options:
+            if not isinstance(option, Sack):
+                continue
+            base = self.iss.value
+            for left, right in option.blocks:
+                start = self.snd_una_off + ((left - base - self.snd_una_off + HALF) & MASK) - HALF
+                end = self.snd_una_off + ((right - base - self.snd_una_off + HALF) & MASK) - HALF
+                start, end = max(start, ack_off), min(end, self.snd_nxt_off)
+                if start < end:
+                    self.sacked.append((start, end))
+        if self.sacked:
+            merged: list[tuple[int, int]] = []
+            for left, end in sorted(self.sacked):
+                if end <= ack_off:
+                    continue
+                start = max(left, ack_off)
+                if merged and start <= merged[-1][1]:
+                    merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+                else:
+                    merged.append((start, end))
+            self.sacked = merged
+
+    def _rtt_from_echo(self, echoed: int, now: float) -> None:
+        """RTTM (RFC 7323 §4.1): the RTT is now minus the TSval the peer echoes."""
+        elapsed = (self._tsval(now) - echoed) & MASK
+        if elapsed < HALF:
+            self._rtt_sample(elapsed / 1000)
+
+    def _on_new_ack(self, ack_off: int, now: float, sink: Sink, echoed: int = 0) -> None:
         """SND.UNA < SEG.ACK =< SND.NXT: octets acknowledged (RFC 9293 §3.10.7.4 fifth)."""
         # RFC 5681 §3.1 counts data octets: the SYN's and the FIN's sequence numbers grow no
         # window (the ACK of a SYN-ACK growing cwnd by one made the next burst's last
         # segment one octet long).
         acked = min(ack_off, self._data_end) - max(self.snd_una_off, 1)
         probe = self._rtt_probe
-        if probe is not None and ack_off >= probe[0]:
+        if echoed:
+            self._rtt_from_echo(echoed, now)
+            self._rtt_probe = None
+        elif probe is not None and ack_off >= probe[0]:
             self._rtt_sample(now - probe[1])
             self._rtt_probe = None
         self.snd_una_off = ack_off
@@ -1633,6 +1843,7 @@ class Connection:
             sink.drop(self.key, segment, DropReason.AFTER_CLOSE, f"{len(payload)} new octets after close")
             self._abort(sink, "data after the application closed", cause=segment)
         if start > self.rcv_nxt_off:
+            self._sack_recent = start
             if not self.ooo.insert(start, payload, fin=fin):
                 sink.drop(
                     self.key,

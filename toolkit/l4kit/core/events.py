@@ -28,6 +28,7 @@ class DropReason(enum.Enum):
     BAD_CHECKSUM = "bad-checksum"
     NOT_FOR_US = "not-for-us"  # address or port the listener does not serve
     UNACCEPTABLE = "unacceptable"  # RFC 9293 §3.10.7.4 acceptability test failed (ACKed)
+    PAWS = "paws"  # RFC 7323 §5.3: a TSval older than TS.Recent (ACKed)
     NO_ACK = "no-ack"  # synchronized state, ACK bit off (RFC 9293 §3.10.7.4, fifth)
     RST_OUT_OF_WINDOW = "rst-out-of-window"  # RFC 5961 §3.2, silently ignored
     RST_IN_LISTEN = "rst-in-listen"  # RFC 9293 §3.10.7.2

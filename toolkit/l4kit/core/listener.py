@@ -66,6 +66,10 @@ class Listener(Stack):
             return out
         return super().receive(segment, now)
 
+    def shutdown(self, now: float, why: str = "listener shut down") -> Output:
+        """Abort every connection with RST (the responder is stopping)."""
+        return super().shutdown(now, why)
+
     def _for_us(self, segment: Segment) -> bool:
         local = self.local
         if segment.dport != local.port:

@@ -294,14 +294,14 @@ class Stack:
                 best = first
         return best
 
-    def shutdown(self, now: float) -> Output:
+    def shutdown(self, now: float, why: str = "stack shut down") -> Output:
         """Abort every connection with RST (the driver is stopping)."""
         self._begin(now)
         sink = self._sink
         for conn in list(self._connections.values()):
-            self._guarded(conn, sink, functools.partial(conn.abort_now, sink, "stack shut down"), None)
+            self._guarded(conn, sink, functools.partial(conn.abort_now, sink, why), None)
         for record in list(self._time_wait.values()):
-            self._end_time_wait(record, sink, "stack shut down", None)
+            self._end_time_wait(record, sink, why, None)
         self._time_wait.clear()
         self._heap.clear()
         return self._end()

@@ -156,6 +156,11 @@ class RespondOptions:
         "if the peer has not finished as long again. 0: never.",
         min=0,
     )
+    no_wscale: bool = option(False, "--no-wscale", help="Take up no window scaling (RFC 7323) from clients.")
+    no_timestamps: bool = option(
+        False, "--no-timestamps", help="Take up no timestamps (RFC 7323: RTTM, PAWS) from clients."
+    )
+    no_sack: bool = option(False, "--no-sack", help="Take up no selective acknowledgments (RFC 2018).")
 
     def __post_init__(self) -> None:
         hints = _field_types()

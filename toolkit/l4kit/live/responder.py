@@ -350,6 +350,9 @@ def run_responder(
             syn_ack_retries=options.synack_retries,
             max_retransmissions=options.retries,
             idle_timeout=options.idle_timeout or None,
+            window_scale=not options.no_wscale,
+            timestamps=not options.no_timestamps,
+            sack=not options.no_sack,
         ),
         app_factory,
     )

@@ -286,11 +286,8 @@ class ConnectionTables:
         log = self._log(row.key, row.time)
         if log is None:
             return
-        extra = ""
-        if not row.received:
-            extra = segment_note(row.retransmission, row.why)
-        elif row.notes:
-            extra = ", ".join(row.notes)  # a change the application or a timer made
+        # a sent segment's reason; on a received one, a change the application or a timer made
+        extra = ", ".join(row.notes) if row.received else segment_note(row.retransmission, row.why)
         if log.add(
             time=row.time,
             segment=row.segment,
