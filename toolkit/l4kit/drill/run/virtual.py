@@ -67,6 +67,7 @@ from l4kit.wire.packet import decode_packet, encode_packet
 from l4kit.wire.segment import Endpoint, FourTuple
 
 START_US: Final = 1_000_000  # the virtual clock's reading when a script starts
+LINUX_RECEIVE_BUFFER: Final = 15_728_640
 SECRET: Final = b"l4kit drill virtual clock"  # fixed: the same ISNs and ports in every run
 O_NONBLOCK: Final = SYMBOLS["O_NONBLOCK"]
 O_RDWR: Final = SYMBOLS["O_RDWR"]
@@ -144,6 +145,10 @@ class VirtualTarget:
                 # scripts written for Linux time their retransmissions alike; RFC 6298's
                 # 1 s floor is a SHOULD.
                 min_rto=0.2,
+                # The receive buffer of the environment packetdrill's scripts assume
+                # (tcp_rmem's maximum 15728640), so the SYN-ACK offers Linux's window
+                # scale there, 8.
+                window=LINUX_RECEIVE_BUFFER,
             )
         )
         self.calls = VirtualCalls(self)
@@ -389,9 +394,14 @@ def tcp_info_values(sock: VirtualSocket, counts: dict[FourTuple, list[int]]) -> 
         tcpi_state=_TCPI_STATE[info.state],
         tcpi_ca_state=0,
         tcpi_retransmits=info.retransmissions,
-        tcpi_options=0,
-        tcpi_snd_wscale=0,
-        tcpi_rcv_wscale=0,
+        tcpi_options=(
+            (CONSTANTS["TCPI_OPT_TIMESTAMPS"] if info.timestamps else 0)
+            | (CONSTANTS["TCPI_OPT_SACK"] if info.sack else 0)
+            | (CONSTANTS["TCPI_OPT_WSCALE"] if info.snd_wscale or info.rcv_wscale else 0)
+        ),
+        tcpi_snd_wscale=info.snd_wscale,
+        tcpi_rcv_wscale=info.rcv_wscale,
+        tcpi_sacked=math.ceil(info.sacked_bytes / mss),
         tcpi_rto=round(info.rto * 1e6),
         tcpi_snd_mss=info.send_mss,
         tcpi_rcv_mss=info.advertised_mss,
