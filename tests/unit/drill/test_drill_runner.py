@@ -241,3 +241,28 @@ def test_init_and_cleanup_commands(init_status: str) -> None:
     ran = "".join(runner.output)
     # The cleanup runs only after an init command that ran, whatever the verdict.
     assert (ran == "ran true\n" * 3) if init_status == "true" else (ran == "ran false\n")
+
+
+def test_relative_times_count_from_the_packet_not_from_the_checks_after_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from l4kit.drill.run import loop
+
+    stack = ScriptedStack(synack_after(50))
+    verify = loop.verify_outbound
+
+    def slow_verify(*args: object, **kwargs: object) -> object:
+        stack.clock += 3000  # checking the packet takes 3 ms
+        return verify(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(loop, "verify_outbound", slow_verify)
+    runner = Runner(
+        parse(SERVER + "+0 > S. 0:0(0) ack 1\n+.01 < . 1:1(0) ack 1 win 1000\n", "t.pkt"),
+        stack,  # type: ignore[arg-type]
+        RunConfig(),
+    )
+    assert runner.run() == (True, None)
+    synack, ack = runner.records[4], runner.records[5]
+    # The ACK goes 10 ms after the SYN-ACK was sniffed, however long the checks of the
+    # SYN-ACK took: not 10 ms after they were done.
+    assert (synack.time_us, ack.time_us) == (50, 10_050)

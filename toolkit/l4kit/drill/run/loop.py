@@ -4,8 +4,9 @@ A :class:`Runner` plays a parsed script against a :class:`Target` (the Linux
 kernel, or l4kit's core on a virtual clock) with packetdrill's timing rules:
 
 - a relative time (``+0.1``) counts from when the previous event actually
-  happened, except between two inbound packets, whose script times chain so that
-  a burst keeps its spacing;
+  happened (its packet written or sniffed, its call returned: the run's checking
+  after that does not count), except between two inbound packets, whose script
+  times chain so that a burst keeps its spacing;
 - the runner sleeps until an event's time, then checks it was not late; a packet
   the stack sends is sniffed at once and its own timestamp checked, so early
   packets are caught too;
@@ -261,6 +262,7 @@ class Runner:
         self.last_event: Event | None = None
         self.last_time_us: int | None = None
         self.script_last_time_us = 0
+        self.happened_at: int | None = None  # when the previous event's action was done (script time)
         self.blocking: object | None = None
         self.blocking_event: Event | None = None
         self.thread_failure: Failure | None = None
@@ -312,6 +314,12 @@ class Runner:
             failure = self.thread_failure
         return failure is None, failure
 
+    def _mark(self) -> None:
+        """Note that the current event's action is done (a packet written or sniffed,
+        a call returned): the next relative time counts from here, not from when the
+        run's own checking and bookkeeping after it are done."""
+        self.happened_at = self.now()
+
     def _output(self, text: str) -> None:
         if text:
             self.output.append(text)
@@ -350,6 +358,8 @@ class Runner:
                 and self.last_time_us is not None
             ):
                 offset = self.last_time_us
+            elif self.happened_at is not None:
+                offset = self.happened_at
             else:
                 offset = self.now()
             start += offset
@@ -410,6 +420,7 @@ class Runner:
     def _dispatch(self, event: Event) -> None:
         time_us, end_us, offset = self._anchor(event)
         self.last_time_us = time_us
+        self.happened_at = None
         action = event.action
         if isinstance(action, TcpPacket):
             if action.inbound:
@@ -432,6 +443,7 @@ class Runner:
                 )
                 return
             status, output = self.target.run_command(action.text)
+            self._mark()
             self._output(output)
             ok = status == 0
             self._record(event, f"exit status {status}", time_us=self.now(), ok=ok)
@@ -449,6 +461,7 @@ class Runner:
             self._await_idle()
             self._wait(event, time_us, end_us, "data collection for code", offset)
             self._code(event, action)
+            self._mark()
         else:
             assert isinstance(action, Unsupported)
             self._record(event, "unsupported", ok=False)
@@ -464,15 +477,18 @@ class Runner:
                     sock.live_remote = (sock.live_remote[0], self.target.ephemeral_port())
             except SessionError as exc:
                 raise StepFailed(Failure(event.line, f"error handling packet: {exc}")) from None
-        self._wait(event, time_us, end_us, "inbound packet", offset)
+        # Built before the wait, so that at its time the packet only has to be written.
         with self.lock:
             try:
                 live = inbound_packet(sock, packet, tcp_ts_ecr_scaled=self.config.tcp_ts_ecr_scaled)
             except SessionError as exc:
                 self._record(event, "not sent", ok=False)
                 raise StepFailed(Failure(event.line, f"error handling packet: {exc}")) from None
+        data = encode_wire(live)
+        self._wait(event, time_us, end_us, "inbound packet", offset)
         sent_at = self.now()
-        self.target.inject(encode_wire(live))
+        self.target.inject(data)
+        self._mark()
         self._record(event, packet=to_script_space_inbound(packet, live), time_us=sent_at)
 
     def _inbound_icmp(
@@ -483,15 +499,16 @@ class Runner:
             raise StepFailed(
                 Failure(event.line, "error handling packet: no matching socket for script packet")
             )
-        self._wait(event, time_us, end_us, "inbound packet", offset)
         with self.lock:
             try:
                 data = inbound_icmp(sock, packet)
             except SessionError as exc:
                 self._record(event, "not sent", ok=False)
                 raise StepFailed(Failure(event.line, f"error handling packet: {exc}")) from None
+        self._wait(event, time_us, end_us, "inbound packet", offset)
         sent_at = self.now()
         self.target.inject(data)
+        self._mark()
         self._record(event, format_action(packet), time_us=sent_at)
 
     def _outbound(
@@ -514,6 +531,7 @@ class Runner:
         expected_len = packet.payload_len
         while True:
             live = self.target.sniff(deadline)
+            self._mark()
             self._check_thread()
             if live is None:
                 self._record(event, "nothing", time_us=self.now(), ok=False)
@@ -660,7 +678,8 @@ class Runner:
             self._wait(event, time_us, end_us, "system call start", offset)
             with self.lock:
                 outcome = self.target.execute(call, self.sockets)
-            self._finish_call(event, call, outcome, self.now())
+            self._mark()
+            self._finish_call(event, call, outcome, self.happened_at or 0)
             return
         if not self._await_idle():
             raise StepFailed(
@@ -728,6 +747,7 @@ class Runner:
 
         self.blocking_event = event
         self.blocking = self.target.start_blocking(work)
+        self._mark()
         self._check_thread()
 
     def _finish_call(self, event: Event, call: Syscall, outcome: CallOutcome, returned: int) -> None:
