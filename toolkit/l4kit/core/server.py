@@ -35,6 +35,7 @@ Routes come from TOML *text* (the core does no I/O; the drivers read files)::
 
 from __future__ import annotations
 
+import os
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -115,6 +116,25 @@ class Routes:
         if "help" not in table:
             table["help"] = "commands: " + ", ".join(sorted([*table, "help"]))
         return cls(MappingProxyType(table))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str] | None) -> Routes:
+        """The routes of the TOML file at ``path`` (the embedded ones for None): what
+        ``--routes`` names, for ``respond`` and ``replay --through-responder`` alike.
+        Every problem, the file's reading included, is one :class:`ConfigError` line
+        that names it."""
+        if path is None:
+            return cls.default()
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as exc:
+            raise ConfigError(f"--routes {path}: cannot read routes file ({exc.strerror or exc})") from None
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"--routes {path}: not UTF-8 text (octet {exc.start})") from None
+        return cls.parse_toml(text, source=f"--routes {path}")
 
     @classmethod
     def parse_toml(cls, text: str, *, source: str = "routes") -> Routes:

@@ -32,7 +32,7 @@ from typing import Final
 from l4kit.checksum import ChecksumStatus
 from l4kit.core import Event, Listener, ListenerConfig, Routes, make_app_factory
 from l4kit.drivers.transitions import SegmentRow, TransitionRecorder
-from l4kit.errors import ConfigError, L4kitError, ParseError
+from l4kit.errors import L4kitError, ParseError
 from l4kit.replay.model import FLAG_LETTERS, preview
 from l4kit.wire.flags import ACK_BIT as _ACK
 from l4kit.wire.flags import SYN_BIT as _SYN
@@ -41,18 +41,6 @@ from l4kit.wire.segment import Endpoint, FourTuple, Segment
 from l4kit.wire.seqnum import MASK, SeqNum
 
 MAX_SEGMENTS: Final = 10_000  # per connection and direction: the comparison stays bounded
-
-
-def load_routes(path: str | None) -> Routes:
-    """The routes the replayed responder answers with: a TOML file, or the embedded ones."""
-    if path is None:
-        return Routes.default()
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except OSError as exc:
-        raise ConfigError(f"--routes {path}: {exc.strerror}") from None
-    return Routes.parse_toml(text, source=path)
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,7 @@ from l4kit.wire.flags import ACK_BIT as ACK
 from l4kit.wire.flags import FIN_BIT as FIN
 from l4kit.wire.flags import RST_BIT as RST
 from l4kit.wire.flags import SYN_BIT as SYN
-from l4kit.wire.seqnum import HALF, MASK
+from l4kit.wire.seqnum import MASK, seq_ge, seq_in_window
 
 CLIENT: Final = 0
 SERVER: Final = 1
@@ -59,10 +59,6 @@ NOTE_RST_CHALLENGE: Final = "RST in window but not at RCV.NXT: challenge ACK exp
 NOTE_SYN_CHALLENGE: Final = "SYN on a synchronized connection: challenge ACK expected (RFC 5961 §4.2)"
 NOTE_BAD_SYN_ACK: Final = "SYN-ACK does not acknowledge the SYN: RST expected (RFC 9293 §3.10.7.3)"
 NOTE_MIDSTREAM: Final = "first segment seen mid-connection: both sides assumed ESTABLISHED"
-
-
-def _ge(a: int, b: int) -> bool:
-    return ((a - b) & MASK) < HALF
 
 
 _FIN_NEXT: Final = {
@@ -161,7 +157,7 @@ class PassiveStates:
             # The common case (data and ACKs of an established connection) changes no
             # state: only remember what the sender sent.
             end = (seq + seg_len) & MASK
-            if snd.snd_nxt is None or ((end - snd.snd_nxt) & MASK) < HALF:
+            if snd.snd_nxt is None or seq_ge(end, snd.snd_nxt):
                 snd.snd_nxt = end
             if flags & ACK:
                 snd.last_ack = ack
@@ -200,7 +196,7 @@ class PassiveStates:
             if snd.iss is None or snd.state in (_SYN_SENT, _SYN_RECEIVED):
                 snd.iss = seq
         end = (seq + seg_len) & MASK
-        if snd.snd_nxt is None or _ge(end, snd.snd_nxt):
+        if snd.snd_nxt is None or seq_ge(end, snd.snd_nxt):
             snd.snd_nxt = end
         first_fin = fin and snd.fin_seq is None
         if first_fin:
@@ -240,14 +236,14 @@ class PassiveStates:
         if undo is not None:
             before, after, fin_end = undo
             snd.fin_undo = None
-            if not _ge(ack, fin_end):
+            if not seq_ge(ack, fin_end):
                 if snd.state is after:
                     snd.state = before
                     self.correction = (d, after, before)
                     self.hindsight = True
                 snd.pending_fin = fin_end
         pending = snd.pending_fin
-        if pending is not None and _ge(ack, pending):
+        if pending is not None and seq_ge(ack, pending):
             snd.pending_fin = None
             processed = _FIN_NEXT.get(snd.state)
             if processed is not None:
@@ -273,9 +269,9 @@ class PassiveStates:
     @staticmethod
     def _ack_received(rcv: _Side, ack: int) -> None:
         st = rcv.state
-        if st == _SYN_RECEIVED and (rcv.iss is None or _ge(ack, (rcv.iss + 1) & MASK)):
+        if st == _SYN_RECEIVED and (rcv.iss is None or seq_ge(ack, (rcv.iss + 1) & MASK)):
             rcv.state = _ESTABLISHED
-        if rcv.fin_seq is not None and _ge(ack, (rcv.fin_seq + 1) & MASK):
+        if rcv.fin_seq is not None and seq_ge(ack, (rcv.fin_seq + 1) & MASK):
             if st == _FIN_WAIT_1:
                 rcv.state = _FIN_WAIT_2
             elif st == _CLOSING:
@@ -301,6 +297,6 @@ class PassiveStates:
             rcv.state = _LISTEN if st == _SYN_RECEIVED and d == CLIENT else _CLOSED
             return None
         window = max(rcv.window, 1)
-        if any(((seq - e) & MASK) < window for e in expected):
+        if any(seq_in_window(seq, e, window) for e in expected):
             return NOTE_RST_CHALLENGE
         return NOTE_RST_IGNORED
