@@ -101,15 +101,18 @@ def test_the_commands_reference_is_the_command_lines_help() -> None:
     assert result.returncode == 0, result.stderr
 
 
-PACKAGES = sorted(p.parent for p in (ROOT / "toolkit" / "l4kit").glob("*/__init__.py"))
+L4KIT = ROOT / "toolkit" / "l4kit"
+PACKAGES = sorted(p.parent for p in L4KIT.rglob("*/__init__.py"))
 
 
-@pytest.mark.parametrize("package", PACKAGES, ids=lambda p: p.name)
+@pytest.mark.parametrize("package", PACKAGES, ids=lambda p: p.relative_to(L4KIT).as_posix())
 def test_each_package_docstring_names_every_module_of_it(package: Path) -> None:
     """A reader starts at a package's docstring: a module it does not name is one they
     will not find, and a docstring that lists what is not there any more misleads."""
     docstring = ast.get_docstring(ast.parse((package / "__init__.py").read_text())) or ""
     modules = {p.stem for p in package.glob("*.py")} - {"__init__"}
+    modules |= {p.parent.name for p in package.glob("*/__init__.py")}
     assert sorted(m for m in modules if not re.search(rf"\b{m}\b", docstring)) == []
-    named = set(re.findall(rf"l4kit\.{package.name}\.(\w+)", docstring))
+    dotted = ".".join(package.relative_to(L4KIT.parent).parts)
+    named = set(re.findall(rf"{re.escape(dotted)}\.(\w+)", docstring))
     assert sorted(named - modules) == []

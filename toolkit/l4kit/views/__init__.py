@@ -6,8 +6,8 @@
   the notebooks share, built from :mod:`l4kit.drivers.transitions`' rows;
 * :mod:`~l4kit.views.live` (``respond``'s tables and exit summary, drawn by a paced
   renderer thread), :mod:`~l4kit.views.replay`, :mod:`~l4kit.views.client` (``connect``
-  and ``liveplay``), :mod:`~l4kit.views.demo`, :mod:`~l4kit.views.host` (``cleanup`` and
-  ``doctor``) and :mod:`~l4kit.views.notebook`.
+  and ``liveplay``), :mod:`~l4kit.views.drill`, :mod:`~l4kit.views.demo`,
+  :mod:`~l4kit.views.host` (``cleanup`` and ``doctor``) and :mod:`~l4kit.views.notebook`.
 
 A view only renders: running the drivers (processes, subprocesses, the garbage
 collector, the host's state) is the commands' work, and import-linter keeps the
