@@ -463,3 +463,35 @@ def test_the_ack_of_a_syn_grows_no_window() -> None:
         )
         client.receive(syn_ack, 1.1)
         assert conn.info().cwnd == (1460 if retransmitted else 14600)
+
+
+def test_a_tail_lost_after_a_recovery_is_probed_though_something_is_sacked() -> None:
+    """A recovery can end with a loss RACK cannot see: segments 11 and 12 of 12, sent in
+    the recovery, are lost; the FIN is SACKed, but only its rescue retransmission's copy,
+    whose quick SACK may be for either copy (RFC 8985 §6.2 step 2), so RACK learns
+    nothing from it. The ACK that ends the recovery leaves the FIN SACKed and 11 and 12
+    outstanding: a probe, after 2*SRTT, resends the last segment not SACKed, instead of
+    the 1 s retransmission timeout."""
+    t = reply_trace(12, sack=True)
+    sent_now(t)  # 1-10 at 0.1
+    ack(t, 0.2, seg(2), (seg(3), seg(6)))  # 3-5: 2 is lost, it goes again
+    assert [s.seq.value for s in sent_now(t)] == [seg(2)]
+    ack(t, 0.3, seg(6), (seg(7), seg(10)))  # 2-5 and 7-9: 6 goes again, then 11, 12, the FIN
+    assert [s.seq.value for s in sent_now(t)] == [seg(6), seg(11), seg(12), seg(13)]
+    ack(t, 0.31, seg(6), (seg(10), seg(11)), (seg(7), seg(10)))  # 10: nothing new to send
+    [rescue] = sent_now(t)
+    assert rescue.flags.letters == "FA" and why(t) == ["SACK recovery: rescue retransmission"]
+    ack(t, 0.32, seg(6), (seg(13), seg(13) + 1), (seg(7), seg(11)))  # the FIN, 10 ms later
+    ack(t, 0.33, seg(11), (seg(13), seg(13) + 1))  # the second 6: the recovery is over
+    assert steps(t)[-1] is RecoveryStep.RECOVERED
+    i = info(t)
+    assert (i.ca_state, i.lost_bytes) == ("disorder", 0)
+    assert tick_due(t) == pytest.approx(0.33 + 2 * 0.1)
+    t.recv("PA", seq=seg(12), payload=b"x" * (MSS - 1) + b"\n")
+    t.recv_nothing()
+    assert why(t) == ["TLP"]
+    ack(t, 0.64, seg(11), (seg(12), seg(13) + 1))  # the probe's SACK shows 11 is lost
+    t.recv("A", seq=seg(11), payload=b"x" * MSS)
+    ack(t, 0.75, seg(13) + 1)
+    assert t.state() is State.FIN_WAIT_2
+    assert not rto_fired(t)

@@ -1439,18 +1439,17 @@ class Connection:
             config.tail_loss_probes
             and self.sack_ok
             and not self._tlp_end
-            and (
-                (self._ca == _OPEN and not self.sacked)
-                or (self._ca in (_SACK, _LOSS) and not self._lost_bytes)
-            )
+            and self._ca != _RENO
+            and not self._lost_bytes
         ):
             # RFC 8985 §7.2: a PTO only with SACK, nothing SACKed and no recovery under way;
             # 2*SRTT (1 s before any sample), a delayed ACK more when one segment is out and
             # the peer holds nothing out of order (else it ACKs at once), at most the RTO.
-            # l4kit also probes the tail of a recovery, once everything presumed lost has
-            # been sent again: a retransmission lost with nothing sent after it is
-            # invisible to RACK, and the RTO that would find it is at least 1 s (RFC 6298
-            # §2.4; Linux's is 200 ms).
+            # l4kit also probes with SACKed data outstanding and in the tail of a recovery,
+            # once everything presumed lost has been sent again and RACK has no segment
+            # waiting for its reordering window: a segment (or a retransmission) lost with
+            # nothing delivered after it is invisible to RACK, and the RTO that would find
+            # it is at least 1 s (RFC 6298 §2.4; Linux's is 200 ms).
             srtt = self.srtt
             pto = 2 * srtt if srtt is not None else 1.0
             if len(self._rtx) == 1 and not self._sacked_segs:
@@ -2518,7 +2517,9 @@ class Connection:
         self._transmit(now, sink, probe=True)
         if len(sink.output.segments) == before and self._rtx:
             if self._ca == _OPEN:
-                again = self._rtx[-1]  # the last segment (RFC 8985 §7.3)
+                # The last segment (RFC 8985 §7.3); the last one not SACKed, if the peer
+                # holds the tail already.
+                again = next((sent for sent in reversed(self._rtx) if not sent.sacked), self._rtx[-1])
             else:  # in recovery: the first one not SACKed, which holds SND.UNA back
                 again = next((sent for sent in self._rtx if not sent.sacked), self._rtx[0])
             self._resend(again, now, sink, "TLP")
