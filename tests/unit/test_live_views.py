@@ -127,6 +127,51 @@ def test_rows_are_transition_rows() -> None:
     assert all(isinstance(row, TransitionRow) for log in tables.logs.values() for row in log.rows)
 
 
+def test_a_long_reply_shows_the_close_where_it_happened() -> None:
+    """A 60,000-octet reply: the application sends it and closes at once, so the rows of
+    everything the server sends after the close (the window lets only the first ten
+    segments out before it) show FIN-WAIT-1, and ESTABLISHED -> FIN-WAIT-1 shows once,
+    on the first row after the close."""
+    routes = Routes.from_mapping({"big": "x" * 59_999})
+    listener = Listener(ListenerConfig(local=SERVER, secret=b"k" * 32), make_app_factory(routes))
+    tables = ConnectionTables()
+    printed: list[FittedTable | str] = []
+    now = 1.0
+
+    def feed(segment: Segment) -> list[Segment]:
+        nonlocal now
+        now += 0.001
+        out = listener.receive(segment, now)
+        printed.extend(tables.feed_batch(out.events))
+        return out.segments
+
+    [synack] = feed(client("S", 0))
+    isn = synack.seq.value
+    feed(client("A", 1, isn + 1))
+    sent = feed(client("PA", 1, isn + 1, b"big\n"))
+    while sent and not sent[-1].flags & TcpFlags.FIN:
+        last = sent[-1]
+        sent = feed(client("A", 5, last.seq.value + len(last.payload)))
+    fin = sent[-1]
+    feed(client("A", 5, fin.seq.value + 1))
+    feed(client("FA", 5, fin.seq.value + 1))
+    [table] = [item for item in printed if isinstance(item, FittedTable)]
+    cells = rows_of(table)
+    states = [(r[1].split()[0], r[2], r[7]) for r in cells]
+    assert sum(1 for _, _, state in states if state == "ESTABLISHED → FIN-WAIT-1") == 1
+    first_after = next(i for i, s in enumerate(states) if s[2] == "ESTABLISHED → FIN-WAIT-1")
+    assert [s for s in states[:first_after] if s[2] not in ("ESTABLISHED", "LISTEN → SYN-RECEIVED")] == [
+        ("server", "SA", "SYN-RECEIVED"),
+        ("client", "A", "SYN-RECEIVED → ESTABLISHED"),
+    ]
+    after = states[first_after + 1 :]
+    data_after = [r for r in cells[first_after + 1 :] if r[1].startswith("server") and r[5] != "0"]
+    assert len(data_after) > 20
+    assert all(state != "ESTABLISHED" for _, _, state in after)
+    assert next(s for s in after if s[1] == "FA") == ("server", "FA", "FIN-WAIT-1")
+    assert len(cells) > 40
+
+
 def test_a_retransmission_row_says_so_once() -> None:
     # The real core, left without an ACK for its reply: the retransmission timer fires.
     listener = Listener(ListenerConfig(local=SERVER, secret=b"k" * 32), make_app_factory())
@@ -190,48 +235,3 @@ def test_the_connections_row_says_what_it_counts_and_what_was_aborted() -> None:
         "connections 0 established; 1 still open at exit, aborted (RST), 1 of them half-open"
     )
     assert row(ResponderSummary(connections=3)) == "connections 3 established; 0 still open at exit"
-
-
-def test_a_long_reply_shows_the_close_where_it_happened() -> None:
-    """A 60,000-octet reply: the application sends it and closes at once, so the rows of
-    everything the server sends after the close (the window lets only the first ten
-    segments out before it) show FIN-WAIT-1, and ESTABLISHED -> FIN-WAIT-1 shows once,
-    on the first row after the close."""
-    routes = Routes.from_mapping({"big": "x" * 59_999})
-    listener = Listener(ListenerConfig(local=SERVER, secret=b"k" * 32), make_app_factory(routes))
-    tables = ConnectionTables()
-    printed: list[FittedTable | str] = []
-    now = 1.0
-
-    def feed(segment: Segment) -> list[Segment]:
-        nonlocal now
-        now += 0.001
-        out = listener.receive(segment, now)
-        printed.extend(tables.feed_batch(out.events))
-        return out.segments
-
-    [synack] = feed(client("S", 0))
-    isn = synack.seq.value
-    feed(client("A", 1, isn + 1))
-    sent = feed(client("PA", 1, isn + 1, b"big\n"))
-    while sent and not sent[-1].flags & TcpFlags.FIN:
-        last = sent[-1]
-        sent = feed(client("A", 5, last.seq.value + len(last.payload)))
-    fin = sent[-1]
-    feed(client("A", 5, fin.seq.value + 1))
-    feed(client("FA", 5, fin.seq.value + 1))
-    [table] = [item for item in printed if isinstance(item, FittedTable)]
-    cells = rows_of(table)
-    states = [(r[1].split()[0], r[2], r[7]) for r in cells]
-    assert sum(1 for _, _, state in states if state == "ESTABLISHED → FIN-WAIT-1") == 1
-    first_after = next(i for i, s in enumerate(states) if s[2] == "ESTABLISHED → FIN-WAIT-1")
-    assert [s for s in states[:first_after] if s[2] not in ("ESTABLISHED", "LISTEN → SYN-RECEIVED")] == [
-        ("server", "SA", "SYN-RECEIVED"),
-        ("client", "A", "SYN-RECEIVED → ESTABLISHED"),
-    ]
-    after = states[first_after + 1 :]
-    data_after = [r for r in cells[first_after + 1 :] if r[1].startswith("server") and r[5] != "0"]
-    assert len(data_after) > 20
-    assert all(state != "ESTABLISHED" for _, _, state in after)
-    assert next(s for s in after if s[1] == "FA") == ("server", "FA", "FIN-WAIT-1")
-    assert len(cells) > 40
