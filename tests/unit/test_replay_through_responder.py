@@ -46,7 +46,7 @@ def test_a_fast_retransmit_the_captured_server_did_not_make_is_named() -> None:
     difference says it was a fast retransmit."""
     through = ThroughResponder(Routes.from_mapping({"big": "x" * (6 * MSS - 1)}), CLIENT, SERVER)
     through.client_packet(0.0, 1, packet("S", CLIENT_ISN, 0, options=(MaxSegmentSize(MSS),)))
-    through.server_packet(2, packet("SA", SERVER_ISN, CLIENT_ISN + 1, to_server=False))
+    through.server_packet(0.0, 2, packet("SA", SERVER_ISN, CLIENT_ISN + 1, to_server=False))
     through.client_packet(0.1, 3, packet("A", CLIENT_ISN + 1, SERVER_ISN + 1))
     through.client_packet(0.1, 4, packet("PA", CLIENT_ISN + 1, SERVER_ISN + 1, b"big\n"))
     request_end = CLIENT_ISN + 5
@@ -54,9 +54,9 @@ def test_a_fast_retransmit_the_captured_server_did_not_make_is_named() -> None:
         data = b"x" * MSS if k < 5 else b"x" * (MSS - 1) + b"\n"
         flags = "PA" if k == 5 else "A"
         through.server_packet(
-            5 + k, packet(flags, SERVER_ISN + 1 + k * MSS, request_end, data, to_server=False)
+            0.1, 5 + k, packet(flags, SERVER_ISN + 1 + k * MSS, request_end, data, to_server=False)
         )
-    through.server_packet(11, packet("FA", SERVER_ISN + 1 + 6 * MSS, request_end, to_server=False))
+    through.server_packet(0.1, 11, packet("FA", SERVER_ISN + 1 + 6 * MSS, request_end, to_server=False))
     for frame in range(12, 16):  # segment 1 arrived, 2 did not: one ACK and three duplicates
         through.client_packet(0.2, frame, packet("A", request_end, SERVER_ISN + 1 + MSS))
     [difference] = through.differences()
