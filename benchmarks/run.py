@@ -22,7 +22,10 @@ Parts (each also runs on its own):
   tshark's ``conv,tcp``, ``--format parquet`` (with and without ``--packets``) against
   ``--format json``, and Parquet's peak memory at the two sizes;
 - checksum (``bench_checksum.py``): l4kit's pure-Python Internet checksum against
-  ``scapy.utils.checksum``.
+  ``scapy.utils.checksum``;
+- loss (``bench_loss.py``, root: a network namespace): 40 transfers of 60,000 octets with
+  1 %, 5 % and 10 % of the segments dropped each way by nftables, ``l4kit respond`` with
+  each codec against the kernel server (total time; the target is at 5 %).
 
 A target (docs/performance.md) is marked ``met`` or ``MISSED``; nothing here is tuned to
 pass: every reference is measured, and every figure is printed.
@@ -48,6 +51,7 @@ sys.path.insert(0, str(HERE))
 
 import bench_analytics  # noqa: E402
 import bench_checksum  # noqa: E402
+import bench_loss  # noqa: E402
 import bench_replay  # noqa: E402
 import bench_responder  # noqa: E402
 
@@ -475,6 +479,32 @@ def checksum_rows(results: list[tuple[str, float, float]]) -> list[Row]:
     return rows
 
 
+# ---------------------------------------------------------------- loss
+
+
+def loss_rows(results: list[bench_loss.Result]) -> list[Row]:
+    """Total time of the transfers against the kernel server's at each loss rate: a ratio
+    of kernel time to l4kit's (above 1: faster), the target 0.5 (at most twice as long) at 5 %."""
+    rows = []
+    for r in results:
+        if r.server == bench_loss.KERNEL:
+            continue
+        kernel = next(k for k in results if k.server == bench_loss.KERNEL and k.rate == r.rate)
+        ratio = kernel.total / r.total
+        rows.append(
+            Row(
+                "loss",
+                f"{r.rate} % loss each way, total time, {r.server.removeprefix('l4kit ')}",
+                f"{r.total:.2f} s",
+                f"kernel server {kernel.total:.2f} s",
+                ratio,
+                ">= 0.50" if r.rate == 5 else "",
+                ratio >= 0.5 if r.rate == 5 else None,
+            )
+        )
+    return rows
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -482,7 +512,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="1 round, 300 connections, 20k/40k-packet captures")
     ap.add_argument(
-        "--skip", action="append", default=[], choices=["responder", "replay", "analytics", "checksum"]
+        "--skip",
+        action="append",
+        default=[],
+        choices=["responder", "replay", "analytics", "checksum", "loss"],
     )
     ap.add_argument("--rounds", type=int, help="responder rounds (default 3, quick 1)")
     ap.add_argument("--sequential", type=int, help="sequential connections per round (default 1000)")
@@ -536,6 +569,13 @@ def main() -> None:
                 f"  {label:>7}: l4kit {ours:>10,.0f}  scapy {theirs:>10,.0f}  x{theirs / ours:.2f}"
                 for label, ours, theirs in checksum
             )
+        )
+    if "loss" not in a.skip:
+        bench_responder.require_root()
+        loss = bench_loss.run(rates=(5,) if a.quick else (1, 5, 10), progress=progress)
+        rows += loss_rows(loss)
+        details.append(
+            "loss: 40 transfers of 60,000 octets per server and loss rate\n" + bench_loss.table(loss)
         )
     print(f"l4kit benchmarks{' (--quick)' if a.quick else ''}, {time.strftime('%Y-%m-%d %H:%M')}")
     print(machine())

@@ -194,6 +194,33 @@ def test_segment_notes() -> None:
         "retransmission: SYN-ACK again for a retransmitted SYN"
     )
     assert segment_note(False, "challenge ACK (RFC 5961 §4.2)") == "challenge ACK (RFC 5961 §4.2)"
+    # loss recovery steps say what they are, without a "retransmission:" prefix
+    assert segment_note(True, "fast retransmit (3 duplicate ACKs)") == "fast retransmit (3 duplicate ACKs)"
+    assert segment_note(True, "SACK recovery") == "SACK recovery"
+    assert segment_note(False, "TLP") == "TLP"  # a probe of new data is no retransmission
+
+
+def test_the_summary_counts_how_losses_were_repaired() -> None:
+    def row(summary: ResponderSummary) -> str:
+        console = Console(record=True, width=200)
+        console.print(summary_table(summary))
+        (line,) = [
+            ln for ln in console.export_text().splitlines() if ln.strip().startswith("retransmissions")
+        ]
+        return " ".join(line.split())
+
+    assert row(ResponderSummary(retransmissions=0)) == "retransmissions 0"
+    summary = ResponderSummary(
+        retransmissions=9,
+        fast_retransmits=1,
+        sack_recoveries=3,
+        loss_probes=2,
+        loss_probe_recoveries=1,
+        timeouts=1,
+    )
+    assert row(summary) == (
+        "retransmissions 9 1 fast retransmit, 3 SACK recoveries, 2 TLPs (1 repaired a loss), 1 RTO"
+    )
 
 
 def test_the_connections_row_says_what_it_counts_and_what_was_aborted() -> None:

@@ -22,7 +22,9 @@ from l4kit.core.events import (
     DataReceived,
     DropReason,
     Event,
+    LossRecovery,
     PeerClosed,
+    RecoveryStep,
     SegmentDropped,
     SegmentReceived,
     SegmentSent,
@@ -59,12 +61,16 @@ VALUES: dict[str, Any] = {
     "timer": TimerKind.RETRANSMISSION,
     "state": State.ESTABLISHED,
     "attempt": 2,
+    "step": RecoveryStep.SACK_RECOVERY,
+    "cwnd": 14480,
+    "ssthresh": 7240,
 }
 DEFAULTS: dict[type, dict[str, Any]] = {
     SegmentSent: {"retransmission": False, "why": ""},
     StateChanged: {"why": ""},
     SegmentDropped: {"detail": ""},
     TimerFired: {"attempt": 0, "detail": ""},
+    LossRecovery: {"detail": ""},
 }
 EVENTS: tuple[type, ...] = typing.get_args(Event)
 
@@ -91,6 +97,7 @@ EMITTED_IN = {
     ConnectionClosed: "test_core_syn_received.py::test_exact_rst_in_syn_received_returns_to_listen",
     SynCookie: "test_core_syncookies.py::test_cookie_handshake_completes_and_the_data_on_the_ack_is_answered",
     TimerFired: "test_core_timers.py::test_fin_wait_2_times_out",
+    LossRecovery: "test_core_recovery.py::test_three_duplicate_acks_retransmit_once_and_recover",
 }
 
 

@@ -30,7 +30,16 @@ zero-window probes            1 s, x2    first after one RTO, doubling to the ma
 SYN cookie period             64 s       Linux's counter; a cookie is good for 64-128 s
 challenge ACKs                10 / s     per connection (RFC 5961 §7); shared with the ACKs
                                          that answer out-of-window segments
+tail loss probe               2*SRTT     RFC 8985 §7.2 (+200 ms with one segment out), at least
+                                         ``min_pto`` 10 ms: loopback RTTs are tens of
+                                         microseconds and a driver's clock and scheduling
+                                         jitter are not (Linux adds two jiffies, 2-8 ms)
 ============================  =========  ===================================================
+
+Loss recovery (``connection``): fast retransmit on three duplicate ACKs with NewReno
+(RFC 5681 §3.2, RFC 6582), SACK-based recovery (RFC 6675) with RACK's loss detection and
+tail loss probes (RFC 8985), limited transmit (RFC 3042). ``tail_loss_probes=False`` turns
+the probes off (the retransmission timer alone then guards the tail, as before RFC 8985).
 """
 
 from __future__ import annotations
@@ -72,6 +81,8 @@ class StackConfig:
     max_out_of_order_bytes: int = 65535  # per connection
     max_out_of_order_segments: int = 64  # disjoint ranges held per connection
     challenge_acks_per_second: int = 10  # per connection (RFC 5961 §7)
+    tail_loss_probes: bool = True  # RFC 8985 §7 (with SACK): probe the tail before the RTO
+    min_pto: float = 0.010  # seconds: the least probe timeout (the module docstring says why)
     max_send_buffer: int = 1 << 20  # octets the application may queue; send() takes no more
     ephemeral_ports: tuple[int, int] = (32768, 60999)  # connect()'s local ports (Linux ip_local_port_range)
 
@@ -95,6 +106,7 @@ class StackConfig:
         _check(self.max_out_of_order_bytes >= 0, "max_out_of_order_bytes must not be negative")
         _check(self.max_out_of_order_segments >= 0, "max_out_of_order_segments must not be negative")
         _check(self.challenge_acks_per_second >= 0, "challenge_acks_per_second must not be negative")
+        _check(self.min_pto > 0, "min_pto must be positive")
         _check(self.max_send_buffer >= 1, "max_send_buffer must be positive")
         low, high = self.ephemeral_ports
         _check(1 <= low <= high <= 65535, f"ephemeral_ports {low}-{high} is not a range within 1-65535")

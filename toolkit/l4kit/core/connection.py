@@ -100,8 +100,10 @@ from l4kit.core.events import (
     DataReceived,
     DropReason,
     Event,
+    LossRecovery,
     Output,
     PeerClosed,
+    RecoveryStep,
     SegmentDropped,
     SegmentSent,
     StateChanged,
@@ -150,6 +152,25 @@ CLOCK_GRANULARITY: Final = 0.001
 """G of RFC 6298 §2: the drivers' clocks are at least this fine."""
 SYN_RTO_AFTER_RETRANSMISSION: Final = 3.0
 """RFC 6298 §5.7: once a SYN(-ACK) was retransmitted, data starts with RTO >= 3 s."""
+DUP_THRESH: Final = 3
+"""DupThresh (RFC 5681 §3.2, RFC 6675 §2): duplicate ACKs, or segments SACKed above a hole,
+that are taken to mean a loss rather than reordering."""
+WC_DEL_ACK_T: Final = 0.2
+"""WCDelAckT of RFC 8985 §7.2: the worst case of a peer's delayed ACK timer, which a probe
+timeout for a lone segment must outwait (the 200 ms that RFC 9293 §3.8.6.3 allows)."""
+
+# Where a connection is in loss recovery (Linux's tcp_ca_state: Open, Recovery, Loss).
+_OPEN: Final = 0  # no loss being repaired
+_RENO: Final = 1  # fast recovery without SACK information (RFC 5681 §3.2, NewReno: RFC 6582)
+_SACK: Final = 2  # SACK-based loss recovery (RFC 6675, losses found by RACK: RFC 8985 §6)
+_LOSS: Final = 3  # after a retransmission timeout, until SND.UNA passes the recovery point
+CA_STATES: Final = ("open", "recovery", "recovery", "loss")
+"""``ConnectionInfo.ca_state`` for each of the above (``disorder`` is told apart at run time)."""
+
+# What ``retransmit_at`` is the deadline of: one timer, as in Linux, whichever is due first.
+_RTO_TIMER: Final = 0  # RFC 6298 retransmission timeout
+_PTO_TIMER: Final = 1  # RFC 8985 §7.2 probe timeout (a tail loss probe)
+_REORDER_TIMER: Final = 2  # RFC 8985 §6.2 step 5: the reordering window of a possibly lost segment
 
 ILLEGAL_OPTION_KINDS: Final = frozenset({2, 3, 4, 5, 8})
 """Option kinds l4kit knows: one decoded as :class:`UnknownOption` had an illegal length."""
@@ -534,6 +555,38 @@ class ConnectionInfo:
     timestamps: bool  # RFC 7323 timestamps in use
     sack: bool  # RFC 2018 SACK permitted both ways
     sacked_bytes: int  # octets in flight the peer reported with SACK
+    # loss recovery (Linux's tcpi_ca_state, tcpi_lost, tcpi_total_retrans, and the TcpExt
+    # counters of nstat: TCPRenoRecovery, TCPSackRecovery, TCPLossProbes, TCPTimeouts ...)
+    ca_state: str = "open"  # "open", "disorder" (no loss presumed yet), "recovery", "loss" (after an RTO)
+    lost_bytes: int = 0  # octets presumed lost and not yet sent again
+    total_retransmissions: int = 0  # segments sent again, over the connection's life
+    fast_retransmits: int = 0  # fast recoveries begun by three duplicate ACKs (no SACK)
+    sack_recoveries: int = 0  # recoveries begun from the SACK scoreboard
+    loss_probes: int = 0  # tail loss probes sent
+    loss_probe_recoveries: int = 0  # of those, the ones that repaired a loss
+    timeouts: int = 0  # retransmission timeouts of data or FIN
+    reordering_seen: bool = False  # RACK saw a segment delivered after a later one (RFC 8985 §6.2)
+
+
+class Sent:
+    """One segment of data (or our FIN) sent and not yet cumulatively acknowledged: an entry
+    of the retransmission queue, which is also the SACK scoreboard and RACK's record
+    (RFC 6675 §3, RFC 8985 §5.2). ``start``/``end`` are send offsets (the FIN takes one);
+    ``sent_at`` is when it last went out."""
+
+    __slots__ = ("end", "lost", "retransmits", "sacked", "sent_at", "start")
+
+    def __init__(self, start: int, end: int, sent_at: float) -> None:
+        self.start = start
+        self.end = end
+        self.sent_at = sent_at
+        self.retransmits = 0
+        self.sacked = False
+        self.lost = False  # presumed lost and not sent again since
+
+    def __repr__(self) -> str:
+        marks = "".join(f" {f}" for f, on in (("SACKed", self.sacked), ("lost", self.lost)) if on)
+        return f"Sent({self.start}-{self.end} at {self.sent_at:g} x{self.retransmits}{marks})"
 
 
 class Connection:
@@ -556,17 +609,38 @@ class Connection:
     __slots__ = (
         "_ack_budget",
         "_buf_start",
+        "_ca",
+        "_dsack_round",
+        "_dupacks",
         "_eof_notified",
         "_fin_queued",
         "_fin_sent",
         "_last_ack_off",
+        "_lost_bytes",
+        "_min_rtt",
         "_owner",
+        "_partial_acks",
+        "_rack_end",
+        "_rack_fack",
+        "_rack_rtt",
+        "_rack_ts",
         "_recover",
+        "_reo_at",
+        "_reo_mult",
+        "_reo_persist",
+        "_rescue_off",
         "_rtt_probe",
+        "_rtx",
         "_sack_recent",
+        "_sacked_bytes",
+        "_sacked_segs",
         "_send_buf",
         "_small_off",
         "_syn_retransmitted",
+        "_timer",
+        "_tlp_end",
+        "_tlp_retrans",
+        "_tlp_start",
         "adv_mss",
         "bytes_in",
         "bytes_out",
@@ -576,6 +650,7 @@ class Connection:
         "counted_half_open",
         "cwnd",
         "error",
+        "fast_retransmits",
         "fin_received",
         "fin_wait_2_at",
         "from_syn_cookie",
@@ -584,6 +659,8 @@ class Connection:
         "iss",
         "key",
         "last_progress",
+        "loss_probe_recoveries",
+        "loss_probes",
         "max_snd_wnd",
         "nodelay",
         "ooo",
@@ -596,11 +673,13 @@ class Connection:
         "rcv_buffer_size",
         "rcv_nxt_off",
         "rcv_shift",
+        "reordering_seen",
         "retransmit_at",
         "retries",
         "rto",
         "rttvar",
         "sack_ok",
+        "sack_recoveries",
         "sacked",
         "scheduled",
         "send_mss",
@@ -615,6 +694,8 @@ class Connection:
         "srtt",
         "ssthresh",
         "state",
+        "timeouts",
+        "total_retransmissions",
         "ts_offset",
         "ts_ok",
         "ts_recent",
@@ -683,7 +764,36 @@ class Connection:
         # RFC 5681 §3.1 / RFC 6928: initial window min(10*MSS, max(2*MSS, 14600))
         self.cwnd = min(10 * self.send_mss, max(2 * self.send_mss, 14600))
         self.ssthresh = 1 << 30
-        self._recover: int | None = None
+        # loss recovery: the retransmission queue, RFC 5681/6582/6675 state, RACK-TLP (RFC 8985)
+        self._rtx: list[Sent] = []  # what is sent and not cumulatively acknowledged, in order
+        self._sacked_bytes = 0  # octets of _rtx entries SACKed
+        self._sacked_segs = 0  # and how many entries (RACK.segs_sacked)
+        self._lost_bytes = 0  # octets of _rtx entries presumed lost and not sent again
+        self._ca = _OPEN
+        self._recover = 0  # the recovery point ("recover", RecoveryPoint): SND.NXT when it began
+        self._dupacks = 0
+        self._partial_acks = 0  # NewReno's partial ACKs in this recovery (RFC 6582 §3.2 step 5)
+        self._rescue_off = 0  # RescueRxt (RFC 6675 §4, NextSeg rule 4)
+        self._timer = _RTO_TIMER  # what retransmit_at is the deadline of
+        self._reo_at = 0.0  # RACK's reordering timer (0: not armed)
+        self._rack_ts = -1.0  # RACK.xmit_ts, RACK.end_seq, RACK.rtt: the latest segment delivered
+        self._rack_end = 0
+        self._rack_rtt = 0.0
+        self._rack_fack = 0  # RACK.fack: the highest end delivered
+        self._min_rtt = float("inf")  # RACK.min_RTT
+        self.reordering_seen = False  # RACK.reordering_seen
+        self._reo_mult = 1  # RACK.reo_wnd_mult, RACK.reo_wnd_persist, RACK.dsack_round
+        self._reo_persist = 0
+        self._dsack_round = 0
+        self._tlp_end = 0  # TLP.end_seq (0: no probe outstanding), TLP.is_retrans
+        self._tlp_start = 0
+        self._tlp_retrans = False
+        self.total_retransmissions = 0
+        self.fast_retransmits = 0
+        self.sack_recoveries = 0
+        self.loss_probes = 0
+        self.loss_probe_recoveries = 0
+        self.timeouts = 0
         # receive side (offsets from IRS: 0 = the peer's SYN)
         self.rcv_nxt_off = 1
         self.rcv_buf = bytearray()  # in order, not yet read by the application
@@ -911,7 +1021,25 @@ class Connection:
             timestamps=self.ts_ok,
             sack=self.sack_ok,
             sacked_bytes=sum(end - start for start, end in self.sacked),
+            ca_state=self.ca_state,
+            lost_bytes=self._lost_bytes,
+            total_retransmissions=self.total_retransmissions,
+            fast_retransmits=self.fast_retransmits,
+            sack_recoveries=self.sack_recoveries,
+            loss_probes=self.loss_probes,
+            loss_probe_recoveries=self.loss_probe_recoveries,
+            timeouts=self.timeouts,
+            reordering_seen=self.reordering_seen,
         )
+
+    @property
+    def ca_state(self) -> str:
+        """Where loss recovery stands, in Linux's words (``tcpi_ca_state``): ``open``;
+        ``disorder`` (duplicate ACKs or SACKed data, no loss presumed yet); ``recovery`` (fast
+        or SACK-based recovery); ``loss`` (after a retransmission timeout)."""
+        if self._ca == _OPEN and (self._dupacks or self.sacked):
+            return "disorder"
+        return CA_STATES[self._ca]
 
     def next_deadline(self) -> float | None:
         """The earliest time :meth:`on_timer` has work to do (None: no timer armed)."""
@@ -1023,12 +1151,25 @@ class Connection:
         self.send_mss = effective_send_mss(peer_mss, ipv6=ipv6, our_mss=self.adv_mss)
         if self.ts_ok:
             self.send_mss -= TIMESTAMPS_LENGTH
-        self.cwnd = min(10 * self.send_mss, max(2 * self.send_mss, 14600))
+        # RFC 6928 §2 (and RFC 5681 §3.1): after a lost SYN the initial window is one segment.
+        self.cwnd = (
+            self.send_mss
+            if self._syn_retransmitted
+            else min(10 * self.send_mss, max(2 * self.send_mss, 14600))
+        )
 
     def _sack_blocks(self) -> tuple[tuple[int, int], ...]:
         """RFC 2018 §4: the block holding the latest out-of-order arrival first, then the
-        others (at most 3 beside timestamps, 4 without), as sequence numbers."""
+        others (at most 3 beside timestamps, 4 without), as sequence numbers. A FIN held
+        out of order counts as the octet of sequence space it takes (as Linux reports it),
+        so that a sender learns that what came before it is missing."""
         ranges = self.ooo.ranges()
+        fin = self.ooo.fin_offset
+        if fin is not None:
+            if ranges and ranges[-1][1] == fin:
+                ranges[-1] = (ranges[-1][0], fin + 1)
+            else:
+                ranges.append((fin, fin + 1))
         recent = self._sack_recent
         ranges.sort(key=lambda r: (not r[0] <= recent < r[1], -r[0]))
         base = self.irs.value
@@ -1069,8 +1210,16 @@ class Connection:
             if self.ts_ok and not bits & _RST:
                 # RFC 7323 §3.2: on every segment once agreed (a RST may go without).
                 options = (NoOperation(), NoOperation(), Timestamps(self._tsval(now), self.ts_recent))
-            if self.sack_ok and not payload and self.ooo.segments and not bits & (_RST | _SYN):
-                options += (NoOperation(), NoOperation(), Sack(self._sack_blocks()))
+            if self.sack_ok and self.ooo and not bits & (_RST | _SYN):
+                # RFC 2018 §4: SACK on every ACK while data is held out of order, data
+                # segments included (the peer may be sending too); a data segment carries
+                # the blocks that fit beside its payload (_transmit leaves room for them).
+                blocks = self._sack_blocks()
+                if payload:
+                    fit = (self.send_mss - len(payload) - 4) // 8
+                    blocks = blocks[:fit] if fit > 0 else ()
+                if blocks:
+                    options += (NoOperation(), NoOperation(), Sack(blocks))
         if bits & _ACK:
             self._last_ack_off = self.rcv_nxt_off
         return Segment(
@@ -1115,13 +1264,10 @@ class Connection:
         else:
             sink.drop(self.key, segment, DropReason.CHALLENGE_ACK_LIMITED, f"{reason.value}: {detail or why}")
 
-    def _arm_retransmit(self, now: float) -> None:
-        """RFC 6298 §5.1: start the timer when data is sent and it is not running."""
-        if self.retransmit_at is None:
-            self.retransmit_at = now + self.rto
-
-    def _transmit(self, now: float, sink: Sink) -> None:
-        """Send what the windows allow: new data, then the FIN once all data is out."""
+    def _transmit(self, now: float, sink: Sink, *, probe: bool = False) -> None:
+        """Send what the windows allow: segments presumed lost first (RFC 6675 §4 NextSeg,
+        rule 1), then new data, then the FIN once all data is out. ``probe``: one segment of
+        new data whatever the congestion window says (a tail loss probe, RFC 8985 §7.3)."""
         match self.state:
             case State.ESTABLISHED | State.CLOSE_WAIT | State.FIN_WAIT_1 | State.LAST_ACK | State.CLOSING:
                 pass
@@ -1136,15 +1282,33 @@ class Connection:
                 return  # nothing of ours may be sent (yet / any more)
             case _:
                 assert_never(self.state)
+        if self._lost_bytes and not probe:
+            self._retransmit_lost(now, sink)
+        mss = self.send_mss
+        if self.sack_ok and self.ooo:
+            mss -= 4 + 8 * len(self._sack_blocks())  # room for the SACK option (RFC 2018 §3)
+        # The congestion window bounds the octets in the network: the flight, less what the
+        # peer SACKed and what is presumed lost (RFC 6675 §4, pipe; without SACK or losses,
+        # the flight itself).
+        limit = self.cwnd + self._sacked_bytes + self._lost_bytes
+        if self._dupacks and self._ca == _OPEN and not self.sacked:
+            # Limited transmit (RFC 3042 §2): the first two duplicate ACKs each let one new
+            # segment out beyond the congestion window, so that a small window still gets
+            # the three duplicate ACKs a fast retransmit needs. With SACK, each SACKed
+            # segment leaves the pipe, which does the same.
+            limit += min(self._dupacks, 2) * mss
+        if probe:
+            limit = self.snd_nxt_off - self.snd_una_off + mss
         data_end = self._data_end
+        sent = False
         while self.snd_nxt_off < data_end:
             in_flight = self.snd_nxt_off - self.snd_una_off
-            room = min(self.snd_wnd, self.cwnd) - in_flight
+            room = min(self.snd_wnd, limit) - in_flight
             if room <= 0:
                 break
             queued = data_end - self.snd_nxt_off
-            size = min(queued, self.send_mss, room)
-            if size < self.send_mss and in_flight > 0:
+            size = min(queued, mss, room)
+            if size < mss and in_flight > 0 and not probe:
                 if size < queued:
                     # Sender silly window avoidance (RFC 9293 §3.8.6.2.1, MUST-38): the window
                     # cuts the segment short; wait for a full one, or for at least half the
@@ -1159,28 +1323,44 @@ class Connection:
             payload = bytes(self._send_buf[start : start + size])
             last = self.snd_nxt_off + size == data_end
             # PSH on the segment that empties the queue (RFC 9293 §3.9.1, the "push" of a SEND)
-            self._send(sink, PSH_ACK if last else ACK, self.snd_nxt_off, payload=payload)
+            self._send(
+                sink, PSH_ACK if last else ACK, self.snd_nxt_off, payload=payload, why="TLP" if probe else ""
+            )
+            self._rtx.append(Sent(self.snd_nxt_off, self.snd_nxt_off + size, now))
             self.snd_nxt_off += size
             self.bytes_out += size
-            if size < self.send_mss:
+            if size < mss:
                 self._small_off = self.snd_nxt_off
             if self._rtt_probe is None:
                 self._rtt_probe = (self.snd_nxt_off, now)
-            self._arm_retransmit(now)
+            sent = True
+            if probe:
+                break
         # The FIN occupies one sequence number, so like data it needs one octet of
         # window (a FIN past a zero window is not acceptable, RFC 9293 §3.10.7.4).
         if (
             self._fin_queued
             and not self._fin_sent
             and self.snd_nxt_off == data_end
-            and min(self.snd_wnd, self.cwnd) - (self.snd_nxt_off - self.snd_una_off) >= 1
+            and not (probe and sent)
+            and min(self.snd_wnd, limit) - (self.snd_nxt_off - self.snd_una_off) >= 1
         ):
-            self._send(sink, FIN_ACK, self.snd_nxt_off, why="FIN")
+            self._send(sink, FIN_ACK, self.snd_nxt_off, why="TLP" if probe else "FIN")
             self._fin_sent = True
+            self._rtx.append(Sent(self.snd_nxt_off, self.snd_nxt_off + 1, now))
             self.snd_nxt_off += 1
             if self._rtt_probe is None:
                 self._rtt_probe = (self.snd_nxt_off, now)
-            self._arm_retransmit(now)
+            sent = True
+        if sent:
+            if probe:
+                self._tlp_start, self._tlp_retrans = self._rtx[-1].start, False
+            else:
+                # RFC 8985 §7.2: new data (not itself a probe) re-schedules the probe timeout;
+                # RFC 6298 §5.1: otherwise the retransmission timer starts if it is not running.
+                self._rearm(now, restart=False)
+        elif self._ca == _SACK and not self._lost_bytes and not probe:
+            self._rescue(now, sink)
         pending = self.snd_nxt_off < data_end or (self._fin_queued and not self._fin_sent)
         if pending and self.snd_wnd == 0 and self.snd_nxt_off == self.snd_una_off:
             # RFC 9293 §3.8.6.1 / RFC 1122 §4.2.2.17: zero window, nothing in flight to
@@ -1192,35 +1372,105 @@ class Connection:
             self.persist_at = None
             self.probes = 0
 
-    def _retransmit_earliest(self, sink: Sink, why: str) -> None:
-        """RFC 6298 §5.4: retransmit the earliest segment not yet acknowledged."""
-        una = self.snd_una_off
-        if una == 0:
-            self._syn_retransmitted = True
-            flags = SYN if self.state is State.SYN_SENT else SYN_ACK
-            self._send(sink, flags, 0, options=self._syn_options(sink.now), retransmission=True, why=why)
-            return
+    def _resend(self, sent: Sent, now: float, sink: Sink, why: str) -> None:
+        """Send one entry of the retransmission queue again, as it first went (RFC 6298 §5.4,
+        RFC 6675 §5); it is in flight again, with a new transmit time for RACK."""
         data_end = self._data_end
-        # RFC 2018 §5.1: what the peer SACKed is not sent again; the first hole is.
-        first, hole_end = una, self.snd_nxt_off
-        for start, end in self.sacked:
-            if start <= first < end:
-                first = end
-            elif start > first:
-                hole_end = start
+        start = sent.start - self._buf_start
+        payload = bytes(self._send_buf[start : min(sent.end, data_end) - self._buf_start])
+        flags = FIN_ACK if sent.end > data_end else PSH_ACK if sent.end == data_end else ACK
+        self._send(sink, flags, sent.start, payload=payload, retransmission=True, why=why)
+        if sent.lost:
+            sent.lost = False
+            self._lost_bytes -= sent.end - sent.start
+        sent.sent_at = now
+        sent.retransmits += 1
+        self.total_retransmissions += 1
+        self._rtt_probe = None  # Karn (RFC 6298 §3): no RTT sample from what was sent twice
+
+    def _retransmit_lost(self, now: float, sink: Sink) -> None:
+        """RFC 6675 §5 step (C), NextSeg rule (1): send again what is presumed lost, oldest
+        first, while the congestion window has room for it (cwnd - pipe)."""
+        mss = self.send_mss
+        pipe = self.snd_nxt_off - self.snd_una_off - self._sacked_bytes - self._lost_bytes
+        why = (
+            "RTO recovery"
+            if self._ca == _LOSS
+            else "fast retransmit"
+            if self._ca == _RENO
+            else "SACK recovery"
+        )
+        for sent in self._rtx:
+            if not sent.lost:
+                continue
+            length = sent.end - sent.start
+            if self.cwnd - pipe < min(length, mss):
                 break
-        if first < data_end and first < self.snd_nxt_off:
-            size = min(self.send_mss, hole_end - first, data_end - first)
-            start = first - self._buf_start
-            payload = bytes(self._send_buf[start : start + size])
-            flags = PSH_ACK if first + size == data_end else ACK
-            self._send(sink, flags, first, payload=payload, retransmission=True, why=why)
+            self._resend(sent, now, sink, why)
+            pipe += length
+            if not self._lost_bytes:
+                break
+
+    def _rescue(self, now: float, sink: Sink) -> None:
+        """RFC 6675 §4 NextSeg rule (4), the rescue retransmission: in SACK recovery with
+        nothing lost left to send and no new data, once per recovery send the highest
+        segment not SACKed, so that a loss at the tail of the flight (nothing after it to be
+        SACKed) does not wait for the retransmission timer."""
+        if self.snd_una_off < self._rescue_off:  # RFC 6675: HighACK > RescueRxt
             return
-        una = first
-        if self._fin_sent and una == self._fin_off:
-            self._send(sink, FIN_ACK, una, retransmission=True, why=why)
+        pipe = self.snd_nxt_off - self.snd_una_off - self._sacked_bytes
+        for sent in reversed(self._rtx):
+            if sent.sacked:
+                continue
+            # Not one already sent again: RACK sees whether that copy arrives.
+            if not sent.retransmits and self.cwnd - pipe >= min(sent.end - sent.start, self.send_mss):
+                self._rescue_off = self._recover + 1  # RescueRxt = RecoveryPoint: once per recovery
+                self._resend(sent, now, sink, "SACK recovery: rescue retransmission")
             return
-        raise MissingCaseError(f"retransmission with nothing outstanding (una={una}, nxt={self.snd_nxt_off})")
+
+    def _rearm(self, now: float, *, restart: bool) -> None:
+        """Arm the one timer of the send side: RACK's reordering timer if a segment awaits its
+        reordering window, else a probe timeout (RFC 8985 §7.2) when a tail loss probe may be
+        sent, else the retransmission timer (restarted by an ACK of new data: RFC 6298 §5.3;
+        otherwise started only if it is not running: §5.1). Nothing outstanding: no timer."""
+        if self.snd_una_off == self.snd_nxt_off:
+            self.retransmit_at = None
+            self._reo_at = 0.0
+            return
+        if self._reo_at:
+            self.retransmit_at, self._timer = self._reo_at, _REORDER_TIMER
+            return
+        config = self.config
+        if (
+            config.tail_loss_probes
+            and self.sack_ok
+            and not self._tlp_end
+            and self._ca != _RENO
+            and not self._lost_bytes
+        ):
+            # RFC 8985 §7.2: a PTO only with SACK, nothing SACKed and no recovery under way;
+            # 2*SRTT (1 s before any sample), a delayed ACK more when one segment is out and
+            # the peer holds nothing out of order (else it ACKs at once), at most the RTO.
+            # l4kit also probes with SACKed data outstanding and in the tail of a recovery,
+            # once everything presumed lost has been sent again and RACK has no segment
+            # waiting for its reordering window: a segment (or a retransmission) lost with
+            # nothing delivered after it is invisible to RACK, and the RTO that would find
+            # it is at least 1 s (RFC 6298 §2.4; Linux's is 200 ms).
+            srtt = self.srtt
+            pto = 2 * srtt if srtt is not None else 1.0
+            if len(self._rtx) == 1 and not self._sacked_segs:
+                pto += WC_DEL_ACK_T
+            pto = min(max(pto, config.min_pto), self.rto)
+            self.retransmit_at, self._timer = now + pto, _PTO_TIMER
+            return
+        if restart or self.retransmit_at is None or self._timer != _RTO_TIMER:
+            self.retransmit_at, self._timer = now + self.rto, _RTO_TIMER
+
+    def _retransmit_earliest(self, sink: Sink, why: str) -> None:
+        """RFC 6298 §5.4 for the SYN or SYN-ACK: retransmit it."""
+        self._syn_retransmitted = True
+        flags = SYN if self.state is State.SYN_SENT else SYN_ACK
+        self._send(sink, flags, 0, options=self._syn_options(sink.now), retransmission=True, why=why)
 
     # ------------------------------------------------------------------ abort
 
@@ -1674,10 +1924,32 @@ class Connection:
                 f"{self.snd_nxt_off - self.snd_una_off}",
             )
             return
-        if self.sack_ok and ack_off >= self.snd_una_off:
-            self._note_sacks(segment, ack_off)
-        if ack_off > self.snd_una_off:
-            self._on_new_ack(ack_off, now, sink, stamps.tsecr if stamps is not None else 0)
+        una = self.snd_una_off
+        if ack_off >= una:
+            echoed = stamps.tsecr if stamps is not None else 0
+            blocks = self._sack_blocks_of(segment, ack_off) if self.sack_ok else []
+            if ack_off > una:
+                self._on_new_ack(ack_off, now, sink, echoed)
+                # After the cumulative ACK: RACK takes what is delivered in the order of its end.
+                if blocks:
+                    self._note_sacks(blocks, now)
+            else:
+                sacked = self._note_sacks(blocks, now) if blocks else False
+                if self.snd_nxt_off > una and (
+                    sacked
+                    or (
+                        not segment.payload
+                        and not flags & (_SYN | _FIN)
+                        and segment.window << self.snd_shift == self.snd_wnd
+                    )
+                ):
+                    self._on_duplicate_ack(now, sink)
+                elif self._tlp_end and not sacked and not segment.payload and ack_off >= self._tlp_end:
+                    # RFC 8985 §7.4: a second ACK of the probe's sequence space: the probe
+                    # and what it repeated both arrived, nothing was lost.
+                    self._tlp_end = 0
+            if self._ca or self.sacked:
+                self._detect_losses(now, sink)
         if ack_off >= self.snd_una_off and (
             self.snd_wl1 < segment.seq or (self.snd_wl1 == segment.seq and self.snd_wl2 <= segment.ack)
         ):
@@ -1736,30 +2008,116 @@ class Connection:
         self.snd_wl1 = segment.seq
         self.snd_wl2 = segment.ack
 
-    def _note_sacks(self, segment: Segment, ack_off: int) -> None:
-        """RFC 2018 §5: what the peer holds beyond SEG.ACK goes on the scoreboard (as send
-        offsets, within what was sent), so that a retransmission skips it."""
+    def _sack_blocks_of(self, segment: Segment, ack_off: int) -> list[tuple[int, int]]:
+        """The SACK blocks of ``segment`` as send offsets (RFC 2018 §3). A first block below
+        SEG.ACK, or inside the second, is a D-SACK (RFC 2883 §4): the peer got it twice;
+        it is taken out and reported to :meth:`_on_dsack`."""
+        blocks: tuple[tuple[int, int], ...] = ()
         for option in segment.options:
-            if not isinstance(option, Sack):
+            if isinstance(option, Sack):
+                blocks = option.blocks
+                break
+        if not blocks:
+            return []
+        base = self.iss.value
+        una = self.snd_una_off
+        ranges: list[tuple[int, int]] = []
+        for left, right in blocks:
+            start = una + ((left - base - una + HALF) & MASK) - HALF
+            end = una + ((right - base - una + HALF) & MASK) - HALF
+            ranges.append((start, end))
+        first_start, first_end = ranges[0]
+        if first_start < ack_off or (
+            len(ranges) > 1 and ranges[1][0] <= first_start and first_end <= ranges[1][1]
+        ):
+            self._on_dsack(first_start, first_end)
+            del ranges[0]
+        return ranges
+
+    def _note_sacks(self, ranges: list[tuple[int, int]], now: float) -> bool:
+        """RFC 2018 §5, RFC 6675 §5 (Update()): what the peer holds beyond SND.UNA goes on the
+        scoreboard (within what was sent) and marks the entries of the retransmission queue
+        it covers whole. Returns whether anything new was SACKed."""
+        una = self.snd_una_off
+        before = 0
+        for start, end in self.sacked:
+            before += end - max(start, una) if end > una else 0
+        for left, right in ranges:
+            start, end = max(left, una), min(right, self.snd_nxt_off)
+            if start < end:
+                self.sacked.append((start, end))
+        if not self.sacked:
+            return False
+        merged: list[tuple[int, int]] = []
+        after = 0
+        for left, end in sorted(self.sacked):
+            if end <= una:
                 continue
-            base = self.iss.value
-            for left, right in option.blocks:
-                start = self.snd_una_off + ((left - base - self.snd_una_off + HALF) & MASK) - HALF
-                end = self.snd_una_off + ((right - base - self.snd_una_off + HALF) & MASK) - HALF
-                start, end = max(start, ack_off), min(end, self.snd_nxt_off)
-                if start < end:
-                    self.sacked.append((start, end))
-        if self.sacked:
-            merged: list[tuple[int, int]] = []
-            for left, end in sorted(self.sacked):
-                if end <= ack_off:
-                    continue
-                start = max(left, ack_off)
-                if merged and start <= merged[-1][1]:
-                    merged[-1] = (merged[-1][0], max(merged[-1][1], end))
-                else:
-                    merged.append((start, end))
-            self.sacked = merged
+            start = max(left, una)
+            if merged and start <= merged[-1][1]:
+                if end > merged[-1][1]:
+                    after += end - merged[-1][1]
+                    merged[-1] = (merged[-1][0], end)
+            else:
+                after += end - start
+                merged.append((start, end))
+        self.sacked = merged
+        if after <= before:
+            return False
+        # Mark the entries the scoreboard now covers whole (both lists are in order).
+        i = 0
+        for sent in self._rtx:
+            if sent.sacked:
+                continue
+            while i < len(merged) and merged[i][1] < sent.end:
+                i += 1
+            if i == len(merged):
+                break
+            if merged[i][0] <= sent.start:
+                sent.sacked = True
+                length = sent.end - sent.start
+                self._sacked_bytes += length
+                self._sacked_segs += 1
+                if sent.lost:
+                    sent.lost = False
+                    self._lost_bytes -= length
+                # The TSecr of an ACK with SACK echoes the last segment in order, not
+                # the one SACKed (RFC 7323 §4.3): only the RTT can tell (as Linux).
+                self._rack_delivered(sent, now, 0)
+        return True
+
+    def _on_dsack(self, start: int, end: int) -> None:
+        """A D-SACK (RFC 2883): the peer got [start, end) twice. A probe it covers was not
+        needed (RFC 8985 §7.4.2); and RACK widens its reordering window, once per round
+        trip (RFC 8985 §6.2 step 4), since the first copy was only late."""
+        if self._tlp_end and self._tlp_retrans and start < self._tlp_end and self._tlp_start < end:
+            self._tlp_end = 0
+        if not self._dsack_round:
+            self._dsack_round = self.snd_nxt_off
+            self._reo_mult += 1
+            self._reo_persist = 16
+
+    def _rack_delivered(self, sent: Sent, now: float, echoed: int) -> None:
+        """RFC 8985 §6.2 steps 2 and 3 for a segment newly acknowledged or SACKed: remember the
+        most recently sent segment delivered and its RTT, and whether the peer got a segment
+        after a later one (reordering)."""
+        rtt = now - sent.sent_at
+        if sent.retransmits:
+            # The ACK may be for an earlier copy: a TSecr older than the retransmission
+            # says so (``echoed``, for a cumulative ACK), and so does an RTT below the least
+            # ever seen.
+            if echoed and (echoed - self._tsval(sent.sent_at)) & MASK >= HALF:
+                return
+            if rtt < self._min_rtt:
+                return
+        elif rtt < self._min_rtt:
+            self._min_rtt = rtt
+        if sent.sent_at > self._rack_ts or (sent.sent_at == self._rack_ts and sent.end > self._rack_end):
+            self._rack_ts, self._rack_end, self._rack_rtt = sent.sent_at, sent.end, rtt
+        if sent.end > self._rack_fack:
+            self._rack_fack = sent.end
+        elif not sent.retransmits:
+            self.reordering_seen = True
 
     def _rtt_from_echo(self, echoed: int, now: float) -> None:
         """RTTM (RFC 7323 §4.1): the RTT is now minus the TSval the peer echoes."""
@@ -1785,29 +2143,195 @@ class Connection:
         if drop > 0:
             del self._send_buf[:drop]
             self._buf_start += drop
+        rtx = self._rtx
+        done = 0
+        for sent in rtx:
+            if sent.end > ack_off:
+                if sent.start < ack_off:  # acknowledged in part: the rest stays queued
+                    self._forget(sent, ack_off)
+                break
+            done += 1
+            if sent.sacked or sent.lost:
+                self._forget(sent, sent.end)
+            if not sent.sacked:
+                self._rack_delivered(sent, now, echoed)
+        if done:
+            del rtx[:done]
+        if self.sacked and self.sacked[0][0] < ack_off:
+            self.sacked = [(max(start, ack_off), end) for start, end in self.sacked if end > ack_off]
         self.retries = 0
         self.last_progress = now
-        # RFC 5681 §3.1: slow start below ssthresh, congestion avoidance above it.
+        self._dupacks = 0
+        ca = self._ca
         if acked <= 0:
             pass
-        elif self.cwnd < self.ssthresh:
-            self.cwnd += min(acked, self.send_mss)
+        elif ca in (_OPEN, _LOSS):
+            # RFC 5681 §3.1: slow start below ssthresh, congestion avoidance above it (after a
+            # timeout too: slow start from one segment). Fast recovery does not grow it.
+            if self.cwnd < self.ssthresh:
+                self.cwnd += min(acked, self.send_mss)
+            else:
+                self.cwnd += max(1, self.send_mss * self.send_mss // self.cwnd)
+        if ca:
+            self._recovery_ack(acked, now, sink)
+        if self._tlp_end and ack_off >= self._tlp_end:
+            self._tlp_acked(ack_off, now, sink)
+        if self._dsack_round and ack_off >= self._dsack_round:
+            self._dsack_round = 0
+        # RFC 6298 §5.2 / §5.3: stop the timer when all is acknowledged, else restart it (in
+        # NewReno's recovery, on the first partial ACK only: RFC 6582 §3.2 step 5).
+        self._reo_at = 0.0
+        self._rearm(now, restart=self._ca != _RENO or self._partial_acks <= 1)
+
+    def _forget(self, sent: Sent, upto: int) -> None:
+        """Take [sent.start, upto) of an entry out of the scoreboard's counts (it is acknowledged)."""
+        length = upto - sent.start
+        if sent.sacked:
+            self._sacked_bytes -= length
+            if upto == sent.end:
+                self._sacked_segs -= 1
+        if sent.lost:
+            self._lost_bytes -= length
+        sent.start = upto
+
+    def _on_duplicate_ack(self, now: float, sink: Sink) -> None:
+        """A duplicate ACK (RFC 5681 §2; with SACK, one that SACKs something new: RFC 6675 §2).
+        Without SACK information the third begins a fast retransmit (RFC 5681 §3.2), unless
+        the ACK does not cover more than the last recovery point (RFC 6582 §3.2 step 2), and
+        each one after it inflates the window by a segment (§3.2 step 4). With SACK, RACK
+        decides from the scoreboard (see :meth:`_detect_losses`)."""
+        self._dupacks += 1
+        if self._ca == _RENO:
+            self.cwnd += self.send_mss
+        elif (
+            self._ca == _OPEN
+            and self._dupacks == DUP_THRESH
+            and not self.sacked
+            and self.snd_una_off > self._recover
+        ):
+            first = self._rtx[0]
+            flight = self.snd_nxt_off - self.snd_una_off
+            self.ssthresh = max(flight // 2, 2 * self.send_mss)  # RFC 5681 eq. (4)
+            self.cwnd = self.ssthresh + DUP_THRESH * self.send_mss
+            self._enter(_RENO, RecoveryStep.FAST_RETRANSMIT, now, sink, f"{DUP_THRESH} duplicate ACKs")
+            self._resend(first, now, sink, f"fast retransmit ({DUP_THRESH} duplicate ACKs)")
+
+    def _detect_losses(self, now: float, sink: Sink) -> None:
+        """After an ACK with SACK information, or in recovery: RACK marks what is lost
+        (RFC 8985 §6.2 step 5) and arms its reordering timer for what may still be only
+        late; the first loss begins SACK recovery (RFC 6675 §5)."""
+        if self.sack_ok:
+            timeout = self._rack_detect(now)
+            self._reo_at = now + timeout if timeout > 0 else 0.0
+        if self._lost_bytes and self._ca == _OPEN:
+            lost = next(sent for sent in self._rtx if sent.lost)
+            flight = self.snd_nxt_off - self.snd_una_off
+            # RFC 6675 §5 (4.2): ssthresh = cwnd = FlightSize / 2 (at least 2 segments).
+            self.ssthresh = self.cwnd = max(flight // 2, 2 * self.send_mss)
+            count = sum(1 for sent in self._rtx if sent.lost)
+            self._enter(
+                _SACK,
+                RecoveryStep.SACK_RECOVERY,
+                now,
+                sink,
+                f"{count} segment{'s' if count > 1 else ''} lost, {self._sacked_segs} SACKed",
+            )
+            self._rescue_off = lost.end
+            # (4.3): the first segment presumed lost goes now, whatever the window says.
+            self._resend(lost, now, sink, "SACK recovery")
+        self._rearm(now, restart=False)
+
+    def _rack_detect(self, now: float) -> float:
+        """RACK_detect_loss (RFC 8985 §6.2 step 5): a segment sent before the latest one
+        delivered is lost once RACK.rtt plus the reordering window has passed since it was
+        sent. Returns how long until the next one would be (0: none pending)."""
+        reo_wnd = self._reo_wnd()
+        rack_ts, rack_end = self._rack_ts, self._rack_end
+        deadline = self._rack_rtt + reo_wnd - now
+        timeout = 0.0
+        for sent in self._rtx:
+            if sent.sacked or sent.lost:
+                continue
+            if sent.sent_at < rack_ts or (sent.sent_at == rack_ts and sent.end < rack_end):
+                remaining = sent.sent_at + deadline
+                if remaining <= 1e-9:
+                    sent.lost = True
+                    self._lost_bytes += sent.end - sent.start
+                elif remaining > timeout:
+                    timeout = remaining
+        return timeout
+
+    def _reo_wnd(self) -> float:
+        """RACK.reo_wnd (RFC 8985 §6.2 step 4): a quarter of the least RTT, times a multiplier
+        that each round with a D-SACK raises; none in recovery or once DupThresh segments are
+        SACKed, unless reordering was seen; never more than SRTT."""
+        if not self.reordering_seen and (self._ca != _OPEN or self._sacked_segs >= DUP_THRESH):
+            return 0.0
+        srtt = self.srtt if self.srtt is not None else 0.0
+        return min(self._reo_mult * self._min_rtt / 4, srtt)
+
+    def _enter(self, ca: int, step: RecoveryStep, now: float, sink: Sink, detail: str) -> None:
+        """Begin a recovery episode: the recovery point is SND.NXT ("recover", RFC 6582;
+        RecoveryPoint, RFC 6675 §5)."""
+        self._ca = ca
+        self._recover = self.snd_nxt_off
+        self._partial_acks = 0
+        self._tlp_end = 0
+        if ca == _RENO:
+            self.fast_retransmits += 1
+        elif ca == _SACK:
+            self.sack_recoveries += 1
         else:
-            self.cwnd += max(1, self.send_mss * self.send_mss // self.cwnd)
-        # RFC 6298 §5.2 / §5.3: stop the timer when all is acknowledged, else restart it.
-        self.retransmit_at = None if self.snd_una_off == self.snd_nxt_off else now + self.rto
-        if self._recover is not None:
-            if self.snd_una_off >= self._recover:
-                self._recover = None
-            elif self.snd_una_off < self.snd_nxt_off:
-                # After a timeout, an ACK that covers only part of what was in flight
-                # shows the next segment was lost too: resend it now rather than wait
-                # for another (backed-off) timeout (the partial-ACK rule of RFC 6582 §3.2).
-                self._retransmit_earliest(sink, "retransmission after a partial ACK")
+            self.timeouts += 1
+        sink.event(LossRecovery(now, self.key, step, self.state, self.cwnd, self.ssthresh, detail))
+
+    def _recovery_ack(self, acked: int, now: float, sink: Sink) -> None:
+        """An ACK of new data during recovery. At or past the recovery point the episode is
+        over: NewReno sets cwnd to min(ssthresh, FlightSize + SMSS) (RFC 6582 §3.2 step 6,
+        option 1), SACK recovery leaves it at ssthresh (RFC 6675 §5), after a timeout slow
+        start simply goes on. Short of it, NewReno's partial ACK resends the next segment at
+        once and deflates the window by what was acknowledged (RFC 6582 §3.2 step 5)."""
+        ca = self._ca
+        mss = self.send_mss
+        if self.snd_una_off >= self._recover:
+            if ca == _RENO:
+                self.cwnd = min(self.ssthresh, max(self.snd_nxt_off - self.snd_una_off, mss) + mss)
+            elif ca == _SACK:
+                self.cwnd = self.ssthresh
+            self._ca = _OPEN
+            self._reo_persist -= 1  # RFC 8985 §6.2 step 4: 16 recoveries without a D-SACK
+            if self._reo_persist <= 0:
+                self._reo_mult = 1
+            sink.event(
+                LossRecovery(now, self.key, RecoveryStep.RECOVERED, self.state, self.cwnd, self.ssthresh)
+            )
+            return
+        if ca == _RENO and self._rtx:
+            self._partial_acks += 1
+            self._resend(self._rtx[0], now, sink, "fast retransmit (partial ACK)")
+            self.cwnd = max(self.cwnd - acked + (mss if acked >= mss else 0), mss)
+
+    def _tlp_acked(self, ack_off: int, now: float, sink: Sink) -> None:
+        """RFC 8985 §7.4: an ACK at or past the probe. A probe of new data needs nothing more
+        (RACK sees what it shows). A retransmitted one that is acknowledged, followed by more,
+        without a D-SACK repaired a loss: the congestion window is reduced as for any
+        loss (Linux's tcp_process_tlp_ack)."""
+        if not self._tlp_retrans:
+            self._tlp_end = 0
+        elif ack_off > self._tlp_end:
+            self._tlp_end = 0
+            if self._ca != _OPEN:
+                return  # a probe in recovery: the recovery has reduced the window already
+            self.loss_probe_recoveries += 1
+            self.ssthresh = self.cwnd = max(self.cwnd // 2, 2 * self.send_mss)
+            sink.event(
+                LossRecovery(now, self.key, RecoveryStep.TLP_RECOVERY, self.state, self.cwnd, self.ssthresh)
+            )
 
     def _rtt_sample(self, rtt: float) -> None:
         """RFC 6298 §2.2 / §2.3 (alpha 1/8, beta 1/4, K 4), clamped to [min_rto, max_rto]."""
         rtt = max(rtt, 0.0)
+        self._min_rtt = min(self._min_rtt, rtt)  # RACK.min_RTT: every sample (RFC 8985 §6.2)
         if self.srtt is None:
             self.srtt = rtt
             self.rttvar = rtt / 2
@@ -1917,6 +2441,115 @@ class Connection:
         with contextlib.suppress(_Closed):
             self._on_timer(now, sink)
 
+    def _on_retransmission_timeout(self, now: float, sink: Sink) -> None:
+        """RFC 6298 §5.4-§5.6: retransmit the earliest unacknowledged segment, back off, restart
+        the timer; give up after the configured number of tries (R2, RFC 9293 §3.8.3)."""
+        state = self.state
+        if state is State.SYN_SENT:
+            limit = self.config.syn_retries
+        elif state is State.SYN_RECEIVED and self.passive:
+            limit = self.config.syn_ack_retries
+        else:
+            limit = self.config.max_retransmissions
+        if self.retries >= limit:
+            sink.event(
+                TimerFired(now, self.key, TimerKind.RETRANSMISSION, state, self.retries + 1, "giving up")
+            )
+            if state is State.SYN_SENT:
+                # No RST: nothing was ever synchronized (Linux sends none either).
+                self._fail(sink, f"connect timed out after {self.retries} retransmissions", errno.ETIMEDOUT)
+            self._abort(sink, f"no ACK after {self.retries} retransmissions", error=errno.ETIMEDOUT)
+        self.retries += 1
+        what = {State.SYN_SENT: "SYN", State.SYN_RECEIVED: "SYN-ACK"}.get(state, "segment")
+        sink.event(
+            TimerFired(
+                now,
+                self.key,
+                TimerKind.RETRANSMISSION,
+                state,
+                self.retries,
+                f"{what} not acknowledged within {self.rto:g} s",
+            )
+        )
+        why = f"retransmission {self.retries} (RTO {self.rto:g} s)"
+        # RFC 5681 §3.1 eq. (4)/(5): after a timeout, ssthresh = max(FlightSize/2, 2*SMSS)
+        # (once: later timeouts of the same data keep it), cwnd = 1 SMSS.
+        flight = self.snd_nxt_off - self.snd_una_off
+        if self._ca != _LOSS:
+            self.ssthresh = max(flight // 2, 2 * self.send_mss)
+        self.cwnd = self.send_mss
+        self._rtt_probe = None  # Karn: no RTT sample from a retransmitted segment
+        if self.snd_una_off == 0:
+            self._retransmit_earliest(sink, why)
+        else:
+            # RFC 8985 §6.3, RFC 6675 §5.1: every segment not SACKed is presumed lost, the
+            # first one always (the peer may have reneged on what it SACKed, RFC 2018 §8),
+            # and goes again now; the rest follow as the ACKs open the window (slow start).
+            lost = 0
+            for sent in self._rtx:
+                if sent is self._rtx[0] and sent.sacked:
+                    sent.sacked = False
+                    self._sacked_bytes -= sent.end - sent.start
+                    self._sacked_segs -= 1
+                if not sent.sacked and not sent.lost:
+                    sent.lost = True
+                    self._lost_bytes += sent.end - sent.start
+                if sent.lost:
+                    lost += 1
+            self._dupacks = 0
+            self._reo_at = 0.0
+            self._enter(
+                _LOSS,
+                RecoveryStep.RTO,
+                now,
+                sink,
+                f"{lost} segment{'s' if lost > 1 else ''} presumed lost after {self.rto:g} s",
+            )
+            self._resend(self._rtx[0], now, sink, why)
+        # RFC 6298 §5.5 / §5.6: back off, restart the timer.
+        self.rto = min(self.rto * 2, self.config.max_rto)
+        self.retransmit_at, self._timer = now + self.rto, _RTO_TIMER
+
+    def _on_probe_timeout(self, now: float, sink: Sink) -> None:
+        """RFC 8985 §7.3: the probe timeout passed without an ACK. Send one segment of new data
+        if there is some and the peer's window takes it, else the last segment again, so
+        that the peer's ACK (with SACK) shows what of the tail was lost; then the
+        retransmission timer, not another probe, guards what is outstanding."""
+        self.retransmit_at, self._timer = now + self.rto, _RTO_TIMER
+        sink.event(
+            TimerFired(now, self.key, TimerKind.LOSS_PROBE, self.state, 1, "no ACK within the probe timeout")
+        )
+        before = len(sink.output.segments)
+        self._transmit(now, sink, probe=True)
+        if len(sink.output.segments) == before and self._rtx:
+            if self._ca == _OPEN:
+                # The last segment (RFC 8985 §7.3); the last one not SACKed, if the peer
+                # holds the tail already.
+                again = next((sent for sent in reversed(self._rtx) if not sent.sacked), self._rtx[-1])
+            else:  # in recovery: the first one not SACKed, which holds SND.UNA back
+                again = next((sent for sent in self._rtx if not sent.sacked), self._rtx[0])
+            self._resend(again, now, sink, "TLP")
+            self._tlp_start, self._tlp_retrans = again.start, True
+        self._tlp_end = self.snd_nxt_off
+        self.loss_probes += 1
+        sink.event(
+            LossRecovery(
+                now,
+                self.key,
+                RecoveryStep.TLP,
+                self.state,
+                self.cwnd,
+                self.ssthresh,
+                (
+                    "new data"
+                    if not self._tlp_retrans
+                    else "the last segment again"
+                    if self._ca == _OPEN
+                    else "in recovery: the first segment not SACKed again"
+                ),
+            )
+        )
+
     def _on_timer(self, now: float, sink: Sink) -> None:
         state = self.state
         if self.fin_wait_2_at is not None and now >= self.fin_wait_2_at:
@@ -1951,45 +2584,17 @@ class Connection:
                 )
                 self._abort(sink, "idle timeout", error=errno.ETIMEDOUT)
         if self.retransmit_at is not None and now >= self.retransmit_at:
-            if state is State.SYN_SENT:
-                limit = self.config.syn_retries
-            elif state is State.SYN_RECEIVED and self.passive:
-                limit = self.config.syn_ack_retries
+            if self._timer == _PTO_TIMER:
+                self._on_probe_timeout(now, sink)
+            elif self._timer == _REORDER_TIMER:
+                sink.event(TimerFired(now, self.key, TimerKind.REORDER, state, 1, "reordering window over"))
+                self._reo_at = 0.0
+                self.retransmit_at = None
+                self._detect_losses(now, sink)
+                self._transmit(now, sink)
+                self._rearm(now, restart=False)
             else:
-                limit = self.config.max_retransmissions
-            if self.retries >= limit:
-                sink.event(
-                    TimerFired(now, self.key, TimerKind.RETRANSMISSION, state, self.retries + 1, "giving up")
-                )
-                if state is State.SYN_SENT:
-                    # No RST: nothing was ever synchronized (Linux sends none either).
-                    self._fail(
-                        sink, f"connect timed out after {self.retries} retransmissions", errno.ETIMEDOUT
-                    )
-                self._abort(sink, f"no ACK after {self.retries} retransmissions", error=errno.ETIMEDOUT)
-            self.retries += 1
-            what = {State.SYN_SENT: "SYN", State.SYN_RECEIVED: "SYN-ACK"}.get(state, "segment")
-            sink.event(
-                TimerFired(
-                    now,
-                    self.key,
-                    TimerKind.RETRANSMISSION,
-                    state,
-                    self.retries,
-                    f"{what} not acknowledged within {self.rto:g} s",
-                )
-            )
-            # RFC 5681 §3.1 eq. (4)/(5): after a timeout, ssthresh = max(FlightSize/2, 2*SMSS),
-            # cwnd = 1 SMSS.
-            flight = self.snd_nxt_off - self.snd_una_off
-            self.ssthresh = max(flight // 2, 2 * self.send_mss)
-            self.cwnd = self.send_mss
-            self._recover = self.snd_nxt_off
-            self._rtt_probe = None  # Karn: no RTT sample from a retransmitted segment
-            self._retransmit_earliest(sink, f"retransmission {self.retries} (RTO {self.rto:g} s)")
-            # RFC 6298 §5.5 / §5.6: back off, restart the timer.
-            self.rto = min(self.rto * 2, self.config.max_rto)
-            self.retransmit_at = now + self.rto
+                self._on_retransmission_timeout(now, sink)
         if self.persist_at is not None and now >= self.persist_at:
             self.probes += 1
             sink.event(

@@ -211,9 +211,12 @@ class SynCookie(_Event):
 
 
 class TimerKind(enum.Enum):
-    """The timers a connection runs (RFC 9293 §3.8.1, §3.10.8; RFC 6298; RFC 1122 §4.2.2.17)."""
+    """The timers a connection runs (RFC 9293 §3.8.1, §3.10.8; RFC 6298; RFC 1122 §4.2.2.17;
+    RFC 8985)."""
 
     RETRANSMISSION = "retransmission"  # RFC 6298: SYN-ACK, data or FIN not acknowledged in time
+    LOSS_PROBE = "loss-probe"  # RFC 8985 §7: no ACK for a probe timeout (PTO): a tail loss probe
+    REORDER = "reorder"  # RFC 8985 §6.2: the RACK reordering window ran out
     PERSIST = "persist"  # RFC 1122 §4.2.2.17 / RFC 9293 §3.8.6.1: zero-window probe
     IDLE = "idle"  # nothing received nor acknowledged: FIN (attempt 1), then RST (2) (RFC 9293 §3.10.8)
     FIN_WAIT_2 = "fin-wait-2"  # the peer never sent its FIN (Linux tcp_fin_timeout)
@@ -244,6 +247,53 @@ class TimerFired(_Event):
         self.detail: Final = detail
 
 
+class RecoveryStep(enum.Enum):
+    """A step of loss recovery (:class:`LossRecovery`); the value is what the tables, the
+    notes of sent segments and the exit summary say."""
+
+    FAST_RETRANSMIT = "fast retransmit"  # RFC 5681 §3.2: three duplicate ACKs, no SACK (NewReno, RFC 6582)
+    SACK_RECOVERY = "SACK recovery"  # RFC 6675 §5 with RACK (RFC 8985 §6): losses seen on the SACK scoreboard
+    TLP = "TLP"  # RFC 8985 §7.3: a tail loss probe was sent
+    TLP_RECOVERY = "TLP recovery"  # RFC 8985 §7.4: the probe repaired a lost tail (the window is reduced)
+    RTO = "RTO recovery"  # RFC 6298 §5.4, RFC 5681 §3.1: the retransmission timer ran out
+    RECOVERED = "recovered"  # SND.UNA reached the recovery point: recovery is over
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class LossRecovery(_Event):
+    """A connection began or ended repairing a loss, or sent a tail loss probe.
+
+    Fast retransmit, SACK recovery and RTO recovery begin an episode, ``recovered`` ends
+    it; ``cwnd`` and ``ssthresh`` (octets) are the congestion window and slow-start
+    threshold after the step. The segments sent for it are :class:`SegmentSent` events
+    whose ``why`` starts with the step's value ("fast retransmit", "SACK recovery",
+    "TLP" ...).
+    """
+
+    FIELDS = ("time", "key", "step", "state", "cwnd", "ssthresh", "detail")
+    __slots__ = FIELDS
+
+    def __init__(  # noqa: PLR0917 - the dataclass's signature: the core passes them positionally
+        self,
+        time: float,
+        key: FourTuple,
+        step: RecoveryStep,
+        state: State,
+        cwnd: int,
+        ssthresh: int,
+        detail: str = "",
+    ) -> None:
+        self.time: Final = time
+        self.key: Final = key
+        self.step: Final = step
+        self.state: Final = state
+        self.cwnd: Final = cwnd
+        self.ssthresh: Final = ssthresh
+        self.detail: Final = detail
+
+
 Event = (
     SegmentReceived
     | SegmentSent
@@ -255,6 +305,7 @@ Event = (
     | ConnectionClosed
     | SynCookie
     | TimerFired
+    | LossRecovery
 )
 
 

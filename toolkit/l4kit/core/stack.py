@@ -71,7 +71,9 @@ from l4kit.core.events import (
     ConnectionClosed,
     ConnectionReset,
     DropReason,
+    LossRecovery,
     Output,
+    RecoveryStep,
     SegmentDropped,
     SegmentReceived,
     SegmentSent,
@@ -124,6 +126,12 @@ class ListenerStats:
     idle_closed: int  # connections closed (FIN) because nothing arrived for idle_timeout
     idle_reset: int  # of those, and of connections already closing, the ones reset after another idle_timeout
     drops: Mapping[DropReason, int] = field(default_factory=lambda: MappingProxyType({}))
+    # loss recovery (the LossRecovery events): how each loss was repaired
+    fast_retransmits: int = 0  # three duplicate ACKs, no SACK (RFC 5681 §3.2, NewReno)
+    sack_recoveries: int = 0  # losses found on the SACK scoreboard (RFC 6675, RACK)
+    loss_probes: int = 0  # tail loss probes sent (RFC 8985 §7)
+    loss_probe_recoveries: int = 0  # probes that repaired a loss
+    timeouts: int = 0  # retransmission timeouts of data or FIN (RTO recovery)
 
     @property
     def drops_total(self) -> int:
@@ -225,6 +233,7 @@ class Stack:
         self._idle_closed = 0
         self._idle_reset = 0
         self._drops: dict[DropReason, int] = {}
+        self._recovery_steps: dict[RecoveryStep, int] = {}
 
     # ------------------------------------------------------------------ the driver's side
 
@@ -491,6 +500,11 @@ class Stack:
             idle_closed=self._idle_closed,
             idle_reset=self._idle_reset,
             drops=MappingProxyType(dict(self._drops)),
+            fast_retransmits=self._recovery_steps.get(RecoveryStep.FAST_RETRANSMIT, 0),
+            sack_recoveries=self._recovery_steps.get(RecoveryStep.SACK_RECOVERY, 0),
+            loss_probes=self._recovery_steps.get(RecoveryStep.TLP, 0),
+            loss_probe_recoveries=self._recovery_steps.get(RecoveryStep.TLP_RECOVERY, 0),
+            timeouts=self._recovery_steps.get(RecoveryStep.RTO, 0),
         )
 
     def connection_info(self, key: FourTuple) -> ConnectionInfo | None:
@@ -822,6 +836,9 @@ class Stack:
                 assert isinstance(event, ConnectionReset)
                 if event.by_peer:
                     self._resets_received += 1
+            elif kind is LossRecovery:
+                assert isinstance(event, LossRecovery)
+                self._recovery_steps[event.step] = self._recovery_steps.get(event.step, 0) + 1
             elif kind is TimerFired:
                 assert isinstance(event, TimerFired)
                 if event.timer is TimerKind.IDLE:

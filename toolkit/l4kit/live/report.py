@@ -74,6 +74,11 @@ class ResponderSummary:
     syn_cookies_sent: int = 0
     syn_cookies_accepted: int = 0
     retransmissions: int = 0
+    fast_retransmits: int = 0  # loss recovery, by how it began (the core's LossRecovery events)
+    sack_recoveries: int = 0
+    loss_probes: int = 0
+    loss_probe_recoveries: int = 0
+    timeouts: int = 0
     resets_sent: int = 0
     resets_received: int = 0
     idle_closed: int = 0  # connections closed (FIN) after --idle-timeout with nothing received

@@ -210,6 +210,11 @@ class Responder:
         summary.syn_cookies_sent = stats.syn_cookies_sent
         summary.syn_cookies_accepted = stats.syn_cookies_accepted
         summary.retransmissions = stats.retransmissions
+        summary.fast_retransmits = stats.fast_retransmits
+        summary.sack_recoveries = stats.sack_recoveries
+        summary.loss_probes = stats.loss_probes
+        summary.loss_probe_recoveries = stats.loss_probe_recoveries
+        summary.timeouts = stats.timeouts
         summary.resets_sent = stats.resets_sent
         summary.resets_received = stats.resets_received
         summary.idle_closed = stats.idle_closed

@@ -20,7 +20,9 @@ Three choices make the comparison meaningful:
   comparison.
 
 Timers run too: before each client segment, :meth:`Listener.tick` is called
-for every deadline that passed (retransmissions appear as replies).
+for every deadline that passed (retransmissions appear as replies, labelled with
+what the core said they were: "fast retransmit (3 duplicate ACKs)", "SACK recovery",
+"TLP", "retransmission 1 (RTO 1 s)").
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from l4kit.checksum import ChecksumStatus
-from l4kit.core import Event, Listener, ListenerConfig, Routes, make_app_factory
+from l4kit.core import Event, Listener, ListenerConfig, RecoveryStep, Routes, make_app_factory
 from l4kit.drivers.transitions import SegmentRow, TransitionRecorder
 from l4kit.errors import L4kitError, ParseError
 from l4kit.replay.liveplay import StreamCollector, play
@@ -78,6 +80,19 @@ class _Seen:
         if self.payload:
             parts.append(f"len={len(self.payload)} {preview(self.payload[:33], len(self.payload))!r}")
         return " ".join(parts)
+
+
+_RECOVERY_WHYS: Final = tuple(step.value for step in RecoveryStep)
+
+
+def _label(row: SegmentRow) -> str:
+    """The responder's states around a reply, and, for a step of loss recovery or any
+    retransmission, what the core said it was ("fast retransmit (3 duplicate ACKs)",
+    "SACK recovery", "TLP", "retransmission 1 (RTO 1 s)"), as the live tables say it."""
+    label = f"{row.before} → {row.after}" if row.before is not row.after else str(row.after)
+    if row.why and (row.retransmission or row.why.startswith(_RECOVERY_WHYS)):
+        label += f"; {row.why}"
+    return label
 
 
 class ThroughResponder:
@@ -214,7 +229,7 @@ class ThroughResponder:
             seen(int(r.segment.flags), r.segment.seq.value, r.segment.ack.value, r.segment.payload)
             for _, r in replies
         ]
-        states = [f"{r.before} → {r.after}" if r.before is not r.after else str(r.after) for _, r in replies]
+        states = [_label(r) for _, r in replies]
         frames = [frame for frame, *_ in self.server_segments]
         causes = [frame for frame, _ in replies]
 

@@ -51,6 +51,8 @@ from rich.table import Table
 from l4kit.core.events import (
     ConnectionClosed,
     ConnectionReset,
+    LossRecovery,
+    RecoveryStep,
     SegmentDropped,
     SegmentReceived,
     SegmentSent,
@@ -176,12 +178,18 @@ ROUTINE_WHYS = frozenset(
 )  # why a segment was sent, when it says nothing new
 
 
+RECOVERY_WHYS = tuple(step.value for step in RecoveryStep)
+"""What a loss recovery step's segments say they are ("fast retransmit", "SACK recovery",
+"TLP", "RTO recovery" ...), as Wireshark's analysis notes name them: no prefix needed."""
+
+
 def segment_note(retransmission: bool, why: str) -> str:
     """The note of a sent segment's row: why it was sent, unless that is routine, marked
     as a retransmission once ("retransmission 1 (RTO 1 s)", "retransmission: SYN-ACK again
-    for a retransmitted SYN")."""
+    for a retransmitted SYN"); a loss recovery step says what it is ("fast retransmit (3
+    duplicate ACKs)", "SACK recovery", "TLP")."""
     why = "" if why in ROUTINE_WHYS else why
-    if not retransmission or why.startswith("retransmission"):
+    if not retransmission or why.startswith(("retransmission", *RECOVERY_WHYS)):
         return why
     return f"retransmission: {why}" if why else "retransmission"
 
@@ -378,6 +386,10 @@ def _verbose_line(event: object) -> str | None:
         if event.cause is None:
             return f"[dim]state[/] {event.key.remote} {event.before} → {event.after} {event.why}".rstrip()
         return None
+    if isinstance(event, LossRecovery):
+        detail = f": {event.detail}" if event.detail else ""
+        ssthresh = f", ssthresh {event.ssthresh}" if event.ssthresh < 1 << 30 else ""  # set by a loss
+        return f"[red]recovery[/] {event.key.remote} {event.step}{detail} (cwnd {event.cwnd}{ssthresh})"
     if type(event).__name__ == "TimerFired":
         timer = getattr(event, "timer", "")
         key = getattr(event, "key", None)
@@ -756,6 +768,23 @@ class LiveRenderer:
         )
 
 
+def recovery_detail(summary: ResponderSummary) -> str:
+    """How the losses were repaired: "2 fast retransmits, 5 SACK recoveries, 3 TLPs (1
+    repaired a loss), 1 RTO" (what happened only)."""
+    parts = []
+    for count, one, many in (
+        (summary.fast_retransmits, "fast retransmit", "fast retransmits"),
+        (summary.sack_recoveries, "SACK recovery", "SACK recoveries"),
+        (summary.loss_probes, "TLP", "TLPs"),
+        (summary.timeouts, "RTO", "RTOs"),
+    ):
+        if count:
+            parts.append(f"{count} {one if count == 1 else many}")
+            if one == "TLP" and summary.loss_probe_recoveries:
+                parts[-1] += f" ({summary.loss_probe_recoveries} repaired a loss)"
+    return ", ".join(parts)
+
+
 def summary_table(summary: ResponderSummary) -> Table:
     """The exit summary: connections, bytes, drops by reason, cookies, retransmissions."""
     table = Table(title="l4kit respond: summary", title_justify="left", show_header=False, box=None)
@@ -770,7 +799,7 @@ def summary_table(summary: ResponderSummary) -> Table:
         f"{summary.frames_in} / {summary.frames_out}",
         f"{summary.frames_matched} matched the BPF filter" if summary.frames_matched else "",
     )
-    table.add_row("retransmissions", str(summary.retransmissions), "")
+    table.add_row("retransmissions", str(summary.retransmissions), recovery_detail(summary))
     table.add_row(
         "SYN cookies", f"{summary.syn_cookies_sent} sent", f"{summary.syn_cookies_accepted} accepted"
     )
