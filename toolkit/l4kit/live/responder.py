@@ -45,7 +45,7 @@ from l4kit.live.apps import load_app_factory
 from l4kit.live.capture import (
     ETHERNET_HEADER_LEN,
     TIMER_DUE,
-    CapturedFrame,
+    FrameBatches,
     InboundTcpSocket,
     TimerDue,
     bpf_filter_text,
@@ -57,6 +57,7 @@ from l4kit.live.options import RespondOptions
 from l4kit.live.pcap import PcapWriterThread
 from l4kit.live.privileges import require_live_privileges
 from l4kit.live.report import FrameDropped, ReadyInfo, ResponderSummary
+from l4kit.live.ring import CapturedFrame
 from l4kit.live.sender import FrameEncoder, L2Sender, frame_encoder
 from l4kit.wire.segment import Endpoint
 
@@ -401,7 +402,11 @@ def _sniff_until_stopped(
 
     started = threading.Event()
     sniffer = AsyncSniffer(
-        opened_socket=capture, prn=responder.on_sniffed, store=False, started_callback=started.set
+        opened_socket=capture,
+        session=FrameBatches,
+        prn=responder.on_sniffed,
+        store=False,
+        started_callback=started.set,
     )
     sniffer.start()
     try:
