@@ -6,7 +6,7 @@
 #   bash scripts/bootstrap.sh test   # install, then lint, types, layers and the whole test suite
 #
 # System packages come from scripts/system-packages.txt (the Dockerfile reads the
-# same list), plus a C compiler and Python's headers: `demo` installs l4kit as a
+# same list; `demo` leaves out those only the tests use), plus a C compiler and Python's headers: `demo` installs l4kit as a
 # user does, with replay's per-packet modules compiled by mypyc (setup.py); `test`
 # installs it editable (pure Python, for development) and scripts/check.sh runs
 # replay's tests on a compiled build too. Python packages go into ./.venv.
@@ -20,9 +20,15 @@ shift || true
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
+# $1: "runtime" (what l4kit runs with) or "all" (also the packages marked "# tests").
 install_system_packages() {
-    local wanted=() missing=()
-    mapfile -t wanted < <(grep -v '^\s*#' scripts/system-packages.txt | grep -v '^\s*$')
+    local wanted=() missing=() list
+    if [ "$1" = runtime ]; then
+        list=$(grep -v '#\s*tests' scripts/system-packages.txt)
+    else
+        list=$(cat scripts/system-packages.txt)
+    fi
+    mapfile -t wanted < <(sed 's/\s*#.*//' <<<"$list" | grep -v '^\s*$')
     python3 -c 'import venv, ensurepip' 2>/dev/null || wanted+=(python3 python3-venv python3-pip)
     # For mypyc's C extensions (without them l4kit installs as pure Python, slower).
     command -v gcc >/dev/null || wanted+=(gcc libc6-dev)
@@ -52,20 +58,25 @@ make_venv() {
     fi
 }
 
+# How l4kit is installed in .venv now: "regular compiled", "regular pure", "editable pure".
+install_kind() { .venv/bin/python scripts/l4kit-install-kind.py 2>/dev/null || echo unknown; }
+
 # What a user gets: a regular install, compiled. Skipped when this very source is
-# already installed that way (the compile takes about half a minute).
+# already installed that way (the compile takes about half a minute). The stamp holds
+# the source's hash and the kind of install it made, so an install replaced since
+# (pip install -e swaps the compiled build for pure Python) is installed again.
 install_l4kit() {
     make_venv
-    local stamp
-    stamp=$(find pyproject.toml setup.py toolkit -type f ! -path '*/__pycache__/*' ! -path '*.egg-info/*' ! -name '*.so' -print0 |
+    local source
+    source=$(find pyproject.toml setup.py toolkit -type f ! -path '*/__pycache__/*' ! -path '*.egg-info/*' ! -name '*.so' -print0 |
         sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
-    if [ "$(cat .venv/.l4kit-installed 2>/dev/null)" = "$stamp" ]; then
-        log "l4kit is installed in .venv from this source"
+    if [ "$(cat .venv/.l4kit-installed 2>/dev/null)" = "$source $(install_kind)" ]; then
+        log "l4kit is installed in .venv from this source ($(install_kind))"
         return
     fi
     log "installing l4kit into .venv (compiling replay with mypyc)"
     .venv/bin/python -m pip install -q .
-    echo "$stamp" >.venv/.l4kit-installed
+    echo "$source $(install_kind)" >.venv/.l4kit-installed
 }
 
 # For development: editable, pure Python (setup.py), with the test tools.
@@ -78,13 +89,13 @@ install_l4kit_dev() {
 
 case "$what" in
 demo)
-    install_system_packages
+    install_system_packages runtime
     install_l4kit
     log "running: l4kit demo"
     exec .venv/bin/l4kit demo "$@"
     ;;
 test)
-    install_system_packages
+    install_system_packages all
     install_l4kit_dev
     exec bash scripts/check.sh "$@"
     ;;

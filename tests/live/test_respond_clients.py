@@ -163,6 +163,20 @@ def test_keep_open_answers_several_requests_on_one_connection(netns: Namespace) 
     responder.stop()
 
 
+@pytest.mark.parametrize("keep_open", [False, True], ids=["default", "keep-open"])
+def test_the_start_up_hint_is_a_command_that_returns(netns: Namespace, keep_open: bool) -> None:
+    # The hint a user copies: with --keep-open the server waits for the client to close,
+    # so the hint must make nc close its sending side at the end of its input (nc -N).
+    responder = netns.respond(*(["--keep-open"] if keep_open else []))
+    hint = responder.wait_for(re.compile(r"^try: "), timeout=10)
+    command = hint.removeprefix("try: ").split("    (")[0].strip()
+    assert command.startswith("echo toppage | nc "), hint
+    done = netns.run(["sh", "-c", command], timeout=10, check=False)
+    assert (done.returncode, done.stdout) == (0, "hello world\n"), (command, done)
+    code, output = responder.stop()
+    assert code == 0, output
+
+
 def test_routes_file_is_served(netns: Namespace, tmp_path: Path) -> None:
     routes = tmp_path / "routes.toml"
     routes.write_text('[routes]\nweather = "sunny"\n')

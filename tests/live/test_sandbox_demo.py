@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -64,6 +65,33 @@ def test_demo_shows_the_whole_thing_and_exits_zero(state_dir: dict[str, str]) ->
     assert "LISTEN → SYN-RECEIVED" in out and "→ TIME-WAIT" in out
     assert "l4kit respond: summary" in out
     assert "ok: nc printed 'hello world\\n'" in out
+
+
+def test_demo_names_a_next_command_that_runs(state_dir: dict[str, str]) -> None:
+    # As sudo runs it: a PATH without the virtualenv (sudo's secure_path), so "l4kit"
+    # alone would not be found.
+    env = dict(state_dir, PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    done = subprocess.run(
+        [sys.executable, "-m", "l4kit", "demo"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    (line,) = [ln for ln in done.stdout.splitlines() if ln.startswith("next: ")]
+    program = line.removeprefix("next: ").split(" respond --sandbox")[0].removeprefix("sudo ")
+    assert program == f"{sys.executable} -m l4kit", line
+    shown = subprocess.run(
+        [*shlex.split(program), "respond", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert shown.returncode == 0 and "--sandbox" in shown.stdout, shown.stderr
 
 
 def test_demo_compares_with_the_string_servers_answer(state_dir: dict[str, str]) -> None:

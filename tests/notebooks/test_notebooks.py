@@ -217,10 +217,13 @@ def test_drawings_render_offline(kernel: str, path: Path):
 
 def _live_reason() -> str | None:
     """Why the live notebook skips its live part here (its own rule, restated), or None."""
+    from l4kit.live.privileges import Capability, effective_capabilities, missing_capabilities
+
     if os.environ.get("L4KIT_NOTEBOOK_LIVE", "1") == "0":
         return "L4KIT_NOTEBOOK_LIVE=0"
-    if os.geteuid() != 0:
-        return "not running as root"
+    needed = [Capability.CAP_NET_RAW, Capability.CAP_NET_ADMIN, Capability.CAP_SYS_ADMIN]
+    if missing_capabilities(effective_capabilities(), needed):
+        return "lacks a capability"
     for tool in ("ip", "tcpdump"):
         if shutil.which(tool) is None:
             return f"the {tool} command is missing"
@@ -247,3 +250,40 @@ def test_live_notebook_answers_or_says_why_not(kernel: str):
         # Every cell that would touch the system says why it did nothing.
         assert text.count("skipped:") >= 5
         assert "hello world" not in text
+
+
+@pytest.mark.notebooks
+@pytest.mark.live
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root and setpriv")
+def test_live_notebook_as_root_without_capabilities_skips_and_cleans_up(kernel: str, tmp_path: Path):
+    """Root in a container (Docker's default) has uid 0 but neither CAP_NET_ADMIN nor
+    CAP_SYS_ADMIN: the notebook must say so and skip, not wait for a responder that
+    cannot start, and leave no temporary directory behind."""
+    jupyter_root = Path(os.environ["JUPYTER_PATH"].split(os.pathsep)[0])
+    name = "l4kit-test-python-no-caps"
+    spec_dir = jupyter_root / "kernels" / name
+    spec_dir.mkdir(parents=True, exist_ok=True)
+    kernel_tmp = tmp_path / "kernel-tmp"
+    kernel_tmp.mkdir()
+    spec = {
+        "argv": ["setpriv", "--bounding-set=-net_admin,-sys_admin", "--",
+                 sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "l4kit tests, root without CAP_NET_ADMIN and CAP_SYS_ADMIN",
+        "language": "python",
+        "env": {"PYDEVD_DISABLE_FILE_VALIDATION": "1", "TMPDIR": str(kernel_tmp)},
+    }  # fmt: skip
+    (spec_dir / "kernel.json").write_text(json.dumps(spec))
+    nb = nbformat.read(NOTEBOOKS / LIVE_NOTEBOOK, as_version=4)
+    client = nbclient.NotebookClient(
+        nb, kernel_name=name, timeout=CELL_TIMEOUT, allow_errors=False,
+        resources={"metadata": {"path": str(NOTEBOOKS)}},
+    )  # fmt: skip
+    client.execute()
+    text = "\n".join(_cell_text(cell) for cell in _code_cells(nb))
+    assert (
+        "live part: skipped: root here lacks CAP_NET_ADMIN (firewall rule, sysctls), "
+        "CAP_SYS_ADMIN (network namespace)"
+    ) in text
+    assert "hello world" not in text
+    assert re.search(r"cleaned up \S+: deleted", text)
+    assert list(kernel_tmp.iterdir()) == []  # its temporary directory is gone

@@ -140,3 +140,34 @@ def test_without_a_c_compiler_the_wheel_is_pure_python(tmp_path: Path) -> None:
         names = z.namelist()
     assert not [n for n in names if n.endswith(".so")], names
     assert "l4kit/replay/engine.py" in names and "l4kit/replay/jsontext.py" in names
+
+
+def test_bootstrap_sees_whether_the_install_is_the_compiled_one(installed: Path) -> None:
+    """scripts/bootstrap.sh keeps the install's kind in its stamp: after `pip install -e`
+    (pure Python from the same source) `bootstrap.sh demo` must not say the compiled
+    install is there."""
+    probe = ROOT / "scripts" / "l4kit-install-kind.py"
+    fresh = subprocess.run(
+        [str(installed / "python"), str(probe)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        cwd="/",
+    ).stdout.strip()
+    assert fresh == ("regular compiled" if _can_compile() else "regular pure")
+    # The editable install the tests run from (bootstrap.sh test, CI).
+    mine = subprocess.run(
+        [sys.executable, str(probe)], capture_output=True, text=True, check=True, timeout=60, cwd="/"
+    ).stdout.strip()
+    assert mine == "editable pure"
+    bootstrap = (ROOT / "scripts" / "bootstrap.sh").read_text()
+    assert 'echo "$source $(install_kind)" >.venv/.l4kit-installed' in bootstrap
+    assert '= "$source $(install_kind)" ]' in bootstrap
+
+
+def test_readme_installs_the_notebooks_without_dropping_the_compiled_build() -> None:
+    readme = (ROOT / "README.md").read_text()
+    installs = [line for line in readme.splitlines() if "[notebooks]" in line and "pip install" in line]
+    assert installs, "the README says how to install the notebooks' packages"
+    assert not any("install -e" in line for line in installs), installs

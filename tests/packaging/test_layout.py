@@ -7,6 +7,7 @@ by hadolint (the real Dockerfile linter) and by reading it, not by building it.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import subprocess
@@ -15,14 +16,22 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES_FILE = ROOT / "scripts" / "system-packages.txt"
 
 
-def system_packages() -> list[str]:
-    lines = PACKAGES_FILE.read_text().splitlines()
-    return [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+def system_packages(*, tests: bool = True) -> list[str]:
+    """The list's packages; without ``tests``, less those marked ``# tests``."""
+    out = []
+    for line in PACKAGES_FILE.read_text().splitlines():
+        name, _, comment = line.partition("#")
+        if name.strip() and (tests or not comment.strip().startswith("tests")):
+            out.append(name.strip())
+    return out
 
 
 def readme_commands() -> list[str]:
@@ -81,7 +90,11 @@ def test_dockerfile_installs_the_package_and_runs_the_responder() -> None:
     # The wheel is built (compiled) in a first stage and installed in the image.
     assert re.search(r"^RUN pip wheel [^\n]*--wheel-dir /wheels \.$", dockerfile, re.M)
     assert re.search(r"^COPY --from=build /wheels /wheels$", dockerfile, re.M)
-    assert re.search(r"^RUN pip install --no-cache-dir /wheels/\*\.whl", dockerfile, re.M)
+    assert re.search(
+        r"^RUN pip install --no-cache-dir --constraint scripts/docker-constraints.txt /wheels/\*\.whl",
+        dockerfile,
+        re.M,
+    )
     assert '["l4kit"]' in dockerfile
     assert '["respond", "--iface", "lo"]' in dockerfile
 
@@ -151,3 +164,72 @@ def test_dockerfile_copies_every_file_the_build_reads() -> None:
     assert needed <= copied, needed - copied
     for name in needed:
         assert (ROOT / name).exists(), name
+
+
+def test_the_image_leaves_out_the_packages_only_the_tests_use() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    match = re.search(
+        r"&& (grep [^\n]*scripts/system-packages\.txt[^\n]*) \\\n\s*\| DEBIAN_FRONTEND", dockerfile
+    )
+    assert match, "the Dockerfile reads scripts/system-packages.txt"
+    listed = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", match.group(1)], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert listed == system_packages(tests=False)
+    assert "tshark" in system_packages() and "tshark" not in listed
+    assert {"tcpdump", "nftables", "iptables", "iproute2", "netcat-openbsd"} <= set(listed)
+    bootstrap = (ROOT / "scripts" / "bootstrap.sh").read_text()
+    assert re.search(r"^demo\)\n\s+install_system_packages runtime$", bootstrap, re.M)
+    assert re.search(r"^test\)\n\s+install_system_packages all$", bootstrap, re.M)
+
+
+def _requirements_closure(requirements: list[str]) -> dict[str, list[Requirement]]:
+    """Every package ``requirements`` pull in as installed here, with what asks for each."""
+    import importlib.metadata
+
+    found: dict[str, list[Requirement]] = {}
+    todo = [Requirement(r) for r in requirements]
+    while todo:
+        req = todo.pop()
+        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+            continue
+        name = canonicalize_name(req.name)
+        seen = name in found
+        found.setdefault(name, []).append(req)
+        if not seen:
+            with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+                todo += [Requirement(r) for r in importlib.metadata.distribution(req.name).requires or []]
+    return found
+
+
+def test_the_image_pins_every_python_package_it_installs() -> None:
+    """scripts/docker-constraints.txt: one exact version for each package the image's
+    pip installs (l4kit's dependencies and the wheel build's), each one a version
+    every requirement on it accepts; the Dockerfile hands it to pip in both stages."""
+    pins: dict[str, Version] = {}
+    for line in (ROOT / "scripts" / "docker-constraints.txt").read_text().splitlines():
+        text = line.split("#", 1)[0].strip()
+        if text:
+            name, _, version = text.partition("==")
+            assert version, f"not an exact pin: {line!r}"
+            pins[canonicalize_name(name)] = Version(version)
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    needed = _requirements_closure(
+        pyproject["project"]["dependencies"] + pyproject["build-system"]["requires"]
+    )
+    assert set(needed) == set(pins), set(needed) ^ set(pins)
+    for name, asked in needed.items():
+        for req in asked:
+            assert req.specifier.contains(pins[name], prereleases=True), (name, str(req), pins[name])
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    build, runtime = dockerfile.split("\nFROM ", 2)[1:]
+    assert "ENV PIP_CONSTRAINT=/constraints.txt" in build and "COPY scripts/docker-constraints.txt" in build
+    assert build.index("PIP_CONSTRAINT") < build.index("RUN pip wheel")
+    assert "--constraint scripts/docker-constraints.txt" in runtime
+
+
+def test_readme_says_what_needs_cap_sys_admin_in_a_container() -> None:
+    text = (ROOT / "README.md").read_text()
+    docker = text[text.index("## Docker") :]
+    for needed in ("--sandbox", "`demo`", "notebook 04", "CAP_SYS_ADMIN", "--privileged"):
+        assert needed in docker, needed

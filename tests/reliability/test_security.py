@@ -8,6 +8,9 @@
 - The firewall rule it adds matches only its own address and port, and only RSTs.
 - Nothing it writes is world-writable, whatever the umask: the state directory
   (0700) and file (0600), and the ``--pcap`` file (0600, see below).
+- The ``--pcap`` path is never written through a symbolic link, and a FIFO, a
+  directory or a device is refused; an existing file only with ``--force``, which
+  keeps its mode and owner (l4kit.safefile).
 - ``l4kit doctor`` says which privileges it needs and why.
 
 Why a capture is 0600: it holds every payload the responder saw, and l4kit runs
@@ -76,34 +79,77 @@ def test_nothing_it_writes_is_world_writable_even_with_umask_000(netns: Namespac
     assert mode(capture) == 0o600  # still, once complete
 
 
-def test_an_existing_pcap_file_is_made_private_and_devices_are_left_alone(
+def one_error_line(done: subprocess.CompletedProcess[str]) -> str:
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, done.stderr
+    return lines[0]
+
+
+def file_state(path: Path) -> tuple[bytes, int, int, int]:
+    info = os.stat(path)
+    return path.read_bytes(), stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid
+
+
+def test_a_symlinked_pcap_is_refused_and_its_target_left_byte_for_byte(
+    netns: Namespace, tmp_path: Path
+) -> None:
+    # A local user plants /tmp/evil.pcap -> a file root can write; root must not write through it.
+    target = tmp_path / "victim.conf"
+    target.write_bytes(b"setting = 1\n")
+    target.chmod(0o644)
+    before = file_state(target)
+    link = tmp_path / "evil.pcap"
+    link.symlink_to(target)
+    for extra in ((), ("--force",)):
+        line = one_error_line(
+            netns.l4kit("respond", "--quiet", "--duration", "1", "--pcap", str(link), *extra)
+        )
+        assert line.startswith(f"error: --pcap {link} is a symbolic link"), line
+        assert file_state(target) == before
+    assert netns.state_files() == [] and "l4kit" not in netns.firewall_snapshot()["nft"]  # nothing was set up
+
+
+def test_a_fifo_or_a_directory_or_a_device_as_pcap_is_refused_at_once(
+    netns: Namespace, tmp_path: Path
+) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    directory = tmp_path / "dir"
+    directory.mkdir()
+    for path, words in (
+        (fifo, "a FIFO (named pipe)"),
+        (directory, "a directory"),
+        (Path("/dev/null"), "a device"),
+    ):
+        # A FIFO used to block the open for ever (past --duration; only SIGKILL ended it).
+        line = one_error_line(
+            netns.l4kit("respond", "--duration", "1", "--pcap", str(path), "--force", timeout=30)
+        )
+        assert line == f"error: --pcap {path} is {words}; refusing to write to it"
+
+
+def test_an_existing_pcap_needs_force_which_keeps_its_mode_and_owner(
     netns: Namespace, tmp_path: Path
 ) -> None:
     capture = tmp_path / "old.pcap"
     capture.write_bytes(b"old")
-    capture.chmod(0o666)
-    responder = respond_with(netns, "--quiet", "--pcap", str(capture))
-    code, output = responder.stop()
-    assert code == 0, output
-    assert mode(capture) == 0o600
-    assert capture.read_bytes()[:4] == bytes.fromhex("d4c3b2a1")  # rewritten: a pcap header
-    # A character device given as the capture (a user discarding it) keeps its mode.
-    before = mode(Path("/dev/null"))
-    responder = respond_with(netns, "--quiet", "--pcap", "/dev/null")
-    code, output = responder.stop()
-    assert code == 0, output
-    assert mode(Path("/dev/null")) == before == 0o666
-
-
-def test_under_sudo_the_capture_belongs_to_the_user_who_ran_sudo(netns: Namespace, tmp_path: Path) -> None:
-    capture = tmp_path / "mine.pcap"
-    responder = respond_with(
-        netns, "--quiet", "--pcap", str(capture), env={"SUDO_UID": "65534", "SUDO_GID": "65533"}
+    capture.chmod(0o640)
+    os.chown(capture, 65534, 65533)
+    line = one_error_line(netns.l4kit("respond", "--duration", "1", "--pcap", str(capture)))
+    assert line == (
+        f"error: --pcap {capture} exists; refusing to overwrite it "
+        "(--force overwrites it, keeping its mode and owner)"
     )
+    assert file_state(capture) == (b"old", 0o640, 65534, 65533)
+    responder = respond_with(netns, "--quiet", "--pcap", str(capture), "--force")
+    assert netns.run(["nc", "127.0.0.1", "8888"], input="toppage\n", timeout=10).stdout == "hello world\n"
     code, output = responder.stop()
     assert code == 0, output
-    info = os.stat(capture)
-    assert (info.st_uid, info.st_gid, mode(capture)) == (65534, 65533, 0o600)
+    content, *kept = file_state(capture)
+    assert content[:4] == bytes.fromhex("d4c3b2a1")  # rewritten: a pcap
+    assert kept == [0o640, 65534, 65533]
 
 
 # ---------------------------------------------------------------- the firewall rule

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -43,6 +45,7 @@ def _respond_command() -> typer.core.TyperCommand:
             iface="veth0", port=9000, address="10.0.0.1", routes=Path("routes.toml"), keep_open=True,
             pcap=Path("/tmp/x.pcap"), quiet=True, max_conns=10, max_half_open=5, no_firewall=True,
             codec="fast", duration=2.5, firewall="iptables", rcvbuf=4096, synack_retries=0, retries=20,
+            force=True,
         ),
         RespondOptions(verbose=True, sandbox=True, duration=0.1, codec=Codec.fast),
     ],
@@ -117,3 +120,38 @@ def test_doctor_says_whether_the_build_is_compiled() -> None:
     check = check_compiled_build()
     assert check.name == "compiled build"
     assert check.status == INFO and check.found.startswith("pure Python") and not check.required
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root and setpriv")
+def test_doctor_as_root_without_cap_net_admin_names_the_capability(tmp_path: Path) -> None:
+    # Root in a container without NET_ADMIN (Docker's default): nft and iptables are
+    # installed but refused. The fix is the capability, not installing them again.
+    done = subprocess.run(
+        ["setpriv", "--bounding-set=-net_admin", "--", sys.executable, "-m", "l4kit", "doctor"],
+        capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "COLUMNS": "250", "L4KIT_STATE_DIR": str(tmp_path / "state")},
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    rows = {line.split("│")[1].strip(): line for line in done.stdout.splitlines() if line.startswith("│ ")}
+    for tool in ("nft", "iptables"):
+        assert "cannot list the ruleset without CAP_NET_ADMIN" in rows[tool], rows[tool]
+        assert "docker run --cap-add NET_ADMIN" in rows[tool]
+        assert "apt-get install" not in rows[tool]
+    assert "[root]" in rows["CAP_NET_RAW"]  # text, not swallowed as Rich markup
+
+
+def test_hints_name_l4kit_as_it_can_be_run_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from l4kit.commands import invoked_as
+
+    venv_bin = tmp_path / "venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    script = venv_bin / "l4kit"
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # as under sudo: the virtualenv is not on it
+    assert invoked_as(str(script)) == str(script)
+    monkeypatch.chdir(tmp_path)
+    assert invoked_as("venv/bin/l4kit") == str(script)  # made absolute: it works from anywhere
+    monkeypatch.setenv("PATH", f"{venv_bin}:/usr/bin:/bin")
+    assert invoked_as(str(script)) == "l4kit"
+    assert invoked_as("/somewhere/l4kit/__main__.py") == f"{sys.executable} -m l4kit"

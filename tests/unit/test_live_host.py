@@ -146,6 +146,15 @@ class FakeFirewall:
     fail_install: bool = False
     log: list[str] = field(default_factory=list)
 
+    def observe(self) -> None:
+        self.log.append("observe")
+
+    def made_for_the_rule(self) -> list[str]:
+        return []
+
+    def take_over(self, other: dict[str, Any]) -> None:
+        pass
+
     def commands(self) -> list[str]:
         return ["fake-firewall install"]
 
@@ -260,7 +269,7 @@ def test_the_next_start_undoes_a_killed_run(tmp_path: Path, fakes: Any) -> None:
     firewall.installed = True
     notices: list[str] = []
     with HostPreparation(_plan(firewall), store=store, notice=notices.append):
-        assert firewall.log == ["remove", "install"]
+        assert firewall.log == ["remove", "observe", "install"]
         ((_path, mine),) = store.records()
         assert mine is not None and mine.pid == os.getpid()
         assert mine.sysctls_previous == original  # not the killed run's "1"s
@@ -311,6 +320,28 @@ def test_two_preparations_in_one_namespace_restore_whichever_ends_first(tmp_path
     first.__exit__(None, None, None)
     assert all(sysctls[k] == "1" for k in KEYS)  # the second still needs them
     second.__exit__(None, None, None)
+    assert sysctls == original
+    assert store.records() == []
+
+
+def test_two_preparations_restore_the_original_when_the_later_one_ends_first(
+    tmp_path: Path, fakes: Any
+) -> None:
+    # The later one recorded the earlier one's "1" as its previous value: handing that
+    # over would leave the sysctls on for good.
+    sysctls, firewall = fakes
+    store = StateStore(tmp_path)
+    original = dict(sysctls)
+    other_plan = HostPlan(
+        iface="lo", address="127.0.0.1", port=9999, firewall=FakeFirewall(port=9999), sysctls=dict(KEYS)
+    )
+    first = HostPreparation(_plan(firewall), store=store)
+    second = HostPreparation(other_plan, store=store)
+    first.__enter__()
+    second.__enter__()
+    second.__exit__(None, None, None)
+    assert all(sysctls[k] == "1" for k in KEYS)  # the first still needs them
+    first.__exit__(None, None, None)
     assert sysctls == original
     assert store.records() == []
 

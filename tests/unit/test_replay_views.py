@@ -120,6 +120,24 @@ def test_mermaid_keeps_loopback_ports_apart_and_escapes_labels(tmp_path):
     assert "\\n" in data  # the newline is shown escaped, never written
 
 
+def test_mermaid_of_a_capture_without_tcp_notes_it_over_a_declared_participant(tmp_path):
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+
+    path = write(tmp_path, [Ether() / IP(dst="127.0.0.1") / UDP(dport=53)], name="no-tcp.pcap")
+    out = io.StringIO()
+    assert run_replay(str(path), fmt="mermaid", out=out) == 0
+    lines = out.getvalue().splitlines()
+    declared = {line.split()[1] for line in lines if line.strip().startswith("participant ")}
+    notes = [line for line in lines if line.strip().startswith("Note over ")]
+    assert notes, lines
+    for note in notes:
+        over = note.split("Note over ", 1)[1].split(":", 1)[0]
+        assert set(over.split(",")) <= declared, (note, declared)  # no actor made up by a note
+    assert f"participant P0 as {path}" in out.getvalue()
+    assert "no TCP connection in the capture" in out.getvalue()
+
+
 def test_mermaid_escape_order():
     assert mermaid_escape("#;") == "#35;#59;"
     assert mermaid_escape("a\nb") == "a b"

@@ -5,7 +5,7 @@ A userspace TCP responder (``l4kit respond``), a capture analyser
 
 Layers, from the bottom (see DESIGN.md; enforced by import-linter):
 
-    errors, checksum  <-  wire  <-  core  <-  codecs  <-  live, replay, notebook
+    errors, checksum  <-  wire  <-  core  <-  codecs, safefile  <-  live, replay, notebook
         <-  views  <-  commands  <-  cli
 """
 

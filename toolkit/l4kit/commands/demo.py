@@ -5,6 +5,7 @@ from __future__ import annotations
 
 def demo(*, message: str, port: int) -> int:
     """Run the demo once; 0 when ``nc`` printed the expected reply and the responder stopped cleanly."""
+    from l4kit.commands import invoked_as
     from l4kit.live.apps import expected_reply
     from l4kit.live.privileges import require_live_privileges
     from l4kit.live.sandbox import run_demo
@@ -16,4 +17,5 @@ def demo(*, message: str, port: int) -> int:
     expected = expected_reply(message)
     print_demo_header(console, port)
     result = run_demo(message, port, expected, progress=lambda line: console.print(line, markup=False))
-    return 0 if print_demo_result(console, err, result, message=message) else 1
+    ok = print_demo_result(console, err, result, message=message, program=invoked_as())
+    return 0 if ok else 1

@@ -26,7 +26,7 @@ def respond(options: RespondOptions) -> int:
     renderer = None if options.quiet else LiveRenderer(console, verbose=options.verbose)
 
     def on_ready(info: ReadyInfo) -> None:
-        print_ready(console, info, quiet=options.quiet, verbose=options.verbose)
+        print_ready(console, info, quiet=options.quiet, verbose=options.verbose, keep_open=options.keep_open)
 
     display = None
     try:

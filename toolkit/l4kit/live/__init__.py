@@ -4,6 +4,8 @@ The sans-IO core (:mod:`l4kit.core`) decides what to send; this package moves
 frames between it and the kernel, and prepares the host so that the kernel's
 own TCP stays out of the way (DESIGN.md, "Linux loopback traps"):
 
+- :mod:`~l4kit.live.options`: ``respond``'s options, written once (the CLI, the
+  sandboxed child's command line and the responder all read them from there).
 - :mod:`~l4kit.live.privileges`: which capabilities the process has.
 - :mod:`~l4kit.live.preflight`: interface, address, BPF compiler and port checks
   that turn foreseeable mistakes into one-line errors.
@@ -15,7 +17,8 @@ own TCP stays out of the way (DESIGN.md, "Linux loopback traps"):
 - :mod:`~l4kit.live.capture`: the packet socket with the BPF filter that the
   Scapy ``AsyncSniffer`` reads, without dissecting frames.
 - :mod:`~l4kit.live.sender`: one persistent Scapy L2 socket for every reply.
-- :mod:`~l4kit.live.pcap`: a pcap writer thread (``--pcap``).
+- :mod:`~l4kit.live.pcap`: a pcap writer thread (``--pcap``), its file opened by
+  :mod:`l4kit.safefile` (never through a link; a new file the sudo user's).
 - :mod:`~l4kit.live.responder`: the driver that owns the core's listener.
 - :mod:`~l4kit.live.sandbox`: run all of it inside a throw-away network namespace.
 - :mod:`~l4kit.live.doctor`: what the live commands need, checked.

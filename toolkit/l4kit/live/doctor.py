@@ -47,10 +47,19 @@ def check_privileges() -> list[Check]:
                 cap.name,
                 OK if have else MISSING,
                 ("present" if have else "absent") + f" ({why})" + (" [root]" if os.geteuid() == 0 else ""),
-                "" if have else "run as root (sudo l4kit ...)",
+                "" if have else _capability_fix(cap),
             )
         )
     return checks
+
+
+def _capability_fix(cap: Capability) -> str:
+    """How to get ``cap``: root is enough on a host; root in a container without it
+    (Docker's default keeps only CAP_NET_RAW of the three) needs it granted."""
+    if os.geteuid() != 0:
+        return "run as root (sudo l4kit ...)"
+    flag = "--privileged" if cap is Capability.CAP_SYS_ADMIN else f"--cap-add {cap.name.removeprefix('CAP_')}"
+    return f"root here lacks {cap.name}: grant it (a container: docker run {flag})"
 
 
 def check_bpf_compiler() -> list[Check]:
@@ -94,31 +103,58 @@ def check_bpf_compiler() -> list[Check]:
 
 
 def check_firewall() -> list[Check]:
+    """nft and iptables: installed, and (as root) able to list the ruleset. A tool that is
+    installed but refused is not reported as missing: what is missing then is CAP_NET_ADMIN
+    (root in a container without it) or whatever the tool said."""
     nft = shutil.which("nft")
     ipt = shutil.which("iptables")
     root = os.geteuid() == 0
+    admin = bool(effective_capabilities() >> int(Capability.CAP_NET_ADMIN) & 1)
     nft_ok = bool(nft) and (not root or nft_usable())
     ipt_ok = bool(ipt) and (not root or iptables_usable())
     chosen = "nft" if nft_ok else "iptables" if ipt_ok else ""
-    checks = [
-        Check(
+
+    def row(name: str, path: str | None, ok: bool, *, package: str, status: str, note: str) -> Check:
+        if path is None:
+            found, fix = "not installed", package and f"apt-get install {package}"
+        elif ok:
+            found, fix = _version([name, "--version"]) + note, ""
+        elif not admin:
+            found = f"{_version([name, '--version'])}, but it cannot list the ruleset without CAP_NET_ADMIN"
+            fix = _capability_fix(Capability.CAP_NET_ADMIN)
+        else:
+            found, fix = f"{_version([name, '--version'])}, but it fails: {_refusal(name)}", ""
+        return Check(name, status, found, fix, required=not (ipt_ok if name == "nft" else nft_ok))
+
+    return [
+        row(
             "nft",
-            OK if nft_ok else (WARN if ipt_ok else MISSING),
-            (_version(["nft", "--version"]) if nft else "not installed")
-            + (" (used)" if chosen == "nft" else ""),
-            "" if nft_ok else "apt-get install nftables",
-            required=not ipt_ok,
+            nft,
+            nft_ok,
+            package="nftables",
+            status=OK if nft_ok else (WARN if ipt_ok else MISSING),
+            note=" (used)" if chosen == "nft" else "",
         ),
-        Check(
+        row(
             "iptables",
-            OK if ipt_ok else (INFO if nft_ok else MISSING),
-            (_version(["iptables", "--version"]) if ipt else "not installed")
-            + (" (used)" if chosen == "iptables" else " (fallback)" if ipt_ok else ""),
-            "" if ipt_ok or nft_ok else "apt-get install iptables",
-            required=not nft_ok,
+            ipt,
+            ipt_ok,
+            package="" if nft_ok else "iptables",
+            status=OK if ipt_ok else (INFO if nft_ok else MISSING),
+            note=" (used)" if chosen == "iptables" else " (fallback)" if ipt_ok else "",
         ),
     ]
-    return checks
+
+
+def _refusal(name: str) -> str:
+    """The first line the tool printed when asked to list the ruleset."""
+    argv = ["nft", "list", "tables"] if name == "nft" else ["iptables", "-w", "-S", "OUTPUT"]
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=10)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return str(exc)
+    lines = (done.stderr or done.stdout).strip().splitlines()
+    return lines[0] if lines else f"exit {done.returncode}"
 
 
 def check_netns() -> Check:

@@ -8,10 +8,18 @@ found by the name prefix alone, without parsing rule handles. The rule counts
 what it drops, so the exit summary can say how many RSTs the kernel tried.
 Where only iptables exists: a chain ``L4KIT-<port>`` holding the rule, jumped to
 from ``OUTPUT`` by a rule tagged with the comment ``l4kit:<port>``.
+
+Exact restoration with iptables-nft (the iptables of Debian and most distributions
+today): its first rule in a namespace creates the nft table ``ip filter`` (``ip6
+filter``) and the base chain ``OUTPUT``, and deleting the rule leaves both behind, so
+``nft list ruleset`` would differ from before. The backend notes before installing
+(:meth:`IptablesFirewall.observe`, recorded in the state file) whether they existed,
+and deletes what iptables-nft created for it once nothing else is in them.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import shlex
 import shutil
@@ -30,6 +38,11 @@ class Firewall(Protocol):
 
     backend: str
 
+    def observe(self) -> None:
+        """Note what exists before :meth:`install` (called before the state file is
+        written), so that :meth:`remove` puts back exactly that."""
+        ...
+
     def commands(self) -> list[str]:
         """The shell commands that install the rule (printed by ``--no-firewall``)."""
         ...
@@ -37,10 +50,21 @@ class Firewall(Protocol):
     def install(self) -> None: ...
 
     def remove(self) -> bool:
-        """Remove the rule if present (idempotent); True if something was removed."""
+        """Remove the rule if present, and what was created for it (idempotent); True
+        if something was removed."""
         ...
 
     def present(self) -> bool: ...
+
+    def made_for_the_rule(self) -> list[str]:
+        """What was created for the rule besides it and is still there (``nft table ip
+        filter``): :meth:`remove` deletes each once nothing else is in it."""
+        ...
+
+    def take_over(self, other: dict[str, Any]) -> None:
+        """Take on the duty to delete what ``other`` (the state of a responder that
+        stopped first and could not, as this one's rule was still in it) created."""
+        ...
 
     def dropped_rsts(self) -> int | None:
         """How many kernel RSTs the rule dropped so far, if the backend counts."""
@@ -71,6 +95,15 @@ class NftFirewall:
             f"add rule inet {self.table} output {ip} saddr {self.address} tcp sport {self.port} "
             f'tcp flags & rst == rst counter drop comment "l4kit: the kernel RST from port {self.port}"',
         ]
+
+    def observe(self) -> None:
+        """Nothing to note: the table is l4kit's own, and deleting it deletes everything in it."""
+
+    def made_for_the_rule(self) -> list[str]:
+        return []
+
+    def take_over(self, other: dict[str, Any]) -> None:
+        """Nothing to take over (see :meth:`observe`)."""
 
     def commands(self) -> list[str]:
         # One quoted argument per line: nft joins its arguments and parses them as
@@ -117,10 +150,65 @@ class IptablesFirewall:
     address: str
     port: int
     backend: str = "iptables"
+    # iptables-nft creates these for the first rule and leaves them when it is deleted;
+    # True when they did not exist before (observe) and so are l4kit's to delete.
+    creates_table: bool = False
+    creates_chain: bool = False
 
     @property
     def binary(self) -> str:
         return "ip6tables" if ":" in self.address else "iptables"
+
+    @property
+    def family(self) -> str:
+        """The nft family iptables-nft keeps this binary's rules in."""
+        return "ip6" if ":" in self.address else "ip"
+
+    def observe(self) -> None:
+        if not _over_nftables(self.binary):
+            return  # legacy iptables: its tables are the kernel's, created when loaded
+        items = _nft_table_items(self.family, "filter")
+        self.creates_table = items is None
+        self.creates_chain = items is None or not any(
+            item.get("chain", {}).get("name") == "OUTPUT" for item in items
+        )
+
+    def made_for_the_rule(self) -> list[str]:
+        if not (self.creates_table or self.creates_chain):
+            return []
+        items = _nft_table_items(self.family, "filter")
+        if items is None:
+            return []
+        if self.creates_table:
+            return [f"nft table {self.family} filter"]
+        if any(item.get("chain", {}).get("name") == "OUTPUT" for item in items):
+            return [f"nft chain {self.family} filter OUTPUT"]
+        return []
+
+    def _delete_what_was_made(self) -> bool:
+        """Delete the table (or the OUTPUT chain) iptables-nft created for the rule,
+        unless something that is not this rule's is in it."""
+        if not (self.creates_table or self.creates_chain):
+            return False
+        items = _nft_table_items(self.family, "filter")
+        if items is None:
+            return False
+        chains = {item["chain"]["name"] for item in items if "chain" in item} - {self.chain}
+        rules = [item["rule"] for item in items if "rule" in item and item["rule"].get("chain") != self.chain]
+        others = [item for item in items if not {"metainfo", "table", "chain", "rule"} & item.keys()]
+        if any(rule.get("chain") == "OUTPUT" for rule in rules):
+            return False  # someone else's rules: theirs to keep
+        if self.creates_table and chains <= {"OUTPUT"} and not rules and not others:
+            run_tool(["nft", "delete", "table", self.family, "filter"])
+            return True
+        if "OUTPUT" in chains:
+            run_tool(["nft", "delete", "chain", self.family, "filter", "OUTPUT"])
+            return True
+        return False
+
+    def take_over(self, other: dict[str, Any]) -> None:
+        self.creates_table |= bool(other.get("creates_table"))
+        self.creates_chain |= bool(other.get("creates_chain"))
 
     @property
     def chain(self) -> str:
@@ -183,6 +271,8 @@ class IptablesFirewall:
             run_tool([self.binary, "-w", "-F", self.chain])
             run_tool([self.binary, "-w", "-X", self.chain])
             removed = True
+        if self._delete_what_was_made():
+            removed = True
         return removed
 
     def dropped_rsts(self) -> int | None:
@@ -199,7 +289,14 @@ class IptablesFirewall:
         return f"{self.binary} chain {self.chain}"
 
     def to_state(self) -> dict[str, Any]:
-        return {"backend": self.backend, "address": self.address, "port": self.port, "chain": self.chain}
+        return {
+            "backend": self.backend,
+            "address": self.address,
+            "port": self.port,
+            "chain": self.chain,
+            "creates_table": self.creates_table,
+            "creates_chain": self.creates_chain,
+        }
 
 
 def firewall_from_state(data: dict[str, Any]) -> Firewall:
@@ -208,8 +305,34 @@ def firewall_from_state(data: dict[str, Any]) -> Firewall:
     if backend == "nft":
         return NftFirewall(address, port)
     if backend == "iptables":
-        return IptablesFirewall(address, port)
+        return IptablesFirewall(
+            address,
+            port,
+            creates_table=bool(data.get("creates_table")),
+            creates_chain=bool(data.get("creates_chain")),
+        )
     raise L4kitError(f"unknown firewall backend in state file: {backend!r}")
+
+
+@functools.cache
+def _over_nftables(binary: str) -> bool:
+    """Whether ``binary`` is iptables-nft (``iptables -V`` says ``(nf_tables)``) and nft
+    is there to see and delete the tables it makes."""
+    if shutil.which("nft") is None:
+        return False
+    return "nf_tables" in run_tool([binary, "-V"], check=False).stdout
+
+
+def _nft_table_items(family: str, table: str) -> list[dict[str, Any]] | None:
+    """The objects of one nft table (``nft -j list table``), or None if it does not exist."""
+    done = run_tool(["nft", "-j", "list", "table", family, table], check=False)
+    if done.returncode != 0:
+        return None
+    try:
+        items = json.loads(done.stdout)["nftables"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return [item for item in items if isinstance(item, dict)]
 
 
 def nft_usable() -> bool:

@@ -106,9 +106,12 @@ def _restore_sysctls(store: StateStore, state: HostState, *, dry_run: bool = Fal
         heir = next(((p, o) for p, o in others if key in o.sysctls_previous), None)
         if heir is not None:
             _path, other = heir
-            done.append(f"left {sysctl_name(key)} set for l4kit pid {other.pid} (it restores {previous})")
-            if not dry_run:
-                other.sysctls_previous[key] = previous
+            # Whichever started first recorded the value from before l4kit; one that
+            # started later recorded the first one's change, and learns the original now.
+            original = previous if other.started > state.started else other.sysctls_previous[key]
+            done.append(f"left {sysctl_name(key)} set for l4kit pid {other.pid} (it restores {original})")
+            if not dry_run and other.sysctls_previous[key] != original:
+                other.sysctls_previous[key] = original
                 store.write(other)
             continue
         current = read_sysctl(key)
@@ -119,15 +122,50 @@ def _restore_sysctls(store: StateStore, state: HostState, *, dry_run: bool = Fal
     return done
 
 
+def _undo_firewall(store: StateStore, state: HostState, firewall: Firewall, *, dry_run: bool) -> list[str]:
+    """Remove the rule and what was created for it. What another live responder's rule
+    still sits in (iptables-nft's table, shared by every iptables rule) is handed over
+    to that responder, which deletes it when it stops, as with the sysctls."""
+    done: list[str] = []
+    if firewall.present():
+        done.append(f"removed {firewall.describe()}")
+    made = firewall.made_for_the_rule()
+    if dry_run:
+        return done + [f"removed {what} (created for the rule)" for what in made]
+    firewall.remove()
+    left = firewall.made_for_the_rule()
+    done += [f"removed {what} (created for the rule)" for what in made if what not in left]
+    if left:
+        heir = next(
+            (
+                other
+                for _path, other in store.records()
+                if other is not None
+                and other.firewall is not None
+                and other.netns.inode == state.netns.inode
+                and (other.pid, other.port) != (state.pid, state.port)
+                and other.alive
+                and other.firewall.get("backend") == firewall.backend
+                and (":" in str(other.firewall.get("address"))) == (":" in state.address)
+            ),
+            None,
+        )
+        if heir is not None and heir.firewall is not None:
+            successor = firewall_from_state(heir.firewall)
+            successor.take_over(firewall.to_state())
+            heir.firewall = successor.to_state()
+            store.write(heir)
+            done += [f"left {what} for l4kit pid {heir.pid} (it deletes it)" for what in left]
+        else:
+            done += [f"left {what}: it holds rules l4kit did not add" for what in left]
+    return done
+
+
 def undo_state(store: StateStore, path: Path, state: HostState, *, dry_run: bool = False) -> list[str]:
     """Undo what ``state`` records (in this namespace) and remove its file."""
     done: list[str] = []
     if state.firewall is not None:
-        firewall = firewall_from_state(state.firewall)
-        if firewall.present():
-            done.append(f"removed {firewall.describe()}")
-            if not dry_run:
-                firewall.remove()
+        done += _undo_firewall(store, state, firewall_from_state(state.firewall), dry_run=dry_run)
     done += _restore_sysctls(store, state, dry_run=dry_run)
     if not dry_run:
         store.remove(path)
@@ -212,6 +250,8 @@ class HostPreparation:
         netns = current_netns()
         with self.store.locked():
             self._recover_leftovers(netns)
+            if plan.firewall is not None:
+                plan.firewall.observe()
             state = HostState(
                 netns=netns,
                 port=plan.port,
@@ -309,6 +349,7 @@ def cleanup(
     report = CleanupReport()
     netns = current_netns()
     owned_ports: set[int] = set()
+    undone: set[str] = set()  # the rules a state file accounted for (listed once, dry run too)
     if store.directory.is_dir():
         with store.locked():
             for path, state in store.records():
@@ -324,6 +365,8 @@ def cleanup(
                         owned_ports.add(state.port)
                 elif state.netns.inode == netns.inode:
                     report.actions += undo_state(store, path, state, dry_run=dry_run)
+                    if state.firewall is not None:
+                        undone.add(firewall_from_state(state.firewall).describe())
                 elif not netns_exists(state.netns.inode):
                     report.actions.append(
                         f"removed state file {path} (its namespace {state.netns.name} is gone)"
@@ -337,7 +380,7 @@ def cleanup(
                     )
     for table in nft_leftover_tables():
         port = _port_of(table, NFT_TABLE_PREFIX)
-        if port is None or port in owned_ports:
+        if port is None or port in owned_ports or f"nft table inet {table}" in undone:
             continue
         report.actions.append(f"removed nft table inet {table}")
         if not dry_run:
@@ -345,7 +388,7 @@ def cleanup(
     for binary in ("iptables", "ip6tables"):
         for chain in iptables_leftover_chains(binary):
             port = _port_of(chain, IPTABLES_CHAIN_PREFIX)
-            if port is None or port in owned_ports:
+            if port is None or port in owned_ports or f"{binary} chain {chain}" in undone:
                 continue
             report.actions.append(f"removed {binary} chain {chain}")
             if not dry_run:

@@ -90,7 +90,16 @@ class RespondOptions:
     keep_open: bool = option(
         False, "--keep-open", help="Keep each connection open until the client closes it."
     )
-    pcap: Path | None = option(None, "--pcap", help="Write every frame in and out to this pcap file.")
+    pcap: Path | None = option(
+        None,
+        "--pcap",
+        help="Write every frame in and out to this pcap file: a new file, mode 0600, owned by the "
+        "user who ran sudo. Never written through a symbolic link; a directory, device or FIFO is "
+        "refused; an existing file only with --force.",
+    )
+    force: bool = option(
+        False, "--force", help="Overwrite an existing --pcap file (in place: its mode and owner are kept)."
+    )
     quiet: bool = option(False, "--quiet", "-q", help="Print only the exit summary.")
     verbose: bool = option(False, "--verbose", "-v", help="Also show drops and timers as they happen.")
     max_conns: int = option(1024, "--max-conns", help="Most connections held at once.", min=1)

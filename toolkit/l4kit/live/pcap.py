@@ -9,15 +9,12 @@ complete and readable by tshark once the responder has stopped.
 
 from __future__ import annotations
 
-import os
 import queue
-import stat
 import struct
 import threading
 from pathlib import Path
-from typing import BinaryIO
 
-from l4kit.errors import ConfigError
+from l4kit.safefile import open_new_file
 
 PCAP_MAGIC = 0xA1B2C3D4
 LINKTYPE_ETHERNET = 1
@@ -39,34 +36,13 @@ def pcap_record(timestamp: float, frame: bytes) -> bytes:
     return _RECORD_HEADER.pack(seconds, micros, len(frame), len(frame)) + frame
 
 
-def open_private(path: Path) -> BinaryIO:
-    """Open ``path`` for writing as a file only its owner can read: 0600 whatever the
-    umask (an existing file too), as Wireshark's dumpcap makes its captures. A capture
-    holds every payload, and l4kit runs as root: under the usual umask a new file would be
-    readable by every local user. Under ``sudo`` it is handed to the user who ran sudo,
-    who can then read it without root (``l4kit replay`` needs none). A device or a pipe
-    (``--pcap /dev/null``) is written to as it is, never chmod'ed."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        if stat.S_ISREG(os.fstat(fd).st_mode):
-            os.fchmod(fd, 0o600)
-            uid, gid = os.environ.get("SUDO_UID", ""), os.environ.get("SUDO_GID", "")
-            if os.geteuid() == 0 and uid.isdigit() and gid.isdigit():
-                os.fchown(fd, int(uid), int(gid))
-        return os.fdopen(fd, "wb")
-    except BaseException:
-        os.close(fd)
-        raise
-
-
 class PcapWriterThread:
     """Writes frames handed to :meth:`write` from any thread, in order."""
 
-    def __init__(self, path: Path) -> None:
-        try:
-            self._file = open_private(path)
-        except OSError as exc:
-            raise ConfigError(f"cannot write the capture file {path}: {exc.strerror}") from None
+    def __init__(self, path: Path, *, overwrite: bool = False) -> None:
+        """Open ``path`` as :func:`l4kit.safefile.open_new_file` does (never through a
+        link, a new file 0600 and the sudo user's, an existing one only with ``overwrite``)."""
+        self._file = open_new_file(path, overwrite=overwrite, option="--pcap")
         self.path = path
         self.frames = 0
         self._file.write(pcap_global_header())

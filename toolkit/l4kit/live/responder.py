@@ -59,6 +59,7 @@ from l4kit.live.privileges import require_live_privileges
 from l4kit.live.report import FrameDropped, ReadyInfo, ResponderSummary
 from l4kit.live.ring import CapturedFrame
 from l4kit.live.sender import FrameEncoder, L2Sender, frame_encoder
+from l4kit.safefile import check_new_file
 from l4kit.wire.segment import Endpoint
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -287,7 +288,8 @@ class Preparation:
 
 def prepare(options: RespondOptions) -> Preparation:
     """Every check that can fail without side effects, in the order a user
-    would fix them: privileges, interface, address, BPF compiler, firewall tool."""
+    would fix them: privileges, interface, address, the ``--pcap`` path, BPF
+    compiler, firewall tool."""
     require_live_privileges(firewall=not options.no_firewall)
     preflight.require_interface(options.iface)
     link = preflight.link_info(options.iface)
@@ -298,6 +300,8 @@ def prepare(options: RespondOptions) -> Preparation:
     warning = preflight.kernel_listener_warning(options.address, options.port)
     if warning:
         warnings.append(warning)
+    if options.pcap is not None:
+        check_new_file(options.pcap, overwrite=options.force, option="--pcap")
     bpf = bpf_filter_text(options.address, options.port)
     program = compile_bpf(bpf, options.iface)
     if options.no_firewall:
@@ -363,7 +367,7 @@ def run_responder(
         stack.callback(sender.close)
         pcap = None
         if options.pcap is not None:
-            pcap = PcapWriterThread(options.pcap)
+            pcap = PcapWriterThread(options.pcap, overwrite=options.force)
             stack.callback(pcap.close)
         host = None
         if prep.plan is not None:

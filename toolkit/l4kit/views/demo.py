@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from rich.console import Console
+from rich.markup import escape
 
 from l4kit.live.report import DemoResult
 
@@ -15,8 +17,11 @@ def print_demo_header(console: Console, port: int) -> None:
     )
 
 
-def print_demo_result(console: Console, err: Console, result: DemoResult, *, message: str) -> bool:
-    """The client's output, the responder's own output, then ok or why not; True when ok."""
+def print_demo_result(
+    console: Console, err: Console, result: DemoResult, *, message: str, program: str = "l4kit"
+) -> bool:
+    """The client's output, the responder's own output, then ok or why not; True when ok.
+    ``program`` is how the user runs l4kit (the next step names it)."""
     expected = result.expected
     if result.client_exit is not None:
         for line in result.client_output.splitlines() or ["(nothing)"]:
@@ -34,7 +39,11 @@ def print_demo_result(console: Console, err: Console, result: DemoResult, *, mes
             f"[green]ok[/]: nc printed {expected!r}, the reply of the string server for {message!r}; "
             f"namespace {result.namespace} deleted"
         )
-        console.print("[dim]next: sudo l4kit respond --sandbox (then nc into it), or l4kit respond --help[/]")
+        sudo = "" if os.geteuid() == 0 else "sudo "
+        console.print(
+            f"[dim]next: {escape(sudo + program)} respond --sandbox (then nc into it), "
+            f"or {escape(program)} respond --help[/]"
+        )
         return True
     why = result.failure or (
         f"nc printed {result.client_output!r}, expected {expected!r}"

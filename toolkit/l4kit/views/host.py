@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from l4kit.live.report import Check, CleanupReport
@@ -33,7 +34,13 @@ def doctor_table(checks: Sequence[Check]) -> Table:
     table.add_column("fix")
     for check in checks:
         status = check.status if check.required or check.status != "missing" else "warn"
-        table.add_row(check.name, f"[{_STATUS_STYLES.get(status, '')}]{status}[/]", check.found, check.fix)
+        # What was found is text, not markup: "[root]", a tool's own "[...]" must print as it is.
+        table.add_row(
+            escape(check.name),
+            f"[{_STATUS_STYLES.get(status, '')}]{status}[/]",
+            escape(check.found),
+            escape(check.fix),
+        )
     return table
 
 

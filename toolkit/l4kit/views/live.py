@@ -171,6 +171,21 @@ class ConnectionLog:
         return True
 
 
+ROUTINE_WHYS = frozenset(
+    {"SYN-ACK", "data", "ACK", "FIN"}
+)  # why a segment was sent, when it says nothing new
+
+
+def segment_note(retransmission: bool, why: str) -> str:
+    """The note of a sent segment's row: why it was sent, unless that is routine, marked
+    as a retransmission once ("retransmission 1 (RTO 1 s)", "retransmission: SYN-ACK again
+    for a retransmitted SYN")."""
+    why = "" if why in ROUTINE_WHYS else why
+    if not retransmission or why.startswith("retransmission"):
+        return why
+    return f"retransmission: {why}" if why else "retransmission"
+
+
 def _relative(value: SeqNum, isn: SeqNum | None) -> int:
     return value.value if isn is None else (value - isn) % (1 << 32)
 
@@ -265,12 +280,9 @@ class ConnectionTables:
             log = self._log(event.key, event.time)
             if log is not None:
                 received = isinstance(event, SegmentReceived)
-                extra = ""
-                if isinstance(event, SegmentSent):
-                    extra = "retransmission" if event.retransmission else ""
-                    why = event.why
-                    if why and why not in ("SYN-ACK", "data", "ACK", "FIN"):
-                        extra = f"{extra} {why}".strip()
+                extra = (
+                    segment_note(event.retransmission, event.why) if isinstance(event, SegmentSent) else ""
+                )
                 if log.add(
                     time=event.time,
                     segment=event.segment,
@@ -944,7 +956,7 @@ def summary_table(summary: ResponderSummary) -> Table:
     table.add_column("value", justify="right")
     table.add_column("detail")
     table.add_row("duration", f"{summary.duration:.1f} s", "")
-    table.add_row("connections", str(summary.connections), f"{summary.open_at_exit} aborted at exit (RST)")
+    table.add_row("connections", str(summary.connections), connections_detail(summary))
     table.add_row("bytes in / out", f"{summary.bytes_in} / {summary.bytes_out}", "TCP payload")
     table.add_row(
         "frames in / out",
@@ -978,6 +990,18 @@ def summary_table(summary: ResponderSummary) -> Table:
     for reason, count in sorted(summary.drops.items(), key=lambda kv: (-kv[1], kv[0])):
         table.add_row("", str(count), reason)
     return table
+
+
+def connections_detail(summary: ResponderSummary) -> str:
+    """What the ``connections`` count is (handshakes completed), and what was still open
+    at the stop: those the core aborted with RST, half-open ones among them (a half-open
+    connection is not in the count, so "0 ... 1 aborted" must say why)."""
+    if not summary.open_at_exit:
+        return "established; 0 still open at exit"
+    detail = f"established; {summary.open_at_exit} still open at exit, aborted (RST)"
+    if summary.half_open_at_stop:
+        detail += f", {summary.half_open_at_stop} of them half-open"
+    return detail
 
 
 def display_rows(display: DisplayStats | None, connections: int) -> list[tuple[str, str, str]]:
@@ -1019,15 +1043,22 @@ def consoles() -> tuple[Console, Console]:
     return Console(highlight=False, width=width), Console(stderr=True, highlight=False)
 
 
-def print_ready(console: Console, info: ReadyInfo, *, quiet: bool, verbose: bool) -> None:
+def try_command(info: ReadyInfo, *, keep_open: bool) -> str:
+    """The client command the start-up hint suggests. With ``--keep-open`` the server
+    closes only after the client does, so ``nc`` must close its sending side at the end
+    of its input (``-N``), or it would wait for ever."""
+    sandbox = os.environ.get("L4KIT_SANDBOX")
+    prefix = f"ip netns exec {sandbox} " if sandbox else ""
+    return f"echo toppage | {prefix}nc {'-N ' if keep_open else ''}{info.address} {info.port}"
+
+
+def print_ready(console: Console, info: ReadyInfo, *, quiet: bool, verbose: bool, keep_open: bool) -> None:
     """The start-up lines: where the responder listens, how to try it, and with
     ``--verbose`` how it captures and sends."""
     console.print(ready_line(info), markup=False)
     if not quiet:
-        sandbox = os.environ.get("L4KIT_SANDBOX")
-        prefix = f"ip netns exec {sandbox} " if sandbox else ""
         console.print(
-            f"[dim]try: echo toppage | {prefix}nc {info.address} {info.port}    "
+            f"[dim]try: {escape(try_command(info, keep_open=keep_open))}    "
             "(Ctrl-C stops and puts the host back as it was)[/]"
         )
     if verbose:

@@ -296,7 +296,9 @@ class MermaidWriter:
 
     def close(self, summary: ReplaySummary) -> None:
         if not self.participants:
-            self.out.write("    Note over nobody: no TCP connection in the capture\n")
+            # A note needs a participant: the capture itself, so the diagram says what was read.
+            capture = self._participant(summary.file)
+            self.out.write(f"    Note over {capture}: no TCP connection in the capture\n")
         self.out.flush()
 
 
