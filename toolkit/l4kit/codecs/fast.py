@@ -166,15 +166,24 @@ class FastCodec:
 
     def encode_frame(self, seg: Segment, src_mac: bytes, dst_mac: bytes) -> bytes:
         """The Ethernet frame for ``seg``: equal to ``raw(to_frame(seg, ...))`` of the Scapy codec."""
-        return self._encode(seg, src_mac, dst_mac)
+        return self._encode(seg, src_mac, dst_mac, True)
+
+    def encode_frame_once(self, seg: Segment, src_mac: bytes, dst_mac: bytes) -> bytes:
+        """The same frame, for a 4-tuple that will not come back (a SYN cookie's SYN-ACK):
+        its template is used once and not kept, so a SYN flood from spoofed addresses
+        does not push the templates of live connections out."""
+        return self._encode(seg, src_mac, dst_mac, False)
 
     def encode(self, seg: Segment) -> bytes:
         """The IP packet for ``seg``: equal to ``encode_packet(seg, ttl=..., ip_id=...)``."""
-        return self._encode(seg, None, None)
+        return self._encode(seg, None, None, True)
 
-    def _encode(self, seg: Segment, src_mac: bytes | None, dst_mac: bytes | None) -> bytes:
+    def _encode(self, seg: Segment, src_mac: bytes | None, dst_mac: bytes | None, keep: bool) -> bytes:
         try:
-            t = self._template(seg)
+            if keep:
+                t = self._template(seg)
+            else:
+                t = _Template(seg.src, seg.dst, seg.sport, seg.dport, ttl=self.ttl, ip_id=self.ip_id)
             if seg.options:
                 options, options_sum = self._encoded_options(seg.options)
             else:
