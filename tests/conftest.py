@@ -24,6 +24,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     import l4kit.core.connection
     import l4kit.core.events
     import l4kit.core.listener
+    import l4kit.core.states
+    import l4kit.live.packet_thread
+    import l4kit.live.ring
     import l4kit.replay.engine
     import l4kit.replay.jsontext
     import l4kit.wire.segment
@@ -35,6 +38,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         l4kit.core.connection,
         l4kit.core.listener,
         l4kit.core.events,
+        l4kit.core.states,
+        l4kit.live.packet_thread,
+        l4kit.live.ring,
         l4kit.wire.segment,
         l4kit.wire.seqnum,
         l4kit.codecs.fast,
