@@ -47,7 +47,7 @@ def test_one_layer_pair_per_ip_version_serves_every_connection() -> None:
     other = data.with_(src="127.0.0.9", dport=3)
     for seg in (syn_ack, data, base, odd, data.with_(dport=2), six, other, syn_ack):
         assert encode(seg, mac, mac) == raw(to_frame(seg, src_mac=mac_text(mac), dst_mac=mac_text(mac)))
-    assert sorted(encode._pairs) == [False, True]
+    assert sorted(encode._pairs) == [False, True]  # one set of layers per IP version
 
 
 @settings(max_examples=100, deadline=None)
