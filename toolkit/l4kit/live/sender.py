@@ -93,6 +93,10 @@ class ScapyFrameEncoder:
             tcp = self._tcp()
             ip.add_payload(tcp)
             data = self._raw(load=b"")
+            if not v6:
+                # Don't Fragment as a plain int, as the TCP flags below: Scapy keeps a
+                # FlagValue, and build() would make two more of it for every frame.
+                ip.fields["flags"] = 0x2
             # Every field holds one plain value: nothing for build() to expand.
             ip.explicit = tcp.explicit = data.explicit = 1
             layers = self._pairs[v6] = (ip, tcp, data)
