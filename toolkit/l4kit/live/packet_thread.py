@@ -50,9 +50,10 @@ class FrameSender(Protocol):
 _OFFLOADED: Final = ChecksumStatus.OFFLOADED
 _OK: Final = ChecksumStatus.OK
 
-# Decoding keeps no state: one codec serves every frame. It reads the common case (IPv4, no
-# IP options) with one struct layout and leaves the rest to decode_packet, with the same
-# results and errors (tests/unit/test_fast_codec.py); no frame is dissected by Scapy.
+# One codec decodes every frame (all it keeps is the text of recent addresses). It reads
+# the common case (IPv4, no IP options) with one struct layout and leaves the rest to
+# decode_packet, with the same results and errors (tests/unit/test_fast_codec.py); no
+# frame is dissected by Scapy.
 _DECODER: Final = FastCodec()
 
 
