@@ -18,6 +18,9 @@ Parts (each also runs on its own):
   200,000 packets), against ``tshark -q -z conv,tcp``, a Scapy ``PcapReader`` loop and a
   bare ``struct`` pass over ``RawPcapReader``; medians of the repeats (the Scapy loop, which
   takes longer than the rest together, runs in the first repeat only);
+- analytics (``bench_analytics.py``, the same captures): ``--format zeek`` against
+  tshark's ``conv,tcp``, ``--format parquet`` (with and without ``--packets``) against
+  ``--format json``, and Parquet's peak memory at the two sizes;
 - checksum (``bench_checksum.py``): l4kit's pure-Python Internet checksum against
   ``scapy.utils.checksum``.
 
@@ -43,6 +46,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import bench_analytics  # noqa: E402
 import bench_checksum  # noqa: E402
 import bench_flood  # noqa: E402
 import bench_replay  # noqa: E402
@@ -462,7 +466,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="1 round, 300 connections, 20k/40k-packet captures")
     ap.add_argument(
-        "--skip", action="append", default=[], choices=["responder", "flood", "replay", "checksum"]
+        "--skip",
+        action="append",
+        default=[],
+        choices=["responder", "flood", "replay", "analytics", "checksum"],
     )
     ap.add_argument("--rounds", type=int, help="responder rounds (default 3, quick 1)")
     ap.add_argument("--sequential", type=int, help="sequential connections per round (default 1000)")
@@ -509,6 +516,14 @@ def main() -> None:
         details.append(
             f"replay: median of {repeat} run(s) per tool and size ({SCAPY_READER}: one)\n"
             + replay_table(replay)
+        )
+    if "analytics" not in a.skip:
+        analytics = bench_analytics.run(sizes, repeat, progress)
+        for measurement, ratio, target, met in bench_analytics.verdicts(analytics):
+            rows.append(Row("analytics", measurement, "", "", ratio, target, met))
+        details.append(
+            f"analytics: median of {repeat} run(s) per tool and size; ratios paired within a repeat\n"
+            + bench_analytics.table(analytics)
         )
     if "checksum" not in a.skip:
         progress("checksum")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import importlib
 import os
 import shutil
 import subprocess
@@ -15,36 +17,27 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def compiled_modules() -> list[str]:
+    """The modules ``setup.py`` compiles with mypyc (its ``COMPILED`` list, read without
+    running it), as import names."""
+    tree = ast.parse((ROOT / "setup.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(target, ast.Name) and target.id == "COMPILED" for target in node.targets
+        ):
+            paths = ast.literal_eval(node.value)
+            return [path.removeprefix("toolkit/").removesuffix(".py").replace("/", ".") for path in paths]
+    raise AssertionError("setup.py has no COMPILED list")
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     """``L4KIT_EXPECT_COMPILED=1`` (scripts/check.sh's second run): the tests are meant
-    for the mypyc-compiled build; stop at once if l4kit was imported from elsewhere."""
+    for the mypyc-compiled build; stop at once if any module ``setup.py`` compiles was
+    imported from elsewhere."""
     if os.environ.get("L4KIT_EXPECT_COMPILED") != "1":
         return
-    import l4kit.codecs.fast
-    import l4kit.core.connection
-    import l4kit.core.events
-    import l4kit.core.listener
-    import l4kit.core.states
-    import l4kit.live.packet_thread
-    import l4kit.live.ring
-    import l4kit.replay.engine
-    import l4kit.replay.jsontext
-    import l4kit.wire.segment
-    import l4kit.wire.seqnum
-
-    for module in (
-        l4kit.replay.engine,
-        l4kit.replay.jsontext,
-        l4kit.core.connection,
-        l4kit.core.listener,
-        l4kit.core.events,
-        l4kit.core.states,
-        l4kit.live.packet_thread,
-        l4kit.live.ring,
-        l4kit.wire.segment,
-        l4kit.wire.seqnum,
-        l4kit.codecs.fast,
-    ):
+    for name in compiled_modules():
+        module = importlib.import_module(name)
         if not (module.__file__ or "").endswith(".so"):
             raise pytest.UsageError(f"L4KIT_EXPECT_COMPILED: {module.__name__} is {module.__file__}")
 

@@ -95,3 +95,55 @@ def test_pcap_is_complete_after_sigterm(netns: Namespace, tmp_path: Path) -> Non
     rows = tshark(own, "frame.number", "tcp.srcport")
     assert len(rows) == frames_in + frames_out
     assert sum(1 for r in rows if r[1] == "8888") == frames_out
+
+
+def test_a_60000_octet_reply_has_no_runt_segment(netns: Namespace, tmp_path: Path) -> None:
+    """Sender silly window avoidance, seen by tshark: every data segment of a bulk reply
+    is one MSS (1460, ours; the client's is larger on lo, less the 12 octets of the
+    timestamps a Linux client asks for) except the last."""
+    routes = tmp_path / "routes.toml"
+    routes.write_text('[routes]\nbig = "' + "x" * 59_999 + '"\n')
+    own = tmp_path / "own.pcap"
+    responder = netns.respond("--quiet", "--pcap", str(own), "--routes", str(routes))
+    done = netns.run(["nc", "127.0.0.1", "8888"], input="big\n", timeout=20)
+    assert len(done.stdout) == 60_000
+    code, output = responder.stop()
+    assert code == 0, output
+    rows = tshark(own, "tcp.srcport", "tcp.len", "tcp.analysis.flags")
+    sizes = [int(length) for port, length, _ in rows if port == "8888" and int(length) > 0]
+    assert sum(sizes) == 60_000
+    assert all(size == 1448 for size in sizes[:-1]), sizes
+    assert not [r for r in rows if r[2]], rows  # nothing for tshark's TCP analysis to flag
+
+
+@pytest.mark.parametrize("codec", ["scapy", "fast"])
+def test_a_linux_syn_gets_window_scale_and_timestamps_and_tshark_flags_nothing(
+    netns: Namespace, tmp_path: Path, codec: str
+) -> None:
+    own = tmp_path / "own.pcap"
+    responder = netns.respond("--quiet", "--pcap", str(own), "--codec", codec)
+    assert netns.run(["nc", "127.0.0.1", "8888"], input="toppage\n", timeout=10).stdout == "hello world\n"
+    code, output = responder.stop()
+    assert code == 0, output
+    rows = tshark(
+        own, "tcp.srcport", "tcp.flags.str", "tcp.options.wscale.shift", "tcp.options.timestamp.tsval",
+        "tcp.options.timestamp.tsecr", "tcp.options.sack_perm", "tcp.analysis.flags", "tcp.checksum.status",
+    )  # fmt: skip
+    [syn_ack] = [r for r in rows if r[0] == "8888" and "S" in r[1]]
+    # window scale, timestamps echoing the SYN's TSval, SACK-permitted
+    assert syn_ack[2] == "0" and syn_ack[3] and syn_ack[4] != "0" and syn_ack[5]
+    server = [r for r in rows if r[0] == "8888"]
+    assert all(r[3] for r in server if "R" not in r[1])  # timestamps on every segment after
+    assert not [r for r in rows if r[6]], rows  # nothing for tshark's TCP analysis to flag
+    assert {r[7] for r in server} == {GOOD}
+
+
+def test_with_no_options_the_syn_ack_carries_the_mss_alone(netns: Namespace, tmp_path: Path) -> None:
+    own = tmp_path / "own.pcap"
+    responder = netns.respond("--quiet", "--pcap", str(own), "--no-wscale", "--no-timestamps", "--no-sack")
+    assert netns.run(["nc", "127.0.0.1", "8888"], input="toppage\n", timeout=10).stdout == "hello world\n"
+    code, output = responder.stop()
+    assert code == 0, output
+    rows = tshark(own, "tcp.srcport", "tcp.flags.str", "tcp.options.mss_val", "tcp.option_kind")
+    [syn_ack] = [r for r in rows if r[0] == "8888" and "S" in r[1]]
+    assert syn_ack[2] == "1460" and syn_ack[3] == "2"

@@ -58,3 +58,27 @@ def test_ipv6_loopback(netns: Namespace) -> None:
     code, output = responder.stop()
     assert code == 0, output
     assert "[::1]:" in output and "→ TIME-WAIT" in output
+
+
+# A client that connects and says nothing, then reads until the server closes.
+IDLE_CLIENT = r"""
+import socket, time
+s = socket.create_connection(("127.0.0.1", 8888), timeout=20)
+started = time.monotonic()
+data = s.recv(100)
+print(f"{data!r} after {time.monotonic() - started:.1f} s")
+s.close()
+"""
+
+
+def test_an_idle_client_is_closed_with_fin_and_counted(netns: Namespace) -> None:
+    responder = netns.respond("--idle-timeout", "2")
+    done = netns.python(IDLE_CLIENT, timeout=30)
+    said, seconds = re.fullmatch(r"(.*) after ([\d.]+) s\n", done.stdout).groups()  # type: ignore[union-attr]
+    assert said == "b''"  # end-of-file: the server's FIN, not a reset
+    assert 1.5 <= float(seconds) < 6
+    code, output = responder.stop()
+    assert code == 0, output
+    summary = output[output.index("l4kit respond: summary") :]
+    assert re.search(r"idle timeouts\s+1 closed \(FIN\)\s+0 reset", summary), summary
+    assert "ESTABLISHED → FIN-WAIT-1" in output

@@ -104,6 +104,18 @@ def test_demo_compares_with_the_string_servers_answer(state_dir: dict[str, str])
     assert "ok: nc printed 'pong\\n'" in done.stdout
 
 
+def test_demo_with_an_empty_message_gets_the_error_line_and_the_close(state_dir: dict[str, str]) -> None:
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "l4kit", "demo", "--message", "", "--port", "7778"],
+        capture_output=True, text=True, timeout=60, env=state_dir, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "  error: empty request (try: help)" in done.stdout
+    assert "ok: nc printed 'error: empty request (try: help)\\n'" in done.stdout
+    assert time.monotonic() - started < 20  # the server closed: nc did not wait for a timeout
+
+
 def start_sandbox(
     spawn: Callable[..., RunningResponder], env: dict[str, str], *args: str
 ) -> tuple[RunningResponder, str]:

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections import Counter
 
 from rich.console import Console
-from rich.table import Table
 
-from l4kit.core import Listener, ListenerConfig, make_app_factory
+from l4kit.core import Listener, ListenerConfig, Routes, make_app_factory
 from l4kit.live.report import ReadyInfo, ResponderSummary
+from l4kit.views.layout import FittedTable
 from l4kit.views.live import ConnectionTables, payload_preview, ready_line, segment_note, summary_table
 from l4kit.views.transitions import TransitionRow
 from l4kit.wire import Endpoint, Segment, SeqNum, TcpFlags
@@ -30,10 +30,10 @@ def client(flags: str, seq: int, ack: int = 0, payload: bytes = b"") -> Segment:
     )  # fmt: skip
 
 
-def exchange() -> tuple[list[list[object]], ConnectionTables, list[Table | str]]:
+def exchange() -> tuple[list[list[object]], ConnectionTables, list[FittedTable | str]]:
     listener = Listener(ListenerConfig(local=SERVER, secret=b"k" * 32), make_app_factory())
     tables = ConnectionTables()
-    printed: list[Table | str] = []
+    printed: list[FittedTable | str] = []
     batches: list[list[object]] = []
 
     def feed(segment: Segment, now: float) -> Segment | None:
@@ -52,14 +52,13 @@ def exchange() -> tuple[list[list[object]], ConnectionTables, list[Table | str]]
     return batches, tables, printed
 
 
-def rows_of(table: Table) -> list[tuple[str, ...]]:
-    columns = [list(col.cells) for col in table.columns]
-    return [tuple(str(col[i]) for col in columns) for i in range(len(columns[0]))]
+def rows_of(table: FittedTable) -> list[tuple[str, ...]]:
+    return [tuple(text for text, _ in row) for row in table.rows]
 
 
 def test_one_table_with_wireshark_relative_numbers_when_time_wait_is_reached() -> None:
     _batches, tables, printed = exchange()
-    assert len(printed) == 1 and isinstance(printed[0], Table)
+    assert len(printed) == 1 and isinstance(printed[0], FittedTable)
     cells = rows_of(printed[0])
     # (direction, flags, seq, ack, len)
     got = [(r[1].split()[0], r[2], r[3], r[4], r[5]) for r in cells]
@@ -164,3 +163,48 @@ def test_the_connections_row_says_what_it_counts_and_what_was_aborted() -> None:
         "connections 0 established; 1 still open at exit, aborted (RST), 1 of them half-open"
     )
     assert row(ResponderSummary(connections=3)) == "connections 3 established; 0 still open at exit"
+
+
+def test_a_long_reply_shows_the_close_where_it_happened() -> None:
+    """A 60,000-octet reply: the application sends it and closes at once, so the rows of
+    everything the server sends after the close (the window lets only the first ten
+    segments out before it) show FIN-WAIT-1, and ESTABLISHED -> FIN-WAIT-1 shows once,
+    on the first row after the close."""
+    routes = Routes.from_mapping({"big": "x" * 59_999})
+    listener = Listener(ListenerConfig(local=SERVER, secret=b"k" * 32), make_app_factory(routes))
+    tables = ConnectionTables()
+    printed: list[FittedTable | str] = []
+    now = 1.0
+
+    def feed(segment: Segment) -> list[Segment]:
+        nonlocal now
+        now += 0.001
+        out = listener.receive(segment, now)
+        printed.extend(tables.feed_batch(out.events))
+        return out.segments
+
+    [synack] = feed(client("S", 0))
+    isn = synack.seq.value
+    feed(client("A", 1, isn + 1))
+    sent = feed(client("PA", 1, isn + 1, b"big\n"))
+    while sent and not sent[-1].flags & TcpFlags.FIN:
+        last = sent[-1]
+        sent = feed(client("A", 5, last.seq.value + len(last.payload)))
+    fin = sent[-1]
+    feed(client("A", 5, fin.seq.value + 1))
+    feed(client("FA", 5, fin.seq.value + 1))
+    [table] = [item for item in printed if isinstance(item, FittedTable)]
+    cells = rows_of(table)
+    states = [(r[1].split()[0], r[2], r[7]) for r in cells]
+    assert sum(1 for _, _, state in states if state == "ESTABLISHED → FIN-WAIT-1") == 1
+    first_after = next(i for i, s in enumerate(states) if s[2] == "ESTABLISHED → FIN-WAIT-1")
+    assert [s for s in states[:first_after] if s[2] not in ("ESTABLISHED", "LISTEN → SYN-RECEIVED")] == [
+        ("server", "SA", "SYN-RECEIVED"),
+        ("client", "A", "SYN-RECEIVED → ESTABLISHED"),
+    ]
+    after = states[first_after + 1 :]
+    data_after = [r for r in cells[first_after + 1 :] if r[1].startswith("server") and r[5] != "0"]
+    assert len(data_after) > 20
+    assert all(state != "ESTABLISHED" for _, _, state in after)
+    assert next(s for s in after if s[1] == "FA") == ("server", "FA", "FIN-WAIT-1")
+    assert len(cells) > 40

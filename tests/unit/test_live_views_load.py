@@ -1,8 +1,7 @@
-"""The live view under load: the cheap table, the one-line form, the pacing, the bounds.
+"""The live view under load: the one-line form, the pacing, the bounds.
 
-- :class:`TransitionGrid` must draw what Rich's own :class:`~rich.table.Table` draws for
-  the same rows (as the fast codec must build what Scapy builds): compared character by
-  character and style by style on generated tables, Rich being the reference.
+(The tables themselves: ``tests/unit/test_views_layout.py``.)
+
 - :class:`DisplayPacer` and :class:`LiveRenderer` run here on fake clocks, without a
   thread (``start=False``: the test calls ``take``/``pump``/``drain``), with connections
   from the real sans-IO core; every connection must be accounted for once, as a table,
@@ -17,10 +16,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from rich.console import Console
-from rich.style import Style
 
 from l4kit.core import Listener, ListenerConfig, make_app_factory
 from l4kit.core.events import ConnectionClosed
@@ -32,11 +28,9 @@ from l4kit.views.live import (
     Due,
     LiveRenderer,
     Shown,
-    TransitionGrid,
     display_rows,
     summary_table,
 )
-from l4kit.views.transitions import TransitionRow, transition_table
 from l4kit.wire import Endpoint, Segment, SeqNum, TcpFlags
 
 SERVER = Endpoint("127.0.0.1", 8888)
@@ -116,93 +110,6 @@ def printed(text: str) -> tuple[int, int, int]:
     skipped = sum(int(n) for n in re.findall(r"^… (\d+) connections? not shown", text, re.M))
     skipped += sum(int(n) for n in re.findall(r"^… and (\d+) more open connections not shown", text, re.M))
     return tables, lines, skipped
-
-
-# ---------------------------------------------------------------- the cheap table is Rich's table
-
-
-def styled_characters(console: Console, renderable: object) -> list[tuple[str, Style]]:
-    """Every character rendered, with its style (no style and the null style are the same)."""
-    return [
-        (char, segment.style or Style.null())
-        for segment in console.render(renderable, console.options)
-        for char in segment.text
-    ]
-
-
-STATES = ["LISTEN", "SYN-RECEIVED", "ESTABLISHED", "FIN-WAIT-1", "FIN-WAIT-2", "TIME-WAIT", "CLOSED"]
-rows_strategy = st.builds(
-    TransitionRow,
-    t=st.floats(min_value=0, max_value=1e5, allow_nan=False),
-    direction=st.sampled_from(["c2s", "s2c"]),
-    flags=st.sampled_from(["S", "SA", "A", "PA", "FA", "R", "RA", "", "FPAU", "SEC"]),
-    seq=st.integers(0, 2**32 - 1),
-    ack=st.none() | st.integers(0, 2**32 - 1),
-    length=st.integers(0, 65535),
-    window=st.none() | st.integers(0, 65535),
-    before=st.sampled_from(STATES),
-    after=st.sampled_from(STATES),
-    checksum=st.sampled_from(["ok", "bad", "offloaded", "unverifiable"]),
-    notes=st.lists(
-        st.sampled_from(["retransmission", "challenge ACK (RFC 5961 §4.2)", "RST: x"]), max_size=2
-    ).map(tuple),
-    payload_preview=st.binary(max_size=40).map(live.payload_preview),
-)
-
-
-@settings(max_examples=150, deadline=None)
-@given(
-    rows=st.lists(rows_strategy, min_size=1, max_size=6),
-    status=st.sampled_from(["TIME-WAIT", "closed: reset by the peer, 0 B in, 0 B out", "still open at exit"]),
-    caption=st.sampled_from(["", "reset by l4kit: listener shut down", "3 more segments not shown; " * 5]),
-    verbose=st.booleans(),
-    width=st.integers(60, 220),
-    terminal=st.booleans(),
-)
-def test_the_cheap_table_is_what_rich_draws_character_for_character(
-    rows: list[TransitionRow], status: str, caption: str, verbose: bool, width: int, terminal: bool
-) -> None:
-    console = Console(
-        file=io.StringIO(),
-        width=width,
-        force_terminal=terminal,
-        color_system="truecolor" if terminal else None,
-    )
-    title = f"127.0.0.1:40000 → 127.0.0.1:8888  [dim]{status}[/]"
-    reference = transition_table(title, rows, show_checksum=verbose)
-    if caption:
-        reference.caption = caption
-        reference.caption_justify = "left"
-    grid = TransitionGrid(title, rows, caption=caption, show_checksum=verbose)
-    assert styled_characters(console, grid) == styled_characters(console, reference)
-
-
-def test_the_cheap_table_does_not_hand_a_normal_table_to_rich(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The equivalence above would hold trivially if every table went to Rich's fallback.
-    core = listener()
-    tables = ConnectionTables()
-    items = [item for b in connection_batches(core, 40000, 1.0) for item in tables.feed_events(b)]
-    (due,) = items
-    assert isinstance(due, Due)
-    grid = tables.grid(due.log, status=due.status)
-
-    def no_fallback() -> None:
-        raise AssertionError("fell back to rich.table.Table")
-
-    monkeypatch.setattr(grid, "rich_table", no_fallback)
-    console = Console(file=io.StringIO(), width=120)
-    console.print(grid)
-    assert "LISTEN → SYN-RECEIVED" in console.file.getvalue()  # type: ignore[attr-defined]
-
-
-def test_a_console_too_narrow_gets_rich_s_own_wrapping() -> None:
-    row = TransitionRow(0.0, "c2s", "S", 0, None, 0, 65535, "LISTEN", "SYN-RECEIVED", payload_preview="'x'")
-    narrow = Console(file=io.StringIO(), width=50)
-    grid = TransitionGrid("a → b", [row])
-    assert styled_characters(narrow, grid) == styled_characters(narrow, transition_table("a → b", [row]))
-    assert (
-        max(len(line) for line in "".join(c for c, _ in styled_characters(narrow, grid)).splitlines()) <= 50
-    )
 
 
 # ---------------------------------------------------------------- one line per connection

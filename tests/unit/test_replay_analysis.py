@@ -190,34 +190,34 @@ def test_every_note_kind_is_reached_across_the_seeds_and_agrees(tmp_path):
 
 def test_three_duplicate_acks_are_numbered_and_reset_when_the_ack_moves():
     a = SequenceAnalysis()
-    a.segment(0, 0.0, 1, 0x02, 100, 0, 0, 1000)  # SYN
-    a.segment(1, 0.1, 2, 0x12, 500, 101, 0, 1000)  # SYN-ACK
-    a.segment(0, 0.2, 3, 0x10, 101, 501, 0, 1000)
-    assert a.segment(0, 0.3, 4, 0x10, 101, 501, 0, 1000) == ("duplicate ACK #1",)
-    assert a.segment(0, 0.4, 5, 0x10, 101, 501, 0, 1000) == ("duplicate ACK #2",)
-    a.segment(1, 0.5, 6, 0x18, 501, 101, 10, 1000)  # data from the peer
-    assert a.segment(0, 0.6, 7, 0x10, 101, 511, 0, 1000) == ()  # the ACK moved: not a duplicate
-    assert a.segment(0, 0.7, 8, 0x10, 101, 511, 0, 1000) == ("duplicate ACK #1",)
+    a.segment(0, 0.0, 0x02, 100, 0, 0, 1000)  # SYN
+    a.segment(1, 0.1, 0x12, 500, 101, 0, 1000)  # SYN-ACK
+    a.segment(0, 0.2, 0x10, 101, 501, 0, 1000)
+    assert a.segment(0, 0.3, 0x10, 101, 501, 0, 1000) == ("duplicate ACK #1",)
+    assert a.segment(0, 0.4, 0x10, 101, 501, 0, 1000) == ("duplicate ACK #2",)
+    a.segment(1, 0.5, 0x18, 501, 101, 10, 1000)  # data from the peer
+    assert a.segment(0, 0.6, 0x10, 101, 511, 0, 1000) == ()  # the ACK moved: not a duplicate
+    assert a.segment(0, 0.7, 0x10, 101, 511, 0, 1000) == ("duplicate ACK #1",)
 
 
 def test_keep_alive_is_one_octet_before_the_next_sequence_number_and_not_a_retransmission():
     a = SequenceAnalysis()
-    a.segment(0, 0.0, 1, 0x02, 100, 0, 0, 1000)
-    a.segment(1, 0.1, 2, 0x12, 500, 101, 0, 1000)
-    a.segment(0, 0.2, 3, 0x18, 101, 501, 10, 1000)
-    assert a.segment(0, 10.0, 4, 0x10, 110, 501, 1, 1000) == ("keep-alive",)
-    assert a.segment(1, 10.1, 5, 0x10, 501, 111, 0, 1000) == ()
+    a.segment(0, 0.0, 0x02, 100, 0, 0, 1000)
+    a.segment(1, 0.1, 0x12, 500, 101, 0, 1000)
+    a.segment(0, 0.2, 0x18, 101, 501, 10, 1000)
+    assert a.segment(0, 10.0, 0x10, 110, 501, 1, 1000) == ("keep-alive",)
+    assert a.segment(1, 10.1, 0x10, 501, 111, 0, 1000) == ()
 
 
 def test_scaled_window_makes_window_full_exact():
     # RFC 7323: both SYNs carry a window scale, so later windows are shifted.
     a = SequenceAnalysis()
-    a.segment(0, 0.0, 1, 0x02, 0, 0, 0, 65535)
+    a.segment(0, 0.0, 0x02, 0, 0, 0, 65535)
     a.note_window_scale(0, 0x02, 3)
-    a.segment(1, 0.1, 2, 0x12, 0, 1, 0, 65535)
+    a.segment(1, 0.1, 0x12, 0, 1, 0, 65535)
     a.note_window_scale(1, 0x12, 2)
-    a.segment(0, 0.2, 3, 0x10, 1, 1, 0, 100)  # client window 100 << 3 = 800
-    assert a.segment(1, 0.3, 4, 0x18, 1, 1, 800, 100) == ("window full",)
+    a.segment(0, 0.2, 0x10, 1, 1, 0, 100)  # client window 100 << 3 = 800
+    assert a.segment(1, 0.3, 0x18, 1, 1, 800, 100) == ("window full",)
 
 
 def test_syn_retransmitted_after_a_second_is_flagged(tmp_path):

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import gzip
+import io
+import os
 import shutil
 import struct
+import sys
 
 import pytest
 from scapy.layers.inet import IP, TCP
@@ -123,18 +126,30 @@ def test_unsupported_link_type_is_refused(tmp_path):
 needs_tcpdump = pytest.mark.skipif(shutil.which("tcpdump") is None, reason="tcpdump is not installed")
 
 
+def matched(path, bpf, **kw):
+    """Every frame (the filter hides none from the analysis) and those it matches."""
+    with CaptureReader(path, bpf=bpf, **kw) as reader:
+        assert reader.frame_filter is not None
+        every = list(reader)
+        return every, [f for f in every if reader.frame_filter(f[3])], reader
+
+
 @needs_tcpdump
-def test_bpf_filter_through_tcpdump(pcap, pcapng):
-    for path in (pcap, pcapng):
-        got, reader = frames(path, bpf="tcp dst port 80")
+def test_bpf_filter_through_tcpdump(tmp_path, pcap, pcapng):
+    gzipped = tmp_path / "c.pcapng.gz"
+    gzipped.write_bytes(gzip.compress(pcapng.read_bytes()))
+    for path in (pcap, pcapng, gzipped):
+        every, got, reader = matched(path, "tcp dst port 80")
+        assert [f[3] for f in every] == [bytes(p) for p in PACKETS]
         assert [f[3] for f in got] == [bytes(p) for p in PACKETS if p[TCP].dport == 80]
+        assert [f[0] for f in got] == [n for n, p in enumerate(PACKETS, 1) if p[TCP].dport == 80]
         assert not reader.truncated
 
 
 @needs_tcpdump
 def test_bpf_filter_that_matches_nothing_is_not_an_error(pcap):
-    got, _ = frames(pcap, bpf="udp")
-    assert got == []
+    every, got, _ = matched(pcap, "udp")
+    assert got == [] and len(every) == len(PACKETS)
 
 
 @needs_tcpdump
@@ -149,8 +164,21 @@ def test_bad_bpf_filter_is_one_line_with_exit_code_2(pcap):
 def test_bpf_filter_on_a_cut_capture_reports_the_cut(tmp_path, pcap):
     path = tmp_path / "cut.pcap"
     path.write_bytes(pcap.read_bytes()[:-3])
-    got, reader = frames(path, bpf="tcp")
-    assert len(got) == 5 and reader.truncated and "truncated" in reader.truncation_detail
+    every, got, reader = matched(path, "tcp")
+    assert len(every) == len(got) == 5 and reader.truncated and "cut" in reader.truncation_detail
+
+
+def test_standard_input_is_read_like_a_file(pcap, pcapng, monkeypatch):
+    """``-`` reads standard input: pcap, pcapng, gzip'd too, read once (a pipe cannot seek)."""
+    for data in (pcap.read_bytes(), pcapng.read_bytes(), gzip.compress(pcapng.read_bytes())):
+        read, write = os.pipe()
+        with os.fdopen(write, "wb") as w:
+            w.write(data)  # fits in the pipe's buffer
+        with os.fdopen(read, "rb") as r:
+            monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(r))
+            got, reader = frames("-")
+        assert [f[3] for f in got] == [bytes(p) for p in PACKETS]
+        assert reader.name == "standard input"
 
 
 def test_committed_captures_are_small_and_readable():

@@ -153,3 +153,26 @@ def test_l4kit_responder_capture_shows_its_late_fin_processing():
     server_states = [rec[14].value for rec in reports[0].rows]
     assert server_states[-3:] == ["FIN-WAIT-1", "FIN-WAIT-2", "TIME-WAIT"]
     assert reports[0].client_state == "TIME-WAIT"
+
+
+def test_a_fin_processed_late_shows_close_wait_before_last_ack(tmp_path):
+    """The client's FIN crosses the server's data (the data does not acknowledge it); the
+    server's FIN+ACK then acknowledges it: the server went ESTABLISHED -> CLOSE-WAIT ->
+    LAST-ACK, two changes RFC 9293 allows, never ESTABLISHED -> LAST-ACK."""
+    conv = Conv().handshake()
+    conv.c("PA", 1, 1, b"GET /\n")
+    conv.c("FA", 7, 1)  # curl / nc -N: the request, then the client's FIN at once
+    conv.s("PA", 1, 7, b"HTTP/1.0 200 OK")  # in flight as the FIN arrived: acknowledges the request only
+    conv.s("FA", 16, 8)  # now the FIN is acknowledged, and the server closes too
+    conv.c("A", 8, 17)
+    [report] = replay_packets(tmp_path, conv.packets)
+    server = [(tr.before.value, tr.after.value) for tr in report.transitions if tr.side == "server"]
+    assert server == [
+        ("LISTEN", "SYN-RECEIVED"),
+        ("SYN-RECEIVED", "ESTABLISHED"),
+        ("ESTABLISHED", "CLOSE-WAIT"),
+        ("CLOSE-WAIT", "LAST-ACK"),
+        ("LAST-ACK", "CLOSED"),
+    ]
+    fin_row = report.rows[-2]
+    assert (fin_row[13].value, fin_row[14].value) == ("CLOSE-WAIT", "LAST-ACK")

@@ -151,3 +151,43 @@ def test_to_scapy_refuses_what_encode_packet_refuses(changes: dict[str, object])
         to_scapy(bad)
     with pytest.raises(EncodeError):
         encode_packet(bad)
+
+
+def test_the_core_s_segments_with_rfc_7323_and_sack_options_are_bit_identical() -> None:
+    """What the core sends to a Linux client (SYN-ACK with SACK-permitted, timestamps and
+    window scale; data with timestamps; ACKs with SACK blocks): both codecs, same bytes."""
+    from l4kit.codecs.fast import FastCodec
+    from l4kit.core import Stack, StackConfig
+    from l4kit.wire import (
+        MaxSegmentSize,
+        NoOperation,
+        SackPermitted,
+        SeqNum,
+        TcpFlags,
+        Timestamps,
+        WindowScale,
+    )
+
+    stack = Stack(StackConfig(secret=b"x", window=1 << 20), isn=lambda key, now: SeqNum(5000))
+    listening = stack.listen("127.0.0.1", 8888)
+    linux = (MaxSegmentSize(65495), SackPermitted(), Timestamps(1000, 0), NoOperation(), WindowScale(7))
+
+    def client(flags: str, seq: int, ack: int = 0, payload: bytes = b"", options: tuple = ()) -> Segment:  # type: ignore[type-arg]
+        return Segment(
+            src="127.0.0.1", dst="127.0.0.1", sport=40000, dport=8888, seq=SeqNum(seq), ack=SeqNum(ack),
+            flags=TcpFlags.parse(flags), options=options, payload=payload,
+        )  # fmt: skip
+
+    stamps = (NoOperation(), NoOperation(), Timestamps(1010, 0))
+    sent = list(stack.receive(client("S", 1000, options=linux), 0.0).segments)
+    sent += stack.receive(client("A", 1001, 5001, options=stamps), 0.01).segments
+    sent += stack.receive(client("PA", 1011, 5001, b"later", options=stamps), 0.02).segments  # out of order
+    conn = listening.accept()
+    conn.send(b"x" * 3000)
+    sent += stack.flush(0.03).segments
+    kinds = {type(o).__name__ for s in sent for o in s.options}
+    assert {"SackPermitted", "Timestamps", "WindowScale", "Sack"} <= kinds
+    fast = FastCodec(ttl=64, ip_id=1)
+    for seg in sent:
+        assert encode_packet(seg, ttl=64, ip_id=1) == raw(to_scapy(seg, ttl=64, ip_id=1))
+        assert fast.encode(seg) == raw(to_scapy(seg, ttl=64, ip_id=1))

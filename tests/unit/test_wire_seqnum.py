@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from l4kit.wire.seqnum import HALF, MASK, MOD, SeqNum
+from l4kit.wire.seqnum import HALF, MASK, MOD, SeqNum, seq_diff, seq_ge, seq_gt, seq_in_window, seq_le, seq_lt
 
 u32 = st.integers(min_value=0, max_value=MASK)
 any_int = st.integers(min_value=-(1 << 70), max_value=1 << 70)
@@ -133,3 +133,12 @@ def test_it_is_not_an_int_where_python_wants_one() -> None:
     with pytest.raises(struct.error):
         struct.pack("!I", SeqNum(1))
     assert struct.pack("!I", int(SeqNum(-1))) == b"\xff\xff\xff\xff"
+
+
+@given(u32, u32, st.integers(0, HALF))
+def test_the_plain_int_rules_are_seqnums(a: int, b: int, size: int) -> None:
+    """Replay compares raw 32-bit ints with seq_*: the same answers as SeqNum's."""
+    x, y = SeqNum(a), SeqNum(b)
+    assert (seq_lt(a, b), seq_le(a, b), seq_gt(a, b), seq_ge(a, b)) == (x < y, x <= y, x > y, x >= y)
+    assert seq_diff(a, b) == x - y
+    assert seq_in_window(a, b, size) == x.in_window(y, size)

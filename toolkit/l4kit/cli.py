@@ -38,6 +38,9 @@ class ReplayFormat(enum.StrEnum):
     table = "table"
     json = "json"
     mermaid = "mermaid"
+    zeek = "zeek"
+    zeek_json = "zeek-json"
+    parquet = "parquet"
 
 
 def _version(value: bool) -> None:
@@ -100,10 +103,22 @@ app.command("respond")(_respond)
 
 @app.command()
 def replay(  # noqa: PLR0917 - one parameter per command-line option
-    file: Annotated[Path, typer.Argument(help="A pcap or pcapng capture (gzip'd too).")],
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            help="pcap or pcapng captures (gzip'd too) and directories of them; rotated files "
+            "(tcpdump -C/-G) are read as one capture; - reads one from standard input.",
+            show_default=False,
+        ),
+    ],
     port: Annotated[int | None, typer.Option(min=1, max=65535, help="Only connections on this port.")] = None,
     filter: Annotated[
-        str | None, typer.Option("--filter", help="A BPF filter applied while reading (run through tcpdump).")
+        str | None,
+        typer.Option(
+            "--filter",
+            help="Show only the packets this BPF filter matches (tcpdump's); ids and frame numbers stay "
+            "those of the whole capture.",
+        ),
     ] = None,
     stream: Annotated[
         int | None,
@@ -113,7 +128,12 @@ def replay(  # noqa: PLR0917 - one parameter per command-line option
         ReplayFormat, typer.Option("--format", "-f", help="Output format.")
     ] = ReplayFormat.table,
     step: Annotated[
-        bool, typer.Option("--step", help="Walk one packet at a time (Enter to advance).")
+        bool,
+        typer.Option(
+            "--step",
+            help="Walk one packet at a time with its Scapy layers (Enter to advance, q to stop; without "
+            "a terminal to answer, every step is printed without waiting). Table format only.",
+        ),
     ] = False,
     through_responder: Annotated[
         bool,
@@ -134,21 +154,56 @@ def replay(  # noqa: PLR0917 - one parameter per command-line option
             "-j",
             min=0,
             envvar="L4KIT_REPLAY_JOBS",
-            help="Processes for --format json, each analysing a share of the connections "
-            "(0: two for a capture of 4 MiB or more on two cores; 1: one). The output is the same.",
+            help="Processes for the json, zeek and parquet formats, each analysing a share of the "
+            "connections (0: two for captures of 4 MiB or more on two cores; 1: one); with --dask, "
+            "tasks per capture. The output is the same.",
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Write to this file (--format parquet: required).", dir_okay=False
+        ),
+    ] = None,
+    packets: Annotated[
+        Path | None,
+        typer.Option(
+            help="With --format parquet: also write the per-packet table to this file.", dir_okay=False
+        ),
+    ] = None,
+    no_stitch: Annotated[
+        bool,
+        typer.Option("--no-stitch", help="Read every capture on its own, even files of one rotated capture."),
+    ] = False,
+    dask: Annotated[
+        str | None,
+        typer.Option(
+            metavar="tcp://SCHEDULER:8786",
+            help="Run on this Dask cluster (pip install 'l4kit[cluster]'; workers must see the captures).",
+            envvar="L4KIT_DASK",
+        ),
+    ] = None,
+    progress: Annotated[
+        bool | None,
+        typer.Option(
+            "--progress/--no-progress",
+            help="A progress bar on standard error (default: for long runs, on a terminal).",
+            show_default=False,
         ),
     ] = None,
 ) -> None:
-    """Show the TCP conversations in a capture: flag transitions, states, checksums, anomalies.
+    """Show the TCP conversations in captures: flag transitions, states, checksums, anomalies;
+    or write them for analytics (Zeek's conn.log, Parquet; docs/analytics.md).
 
-    Exit status: 0 when the capture was read to its end; 2 when it cannot be read
-    (missing, not a capture, unsupported link type, bad filter); 3 when it was cut
-    short (everything before the cut is shown).
+    Exit status: 0 when the captures were read to their end; 2 when one cannot be read
+    (missing, not a capture, a pcap of an unsupported link type, bad filter, --stream
+    past the last connection); 3 when one was cut short (everything before the cut is
+    shown). A pcapng interface of an unsupported link type is skipped with a warning.
     """
     from l4kit.commands.replay import run_replay
 
     code = run_replay(
-        str(file),
+        [str(f) for f in files],
         fmt=format.value,
         port=port,
         bpf=filter,
@@ -158,6 +213,11 @@ def replay(  # noqa: PLR0917 - one parameter per command-line option
         through_responder=through_responder,
         routes=str(routes) if routes is not None else None,
         jobs=jobs,
+        output=str(output) if output is not None else None,
+        packets=str(packets) if packets is not None else None,
+        stitch=not no_stitch,
+        dask=dask,
+        progress=progress,
     )
     if code:
         raise typer.Exit(code)

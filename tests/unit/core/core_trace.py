@@ -34,6 +34,7 @@ from l4kit.core import (
     TRANSITIONS,
     Application,
     AppReply,
+    Connection,
     DataReceived,
     DropReason,
     Event,
@@ -58,13 +59,41 @@ def key_of(client: Endpoint = CLIENT, server: Endpoint = SERVER) -> FourTuple:
     return FourTuple(server, client)
 
 
-class Recorder:
-    """An application that records what it gets and answers as told."""
+class ReplyApp:
+    """An application written as answers (``on_data`` and ``on_peer_closed`` return an
+    :class:`AppReply`); ``on_readable`` makes the socket calls, as the string server does."""
+
+    def on_data(self, data: bytes) -> AppReply:
+        return AppReply()
+
+    def on_peer_closed(self) -> AppReply:
+        return AppReply(close=True)
+
+    def on_readable(self, conn: Connection) -> None:
+        while conn.readable:
+            data = conn.recv(1 << 20)
+            reply = self.on_data(data) if data else self.on_peer_closed()
+            if reply.data:
+                self.took(conn.send(reply.data))
+            if reply.close:
+                conn.close()
+                return
+            if not data:
+                return
+
+    def took(self, octets: int) -> None:
+        """How much of a reply ``send`` took."""
+
+
+class Recorder(ReplyApp):
+    """An application that records what it gets and answers as told (``reply`` maps what
+    arrived to an :class:`AppReply`)."""
 
     def __init__(
         self, reply: Callable[[bytes], AppReply] | None = None, close_on_peer_close: bool = True
     ) -> None:
         self.received = bytearray()
+        self.sent = 0  # octets send() took
         self.peer_closed = 0
         self._reply = reply
         self._close_on_peer_close = close_on_peer_close
@@ -76,6 +105,9 @@ class Recorder:
     def on_peer_closed(self) -> AppReply:
         self.peer_closed += 1
         return AppReply(close=self._close_on_peer_close)
+
+    def took(self, octets: int) -> None:
+        self.sent += octets
 
 
 class Trace:

@@ -10,8 +10,8 @@ from l4kit.core import (
     ConnectionReset,
     DataReceived,
     DropReason,
+    PeerClosed,
     Routes,
-    SegmentReceived,
     SegmentSent,
     State,
     StateChanged,
@@ -57,6 +57,17 @@ def test_the_original_exercise_happy_path() -> None:
         (State.TIME_WAIT, State.CLOSED),
     ]
     assert t.delivered() == b"toppage\n"
+
+
+def test_the_peer_s_fin_is_reported_once() -> None:
+    t = Trace(keep_open=True)
+    t.handshake()
+    t.send(0.01, "FA", seq=1001, ack=ISS + 1)
+    t.recv("FA", seq=ISS + 1, ack=1002)  # the string server closes when the client does
+    assert t.of_type(PeerClosed) == [PeerClosed(0.01, key_of())]
+    t.send(0.02, "FA", seq=1001, ack=ISS + 1)  # the same FIN again: acknowledged, not reported
+    t.recv("A", seq=ISS + 2, ack=1002)
+    assert len(t.of_type(PeerClosed)) == 1
 
 
 def test_client_fin_that_also_acks_our_fin_goes_straight_to_time_wait() -> None:
@@ -139,26 +150,18 @@ def test_data_and_fin_in_one_segment() -> None:
     assert t.state() is State.LISTEN  # LAST-ACK -> CLOSED: the TCB is gone, no TIME-WAIT for us
 
 
-def test_table_rows_show_the_close_on_the_fin() -> None:
-    """The received request leaves ESTABLISHED as it was; the FIN we send carries
-    ESTABLISHED -> FIN-WAIT-1 (what the flag-transition tables print)."""
+def test_a_reply_that_fits_the_window_goes_out_before_the_close() -> None:
+    """The application answers and closes in one go; as a socket application's send()
+    then close(), the reply leaves in ESTABLISHED and only the FIN in FIN-WAIT-1."""
     t = Trace()
     t.handshake()
     out = t.send(0.1, "PA", seq=1001, ack=ISS + 1, payload=b"ping\n")
     t.recv("PA", payload=b"pong\n")
     t.recv("FA")
-    rows = [
-        (type(e).__name__, e.segment.flags.letters, e.before, e.after)
-        for e in out.events
-        if isinstance(e, SegmentReceived | SegmentSent)
-    ]
-    assert rows == [
-        ("SegmentReceived", "PA", State.ESTABLISHED, State.ESTABLISHED),
-        ("SegmentSent", "PA", State.ESTABLISHED, State.ESTABLISHED),
-        ("SegmentSent", "FA", State.ESTABLISHED, State.FIN_WAIT_1),
-    ]
-    changes = [(e.before, e.after, e.why) for e in out.events if isinstance(e, StateChanged)]
-    assert changes == [(State.ESTABLISHED, State.FIN_WAIT_1, "application closed")]
+    sent = [(e.segment.flags.letters, e.state) for e in out.events if isinstance(e, SegmentSent)]
+    assert sent == [("PA", State.ESTABLISHED), ("FA", State.FIN_WAIT_1)]
+    changes = [(e.before, e.after, e.cause, e.why) for e in out.events if isinstance(e, StateChanged)]
+    assert changes == [(State.ESTABLISHED, State.FIN_WAIT_1, None, "application closed")]
 
 
 # ----------------------------------------------------------------------------- duplicates and order
@@ -446,11 +449,60 @@ def test_reply_is_cut_to_the_peer_window() -> None:
     t.recv("FA", seq=ISS + 13)
 
 
-def test_application_reply_too_large_resets() -> None:
+def test_send_takes_what_the_bounded_buffer_has_room_for() -> None:
     app = Recorder(reply=lambda data: AppReply(b"z" * 5000))
     t = Trace(app_factory=lambda key: app, max_send_buffer=4096)
     t.handshake()
     t.send(0.1, "PA", seq=1001, ack=ISS + 1, payload=b"x")
-    t.recv("RA", seq=ISS + 1)
-    [reset] = t.of_type(ConnectionReset, last=True)
-    assert "send buffer" in reset.why
+    assert app.sent == 4096
+    sent = b""
+    while t.pending:
+        sent += t.recv("A" if len(t.pending) > 1 else "PA").payload
+    assert sent == b"z" * 4096  # eight segments of the peer's default 536-octet MSS
+    info = t.listener.connection_info(key_of())
+    assert info is not None and info.send_buffered == 4096 and info.state is State.ESTABLISHED
+
+
+# ----------------------------------------------------------------------------- no runts
+
+
+def test_a_bulk_reply_has_no_segment_shorter_than_the_mss_but_its_last() -> None:
+    """RFC 9293 §3.8.6.2.1 (MUST-38) and RFC 5681 §3.1: a 60,000-octet reply to a client
+    that acknowledges every other segment, as Linux does. The ACK of the SYN-ACK must not
+    grow the congestion window by the SYN's one sequence number."""
+    reply = b"y" * 59_999 + b"\n"
+    t = Trace(app_factory=lambda key: Recorder(reply=lambda data: AppReply(reply, close=True)), mss=1460)
+    t.handshake(options=[MaxSegmentSize(65495)])
+    t.send(0.1, "PA", seq=1001, ack=ISS + 1, payload=b"big\n")
+    sizes: list[int] = []
+    now = 0.1
+    while t.pending:
+        batch = []
+        while t.pending:
+            batch.append(t.pending.popleft())
+        sizes += [len(s.payload) for s in batch if s.payload]
+        for i in range(1, len(batch) + 1, 2):  # an ACK for every second segment, and the last
+            last = batch[min(i, len(batch) - 1)]
+            now += 0.001
+            t.send(now, "A", seq=1005, ack=(last.seq + last.seg_len).value)
+    assert sum(sizes) == 60_000
+    assert all(size == 1460 for size in sizes[:-1]), sizes
+    assert sizes[-1] == 60_000 % 1460
+
+
+def test_small_writes_wait_for_the_ack_of_the_last_short_segment_unless_nodelay() -> None:
+    # Nagle (RFC 9293 §3.7.4), Minshall's variant: a second short segment waits while the
+    # first is unacknowledged.
+    for nodelay in (False, True):
+        t = Trace(keep_open=True)
+        t.handshake()
+        conn = t.listener.connection(key_of())
+        assert conn is not None
+        conn.set_nodelay(nodelay)
+        conn.send(b"a")
+        conn.send(b"b")
+        sent = [s.payload for s in t.listener.flush(0.1).segments]
+        assert sent == ([b"a", b"b"] if nodelay else [b"a"])
+        if not nodelay:
+            t.send(0.2, "A", seq=1001, ack=ISS + 2)
+            t.recv("PA", seq=ISS + 2, payload=b"b")

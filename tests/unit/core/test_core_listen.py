@@ -16,12 +16,12 @@ from l4kit.wire import Endpoint, MaxSegmentSize, SackPermitted, Timestamps, Unkn
 
 
 def test_syn_gets_syn_ack_with_our_mss_and_nothing_else() -> None:
-    t = Trace(mss=1400, window=30000)
+    t = Trace(mss=1400, window=30000, window_scale=False, timestamps=False, sack=False)
     t.send(
         0, "S", seq=1000, options=[MaxSegmentSize(1460), WindowScale(7), SackPermitted(), Timestamps(1, 0)]
     )
     syn_ack = t.recv("SA", seq=ISS, ack=1001, window=30000)
-    # No window scaling, SACK or timestamps are implemented, so none is offered (RFC 7323 §1.3, RFC 2018 §2).
+    # Window scaling, SACK and timestamps switched off: none is taken up (RFC 7323 §1.3, RFC 2018 §2).
     assert syn_ack.options == (MaxSegmentSize(1400),)
     assert (syn_ack.src, syn_ack.sport, syn_ack.dst, syn_ack.dport) == (
         SERVER.addr,
@@ -32,8 +32,9 @@ def test_syn_gets_syn_ack_with_our_mss_and_nothing_else() -> None:
     t.recv_nothing()
     assert t.state() is State.SYN_RECEIVED
     [received] = t.of_type(SegmentReceived)
-    assert (received.before, received.after) == (State.LISTEN, State.SYN_RECEIVED)
+    assert received.state is State.LISTEN
     [changed] = t.of_type(StateChanged)
+    assert (changed.before, changed.after) == (State.LISTEN, State.SYN_RECEIVED)
     assert changed.cause is received.segment
 
 
@@ -209,7 +210,8 @@ def test_config_rejects_nonsense_with_one_line_errors() -> None:
         {"local": Endpoint("127.0.0.1", 0)},
         {"local": SERVER, "mss": 10},
         {"local": SERVER, "window": 0},
-        {"local": SERVER, "window": 70000},
+        {"local": SERVER, "window": 70000, "window_scale": False},
+        {"local": SERVER, "window": 65535 << 15},
         {"local": SERVER, "max_connections": 0},
         {"local": SERVER, "min_rto": 2.0, "max_rto": 1.0},
     ):

@@ -69,14 +69,23 @@ def test_lines_split_over_calls_and_several_in_one() -> None:
     server = StringServer(keep_open=True)
     assert server.on_data(b"top") == AppReply()
     assert server.on_data(b"page\r") == AppReply()
-    assert server.on_data(b"\nping\n\n   \nhelp") == AppReply(b"hello world\npong\n")
+    assert server.on_data(b"\nping\nhelp") == AppReply(b"hello world\npong\n")
     assert server.on_data(b"\n") == AppReply(b"commands: help, ping, toppage\n")
+    assert server.requests == 3
+
+
+def test_an_empty_request_is_answered_and_closed_like_an_unknown_command() -> None:
+    empty = b"error: empty request (try: help)\n"
+    for line in (b"\n", b"\r\n", b"   \n"):
+        server = StringServer()
+        assert server.on_data(line) == AppReply(empty, close=True)
+    server = StringServer(keep_open=True)
+    assert server.on_data(b"\nping\n\n") == AppReply(empty + b"pong\n" + empty)
     assert server.requests == 3
 
 
 def test_default_policy_closes_after_the_first_batch() -> None:
     server = StringServer()
-    assert server.on_data(b"\n") == AppReply()  # a blank line asks nothing
     assert server.on_data(b"toppage\nping\npartial") == AppReply(b"hello world\npong\n", close=True)
     assert server.on_data(b"more\n") == AppReply()  # closed: nothing more is answered
 

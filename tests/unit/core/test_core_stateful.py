@@ -20,12 +20,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from core_trace import ISS, Trace, check_invariants
+from core_trace import ISS, ReplyApp, Trace, check_invariants
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from l4kit.core import AppReply, ConnectionClosed, DataReceived, SegmentReceived, State
+from l4kit.core import AppReply, ConnectionClosed, DataReceived, State, StateChanged
 from l4kit.wire import Endpoint, FourTuple, MaxSegmentSize, Segment, TcpFlags
 
 CLIENTS = [Endpoint("10.0.0.2", 40000 + i) for i in range(3)]
@@ -41,7 +41,7 @@ def stream(seq: int, length: int) -> bytes:
     return bytes(byte_at(seq + i) for i in range(length))
 
 
-class Talker:
+class Talker(ReplyApp):
     """Replies to some data and closes after a while, to exercise both directions."""
 
     def __init__(self) -> None:
@@ -198,12 +198,13 @@ class CoreMachine(RuleBasedStateMachine):
     def _observe(self, events: list[Any], sent: list[Segment]) -> None:
         for event in events:
             if (
-                isinstance(event, SegmentReceived)
+                isinstance(event, StateChanged)
                 and event.before is State.LISTEN
                 and event.after is not State.LISTEN
+                and event.cause is not None
             ):
                 # A new connection: its IRS is the SYN's sequence number (SEG.SEQ - 1 of a cookie ACK).
-                seg = event.segment
+                seg = event.cause
                 irs = seg.seq.value if seg.flags & TcpFlags.SYN else (seg.seq - 1).value
                 assert event.key not in self.delivered
                 self.delivered[event.key] = (irs, 0)

@@ -137,32 +137,69 @@ def test_zero_window_gets_persist_probes_with_backoff_until_it_opens() -> None:
 
 
 def test_window_that_stays_shut_ends_in_the_idle_timeout() -> None:
+    # The reply and the FIN wait behind a zero window; the application has closed, so
+    # the idle timeout (60 s) has nothing to close gracefully and resets at once.
     t = Trace()
     t.handshake(0, window=0)
     t.send(0, "PA", seq=1001, ack=ISS + 1, payload=b"toppage\n", window=0)
     t.recv("A")
     probes = []
-    while (when := t.listener.poll_at()) is not None and when < 120:
+    while (when := t.listener.poll_at()) is not None and when < 60:
         t.tick(when)
         probes.append(when)
         t.pending.clear()
-    assert probes == [1, 3, 7, 15, 31, 63]  # then 60 s (max RTO) would be 123 > 120
-    t.tick(120)
+    assert probes == [1, 3, 7, 15, 31]  # then 63 > 60
+    t.tick(60)
     t.recv("RA", seq=ISS + 1, ack=1009)
-    assert [e.timer for e in t.of_type(TimerFired, last=True)] == [TimerKind.IDLE]
+    assert [(e.timer, e.attempt) for e in t.of_type(TimerFired, last=True)] == [(TimerKind.IDLE, 2)]
 
 
-def test_idle_connection_times_out() -> None:
+def test_idle_client_is_closed_with_fin_then_reset_if_it_does_not_finish() -> None:
+    # A client that connects and sends nothing: FIN after idle_timeout; it acknowledges
+    # the FIN but never sends its own, so idle_timeout after that ACK it is reset.
     t = Trace(idle_timeout=30)
     t.handshake(0)
     assert t.listener.poll_at() == 30
     t.tick(29.9)
     t.recv_nothing()
     t.tick(30)
-    t.recv("RA", seq=ISS + 1, ack=1001)
+    t.recv("FA", seq=ISS + 1, ack=1001)
+    assert t.state() is State.FIN_WAIT_1
+    assert [(e.timer, e.attempt) for e in t.of_type(TimerFired, last=True)] == [(TimerKind.IDLE, 1)]
+    t.send(30.5, "A", seq=1001, ack=ISS + 2)
+    assert t.state() is State.FIN_WAIT_2
+    assert t.listener.poll_at() == pytest.approx(60.5)
+    t.tick(60.5)
+    t.recv("RA", seq=ISS + 2, ack=1001)
     assert t.state() is State.LISTEN
     [reset] = t.of_type(ConnectionReset, last=True)
     assert reset.why == "idle timeout"
+    assert t.listener.stats.idle_closed == 1
+
+
+def test_idle_client_that_finishes_closes_normally() -> None:
+    t = Trace(idle_timeout=30)
+    t.handshake(0)
+    t.tick(30)
+    t.recv("FA", seq=ISS + 1, ack=1001)
+    t.send(30.1, "FA", seq=1001, ack=ISS + 2)  # nc: end-of-file, closes too
+    t.recv("A", seq=ISS + 2, ack=1002)
+    assert t.state() is State.TIME_WAIT
+    assert not t.of_type(ConnectionReset)
+    assert t.listener.stats.idle_closed == 1
+
+
+def test_idle_close_sends_queued_data_first() -> None:
+    # keep-open: a request without its newline, then silence. The FIN follows nothing
+    # queued; a half line is not answered (the peer did not finish it).
+    t = Trace(idle_timeout=10, keep_open=True)
+    t.handshake(0)
+    t.send(1, "PA", seq=1001, ack=ISS + 1, payload=b"top")
+    t.recv("A", ack=1004)
+    assert t.listener.poll_at() == 11
+    t.tick(11)
+    t.recv("FA", seq=ISS + 1, ack=1004)
+    t.recv_nothing()
 
 
 def test_progress_pushes_the_idle_timeout_back() -> None:
@@ -172,6 +209,12 @@ def test_progress_pushes_the_idle_timeout_back() -> None:
     t.recv("PA")
     t.send(20.1, "A", seq=1006, ack=ISS + 6)
     assert t.listener.poll_at() == pytest.approx(50.1)
+
+
+def test_the_default_idle_timeout_is_60_seconds() -> None:
+    t = Trace()
+    t.handshake(0)
+    assert t.listener.poll_at() == 60
 
 
 def test_idle_timeout_can_be_switched_off() -> None:

@@ -1,31 +1,35 @@
 """The application seam: what runs on top of a connection.
 
-THIS FILE IS THE AGREED PUBLIC API (issue 4 implements the string server here
-or in a sibling module). An application is sans-IO too: bytes in, bytes out.
+An application is sans-IO too. It is written on the socket API of
+:class:`~l4kit.core.connection.Connection` (``recv``, ``send``, ``shutdown``,
+``close``); attached to a connection (a listener's ``app_factory``, or
+``Stack.listen(..., app_factory=...)``), it is called when there is something to read:
+once a received segment's TCP processing is complete, before the core decides
+whether to acknowledge it, so that an answer leaves with the ACK as one segment.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-
-@dataclass(frozen=True, slots=True)
-class AppReply:
-    """What the application wants sent: ``data`` (may be empty), and whether to
-    close our side (send FIN) after it."""
-
-    data: bytes = b""
-    close: bool = False
+if TYPE_CHECKING:
+    from l4kit.core.connection import Connection
 
 
 class Application(Protocol):
     """One instance per connection."""
 
-    def on_data(self, data: bytes) -> AppReply:
-        """In-order octets from the peer (each octet delivered exactly once)."""
+    def on_readable(self, conn: Connection) -> None:
+        """``conn`` has data to read, or the peer closed (``conn.recv()`` returns ``b""``).
+        Read, answer with ``conn.send``, close with ``conn.close`` or ``conn.shutdown``."""
         ...
 
-    def on_peer_closed(self) -> AppReply:
-        """The peer sent FIN; no more data will come."""
-        ...
+
+@dataclass(frozen=True, slots=True)
+class AppReply:
+    """An answer as a value: ``data`` to send (may be empty), and whether to close after it.
+    (What :class:`~l4kit.core.server.StringServer` computes for a batch of input.)"""
+
+    data: bytes = b""
+    close: bool = False

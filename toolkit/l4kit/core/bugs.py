@@ -1,4 +1,4 @@
-"""The exceptions that mean a bug in l4kit's core (or an application breaking its contract).
+"""The exceptions that mean a bug in l4kit's core.
 
 The listener catches every exception from a connection, resets it and reports
 ``DropReason.INTERNAL_ERROR`` (see :mod:`l4kit.core.connection`); these name the
@@ -16,7 +16,3 @@ class InvalidTransitionError(RuntimeError):
 
 class MissingCaseError(RuntimeError):
     """A processing step reached a state it has no rule for: a bug in l4kit."""
-
-
-class ApplicationContractError(RuntimeError):
-    """The application broke the :class:`~l4kit.core.app.Application` contract."""

@@ -2,23 +2,23 @@
 
 Every call into the core (:meth:`Listener.receive`, :meth:`Listener.tick`)
 returns an :class:`Output`: the segments to put on the wire, in order, and the
-events that happened, in order. Events are small frozen values; the drivers
-render them (Rich tables, JSON) and count them (exit summary), the core never
-does.
+events that happened, in the order they happened. Events are protocol facts only,
+small frozen values: a segment received with the state before it, a state change
+with its cause, a segment sent with the state it was sent in. Which table row shows
+which transition is the drivers' concern (``l4kit.drivers.transitions``); they
+render the events (Rich tables, JSON) and count them (exit summary), the core
+never does.
 """
 
 from __future__ import annotations
 
 import enum
-import inspect
-from collections.abc import Callable
-from dataclasses import FrozenInstanceError, dataclass, field
-from types import FunctionType
-from typing import Any, Final, get_args
+from dataclasses import dataclass, field
+from typing import Final, get_args
 
 from l4kit.core.states import State
 from l4kit.wire.segment import FourTuple, Segment
-from l4kit.wire.value import FrozenValue
+from l4kit.wire.value import FrozenValue, pure_python_init
 
 
 class DropReason(enum.Enum):
@@ -28,6 +28,7 @@ class DropReason(enum.Enum):
     BAD_CHECKSUM = "bad-checksum"
     NOT_FOR_US = "not-for-us"  # address or port the listener does not serve
     UNACCEPTABLE = "unacceptable"  # RFC 9293 §3.10.7.4 acceptability test failed (ACKed)
+    PAWS = "paws"  # RFC 7323 §5.3: a TSval older than TS.Recent (ACKed)
     NO_ACK = "no-ack"  # synchronized state, ACK bit off (RFC 9293 §3.10.7.4, fifth)
     RST_OUT_OF_WINDOW = "rst-out-of-window"  # RFC 5961 §3.2, silently ignored
     RST_IN_LISTEN = "rst-in-listen"  # RFC 9293 §3.10.7.2
@@ -36,12 +37,12 @@ class DropReason(enum.Enum):
     CHALLENGE_ACK_LIMITED = "challenge-ack-rate-limited"  # RFC 5961 §7
     BAD_COOKIE = "bad-syn-cookie"  # an ACK to LISTEN whose cookie did not validate
     TABLE_FULL = "table-full"  # max connections reached
+    ACCEPT_QUEUE_FULL = "accept-queue-full"  # handshake ACK dropped: the listening socket's backlog is full
     OUT_OF_ORDER_FULL = "reassembly-full"  # out-of-order buffer bound reached
     NO_CONNECTION = "no-connection"  # non-SYN for an unknown 4-tuple (RST sent unless disabled)
     AFTER_CLOSE = "data-after-close"  # data after the application closed (RST sent)
     FLAGLESS = "no-flags"  # a segment with none of SYN/ACK/RST in LISTEN
     MALFORMED = "malformed"  # illegal header (SYN+FIN, bad options) reaching the core
-    # Added by issue 4 (the agreed members above are unchanged):
     RST_IN_WINDOW = "rst-in-window"  # RFC 5961 §3.2: in window but not exact, challenge ACK sent
     HALF_OPEN_FULL = "half-open-full"  # SYN dropped: half-open table full and SYN cookies switched off
     BAD_HANDSHAKE_ACK = "bad-handshake-ack"  # SYN-RECEIVED, ACK outside (SND.UNA, SND.NXT] (RST sent)
@@ -55,64 +56,60 @@ class DropReason(enum.Enum):
 
 class _Event(FrozenValue):
     """What every event is: an immutable value, compared, hashed and shown field by field
-    like the frozen dataclasses the events were (``FIELDS`` is each one's field order).
+    like a frozen dataclass (``FIELDS`` is each one's field order).
 
-    Sixteen of these are made for every connection the responder serves, so each class
-    writes its ``__init__`` out: compiled by mypyc (``setup.py``), the events are native
-    classes whose constructors store their ``Final`` fields directly, in well under a
-    microsecond where a frozen dataclass took 1.5-2.5 µs (``benchmarks/README.md``); as
-    pure Python, each class runs a frozen dataclass's ``__init__`` for the same
-    parameters (see the end of the module).
+    Sixteen of these are made for every connection the responder serves, so this module
+    is compiled by mypyc and each class writes its ``__init__`` out
+    (:mod:`l4kit.wire.value` says why and how it stays immutable as pure Python).
     """
 
     __slots__ = ()
 
-    def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), self._values())
-
 
 class SegmentReceived(_Event):
-    """A segment reached a connection: state before and after processing it."""
+    """A segment reached a connection (or a listener, for a SYN it answers): ``state`` is
+    the receiver's state before processing it. What it changed follows as
+    :class:`StateChanged` events whose ``cause`` is this segment."""
 
-    FIELDS = ("time", "key", "segment", "before", "after")
+    FIELDS = ("time", "key", "segment", "state")
     __slots__ = FIELDS
 
-    def __init__(self, time: float, key: FourTuple, segment: Segment, before: State, after: State) -> None:
+    def __init__(self, time: float, key: FourTuple, segment: Segment, state: State) -> None:
         self.time: Final = time
         self.key: Final = key
         self.segment: Final = segment
-        self.before: Final = before
-        self.after: Final = after
+        self.state: Final = state
 
 
 class SegmentSent(_Event):
-    """The core asks the driver to send this segment (it is also in ``Output.segments``)."""
+    """The core asks the driver to send this segment (it is also in ``Output.segments``);
+    ``state`` is the sender's state when it was sent (LISTEN for a listener's stateless
+    answers: a SYN cookie's SYN-ACK, a RST for no connection)."""
 
-    FIELDS = ("time", "key", "segment", "before", "after", "retransmission", "why")
+    FIELDS = ("time", "key", "segment", "state", "retransmission", "why")
     __slots__ = FIELDS
 
-    def __init__(  # noqa: PLR0917 - the dataclass's signature: the core passes them positionally
+    def __init__(  # noqa: PLR0917 - the core passes them positionally
         self,
         time: float,
         key: FourTuple,
         segment: Segment,
-        before: State,
-        after: State,
+        state: State,
         retransmission: bool = False,
-        why: str = "",  # added by issue 4: "SYN-ACK", "challenge ACK (RFC 5961 §4.2)", "persist probe", ...
+        why: str = "",  # "SYN-ACK", "challenge ACK (RFC 5961 §4.2)", "zero-window probe 1", ...
     ) -> None:
         self.time: Final = time
         self.key: Final = key
         self.segment: Final = segment
-        self.before: Final = before
-        self.after: Final = after
+        self.state: Final = state
         self.retransmission: Final = retransmission
         self.why: Final = why
 
 
 class StateChanged(_Event):
     """A connection moved between RFC 9293 states; ``cause`` is the received
-    segment that moved it, or ``None`` when a timer or the application did."""
+    segment that moved it, or ``None`` when a timer or the application did
+    (``why`` says which)."""
 
     FIELDS = ("time", "key", "before", "after", "cause", "why")
     __slots__ = FIELDS
@@ -218,7 +215,7 @@ class TimerKind(enum.Enum):
 
     RETRANSMISSION = "retransmission"  # RFC 6298: SYN-ACK, data or FIN not acknowledged in time
     PERSIST = "persist"  # RFC 1122 §4.2.2.17 / RFC 9293 §3.8.6.1: zero-window probe
-    IDLE = "idle"  # no progress in either direction (user timeout, RFC 9293 §3.10.8)
+    IDLE = "idle"  # nothing received nor acknowledged: FIN (attempt 1), then RST (2) (RFC 9293 §3.10.8)
     FIN_WAIT_2 = "fin-wait-2"  # the peer never sent its FIN (Linux tcp_fin_timeout)
     TIME_WAIT = "time-wait"  # 2*MSL over (RFC 9293 §3.6.1)
 
@@ -227,7 +224,7 @@ class TimerKind(enum.Enum):
 
 
 class TimerFired(_Event):
-    """A connection timer went off (added by issue 4; ``--verbose`` shows these).
+    """A connection timer went off (``--verbose`` shows these).
 
     ``attempt`` counts retransmissions or probes of the same segment (1 for the first);
     it is 0 for the timeouts.
@@ -268,33 +265,6 @@ class Output:
     segments: list[Segment] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
 
-    def extend(self, other: Output) -> None:
-        self.segments.extend(other.segments)
-        self.events.extend(other.events)
 
-
-def _frozen_dataclass_init(cls: type[_Event]) -> Callable[..., None]:
-    """The ``__init__`` that ``dataclasses`` writes for a frozen dataclass with the
-    parameters (names, order, defaults) of ``cls.__init__``: one ``object.__setattr__``
-    per field, past the ``__setattr__`` that refuses every change."""
-    parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]
-    namespace: dict[str, object] = {"__annotations__": {p.name: object for p in parameters}}
-    namespace.update({p.name: p.default for p in parameters if p.default is not p.empty})
-    twin: Any = dataclass(frozen=True, eq=False, repr=False)(type(cls.__name__, (), namespace))
-    return twin.__init__  # type: ignore[no-any-return]
-
-
-def _refuse(self: _Event, name: str, value: object) -> None:
-    raise FrozenInstanceError(f"cannot assign to field {name!r}")
-
-
-# Compiled by mypyc (setup.py), the events are native classes: each written __init__
-# stores its Final fields directly, and code outside cannot store any (AttributeError).
-# As pure Python, the events refuse every store as a frozen dataclass does
-# (FrozenInstanceError, an AttributeError), and each gets a frozen dataclass's __init__
-# for the same parameters, which stores past that refusal: what they ran before.
-_PURE: Final = isinstance(vars(SegmentReceived)["__init__"], FunctionType)
-if _PURE:
-    setattr(_Event, "__setattr__", _refuse)  # noqa: B010 - a method, added
-    for _kind in get_args(Event):
-        setattr(_kind, "__init__", _frozen_dataclass_init(_kind))  # noqa: B010 - a method, replaced
+for _kind in get_args(Event):
+    pure_python_init(_kind)

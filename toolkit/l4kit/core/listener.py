@@ -1,8 +1,7 @@
-"""The listener: one local endpoint, a bounded table of connections.
+"""The listener: a :class:`~l4kit.core.stack.Stack` that answers one address and port.
 
-THIS FILE IS THE AGREED PUBLIC API OF THE CORE (issue 4 implements it).
-Drivers (live responder, replay --through-responder, notebooks) use only what is
-declared here and in ``l4kit.core.events`` / ``l4kit.core.app``.
+Drivers (live responder, replay --through-responder, notebooks) use what is
+declared here, in ``l4kit.core.events``, ``l4kit.core.app`` and ``l4kit.core.config``.
 
 What the listener owns, and why each part is bounded:
 
@@ -20,181 +19,30 @@ What the listener owns, and why each part is bounded:
   is a peek, not a scan. Stale entries (a deadline that moved) are skipped when they
   reach the top, and the heap is rebuilt when they outnumber the live ones.
 
-Default timer values (all in :class:`ListenerConfig`, all overridable):
-
-============================  =========  ===================================================
-initial RTO                   1 s        RFC 6298 §2.1
-minimum / maximum RTO         1 s / 60 s RFC 6298 §2.4 ("SHOULD be rounded up to 1 second"),
-                                         §2.5 (a maximum "of at least 60 seconds")
-SYN-ACK retransmissions       5          Linux ``tcp_synack_retries``: gives up after
-                                         1+2+4+8+16+32 = 63 s
-data / FIN retransmissions    5          the same 63 s (Linux's 15 tries take ~15 minutes,
-                                         too long for a responder people experiment on)
-TIME-WAIT                     60 s       Linux ``TCP_TIMEWAIT_LEN``; RFC 9293's 2*MSL is 4
-                                         minutes, but TIME-WAIT only has to outlive the
-                                         stragglers of one connection, and a new SYN may
-                                         reopen the 4-tuple early anyway (RFC 9293 §3.6.1)
-FIN-WAIT-2                    60 s       Linux ``tcp_fin_timeout``
-idle (no progress)            120 s      a silent client, or one that holds a zero window,
-                                         gives the slot back after two minutes
-zero-window probes            1 s, x2    first after one RTO, doubling to the maximum RTO
-                                         (RFC 9293 §3.8.6.1); bounded by the idle timeout
-SYN cookie period             64 s       Linux's counter; a cookie is good for 64-128 s
-challenge ACKs                10 / s     per connection (RFC 5961 §7); shared with the ACKs
-                                         that answer out-of-window segments
-============================  =========  ===================================================
+The defaults of every bound and timer, and why each was chosen, are in
+:mod:`l4kit.core.config`.
 """
 
 from __future__ import annotations
 
-import functools
-import heapq
-import ipaddress
-import itertools
-from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from types import MappingProxyType
-from typing import Final
+from collections.abc import Callable
 
 from l4kit.checksum import ChecksumStatus
 from l4kit.core.app import Application
-from l4kit.core.connection import (
-    DEFAULT_MSS_IPV4,
-    DEFAULT_MSS_IPV6,
-    Connection,
-    ConnectionInfo,
-    ListenAction,
-    Sink,
-    TimeWait,
-    TimeWaitOutcome,
-    listen_action,
-    malformed_detail,
-    reset_for,
-    syn_ack_for,
-)
-from l4kit.core.events import (
-    ConnectionClosed,
-    ConnectionReset,
-    DropReason,
-    Event,
-    Output,
-    SegmentDropped,
-    SegmentReceived,
-    SegmentSent,
-    StateChanged,
-    SynCookie,
-    TimerFired,
-    TimerKind,
-)
-from l4kit.core.isn import Rfc6528Isn
-from l4kit.core.states import State
-from l4kit.core.syncookies import SynCookies
-from l4kit.errors import ConfigError
-from l4kit.wire.flags import TcpFlags
-from l4kit.wire.segment import Endpoint, FourTuple, Segment
+from l4kit.core.config import ListenerConfig
+from l4kit.core.connection import ConnectionInfo
+from l4kit.core.events import DropReason, Event, Output, SegmentDropped
+from l4kit.core.stack import WILDCARDS, ListenerStats, Stack
+from l4kit.wire.segment import FourTuple, Segment
 from l4kit.wire.seqnum import SeqNum
 
-_WILDCARDS = frozenset({"0.0.0.0", "::"})
-_FIN: Final = int(TcpFlags.FIN)
-_SYN: Final = int(TcpFlags.SYN)
-_RST: Final = int(TcpFlags.RST)
 
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ListenerConfig:
-    """Everything the listener needs to know; no field is read from the environment."""
-
-    local: Endpoint  # the address and port answered; anything else is dropped NOT_FOR_US
-    max_connections: int = 1024  # synchronized + half-open connections held at once
-    max_half_open: int = 256  # SYN-RECEIVED entries before SYN cookies take over
-    rst_unknown: bool = True  # answer a non-SYN for an unknown 4-tuple with RST (RFC 9293)
-    mss: int = 1460  # MSS advertised in our SYN-ACK
-    window: int = 65535  # receive window advertised
-    secret: bytes = b""  # key for RFC 6528 ISNs and SYN cookies; empty = drivers must supply one
-    # ---- added by issue 4; the module docstring says why each default was chosen ----
-    syn_cookies: bool = True  # answer SYNs statelessly when the half-open table is full (RFC 4987)
-    syn_cookie_period: float = 64.0  # seconds per cookie counter step; a cookie lives 1-2 periods
-    max_time_wait: int = 4096  # TIME-WAIT records kept (outside max_connections)
-    time_wait_timeout: float = 60.0  # seconds in TIME-WAIT
-    initial_rto: float = 1.0  # RFC 6298 §2.1
-    min_rto: float = 1.0  # RFC 6298 §2.4
-    max_rto: float = 60.0  # RFC 6298 §2.5
-    syn_ack_retries: int = 5  # SYN-ACK retransmissions before the half-open connection is dropped
-    max_retransmissions: int = 5  # data / FIN retransmissions before the connection is reset
-    idle_timeout: float | None = 120.0  # reset after this long without progress; None: never
-    fin_wait_2_timeout: float = 60.0  # reset a FIN-WAIT-2 whose peer never sends its FIN
-    max_out_of_order_bytes: int = 65535  # per connection
-    max_out_of_order_segments: int = 64  # disjoint ranges held per connection
-    challenge_acks_per_second: int = 10  # per connection (RFC 5961 §7)
-    max_send_buffer: int = 1 << 20  # octets the application may queue; beyond it: reset
-
-    def __post_init__(self) -> None:
-        try:
-            address = ipaddress.ip_address(self.local.addr)
-        except ValueError:
-            raise ConfigError(f"not an IP address: {self.local.addr!r}") from None
-        if not 1 <= self.local.port <= 65535:
-            raise ConfigError(f"port {self.local.port} is outside 1-65535")
-        object.__setattr__(self, "local", Endpoint(str(address), self.local.port))  # canonical text
-        _check(self.max_connections >= 1, "max_connections must be at least 1")
-        _check(self.max_half_open >= 1, "max_half_open must be at least 1")
-        _check(88 <= self.mss <= 65535, f"mss {self.mss} is outside 88-65535")
-        _check(1 <= self.window <= 65535, f"window {self.window} is outside 1-65535 (no window scaling)")
-        _check(self.syn_cookie_period > 0, "syn_cookie_period must be positive")
-        _check(self.max_time_wait >= 0, "max_time_wait must not be negative")
-        _check(self.time_wait_timeout >= 0, "time_wait_timeout must not be negative")
-        _check(0 < self.min_rto <= self.max_rto, "need 0 < min_rto <= max_rto")
-        _check(self.initial_rto > 0, "initial_rto must be positive")
-        _check(
-            self.syn_ack_retries >= 0 and self.max_retransmissions >= 0, "retry counts must not be negative"
-        )
-        _check(self.idle_timeout is None or self.idle_timeout > 0, "idle_timeout must be positive (or None)")
-        _check(self.fin_wait_2_timeout > 0, "fin_wait_2_timeout must be positive")
-        _check(self.max_out_of_order_bytes >= 0, "max_out_of_order_bytes must not be negative")
-        _check(self.max_out_of_order_segments >= 0, "max_out_of_order_segments must not be negative")
-        _check(self.challenge_acks_per_second >= 0, "challenge_acks_per_second must not be negative")
-        _check(self.max_send_buffer >= 1, "max_send_buffer must be positive")
-
-
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise ConfigError(f"listener: {message}")
-
-
-@dataclass(frozen=True, slots=True)
-class ListenerStats:
-    """Counters for the responder's exit summary (a snapshot; never updated in place)."""
-
-    connections_open: int  # in the table now (half-open included, TIME-WAIT not)
-    half_open: int  # SYN-RECEIVED now
-    half_open_peak: int  # the most SYN-RECEIVED at once so far (at max_half_open, cookies took over)
-    time_wait: int  # TIME-WAIT records now
-    connections_established: int  # total that reached ESTABLISHED (cookie ones included)
-    syn_cookies_sent: int
-    syn_cookies_accepted: int
-    segments_in: int
-    segments_out: int
-    retransmissions: int
-    resets_sent: int
-    resets_received: int  # RSTs from peers that closed a connection
-    time_wait_evicted: int  # TIME-WAIT records dropped early because max_time_wait was reached
-    internal_errors: int  # connections reset because of a bug in l4kit (should stay 0)
-    drops: Mapping[DropReason, int] = field(default_factory=lambda: MappingProxyType({}))
-
-    @property
-    def drops_total(self) -> int:
-        return sum(self.drops.values())
-
-
-class Listener:
-    """Demultiplexes segments to connections by 4-tuple.
-
-    Time enters only as ``now`` (seconds, any monotonic origin). Every call returns
-    an :class:`Output`; ``poll_at()`` says when ``tick`` must be called next.
-    Nothing a peer sends can make these methods raise: a bug is contained to the
-    connection it happened in (reset, ``DropReason.INTERNAL_ERROR``).
-    """
+class Listener(Stack):
+    """A stack with one listening socket on ``config.local`` that gives every connection
+    its application from ``app_factory`` (what ``l4kit respond``, replay's
+    ``--through-responder`` and the notebooks run). A segment for another address or
+    port is dropped (``NOT_FOR_US``), not answered: the driver's capture filter may let
+    through traffic that belongs to the host's own TCP."""
 
     def __init__(
         self,
@@ -203,461 +51,32 @@ class Listener:
         *,
         isn: Callable[[FourTuple, float], SeqNum] | None = None,
     ) -> None:
-        self.config = config
-        self._app_factory = app_factory
-        self._isn: Callable[[FourTuple, float], SeqNum] = (
-            isn if isn is not None else Rfc6528Isn(config.secret)
-        )
-        self._cookies = SynCookies(config.secret, period=config.syn_cookie_period)
-        self._cookies_valid_until = float("-inf")
-        self._connections: dict[FourTuple, Connection] = {}
-        self._half_open = 0
-        self._half_open_peak = 0
-        self._time_wait: OrderedDict[FourTuple, TimeWait] = OrderedDict()  # oldest deadline first
-        self._heap: list[tuple[float, int, Connection]] = []
-        self._tiebreak = itertools.count()
-        self._wildcard = config.local.addr in _WILDCARDS
-        # counters
-        self._segments_in = 0
-        self._segments_out = 0
-        self._retransmissions = 0
-        self._resets_sent = 0
-        self._resets_received = 0
-        self._established = 0
-        self._cookies_sent = 0
-        self._cookies_accepted = 0
-        self._time_wait_evicted = 0
-        self._internal_errors = 0
-        self._drops: dict[DropReason, int] = {}
-
-    # ------------------------------------------------------------------ public API
+        super().__init__(config, isn=isn)
+        self.local = config.local
+        self._wildcard = config.local.addr in WILDCARDS
+        self.listen(config.local.addr, config.local.port, config.max_connections, app_factory=app_factory)
 
     def receive(self, segment: Segment, now: float) -> Output:
         """Process one received segment."""
-        out = Output()
-        self._segments_in += 1
-        try:
-            self._receive(segment, now, Sink(out, now))
-        except Exception as exc:  # a bug outside any connection: contain it, never raise to the driver
-            out = Output()
-            out.events.append(SegmentDropped(now, None, segment, DropReason.INTERNAL_ERROR, repr(exc)))
-        self._account(out)
-        return out
+        if segment.checksum is not ChecksumStatus.BAD and not self._for_us(segment):
+            out = self._begin(now)
+            self._segments_in += 1
+            self._sink.drop(None, segment, DropReason.NOT_FOR_US, f"to {segment.destination}")
+            self._end()
+            return out
+        return super().receive(segment, now)
 
-    def tick(self, now: float) -> Output:
-        """Run due timers (retransmissions, persist probes, timeouts)."""
-        out = Output()
-        sink = Sink(out, now)
-        heap = self._heap
-        due: list[Connection] = []
-        while heap and heap[0][0] <= now:
-            deadline, _, conn = heapq.heappop(heap)
-            if conn.scheduled != deadline or self._connections.get(conn.key) is not conn:
-                continue  # stale: the deadline moved, or the connection is gone
-            conn.scheduled = None
-            due.append(conn)
-        # Each due connection runs once per call (collected first, so a timer that
-        # re-arms itself at or before ``now`` cannot keep this loop going).
-        for conn in due:
-            if self._connections.get(conn.key) is conn:
-                self._guarded(conn, sink, functools.partial(conn.on_timer, now, sink), None)
-        while self._time_wait:
-            record = next(iter(self._time_wait.values()))
-            if record.expires_at > now:
-                break
-            del self._time_wait[record.key]
-            sink.event(TimerFired(now, record.key, TimerKind.TIME_WAIT, State.TIME_WAIT))
-            self._end_time_wait(record, sink, "TIME-WAIT over (2*MSL)", None)
-        self._account(out)
-        return out
-
-    def poll_at(self) -> float | None:
-        """The earliest time ``tick`` has work to do, or None if no timer is armed."""
-        heap = self._heap
-        while heap:
-            deadline, _, conn = heap[0]
-            if conn.scheduled == deadline and self._connections.get(conn.key) is conn:
-                break
-            heapq.heappop(heap)
-        best = heap[0][0] if heap else None
-        if self._time_wait:
-            first = next(iter(self._time_wait.values())).expires_at
-            if best is None or first < best:
-                best = first
-        return best
-
-    def shutdown(self, now: float) -> Output:
+    def shutdown(self, now: float, why: str = "listener shut down") -> Output:
         """Abort every connection with RST (the responder is stopping)."""
-        out = Output()
-        sink = Sink(out, now)
-        for conn in list(self._connections.values()):
-            self._guarded(conn, sink, functools.partial(conn.abort, sink, "listener shut down"), None)
-        for record in list(self._time_wait.values()):
-            self._end_time_wait(record, sink, "listener shut down", None)
-        self._time_wait.clear()
-        self._heap.clear()
-        self._account(out)
-        return out
-
-    @property
-    def stats(self) -> ListenerStats:
-        return ListenerStats(
-            connections_open=len(self._connections),
-            half_open=self._half_open,
-            half_open_peak=self._half_open_peak,
-            time_wait=len(self._time_wait),
-            connections_established=self._established,
-            syn_cookies_sent=self._cookies_sent,
-            syn_cookies_accepted=self._cookies_accepted,
-            segments_in=self._segments_in,
-            segments_out=self._segments_out,
-            retransmissions=self._retransmissions,
-            resets_sent=self._resets_sent,
-            resets_received=self._resets_received,
-            time_wait_evicted=self._time_wait_evicted,
-            internal_errors=self._internal_errors,
-            drops=MappingProxyType(dict(self._drops)),
-        )
-
-    def connection_info(self, key: FourTuple) -> ConnectionInfo | None:
-        """A snapshot of the TCB for ``key`` (None if not in the table; TIME-WAIT is not)."""
-        conn = self._connections.get(key)
-        return conn.info() if conn is not None else None
-
-    def connections(self) -> Iterator[ConnectionInfo]:
-        """Snapshots of every connection in the table."""
-        return (conn.info() for conn in list(self._connections.values()))
-
-    def time_wait_keys(self) -> list[FourTuple]:
-        """The 4-tuples in TIME-WAIT, oldest first."""
-        return list(self._time_wait)
-
-    def state_of(self, key: FourTuple) -> State:
-        """The RFC 9293 state of ``key`` from this side (LISTEN if unknown)."""
-        conn = self._connections.get(key)
-        if conn is not None:
-            return conn.state
-        if key in self._time_wait:
-            return State.TIME_WAIT
-        return State.LISTEN
-
-    # ------------------------------------------------------------------ receive
+        return super().shutdown(now, why)
 
     def _for_us(self, segment: Segment) -> bool:
-        local = self.config.local
+        local = self.local
         if segment.dport != local.port:
             return False
         if self._wildcard:
             return (":" in segment.dst) == (":" in local.addr)
         return segment.dst == local.addr
 
-    def _receive(self, segment: Segment, now: float, sink: Sink) -> None:
-        if segment.checksum is ChecksumStatus.BAD:
-            # A corrupt segment says nothing trustworthy, not even its 4-tuple (RFC 9293
-            # §3.1: a segment with a bad checksum is discarded). OFFLOADED is accepted.
-            sink.drop(None, segment, DropReason.BAD_CHECKSUM)
-            return
-        if not self._for_us(segment):
-            sink.drop(None, segment, DropReason.NOT_FOR_US, f"to {segment.destination}")
-            return
-        detail = malformed_detail(segment)
-        if detail is not None:
-            sink.drop(None, segment, DropReason.MALFORMED, detail)
-            return
-        key = segment.key
-        conn = self._connections.get(key)
-        if conn is not None:
-            self._guarded(conn, sink, functools.partial(conn.on_segment, segment, now, sink), segment)
-            return
-        record = self._time_wait.get(key)
-        if record is not None:
-            self._receive_time_wait(record, segment, now, sink)
-            return
-        self._receive_listen(segment, now, sink, min_iss=None)
 
-    def _guarded(
-        self,
-        conn: Connection,
-        sink: Sink,
-        work: Callable[[], None],
-        segment: Segment | None,
-        *,
-        received_before: State | None = None,
-        received_mark: int | None = None,
-    ) -> None:
-        """Run ``work`` on ``conn``; on any exception reset the connection cleanly (h11's rule).
-
-        With a ``segment``, a :class:`SegmentReceived` is put in front of what the work
-        produced (at ``received_mark`` if given), with the state before and after it.
-        """
-        out = sink.output
-        mark_segments, mark_events = len(out.segments), len(out.events)
-        before = conn.state
-        was_half_open = before is State.SYN_RECEIVED
-        if received_before is not None:
-            before = received_before
-        if received_mark is not None:
-            mark_events = received_mark
-        conn.received_state = None
-        try:
-            work()
-        except Exception as exc:
-            del out.segments[mark_segments:]
-            del out.events[mark_events:]
-            self._internal_error(conn, exc, sink, segment, before)
-            if was_half_open:
-                self._half_open -= 1
-            return
-        if segment is not None:
-            # The state the segment itself left the connection in; what the application
-            # did about it shows on the segments it sent (see Connection._send).
-            after = conn.state_after_receive()
-            out.events.insert(mark_events, SegmentReceived(sink.now, conn.key, segment, before, after))
-        self._settle(conn, was_half_open, sink)
-
-    def _internal_error(
-        self, conn: Connection, exc: Exception, sink: Sink, segment: Segment | None, before: State
-    ) -> None:
-        why = f"internal error: {type(exc).__name__}: {exc}"
-        self._internal_errors += 1
-        del self._connections[conn.key]
-        conn.scheduled = None
-        if segment is not None:
-            sink.event(SegmentReceived(sink.now, conn.key, segment, before, State.CLOSED))
-            sink.drop(conn.key, segment, DropReason.INTERNAL_ERROR, why)
-        rst = conn.abort_segment()
-        sink.send(conn.key, rst, before, State.CLOSED, why="RST: internal error")
-        sink.event(StateChanged(sink.now, conn.key, before, State.CLOSED, segment, why))
-        sink.event(ConnectionReset(sink.now, conn.key, False, why))
-        sink.event(ConnectionClosed(sink.now, conn.key, why, conn.bytes_in, conn.bytes_out))
-
-    def _settle(self, conn: Connection, was_half_open: bool, sink: Sink) -> None:
-        """Move ``conn`` to where its new state belongs: the table, TIME-WAIT, or nowhere."""
-        state = conn.state
-        if was_half_open and state is not State.SYN_RECEIVED:
-            self._half_open -= 1
-        match state:
-            case State.CLOSED | State.LISTEN:
-                del self._connections[conn.key]
-                conn.scheduled = None
-                sink.event(
-                    ConnectionClosed(sink.now, conn.key, conn.close_why, conn.bytes_in, conn.bytes_out)
-                )
-            case State.TIME_WAIT:
-                del self._connections[conn.key]
-                conn.scheduled = None
-                self._add_time_wait(TimeWait.of(conn, sink.now), sink)
-            case _:
-                self._schedule(conn)
-
-    def _schedule(self, conn: Connection) -> None:
-        deadline = conn.next_deadline()
-        if deadline == conn.scheduled:
-            return
-        conn.scheduled = deadline
-        if deadline is not None:
-            heapq.heappush(self._heap, (deadline, next(self._tiebreak), conn))
-            if len(self._heap) > 4 * len(self._connections) + 64:
-                self._heap = [
-                    (c.scheduled, next(self._tiebreak), c)
-                    for c in self._connections.values()
-                    if c.scheduled is not None
-                ]
-                heapq.heapify(self._heap)
-
-    def _add_time_wait(self, record: TimeWait, sink: Sink) -> None:
-        if self.config.max_time_wait == 0 or self.config.time_wait_timeout == 0:
-            self._end_time_wait(record, sink, "TIME-WAIT skipped (no room configured)", None)
-            return
-        while len(self._time_wait) >= self.config.max_time_wait:
-            _, oldest = self._time_wait.popitem(last=False)
-            self._time_wait_evicted += 1
-            self._end_time_wait(oldest, sink, "TIME-WAIT table full: oldest record dropped", None)
-        self._time_wait[record.key] = record
-
-    def _end_time_wait(self, record: TimeWait, sink: Sink, why: str, cause: Segment | None) -> None:
-        sink.event(StateChanged(sink.now, record.key, State.TIME_WAIT, State.CLOSED, cause, why))
-        sink.event(ConnectionClosed(sink.now, record.key, why, record.bytes_in, record.bytes_out))
-
-    def _receive_time_wait(self, record: TimeWait, segment: Segment, now: float, sink: Sink) -> None:
-        out = sink.output
-        mark = len(out.events)
-        outcome = record.on_segment(segment, now, sink)
-        match outcome:
-            case TimeWaitOutcome.STAY:
-                out.events.insert(
-                    mark, SegmentReceived(now, record.key, segment, State.TIME_WAIT, State.TIME_WAIT)
-                )
-            case TimeWaitOutcome.RESTART:
-                out.events.insert(
-                    mark, SegmentReceived(now, record.key, segment, State.TIME_WAIT, State.TIME_WAIT)
-                )
-                record.expires_at = now + self.config.time_wait_timeout
-                self._time_wait.move_to_end(record.key)
-            case TimeWaitOutcome.CLOSED:
-                out.events.insert(
-                    mark, SegmentReceived(now, record.key, segment, State.TIME_WAIT, State.CLOSED)
-                )
-                del self._time_wait[record.key]
-                sink.event(ConnectionReset(now, record.key, True, "RST in TIME-WAIT"))
-                self._end_time_wait(record, sink, "RST in TIME-WAIT", segment)
-            case TimeWaitOutcome.REOPEN:
-                del self._time_wait[record.key]
-                self._end_time_wait(record, sink, "new SYN reopens the 4-tuple (RFC 9293 §3.6.1)", segment)
-                # "assigns its initial sequence number for the new connection to be larger
-                # than the largest sequence number it used on the previous connection
-                # incarnation" -- Linux adds 65535 + 2 to the old SND.NXT when it must.
-                self._receive_listen(segment, now, sink, min_iss=record.snd_nxt + 65537)
-            case _:
-                raise AssertionError(f"unknown TIME-WAIT outcome {outcome}")
-
-    def _receive_listen(self, segment: Segment, now: float, sink: Sink, *, min_iss: SeqNum | None) -> None:
-        """LISTEN (RFC 9293 §3.10.7.2): no connection has this 4-tuple."""
-        action = listen_action(segment)
-        match action:
-            case ListenAction.IGNORE_RST:
-                # "An incoming RST should be ignored" -- and a RST is never answered with a RST.
-                sink.drop(None, segment, DropReason.RST_IN_LISTEN)
-            case ListenAction.RESET_ACK:
-                if self._try_cookie(segment, now, sink):
-                    return
-                reason = (
-                    DropReason.BAD_COOKIE
-                    if self._cookie_candidate(segment, now)
-                    else DropReason.NO_CONNECTION
-                )
-                sink.drop(None, segment, reason, "ACK for no connection")
-                self._reset(segment, sink, "RST: no such connection")
-            case ListenAction.OPEN:
-                self._open(segment, now, sink, min_iss)
-            case ListenAction.DROP_SYN_FIN:
-                sink.drop(None, segment, DropReason.MALFORMED, "SYN with FIN")
-            case ListenAction.DROP_OTHER:
-                if int(segment.flags) & _FIN or segment.payload:
-                    # Not a LISTEN matter in RFC 9293 (it drops these), but a FIN or data
-                    # for no connection is a peer that lost its state: the RST tells it so.
-                    sink.drop(None, segment, DropReason.NO_CONNECTION, "no ACK, no SYN")
-                    self._reset(segment, sink, "RST: no such connection")
-                else:
-                    sink.drop(
-                        None, segment, DropReason.FLAGLESS, f"flags {segment.flags.letters or '.'} in LISTEN"
-                    )
-            case _:
-                raise AssertionError(f"unknown LISTEN action {action}")
-
-    def _reset(self, segment: Segment, sink: Sink, why: str) -> None:
-        if self.config.rst_unknown:
-            sink.send(segment.key, reset_for(segment), State.LISTEN, State.LISTEN, why=why)
-
-    def _open(self, syn: Segment, now: float, sink: Sink, min_iss: SeqNum | None) -> None:
-        key = syn.key
-        config = self.config
-        if len(self._connections) >= config.max_connections:
-            sink.drop(None, syn, DropReason.TABLE_FULL, f"{len(self._connections)} connections")
-            return
-        if self._half_open >= config.max_half_open:
-            if not config.syn_cookies:
-                sink.drop(None, syn, DropReason.HALF_OPEN_FULL, f"{self._half_open} half-open")
-                return
-            # RFC 4987 §3.6: the half-open table is full, so the ISN carries the state.
-            # Without an MSS option the peer's MSS is the RFC 9293 §3.7.1 default.
-            peer_mss = (
-                syn.mss if syn.mss is not None else (DEFAULT_MSS_IPV6 if syn.is_ipv6 else DEFAULT_MSS_IPV4)
-            )
-            cookie = self._cookies.make(key, syn.seq, peer_mss, now)
-            self._cookies_valid_until = now + 2 * config.syn_cookie_period
-            sink.event(SegmentReceived(now, key, syn, State.LISTEN, State.LISTEN))
-            sink.event(SynCookie(now, key, False))
-            sink.send(
-                key, syn_ack_for(syn, cookie, config), State.LISTEN, State.LISTEN, why="SYN-ACK (SYN cookie)"
-            )
-            return
-        iss = self._isn(key, now)
-        if min_iss is not None and not iss > min_iss:
-            iss = min_iss
-        mark = len(sink.output.events)
-        conn = Connection.passive_open(
-            syn, iss=iss, config=config, now=now, app_factory=self._app_factory, sink=sink
-        )
-        sink.output.events.insert(mark, SegmentReceived(now, key, syn, State.LISTEN, State.SYN_RECEIVED))
-        self._connections[key] = conn
-        self._half_open += 1
-        self._half_open_peak = max(self._half_open_peak, self._half_open)
-        self._schedule(conn)
-
-    def _cookie_candidate(self, segment: Segment, now: float) -> bool:
-        """Worth checking as a cookie: cookies are on, were sent lately, and it is a plain ACK."""
-        return (
-            self.config.syn_cookies
-            and now <= self._cookies_valid_until
-            and not int(segment.flags) & (_SYN | _RST)
-        )
-
-    def _try_cookie(self, segment: Segment, now: float, sink: Sink) -> bool:
-        """An ACK for no connection may complete a cookie handshake (RFC 4987 §3.6)."""
-        if not self._cookie_candidate(segment, now):
-            return False
-        key = segment.key
-        peer_mss = self._cookies.check(key, segment.ack - 1, segment.seq - 1, now)
-        if peer_mss is None:
-            return False
-        if len(self._connections) >= self.config.max_connections:
-            # No RST: the cookie stays valid, the client retransmits and may find room.
-            sink.drop(None, segment, DropReason.TABLE_FULL, "valid SYN cookie, but the table is full")
-            return True
-        mark = len(sink.output.events)
-        sink.event(SynCookie(now, key, True))
-        conn = Connection.from_cookie(
-            segment,
-            iss=segment.ack - 1,
-            peer_mss=peer_mss,
-            config=self.config,
-            now=now,
-            app_factory=self._app_factory,
-            sink=sink,
-        )
-        self._connections[key] = conn
-        self._guarded(
-            conn,
-            sink,
-            functools.partial(conn.on_segment, segment, now, sink),
-            segment,
-            received_before=State.LISTEN,
-            received_mark=mark,
-        )
-        return True
-
-    # ------------------------------------------------------------------ accounting
-
-    def _account(self, out: Output) -> None:
-        """Update the counters from what one call produced (one place, so a rolled-back
-        connection's events are never counted)."""
-        self._segments_out += len(out.segments)
-        for event in out.events:
-            kind = type(event)
-            if kind is SegmentSent:
-                assert isinstance(event, SegmentSent)
-                if event.retransmission:
-                    self._retransmissions += 1
-                if int(event.segment.flags) & _RST:
-                    self._resets_sent += 1
-            elif kind is SegmentDropped:
-                assert isinstance(event, SegmentDropped)
-                self._drops[event.reason] = self._drops.get(event.reason, 0) + 1
-            elif kind is StateChanged:
-                assert isinstance(event, StateChanged)
-                if event.after is State.ESTABLISHED:
-                    self._established += 1
-            elif kind is SynCookie:
-                assert isinstance(event, SynCookie)
-                if event.accepted:
-                    self._cookies_accepted += 1
-                else:
-                    self._cookies_sent += 1
-            elif kind is ConnectionReset:
-                assert isinstance(event, ConnectionReset)
-                if event.by_peer:
-                    self._resets_received += 1
-
-
-__all__ = ["ConnectionInfo", "Event", "Listener", "ListenerConfig", "ListenerStats"]
+__all__ = ["ConnectionInfo", "Event", "Listener", "ListenerConfig", "ListenerStats", "SegmentDropped"]

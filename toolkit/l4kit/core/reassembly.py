@@ -37,6 +37,10 @@ class ReassemblyBuffer:
         """Disjoint ranges held (what ``max_segments`` bounds)."""
         return len(self._ranges)
 
+    def ranges(self) -> list[tuple[int, int]]:
+        """The ranges held, ``(start, end)``, in order (what SACK blocks report)."""
+        return [(start, start + len(data)) for start, data in self._ranges]
+
     def __bool__(self) -> bool:
         return bool(self._ranges) or self.fin_offset is not None
 

@@ -4,12 +4,14 @@ A request is one line: octets up to ``\\n`` (an ``\\r`` before it is dropped, so
 ``telnet`` and ``printf 'ping\\r\\n'`` work too). Requests may arrive split over
 several segments or several in one segment; the TCP core hands over a byte stream
 and this module finds the lines in it. A request *is* the command, compared
-exactly after trimming surrounding blanks; blank lines are ignored. An unknown
-command gets one line, ``error: unknown command 'xyz' (try: help)``. The reply
+exactly after trimming surrounding blanks. An unknown command gets one line,
+``error: unknown command 'xyz' (try: help)``; an empty line (or one of blanks only)
+is a request too, answered ``error: empty request (try: help)``, so that a client
+that sends one gets an answer and the close like any other. The reply
 is the route's text followed by ``\\n``, so ``echo toppage | nc 127.0.0.1 8888``
 prints ``hello world`` on a line of its own.
 
-Close policy (DESIGN.md "The string server"):
+Close policy:
 
 * default: once a segment (or several) completes one or more request lines, answer
   all of them and close (FIN). ``nc`` then sees end-of-file and exits by itself,
@@ -33,13 +35,17 @@ Routes come from TOML *text* (the core does no I/O; the drivers read files)::
 
 from __future__ import annotations
 
+import os
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from l4kit.core.app import Application, AppReply
+
+if TYPE_CHECKING:
+    from l4kit.core.connection import Connection
 from l4kit.errors import ConfigError
 from l4kit.wire.segment import FourTuple
 
@@ -56,6 +62,7 @@ MAX_COMMAND_LENGTH: Final = 64
 MAX_REPLY_LENGTH: Final = 64 * 1024
 MAX_ROUTES: Final = 1000
 DEFAULT_MAX_LINE: Final = 1024
+RECEIVE_ALL: Final = 1 << 20  # a recv() limit above any receive buffer: take what is there
 
 
 def _printable(text: str, limit: int = 40) -> str:
@@ -111,6 +118,25 @@ class Routes:
         return cls(MappingProxyType(table))
 
     @classmethod
+    def load(cls, path: str | os.PathLike[str] | None) -> Routes:
+        """The routes of the TOML file at ``path`` (the embedded ones for None): what
+        ``--routes`` names, for ``respond`` and ``replay --through-responder`` alike.
+        Every problem, the file's reading included, is one :class:`ConfigError` line
+        that names it."""
+        if path is None:
+            return cls.default()
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as exc:
+            raise ConfigError(f"--routes {path}: cannot read routes file ({exc.strerror or exc})") from None
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"--routes {path}: not UTF-8 text (octet {exc.start})") from None
+        return cls.parse_toml(text, source=f"--routes {path}")
+
+    @classmethod
     def parse_toml(cls, text: str, *, source: str = "routes") -> Routes:
         """Routes from TOML text of the shape ``[routes]`` / ``command = "reply"``.
 
@@ -148,6 +174,8 @@ class Routes:
 
     def reply_for(self, command: str) -> str:
         """The reply line for one request (without the trailing newline)."""
+        if not command:
+            return "error: empty request (try: help)"
         reply = self.table.get(command)
         if reply is not None:
             return reply
@@ -161,7 +189,9 @@ class Routes:
 
 
 class StringServer:
-    """One instance per connection: lines in, replies out (an :class:`Application`)."""
+    """One instance per connection: lines in, replies out, on the socket API (an
+    :class:`Application`). :meth:`on_data` and :meth:`on_peer_closed` are the line logic,
+    as values; :meth:`on_readable` reads the connection, sends the answer and closes."""
 
     __slots__ = ("_buffer", "_closed", "keep_open", "max_line", "requests", "routes")
 
@@ -175,17 +205,30 @@ class StringServer:
         self._buffer = bytearray()
         self._closed = False
 
-    def _answer(self, line: bytes) -> bytes | None:
+    def _answer(self, line: bytes) -> bytes:
         if line.endswith(b"\r"):
             line = line[:-1]
         command = line.decode("utf-8", "replace").strip()
-        if not command:
-            return None  # blank line: nothing asked
         self.requests += 1
         reply = self.routes.reply_for(command)
         return (reply if reply.endswith("\n") else reply + "\n").encode("utf-8")
 
+    def on_readable(self, conn: Connection) -> None:
+        # What is there to read, then the end of the stream if the peer closed: a request
+        # and its FIN may come in one segment (or be joined by reassembly).
+        while conn.readable:
+            data = conn.recv(RECEIVE_ALL)
+            reply = self.on_data(data) if data else self.on_peer_closed()
+            if reply.data:
+                conn.send(reply.data)
+            if reply.close:
+                conn.close()
+                return
+            if not data:
+                return
+
     def on_data(self, data: bytes) -> AppReply:
+        """What ``data`` (the next octets of the stream) asks for."""
         if self._closed:
             return AppReply()
         self._buffer += data
@@ -198,9 +241,7 @@ class StringServer:
             del self._buffer[: newline + 1]
             if len(line) > self.max_line:
                 return self._too_long(replies)
-            answer = self._answer(line)
-            if answer is not None:
-                replies.append(answer)
+            replies.append(self._answer(line))
         if len(self._buffer) > self.max_line:
             return self._too_long(replies)
         if replies and not self.keep_open:
@@ -215,6 +256,7 @@ class StringServer:
         return AppReply(b"".join(replies), close=True)
 
     def on_peer_closed(self) -> AppReply:
+        """What to do at the end of the stream: answer an unterminated request, close."""
         if self._closed:
             return AppReply(close=True)
         self._closed = True

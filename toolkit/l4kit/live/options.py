@@ -149,6 +149,18 @@ class RespondOptions:
         min=0,
         max=20,
     )
+    idle_timeout: float = option(
+        60.0,
+        "--idle-timeout",
+        help="Close (FIN) a connection on which nothing arrived for this many seconds; reset it "
+        "if the peer has not finished as long again. 0: never.",
+        min=0,
+    )
+    no_wscale: bool = option(False, "--no-wscale", help="Take up no window scaling (RFC 7323) from clients.")
+    no_timestamps: bool = option(
+        False, "--no-timestamps", help="Take up no timestamps (RFC 7323: RTTM, PAWS) from clients."
+    )
+    no_sack: bool = option(False, "--no-sack", help="Take up no selective acknowledgments (RFC 2018).")
 
     def __post_init__(self) -> None:
         hints = _field_types()

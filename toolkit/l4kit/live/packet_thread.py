@@ -213,6 +213,8 @@ class Responder:
         summary.retransmissions = stats.retransmissions
         summary.resets_sent = stats.resets_sent
         summary.resets_received = stats.resets_received
+        summary.idle_closed = stats.idle_closed
+        summary.idle_reset = stats.idle_reset
         for reason, count in stats.drops.items():
             summary.drops[str(reason)] += count
         return summary

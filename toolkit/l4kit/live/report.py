@@ -76,6 +76,8 @@ class ResponderSummary:
     retransmissions: int = 0
     resets_sent: int = 0
     resets_received: int = 0
+    idle_closed: int = 0  # connections closed (FIN) after --idle-timeout with nothing received
+    idle_reset: int = 0  # connections reset: still open another --idle-timeout later
     send_errors: int = 0
     kernel_rsts_suppressed: int | None = None
     checksum_offloaded: int = 0

@@ -184,6 +184,10 @@ def run_responder(
             secret=os.urandom(32),
             syn_ack_retries=options.synack_retries,
             max_retransmissions=options.retries,
+            idle_timeout=options.idle_timeout or None,
+            window_scale=not options.no_wscale,
+            timestamps=not options.no_timestamps,
+            sack=not options.no_sack,
         ),
         app_factory,
     )

@@ -19,6 +19,8 @@ from l4kit.wire import TcpFlags
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from l4kit.core.states import State
+
 
 @dataclass(frozen=True, slots=True)
 class StepRow:
@@ -85,9 +87,10 @@ class SequenceDiagram:
             out.append(
                 f"{self.steps[0].client.before!s:<24}{'':{width - 24}}{self.steps[0].server.before!s:>24}"
             )
-        for step in self.steps:
-            c = str(step.client.after) if step.client.changed else ""
-            s = str(step.server.after) if step.server.changed else ""
+        shown = _text_lines(self.steps)
+        for index, step in enumerate(self.steps):
+            c = str(shown.get(("client", index), ""))
+            s = str(shown.get(("server", index), ""))
             if step.direction == "timer":
                 middle = f" {step.number}. (time passes) ".center(width, "·")
             else:
@@ -181,6 +184,39 @@ class SequenceDiagram:
 
     def _repr_png_(self) -> bytes:
         return figure_png(self.figure())
+
+
+def _text_lines(steps: Sequence[Step]) -> dict[tuple[str, int], State]:
+    """On which line of the text picture each side's new state is written.
+
+    A receiver's change goes on the line of the arrival; a sender's on the line of its
+    own arrow, as TCP diagrams draw it, unless a change that side made later (while that
+    segment was in flight: a simultaneous close) is written above it: then it moves up,
+    as far as the line of the step in which the segment left, so that each side's
+    states read top to bottom in the order they were entered.
+    """
+    # (when, preferred line, earliest line, side, state); "when" orders the changes:
+    # an arrival at step i happens at i, what its receiver sent in answer just after.
+    changes: list[tuple[float, int, int, str, State]] = []
+    for index, step in enumerate(steps):
+        sender = {"c2s": "client", "s2c": "server"}.get(step.direction)
+        for side, change in (("client", step.client), ("server", step.server)):
+            if not change.changed:
+                continue
+            if side == sender and step.sent_at is not None:
+                departure = min(step.sent_at, index + 1) - 1
+                changes.append((departure + 0.5, index, max(departure, 0), side, change.after))
+            else:
+                changes.append((float(index), index, index, side, change.after))
+    shown: dict[tuple[str, int], State] = {}
+    for side in ("client", "server"):
+        mine = sorted((c for c in changes if c[3] == side), key=lambda c: c[0])
+        next_line = len(steps)
+        for _, preferred, earliest, _, state in reversed(mine):
+            line = max(min(preferred, next_line - 1), earliest)
+            shown.setdefault((side, line), state)
+            next_line = line
+    return shown
 
 
 def _arrow_label(step: Step) -> str:

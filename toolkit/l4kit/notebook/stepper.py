@@ -19,12 +19,11 @@ from l4kit.core import (
     ListenerConfig,
     Routes,
     SegmentDropped,
-    SegmentReceived,
-    SegmentSent,
     State,
     StateChanged,
     make_app_factory,
 )
+from l4kit.drivers.transitions import TransitionRecorder
 from l4kit.errors import ConfigError
 from l4kit.notebook.client import ScriptedClient, _endpoint, _Outgoing, _segment_expression
 from l4kit.notebook.diagram import SequenceDiagram, StepRow
@@ -89,6 +88,7 @@ class Stepper:
             make_app_factory(routes, keep_open=keep_open),
             isn=None if fixed is None else (lambda key, now: fixed),
         )
+        self.recorder = TransitionRecorder()  # which state change each server segment shows
         self.client = ScriptedClient(
             client,
             server,
@@ -199,12 +199,14 @@ class Stepper:
         self._note_sent(CLIENT_SIDE, segment)
         server_before = self.server_state
         out = self.listener.receive(segment, self.now)
+        rows = self.recorder.feed_all(out.events)
         server_change = StateChange(server_before, server_before)
         notes: list[str] = []
+        for row in rows:
+            if row.received and row.segment is segment:
+                server_change = StateChange(row.before, row.after)
         for event in out.events:
-            if isinstance(event, SegmentReceived) and event.segment is segment:
-                server_change = StateChange(event.before, event.after)
-            elif isinstance(event, SegmentDropped):
+            if isinstance(event, SegmentDropped):
                 notes.append(
                     f"core: dropped, {event.reason}" + (f" ({event.detail})" if event.detail else "")
                 )
@@ -213,18 +215,18 @@ class Stepper:
             elif isinstance(event, ConnectionClosed) and event.key == self.key:
                 self._server_closed = True
                 notes.append(f"core: connection closed, {event.why}")
-        replies = [e for e in out.events if isinstance(e, SegmentSent)]
+        replies = [row for row in rows if not row.received]
         self._put(
             (
                 _Outgoing(
                     SERVER_SIDE,
-                    to_scapy(e.segment),
-                    _segment_expression(e.segment),
-                    e.before,
-                    e.after,
-                    e.why,
+                    to_scapy(row.segment),
+                    _segment_expression(row.segment),
+                    row.before,
+                    row.after,
+                    row.why,
                 )
-                for e in replies
+                for row in replies
             ),
             sent_at=len(self.history) + 1,
         )
@@ -273,6 +275,7 @@ class Stepper:
         self.now = round(self.now + period, 9)
         client_before, server_before = self.client_state, self.server_state
         out = self.listener.tick(self.now)
+        self.recorder.feed_all(out.events)
         notes = []
         for event in out.events:
             if isinstance(event, ConnectionClosed) and event.key == self.key:

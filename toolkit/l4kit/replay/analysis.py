@@ -54,7 +54,7 @@ from l4kit.wire.flags import ACK_BIT as ACK
 from l4kit.wire.flags import FIN_BIT as FIN
 from l4kit.wire.flags import RST_BIT as RST
 from l4kit.wire.flags import SYN_BIT as SYN
-from l4kit.wire.seqnum import HALF, MASK
+from l4kit.wire.seqnum import MASK, seq_ge, seq_gt
 
 _SFR: Final = SYN | FIN | RST
 
@@ -80,18 +80,6 @@ WS_UNKNOWN: Final = -1  # the handshake was not seen: the window scale is unknow
 WS_NONE: Final = -2  # seen, but not negotiated: windows are not scaled
 
 
-def _gt(a: int, b: int) -> bool:
-    return 0 < ((a - b) & MASK) < HALF
-
-
-def _lt(a: int, b: int) -> bool:
-    return 0 < ((b - a) & MASK) < HALF
-
-
-def _le(a: int, b: int) -> bool:
-    return ((b - a) & MASK) < HALF
-
-
 class Direction:
     """What the analysis remembers about one direction (Wireshark's ``tcp_flow_t``)."""
 
@@ -103,7 +91,6 @@ class Direction:
         "last_notes",
         "max_seq_to_be_acked",
         "next_seq",
-        "next_seq_frame",
         "next_seq_time",
         "syn_seen",
         "win_scale",
@@ -115,7 +102,6 @@ class Direction:
         self.base_seq: int | None = None  # the ISN (or seq - 1 when the SYN was not seen)
         self.next_seq: int | None = None  # one past the highest sequence number seen
         self.next_seq_time = 0.0
-        self.next_seq_frame = 0
         self.max_seq_to_be_acked: int | None = None  # one past the highest contiguous octet seen
         self.last_ack: int | None = None
         self.last_ack_time = 0.0
@@ -156,12 +142,12 @@ class SequenceAnalysis:
                 fwd.win_scale = rev.win_scale = WS_NONE
 
     def segment(  # noqa: PLR0917 - once per packet: plain values, no objects
-        self, d: int, t: float, frame: int, flags: int, seq: int, ack: int, seglen: int, raw_window: int
+        self, d: int, t: float, flags: int, seq: int, ack: int, seglen: int, raw_window: int
     ) -> tuple[str, ...]:
         """Analyse one segment sent in direction ``d`` (0 = c2s); return its notes.
 
-        The checks run in Wireshark's order; the serial-number comparisons
-        (``_gt``) are written out inline because this runs once per packet.
+        The checks run in Wireshark's order; sequence numbers are compared with
+        :mod:`l4kit.wire.seqnum`'s ``seq_*`` rules (RFC 1982).
         """
         sides = self.sides
         fwd = sides[d]
@@ -191,10 +177,9 @@ class SequenceAnalysis:
             if window == 0 and not sfr:
                 notes.append(ZERO_WINDOW)
             if nxt is not None:
-                ahead = (seq - nxt) & MASK
-                if 0 < ahead < HALF and not flags & RST:
+                if seq_gt(seq, nxt) and not flags & RST:
                     notes.append(LOST_SEGMENT)
-                elif seglen <= 1 and ahead == MASK and not sfr:
+                elif seglen <= 1 and seq == (nxt - 1) & MASK and not sfr:
                     notes.append(KEEP_ALIVE)  # one octet before the next expected one
             if seglen:
                 rev_ack = rev.last_ack
@@ -224,11 +209,11 @@ class SequenceAnalysis:
             if ack != fwd.last_ack:
                 fwd.dupacks = 0
             unseen = rev.max_seq_to_be_acked
-            if unseen is not None and 0 < ((ack - unseen) & MASK) < HALF:
+            if unseen is not None and seq_gt(ack, unseen):
                 # Once per lost segment: move the mark up to what was seen, and while the
                 # other side only repeats its ACKs, note it once (Wireshark keeps that
                 # in the other side's duplicate-ACK counter, as -1).
-                if rev.next_seq is not None and 0 < ((rev.next_seq - unseen) & MASK) < HALF:
+                if rev.next_seq is not None and seq_gt(rev.next_seq, unseen):
                     rev.max_seq_to_be_acked = rev.next_seq
                     notes.append(ACKED_UNSEEN)
                 else:
@@ -240,18 +225,17 @@ class SequenceAnalysis:
             # Every retransmission kind needs a segment that does not advance the
             # sequence space, except a spurious one (all of it acknowledged already):
             # the common in-order segment is ruled out here, without a call.
-            behind = nxt is not None and 0 < ((nxt - seq) & MASK) < HALF
+            behind = nxt is not None and seq_gt(nxt, seq)
             rev_ack = rev.last_ack
-            if behind or (seglen and rev_ack and ((rev_ack - seq - seglen) & MASK) < HALF):
+            if behind or (seglen and rev_ack and seq_ge(rev_ack, seq + seglen)):
                 self._retransmission(fwd, rev, notes, t, seq, seglen, flags & (SYN | FIN))
 
         # Remember where this direction stands.
         if not zero_window_probe:
             next_seq = (seq + seglen + (1 if flags & (SYN | FIN) else 0)) & MASK
-            if nxt is None or 0 < ((next_seq - nxt) & MASK) < HALF:
+            if nxt is None or seq_gt(next_seq, nxt):
                 fwd.next_seq = next_seq
                 fwd.next_seq_time = t
-                fwd.next_seq_frame = frame
             if fwd.max_seq_to_be_acked is None or seq == fwd.max_seq_to_be_acked:
                 fwd.max_seq_to_be_acked = fwd.next_seq
         fwd.window = window
@@ -269,11 +253,11 @@ class SequenceAnalysis:
         space, checked in Wireshark's order (spurious first, then fast retransmission
         before out-of-order, its default precedence)."""
         nxt = fwd.next_seq
-        not_advanced = nxt is not None and 0 < ((nxt - seq) & MASK) < HALF
+        not_advanced = nxt is not None and seq_gt(nxt, seq)
         if seglen > 1 and nxt is not None and ((nxt - 1) & MASK) == seq:
             not_advanced = False  # new data after a zero window probe's octet
         last_ack = rev.last_ack
-        if seglen and last_ack and ((last_ack - seq - seglen) & MASK) < HALF:
+        if seglen and last_ack and seq_ge(last_ack, seq + seglen):
             notes.append(SPURIOUS_RETRANSMISSION)  # all of it was acknowledged already
             return
         if (

@@ -47,16 +47,14 @@ from __future__ import annotations
 import contextlib
 import os
 import struct
+import sys
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Final
+from typing import IO, Final
 
 from l4kit.errors import CaptureError, ParseError
 from l4kit.wire import link
-
-if TYPE_CHECKING:
-    import subprocess
 
 # gzip, shutil, subprocess and tempfile are imported where they are needed (a
 # compressed file, --filter): a plain capture starts reading a few milliseconds sooner.
@@ -167,15 +165,30 @@ class _Prefix:
 
     read1 = read
 
-    def seek(self, offset: int, whence: int = 0) -> int:
-        """Only back to the start (to hand the stream to the gzip reader)."""
-        if (offset, whence) != (0, 0):
-            raise OSError("a file prefix seeks only back to its start")
-        self._left = self._size
-        return self._inner.seek(0)
-
     def close(self) -> None:
         self._inner.close()
+
+
+class _Chain:
+    """Octets already read from a stream, then the rest of the stream: what the gzip
+    reader is given, so that a pipe (which cannot seek back) is read once."""
+
+    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
+        self._head = head
+        self._rest = rest
+
+    def read(self, n: int = -1) -> bytes:
+        if self._head:
+            if n < 0:
+                data, self._head = self._head + self._rest.read(), b""
+                return data
+            data, self._head = self._head[:n], self._head[n:]
+            return data
+        return self._rest.read(n)
+
+    def seek(self, offset: int, /) -> int:
+        """Never called by a gzip reader reading on: a pipe cannot seek."""
+        raise OSError("a stream read once cannot seek")
 
 
 def _describe_stream_error(exc: BaseException) -> str:
@@ -184,39 +197,62 @@ def _describe_stream_error(exc: BaseException) -> str:
     return f"reading stopped: {exc}"
 
 
+STDIN: Final = "-"
+"""The file name that means standard input (as tcpdump's ``-r -``)."""
+
+
 class CaptureReader:
     """An open capture: iterate it for frames; close it (or use ``with``) when done."""
 
     linktype: int | None  # pcap: the file's link type; pcapng: None (one per interface)
 
-    def __init__(self, path: Path | str, *, bpf: str | None = None, size: int | None = None) -> None:
-        """``size``: read only the file's first ``size`` bytes (its size when a run began),
-        so that processes sharing the work see the same frames of a file still being
-        written."""
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        bpf: str | None = None,
+        size: int | None = None,
+        stream: IO[bytes] | None = None,
+    ) -> None:
+        """``path`` ``-``: standard input. ``bpf``: a tcpdump filter; every frame is still
+        read, and :attr:`frame_filter` says which ones it matches. ``size``: read only
+        the file's first ``size`` bytes (its size when a run began), so that processes
+        sharing the work see the same frames of a file still being written. ``stream``:
+        read this open stream instead (``path`` names it in messages)."""
         self.path = Path(path)
-        self.bpf = bpf
+        self.from_stdin = str(path) == STDIN and stream is None
+        self.name = "standard input" if self.from_stdin else str(path)
         self.size = size
         self.truncated = False
         self.truncation_detail = ""
-        self.frames_read = 0
         self.is_pcapng = False
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._stderr: IO[bytes] | None = None
+        self.frame_filter: Callable[[bytes], bool] | None = None
+        self._matcher: _FilterMatcher | None = None
+        self._spool: IO[bytes] | None = None
         self._files: list[IO[bytes]] = []
-        self._check_path()
+        self._compressed = False
+        if stream is None:
+            self._check_path()
         # _open sets self.linktype (pcap: the file's; pcapng: None, per interface). It is
         # not set to None before: mypy would take it for None here, and skip the check.
-        self._source = self._open()
+        self._source = self._open(stream, bpf)
         if self.linktype is not None and not link.is_supported(self.linktype):
             self.close()
             try:
                 link.decoder_for(self.linktype)
             except ParseError as exc:
-                raise _bad_input(f"{self.path}: unsupported link type: {exc.detail}") from None
+                raise _bad_input(f"{self.name}: unsupported link type: {exc.detail}") from None
 
     # ------------------------------------------------------------------ opening
 
     def _check_path(self) -> None:
+        if self.from_stdin:
+            if sys.stdin is None or sys.stdin.isatty():
+                raise _bad_input(
+                    "standard input is a terminal, not a capture",
+                    hint="pipe one in: tcpdump -w - | l4kit replay -",
+                )
+            return
         p = self.path
         if not p.exists():
             raise _bad_input(f"{p}: no such file")
@@ -227,46 +263,68 @@ class CaptureReader:
         if p.is_file() and p.stat().st_size == 0:
             raise _bad_input(f"{p}: empty file, not a capture")
 
-    def _open(self) -> _Source:
-        """Read the file's own header first, so that a file that is not a capture gets
-        the same message with or without ``--filter``; then, with a filter, read
-        tcpdump's filtered copy instead."""
-        try:
-            raw: IO[bytes] = open(self.path, "rb")  # noqa: SIM115 - closed in close()
-        except OSError as exc:
-            raise _bad_input(f"{self.path}: {exc.strerror}") from None
-        self._files.append(raw)
+    def _open(self, stream: IO[bytes] | None, bpf: str | None) -> _Source:
+        """Read the capture's own header first, so that a file that is not a capture
+        gets the same message with or without ``--filter``; then start the filter."""
+        if stream is not None:
+            return self._start(stream)
+        if self.from_stdin:
+            raw: IO[bytes] = sys.stdin.buffer
+            if bpf is not None:
+                # tcpdump reads the capture too: standard input can be read only once.
+                raw = self._spool_stdin(raw)
+        else:
+            try:
+                raw = open(self.path, "rb")  # noqa: SIM115 - closed in close()
+            except OSError as exc:
+                raise _bad_input(f"{self.name}: {exc.strerror}") from None
+            self._files.append(raw)
         if self.size is not None:
             raw = _Prefix(raw, self.size)  # type: ignore[assignment]
-        source = self._start(raw, decompress=True)
-        if self.bpf is None:
-            return source
-        self.close()
-        self._files = []
-        return self._start(self._start_tcpdump(self.bpf), decompress=False)
+        source = self._start(raw)
+        if bpf is not None:
+            path = Path(self._spool.name) if self._spool is not None else self.path
+            try:
+                self._matcher = _FilterMatcher(path, bpf, compressed=self._compressed)
+            except CaptureError:
+                self.close()
+                raise
+            self.frame_filter = self._matcher.match
+        return source
 
-    def _start(self, stream: IO[bytes], *, decompress: bool) -> _Source:
+    def _spool_stdin(self, stdin: IO[bytes]) -> IO[bytes]:
+        import shutil
+        import tempfile
+
+        self._spool = tempfile.NamedTemporaryFile(prefix="l4kit-stdin-")  # noqa: SIM115 - closed in close()
+        shutil.copyfileobj(stdin, self._spool, CHUNK)
+        self._spool.flush()
+        if self._spool.tell() == 0:
+            raise _bad_input("standard input: empty, not a capture")
+        self._spool.seek(0)
+        return self._spool
+
+    def _start(self, stream: IO[bytes]) -> _Source:
         source = _Source(stream)
         try:
-            if decompress and source.peek(2) == _GZIP_MAGIC:
-                stream.seek(0)
+            if source.peek(2) == _GZIP_MAGIC:
                 import gzip
 
-                unzipped = gzip.GzipFile(fileobj=stream, mode="rb")
+                # What was read to recognise it, then the rest: a pipe is read only once.
+                head = source.buf[source.pos :]
+                unzipped = gzip.GzipFile(fileobj=_Chain(head, stream), mode="rb")
                 self._files.append(unzipped)  # type: ignore[arg-type]
+                self._compressed = True
                 source = _Source(unzipped)  # type: ignore[arg-type]
             self._read_header(source)
         except _NotACaptureError as exc:
-            tcpdump_error = self._tcpdump_failure()
             self.close()
-            if tcpdump_error:
-                raise _bad_input(tcpdump_error) from None
-            if self._proc is not None:
-                raise _bad_input(f"--filter {self.bpf!r}: tcpdump produced no capture") from None
-            raise _bad_input(f"{self.path}: not a pcap or pcapng capture", hint=str(exc) or None) from None
+            if not source.buf and source.error is None and self.from_stdin:
+                raise _bad_input("standard input: empty, not a capture") from None
+            raise _bad_input(f"{self.name}: not a pcap or pcapng capture", hint=str(exc) or None) from None
         except OSError as exc:
             self.close()
-            raise _bad_input(f"{self.path}: {exc.strerror or exc}") from None
+            raise _bad_input(f"{self.name}: {exc.strerror or exc}") from None
         return source
 
     def _read_header(self, source: _Source) -> None:
@@ -307,41 +365,6 @@ class CaptureReader:
         self._interfaces = []
         return True
 
-    def _start_tcpdump(self, bpf: str) -> IO[bytes]:
-        import shutil
-        import subprocess
-        import tempfile
-
-        tcpdump = shutil.which("tcpdump")
-        if tcpdump is None:
-            raise _bad_input("--filter needs tcpdump, which is not installed", hint="apt-get install tcpdump")
-        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
-        # -n: no name lookups; -U: write each packet as it is read, so the pipe streams.
-        self._proc = subprocess.Popen(
-            [tcpdump, "-n", "-U", "-r", str(self.path), "-w", "-", bpf],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-        )
-        assert self._proc.stdout is not None
-        return self._proc.stdout
-
-    def _tcpdump_failure(self) -> str | None:
-        """tcpdump's own complaint (bad filter, bad file), if it failed."""
-        if self._proc is None or self._stderr is None:
-            return None
-        code = self._proc.wait()
-        self._stderr.seek(0)
-        text = self._stderr.read().decode("utf-8", "replace")
-        lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("reading from")]
-        if code == 0:
-            return None
-        detail = lines[-1] if lines else f"tcpdump exited with status {code}"
-        detail = detail.removeprefix("tcpdump: ")
-        if "truncated" in detail:
-            return None  # packets before the cut were written; see _finish_tcpdump
-        return f"--filter {self.bpf!r}: {detail}"
-
     # ---------------------------------------------------------------- reading
 
     def __iter__(self) -> Iterator[Frame]:
@@ -354,7 +377,10 @@ class CaptureReader:
             # The stream's own failure (a gzip stream cut short) explains a cut record too.
             self.truncated = True
             self.truncation_detail = self._source.error
-        self._finish_tcpdump()
+        if self._matcher is not None:
+            failure = self._matcher.failure()
+            if failure:
+                self._mark_cut(failure)
 
     def _pcap_frames(self) -> Iterator[Frame]:
         """pcap records: one ``unpack_from`` per record header, one slice per frame."""
@@ -402,7 +428,6 @@ class CaptureReader:
                 yield (number, sec + fraction * scale, linktype, buf[start:end], wirelen)
         finally:
             source.buf, source.pos = buf, pos
-            self.frames_read = number
         self._end_of_stream()
 
     def _long_record(self, buf: bytes, pos: int, caplen: int) -> bytes | None:
@@ -516,8 +541,18 @@ class CaptureReader:
                 )
         finally:
             source.buf, source.pos = buf, pos
-            self.frames_read = number
         self._end_of_stream()
+
+    @property
+    def position(self) -> int | None:
+        """Bytes of the file read so far (for a progress display; a compressed file's
+        compressed bytes); None when it cannot be told (a pipe)."""
+        if not self._files:
+            return None
+        try:
+            return self._files[0].tell()
+        except (OSError, ValueError):  # closed meanwhile
+            return None
 
     @property
     def time_digits(self) -> int:
@@ -558,35 +593,117 @@ class CaptureReader:
             self.truncated = True
             self.truncation_detail = detail
 
-    def _finish_tcpdump(self) -> None:
-        if self._proc is None or self._stderr is None:
-            return
-        code = self._proc.wait()
-        self._stderr.seek(0)
-        text = self._stderr.read().decode("utf-8", "replace")
-        if "truncated" in text:
-            cut_line = next(ln for ln in text.splitlines() if "truncated" in ln).strip()
-            self._mark_cut("tcpdump: " + cut_line.removeprefix("tcpdump: "))
-        elif code != 0:
-            line = [ln for ln in text.splitlines() if ln.strip()][-1:] or [f"status {code}"]
-            self._mark_cut("tcpdump stopped early: " + line[0].strip())
-
     def close(self) -> None:
         for f in reversed(self._files):
             with contextlib.suppress(Exception):  # closing is best effort
                 f.close()
-        if self._proc is not None:
-            if self._proc.poll() is None:
-                self._proc.kill()
-            self._proc.wait()
-            if self._proc.stdout is not None:
-                self._proc.stdout.close()
-        if self._stderr is not None:
-            self._stderr.close()
-            self._stderr = None
+        self._files = []
+        if self._matcher is not None:
+            self._matcher.close()
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
 
     def __enter__(self) -> CaptureReader:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _FilterMatcher:
+    """``--filter``: which frames of the capture tcpdump's filter matches.
+
+    tcpdump (``-r FILE -w - EXPR``, the reference implementation of the filter
+    language) writes the matching frames, in order, as a pcap stream that is read
+    alongside the capture. The filter's verdict depends only on a frame's octets (and
+    link type), so a frame of the capture matches exactly when it equals the next
+    frame tcpdump wrote: :meth:`match`, called with every frame in capture order,
+    compares the two. The analysis therefore sees every frame, and a filtered run
+    shows a subset of the unfiltered run's rows, numbered the same. A compressed
+    capture is handed to tcpdump decompressed, through its standard input.
+    """
+
+    def __init__(self, path: Path, bpf: str, *, compressed: bool) -> None:
+        import shutil
+        import subprocess
+        import tempfile
+
+        self.bpf = bpf
+        tcpdump = shutil.which("tcpdump")
+        if tcpdump is None:
+            raise _bad_input("--filter needs tcpdump, which is not installed", hint="apt-get install tcpdump")
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
+        # -n: no name lookups; -U: write each packet as it is read, so the pipe streams.
+        self._proc: subprocess.Popen[bytes] = subprocess.Popen(
+            [tcpdump, "-n", "-U", "-r", "-" if compressed else str(path), "-w", "-", bpf],
+            stdin=subprocess.PIPE if compressed else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+        )
+        if compressed:
+            import threading
+
+            threading.Thread(target=self._feed, args=(path,), name="l4kit-filter-feed", daemon=True).start()
+        assert self._proc.stdout is not None
+        try:
+            self._reader = CaptureReader(f"--filter {bpf!r}", stream=self._proc.stdout)
+        except CaptureError:
+            detail = self._complaint() or "tcpdump produced no capture"
+            self.close()
+            raise _bad_input(f"--filter {bpf!r}: {detail}") from None
+        self._frames = iter(self._reader)
+        self._next = self._take()
+
+    def _feed(self, path: Path) -> None:
+        """Decompress the capture into tcpdump's standard input (a thread of its own:
+        tcpdump's output is read only as the capture's frames need it)."""
+        import gzip
+
+        stdin = self._proc.stdin
+        assert stdin is not None
+        with contextlib.suppress(OSError, EOFError, zlib.error), gzip.open(path, "rb") as unzipped:
+            while chunk := unzipped.read(CHUNK):
+                stdin.write(chunk)
+        with contextlib.suppress(OSError):
+            stdin.close()
+
+    def _take(self) -> bytes | None:
+        frame = next(self._frames, None)
+        return None if frame is None else frame[3]
+
+    def match(self, data: bytes) -> bool:
+        """Whether the filter matches this frame: call it with every frame, in order."""
+        if self._next is not None and data == self._next:
+            self._next = self._take()
+            return True
+        return False
+
+    def _complaint(self) -> str:
+        """tcpdump's own last words, once it has exited."""
+        self._proc.wait()
+        self._stderr.seek(0)
+        text = self._stderr.read().decode("utf-8", "replace")
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("reading from")]
+        return lines[-1].removeprefix("tcpdump: ") if lines else ""
+
+    def failure(self) -> str:
+        """Why tcpdump stopped before the capture's end ("" if it did not): its frames
+        after that would be missing from the matches. A capture cut short is the
+        reader's own finding and not repeated."""
+        if self._proc.wait() == 0:
+            return ""
+        complaint = self._complaint()
+        if "truncated" in complaint:
+            return ""
+        return f"--filter: tcpdump stopped early: {complaint or f'status {self._proc.returncode}'}"
+
+    def close(self) -> None:
+        proc = self._proc
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        for stream in (proc.stdin, proc.stdout, self._stderr):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()

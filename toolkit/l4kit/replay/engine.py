@@ -11,6 +11,17 @@ checksum is classified as ok, bad or offloaded when the packet's connection is
 analysed here) and handed to its *conversation*: the connection it belongs to,
 found by its 4-tuple.
 
+Frames and ids as tshark numbers them
+-------------------------------------
+Every frame tshark gives a ``tcp.stream`` gets the same connection here
+(``docs/replay-json.md``, Numbering): an IP fragment goes to the
+:class:`~l4kit.replay.fragments.Reassembler`, and the datagram it completes is
+analysed in that frame; an odd segment (SYN+FIN, port 0, a bogus header length,
+an ICMP error's quote) comes with an *oddity* from the decoder, a note and how far
+the observers take it. ``--filter`` (``frame_filter``) decides only which records
+are kept: every frame is analysed, so a filtered run shows a subset of the
+unfiltered run's rows, numbered the same.
+
 Conversations
 -------------
 * Keyed by the 4-tuple, both directions. A SYN without ACK whose sequence
@@ -65,8 +76,9 @@ from typing import TYPE_CHECKING, Final
 from l4kit.core.states import State
 from l4kit.errors import ParseError
 from l4kit.replay import fastpath
-from l4kit.replay.analysis import SequenceAnalysis
+from l4kit.replay.analysis import WS_NONE, SequenceAnalysis
 from l4kit.replay.capture import Frame
+from l4kit.replay.fragments import FragmentError, Reassembler
 from l4kit.replay.model import (
     R_CLIENT_BEFORE,
     R_FRAME,
@@ -102,6 +114,9 @@ NOTE_PORT_REUSE: Final = "port numbers reused"
 NOTE_SIMULTANEOUS_OPEN: Final = "simultaneous open: both sides sent a SYN (RFC 9293 §3.5)"
 
 _BAD: Final = fastpath.BAD
+_OBSERVE_ALL: Final = fastpath.OBSERVE_ALL
+_OBSERVE_NONE: Final = fastpath.OBSERVE_NONE
+_WS_NONE: Final = WS_NONE
 _decode_at: Final = fastpath.decode_at
 _checksum_status: Final = fastpath.checksum_status
 _NO_NOTES: Final[tuple[str, ...]] = ()
@@ -111,6 +126,9 @@ _ETHERNET_IP: Final = (b"\x08\x00", b"\x86\xdd")  # EtherType IPv4, IPv6
 
 OnRecord = Callable[[ConnectionReport, PacketRecord, int, bytes], bool]
 """``(report, record, linktype, frame) -> stop``: see :meth:`Replayer.run`."""
+
+FrameFilter = Callable[[bytes], bool]
+"""Whether a frame is shown (``--filter``): called with every frame, in capture order."""
 
 
 def _no_offset(frame: bytes) -> int:
@@ -203,13 +221,21 @@ class Replayer:
         shard: int = 0,
         on_other_shard: Callable[[int, int], None] | None = None,
         time_digits: int = 9,
+        conn_only: bool = False,
+        frame_filter: FrameFilter | None = None,
+        reassembler: Reassembler | None = None,
     ) -> None:
         """``through_responder``: the routes to run l4kit's responder with on each
         shown connection's client side (``--through-responder``); None: do not.
         ``on_other_shard(index, shard)``: called where another shard's report comes
         in the output (see :mod:`l4kit.replay.parallel`). ``time_digits``: the decimals
         of the capture's timestamps (:attr:`CaptureReader.time_digits`), kept on each
-        report for the JSON text."""
+        report for the JSON text. ``frame_filter``: which frames are shown (``--filter``);
+        the others are analysed all the same, so ids, frame numbers and every row shown
+        are those of the run without it. ``reassembler``: how IP fragments are put
+        together (a :class:`~l4kit.replay.fragments.Reassembler` with the kernel's
+        limits by default). ``conn_only``: run only Zeek's observer, for what
+        conn.log says (no packet records, analysis notes or RFC 9293 states)."""
         self.on_connection = on_connection
         self.routes = through_responder
         self.port = port
@@ -220,7 +246,13 @@ class Replayer:
         self.shard = shard
         self.on_other_shard = on_other_shard
         self.time_digits = time_digits
+        self.conn_only = conn_only
+        self.frame_filter = frame_filter
+        self.reassembler = reassembler if reassembler is not None else Reassembler()
         self.summary = ReplaySummary(file=file)
+        # The capture being read: each report names the one its first packet came from
+        # (several captures read as one, see l4kit.replay.inputs, change it between files).
+        self.file = file
         # Both keys of every open conversation, each with the direction it stands for.
         self._open: dict[bytes, tuple[Conversation, int]] = {}
         self._open_count = 0
@@ -272,8 +304,12 @@ class Replayer:
         decode_at = _decode_at
         checksum_status = _checksum_status
         ipv4_header_ok = fastpath.ipv4_header_ok
+        ip_length = fastpath.ip_length
         ethernet_ip = _ETHERNET_IP
         head_len = fastpath.HEAD
+        frame_filter = self.frame_filter
+        visible = True
+        matched = 0
         last_linktype = -1
         offset_of: Callable[[bytes], int] = _no_offset
         packets = 0
@@ -285,32 +321,46 @@ class Replayer:
                 packets += 1
                 if first_time is None:
                     first_time = summary.first_time = t
+                if frame_filter is not None:
+                    visible = frame_filter(frame)
+                    if visible:
+                        matched += 1
                 try:
                     if linktype != last_linktype:
                         offset_of = self._offset_for(linktype)
                         last_linktype = linktype
                     # Ethernet without VLAN tags, the common case, without a call
                     offset = 14 if linktype == 1 and frame[12:14] in ethernet_ip else offset_of(frame)
-                    (
-                        key,
-                        sport,
-                        dport,
-                        seq,
-                        ack,
-                        flags,
-                        window,
-                        payload_len,
-                        ip_ok,
-                        wscale,
-                        status,
-                        head,
-                        start,
-                        end,
-                    ) = decode_at(frame, offset)
+                    decoded = decode_at(frame, offset, wirelen - len(frame))
+                except FragmentError as fragment:
+                    whole = self._defragment(frame, fragment.offset, offset, linktype, t)
+                    if whole is None:
+                        continue
+                    # From here on the frame is the reassembled packet (what --step shows too).
+                    decoded, frame = whole  # noqa: PLW2901
+                    offset = 0
+                    linktype = link.LINKTYPE_RAW  # noqa: PLW2901
                 except ParseError as exc:
                     skipped = summary.skipped
                     skipped[exc.reason] = skipped.get(exc.reason, 0) + 1
                     continue
+                (
+                    key,
+                    sport,
+                    dport,
+                    seq,
+                    ack,
+                    flags,
+                    window,
+                    payload_len,
+                    ip_ok,
+                    wscale,
+                    status,
+                    head,
+                    start,
+                    end,
+                    oddity,
+                ) = decoded
                 if closing and closing[0][0] + linger < t:
                     self._expire(t)
 
@@ -343,6 +393,8 @@ class Replayer:
                     stats.packets += 1
                     stats.bytes += wirelen
                     stats.payload += payload_len
+                    # in place, the segment ends where the IP packet does
+                    stats.ip_bytes += end - offset if start else ip_length(frame, offset)
                     report.end = t
                     report.last_frame = number
                     if ip_ok is None:
@@ -352,7 +404,7 @@ class Replayer:
                     if status is None:
                         status = checksum_status(frame, key, start, end)
                     report.checksum[status] += 1
-                if flags & (RST | FIN) and not conv.closed:
+                if flags & (RST | FIN) and not conv.closed and (oddity is None or oddity[1] == _OBSERVE_ALL):
                     if ip_ok is None:
                         ip_ok = ipv4_header_ok(frame, offset)
                     if status is None:
@@ -369,6 +421,18 @@ class Replayer:
                             closing.append((t, conv))
                 if not conv.selected:
                     continue
+                if conv.analysis is None:
+                    # conn.log only (conn_only): Zeek's observer, no packet record
+                    zeek = conv.zeek
+                    assert zeek is not None and report is not None
+                    if status is _BAD or not ip_ok:
+                        zeek.bad_checksum(not d)
+                    elif oddity is None or oddity[1] != _OBSERVE_NONE:
+                        if not zeek.both_closed:
+                            report.zeek_end = t
+                        if len(zeek.history) < MAX_HISTORY:
+                            zeek.packet(not d, flags, seq, ack, payload_len, window)
+                    continue
                 if head is None:
                     head = frame[end - payload_len : end - payload_len + head_len] if payload_len else b""
 
@@ -384,47 +448,83 @@ class Replayer:
                 server_before = sides[1].state
                 fwd = analysis.sides[d]
                 notes: tuple[str, ...]
+                observe = _OBSERVE_ALL if oddity is None else oddity[1]
                 if status is _BAD or not ip_ok:
                     notes = (NOTE_BAD_TCP_CHECKSUM if ip_ok else NOTE_BAD_IP_CHECKSUM,)
                     zeek.bad_checksum(not d)
+                elif observe == _OBSERVE_NONE:
+                    notes = ()
                 else:
+                    if not zeek.both_closed:
+                        report.zeek_end = t
                     if len(zeek.history) < MAX_HISTORY:
                         zeek.packet(not d, flags, seq, ack, payload_len, window)
                     if flags & SYN:
                         if start:  # decoded in place: the option is read now
                             wscale = fastpath.window_scale_at(frame, start)
                         analysis.note_window_scale(d, flags, wscale)
-                    notes = analysis.segment(
-                        d, t, number, flags, seq, ack, 0 if flags & RST else payload_len, window
-                    )
+                    notes = analysis.segment(d, t, flags, seq, ack, 0 if flags & RST else payload_len, window)
                     if notes:
                         counts = report.analysis
                         for n in notes:
                             name = n.split(" #", 1)[0]
                             counts[name] = counts.get(name, 0) + 1
-                    shift = fwd.win_scale
-                    rfc_note = states.segment(
-                        d,
-                        flags,
-                        seq,
-                        ack,
-                        payload_len + (flags & SYN) // SYN + (flags & FIN),
-                        window << shift if shift > 0 and not flags & SYN else window,
-                    )
-                    if rfc_note:
-                        notes += (rfc_note,)
-                    if states.hindsight:
-                        client_before, server_before, notes = self._hindsight(
-                            report, states, client_before, server_before, notes
+                    if observe == _OBSERVE_ALL:
+                        shift = fwd.win_scale
+                        rfc_note = states.segment(
+                            d,
+                            flags,
+                            seq,
+                            ack,
+                            payload_len + (flags & SYN) // SYN + (flags & FIN),
+                            window << shift if shift > 0 and not flags & SYN else window,
                         )
+                        if rfc_note:
+                            notes += (rfc_note,)
+                        if states.hindsight:
+                            client_before, server_before, notes = self._hindsight(
+                                report, states, client_before, server_before, notes
+                            )
+                        via = states.via
+                        if via is not None:
+                            # The sender processed the peer's FIN before sending this segment:
+                            # that change is its own transition, and this row starts after it.
+                            v_side, v_state = via
+                            v_before = client_before if v_side == 0 else server_before
+                            if v_state is not v_before and v_state is not sides[v_side].state:
+                                self._transition(
+                                    report,
+                                    t - report.start,
+                                    conv.packets - 1,
+                                    number,
+                                    v_side,
+                                    v_before,
+                                    v_state,
+                                )
+                                notes += (
+                                    f"{_SIDES[v_side]} processed the FIN first: {v_before} → {v_state}",
+                                )
+                                if v_side == 0:
+                                    client_before = v_state
+                                else:
+                                    server_before = v_state
+                if oddity is not None:
+                    notes = oddity[0] + notes
                 if reused:
                     notes = (NOTE_PORT_REUSE, *notes)
 
+                if conv.through is not None:
+                    self._through(conv.through, d, t, number, frame[offset:])
+
                 # ---- the record
+                if not visible:
+                    continue  # --filter: analysed, not shown
                 base = analysis.sides[1 - d].base_seq
                 client_after = sides[0].state
                 server_after = sides[1].state
                 since_start = t - report.start
+                # The window's scale: a SYN's window is never scaled (RFC 7323 §2.2).
+                scale = fwd.win_scale
                 record: PacketRecord = (
                     number,
                     since_start,
@@ -441,6 +541,7 @@ class Replayer:
                     client_after,
                     server_before,
                     server_after,
+                    0 if flags & SYN or scale == _WS_NONE else scale,
                 )
                 rows = report.rows
                 if len(rows) < max_rows:
@@ -455,8 +556,6 @@ class Replayer:
                     self._transition(
                         report, since_start, conv.packets - 1, number, 1, server_before, server_after
                     )
-                if conv.through is not None:
-                    self._through(conv.through, d, t, number, frame[offset:])
                 if on_record is not None:
                     self.current = report
                     if on_record(report, record, linktype, frame):
@@ -466,6 +565,8 @@ class Replayer:
             summary.packets += packets
             if packets:
                 summary.last_time = t
+            if frame_filter is not None:
+                summary.filter_frames = (summary.filter_frames or 0) + matched
         return stopped
 
     @staticmethod
@@ -506,13 +607,42 @@ class Replayer:
         return client_before, server_before, notes
 
     def _offset_for(self, linktype: int) -> Callable[[bytes], int]:
+        summary = self.summary
+        if linktype not in summary.linktypes:
+            summary.linktypes.append(linktype)
         offset_of = self._offsets.get(linktype)
         if offset_of is None:
+            if not link.is_supported(linktype):
+                # A pcapng interface of a link type l4kit does not read: its frames are
+                # counted (skipped) and the other interfaces' shown.
+                unsupported = summary.unsupported_linktypes
+                unsupported[linktype] = unsupported.get(linktype, 0) + 1
             offset_of = link.ip_offset_for(linktype)  # raises ParseError("unsupported-linktype")
             self._offsets[linktype] = offset_of
-        if linktype not in self.summary.linktypes:
-            self.summary.linktypes.append(linktype)
         return offset_of
+
+    def _defragment(
+        self, frame: bytes, ip_offset: int, link_offset: int, linktype: int, t: float
+    ) -> tuple[fastpath.Decoded, bytes] | None:
+        """An IP fragment: None until it completes its datagram, then the datagram's
+        segment decoded and the reassembled packet (see :mod:`l4kit.replay.fragments`)."""
+        skipped = self.summary.skipped
+        # Wireshark keeps the fragments of different VLANs apart (the innermost tag's id).
+        vlan = frame[link_offset - 4 : link_offset - 2] if linktype == 1 and link_offset > 14 else b""
+        try:
+            whole = self.reassembler.add(frame, ip_offset, t, vlan)
+            if whole is None:
+                return None
+            packet, drop_notes = whole
+            decoded = _decode_at(packet, 0, 0)
+        except ParseError as exc:  # a fragment that cannot be read, or a datagram without TCP
+            skipped[exc.reason] = skipped.get(exc.reason, 0) + 1
+            return None
+        if drop_notes:  # a receiver would have dropped the datagram: shown, not analysed
+            oddity = decoded[14]
+            notes = drop_notes + oddity[0] if oddity is not None else drop_notes
+            decoded = (*decoded[:14], (notes, _OBSERVE_NONE))
+        return decoded, packet
 
     def _start(  # noqa: PLR0917 - called from the per-packet path with its plain values
         self, key: bytes, sport: int, dport: int, flags: int, t: float, frame: int
@@ -555,6 +685,12 @@ class Replayer:
                 first_frame=frame,
                 last_frame=frame,
                 time_digits=self.time_digits,
+                file=self.file,
+                client_ip=key[:half] if sender_is_client else key[half : 2 * half],
+                client_port=client[1],
+                server_ip=key[half : 2 * half] if sender_is_client else key[:half],
+                server_port=server[1],
+                zeek_end=t,
             )
             conv = Conversation(cid, keys, report)
             conv.listed = listed
@@ -562,11 +698,12 @@ class Replayer:
                 conv.selected = True
                 summary.shown += 1
                 conv.zeek = ZeekConnection(flipped=not sender_is_client)
-                conv.analysis = SequenceAnalysis()
-                conv.states = PassiveStates()
-                note = conv.states.start(0 if sender_is_client else 1, flags)
-                if note:
-                    report.notes.append(note)
+                if not self.conn_only:
+                    conv.analysis = SequenceAnalysis()
+                    conv.states = PassiveStates()
+                    note = conv.states.start(0 if sender_is_client else 1, flags)
+                    if note:
+                        report.notes.append(note)
                 if self.routes is not None:
                     from l4kit.replay.responder import ThroughResponder
 
@@ -629,7 +766,9 @@ class Replayer:
         before that showed said."""
         closed = State.CLOSED
         fixed = {State.LISTEN: closed, State.SYN_RECEIVED: closed}
-        report.rows = [(*r[:13], fixed.get(r[13], r[13]), fixed.get(r[14], r[14])) for r in report.rows]
+        report.rows = [
+            (*r[:13], fixed.get(r[13], r[13]), fixed.get(r[14], r[14]), r[15]) for r in report.rows
+        ]
         report.transitions = [tr for tr in report.transitions if tr.side != "server"]
 
     # ------------------------------------------------------------ finishing
@@ -658,6 +797,15 @@ class Replayer:
         if report is not None:
             for status, count in report.checksum.items():
                 summary.checksum[status] += count
+        if (
+            conv.selected
+            and self.frame_filter is not None
+            and report is not None
+            and not report.rows
+            and not report.rows_omitted
+        ):
+            summary.shown -= 1  # --filter matched none of its frames: not shown
+            return
         if conv.listed:
             self.emitted += 1
             if report is None and self.on_other_shard is not None:
@@ -667,12 +815,16 @@ class Replayer:
         assert report is not None
         zeek = conv.zeek
         states = conv.states
-        assert zeek is not None and states is not None
+        assert zeek is not None
         report.state = zeek.conn_state()
+        report.orig_bytes = zeek.orig.size(zeek.resp)
+        report.resp_bytes = zeek.resp.size(zeek.orig)
+        report.missed_bytes = zeek.orig.missed + zeek.resp.missed
         history = zeek.history_string
         report.history = history if len(history) < MAX_HISTORY else history + "…"
-        report.client_state = states.client.value
-        report.server_state = states.server.value
+        if states is not None:
+            report.client_state = states.client.value
+            report.server_state = states.server.value
         if conv.through is not None:
             report.differences = conv.through.differences()
             conv.through = None
@@ -684,4 +836,5 @@ class Replayer:
         for conv in remaining:
             self._finish(conv)
         self._closing.clear()
+        self.summary.fragments = dict(self.reassembler.finish())
         return self.summary

@@ -1,11 +1,11 @@
-"""The ``l4kit.replay/1`` JSON text of a connection, formatted by hand.
+"""The ``l4kit.replay/1.1`` JSON text of a connection, formatted by hand.
 
 This runs once per packet of a capture: building a dict per packet for
 :func:`json.dumps` costs several times as much as formatting the text directly, so
 the text is written here and ``tests/unit/test_replay_views.py`` checks that,
 parsed back, it is exactly what ``json.dumps`` of the same values gives. The schema
-is documented in ``docs/replay-json.md``; fields are only ever added under this
-name, never renamed or removed.
+is documented in ``docs/replay-json.md``; fields are only ever added within major
+version 1 (each addition raises the minor version), never renamed or removed.
 
 Kept apart from the Rich views (:mod:`l4kit.views.replay`) so that it imports
 nothing but the replay model, and so that it can be compiled with the engine (see
@@ -18,6 +18,7 @@ import json
 from codecs import escape_encode
 from typing import Any, Final
 
+from l4kit.replay.flowid import connection_community_id, connection_uid
 from l4kit.replay.model import (
     DIRECTIONS,
     FLAG_LETTERS,
@@ -28,7 +29,7 @@ from l4kit.replay.model import (
     StateTransition,
 )
 
-JSON_SCHEMA: Final = "l4kit.replay/1"
+JSON_SCHEMA: Final = "l4kit.replay/1.1"
 
 
 _NOTES_JSON: dict[tuple[str, ...], str] = {(): "[]"}
@@ -97,11 +98,12 @@ def _row_json(rec: PacketRecord, digits: int = 9) -> str:
     """One packet as JSON text, formatted directly: this runs once per packet of the
     capture, and building a dict for ``json.dumps`` costs several times as much.
     (Identical to ``json.dumps`` of the dict: ``tests/unit/test_replay_views.py``.)"""
-    frame, t, direction, flags, seq, ack, length, window, checksum, notes, head, _, _, _, _ = rec
+    frame, t, direction, flags, seq, ack, length, window, checksum, notes, head, _, _, _, _, scale = rec
     seconds = _relative_seconds(t, digits)
+    scaled = "" if scale < 0 else f', "win_scaled": {window << scale}, "win_scale": {scale}'
     return (
         f'{{"frame": {frame}, "t": {seconds}, {_DIRECTION_FLAGS[direction][flags]}{seq}, '
-        f'"ack": {"null" if ack is None else ack}, "len": {length}, "win": {window}, '
+        f'"ack": {"null" if ack is None else ack}, "len": {length}, "win": {window}{scaled}, '
         f'"checksum": "{checksum}", "notes": {_NOTES_JSON.get(notes) or _notes_json(notes)}, '
         f'"data": {_data_json(head, length) if length else chr(34) * 2}}}'
     )
@@ -129,12 +131,34 @@ def _connection_fields(r: ConnectionReport) -> dict[str, Any]:
         "duration": round(r.duration, 9),
         "first_frame": r.first_frame,
         "last_frame": r.last_frame,
-        "c2s": {"packets": r.c2s.packets, "bytes": r.c2s.bytes, "payload": r.c2s.payload},
-        "s2c": {"packets": r.s2c.packets, "bytes": r.s2c.bytes, "payload": r.s2c.payload},
-        "checksum": dict(r.checksum),
+        "c2s": {
+            "packets": r.c2s.packets,
+            "bytes": r.c2s.bytes,
+            "payload": r.c2s.payload,
+            "ip_bytes": r.c2s.ip_bytes,
+        },
+        "s2c": {
+            "packets": r.s2c.packets,
+            "bytes": r.s2c.bytes,
+            "payload": r.s2c.payload,
+            "ip_bytes": r.s2c.ip_bytes,
+        },
+        "checksum": _checksum_fields(r.checksum),
         "analysis": dict(sorted(r.analysis.items())),
         "notes": list(r.notes),
+        "file": r.file,
+        "uid": connection_uid(r),
+        "community_id": connection_community_id(r),
     }
+
+
+def _unverified(counts: dict[str, int]) -> str:
+    """The ``unverified`` count, present only when some checksum could not be checked."""
+    return f', "unverified": {counts["unverified"]}' if counts["unverified"] else ""
+
+
+def _checksum_fields(counts: dict[str, int]) -> dict[str, int]:
+    return {k: v for k, v in counts.items() if v or k != "unverified"}
 
 
 def _history_json(history: str) -> str:
@@ -146,7 +170,7 @@ def _history_json(history: str) -> str:
 
 
 def connection_json_text(r: ConnectionReport) -> str:
-    """One connection in the ``l4kit.replay/1`` schema, as one line of JSON text."""
+    """One connection in the ``l4kit.replay/1.1`` schema, as one line of JSON text."""
     c2s, s2c, ck, digits = r.c2s, r.s2c, r.checksum, r.time_digits
     # Addresses, state names and counts need no JSON escaping; the free texts go
     # through json.dumps (test_replay_views checks this equals json.dumps of the dict).
@@ -156,9 +180,12 @@ def connection_json_text(r: ConnectionReport) -> str:
         f'"server_state": "{r.server_state}", "start": {_seconds(r.start, digits)}, '
         f'"duration": {_relative_seconds(r.duration, digits)}, "first_frame": {r.first_frame}, '
         f'"last_frame": {r.last_frame}, '
-        f'"c2s": {{"packets": {c2s.packets}, "bytes": {c2s.bytes}, "payload": {c2s.payload}}}, '
-        f'"s2c": {{"packets": {s2c.packets}, "bytes": {s2c.bytes}, "payload": {s2c.payload}}}, '
-        f'"checksum": {{"ok": {ck["ok"]}, "bad": {ck["bad"]}, "offloaded": {ck["offloaded"]}}}, '
+        f'"c2s": {{"packets": {c2s.packets}, "bytes": {c2s.bytes}, "payload": {c2s.payload}, '
+        f'"ip_bytes": {c2s.ip_bytes}}}, '
+        f'"s2c": {{"packets": {s2c.packets}, "bytes": {s2c.bytes}, "payload": {s2c.payload}, '
+        f'"ip_bytes": {s2c.ip_bytes}}}, '
+        f'"checksum": {{"ok": {ck["ok"]}, "bad": {ck["bad"]}, "offloaded": {ck["offloaded"]}'
+        f"{_unverified(ck)}}}, "
         f'"analysis": {json.dumps(dict(sorted(r.analysis.items()))) if r.analysis else "{}"}, '
         f'"notes": {json.dumps(r.notes) if r.notes else "[]"}'
     )
@@ -169,12 +196,14 @@ def connection_json_text(r: ConnectionReport) -> str:
         tail = ', "differences": ' + json.dumps(list(r.differences))
     return (
         f'{head}, "packets": [{packets}], "packets_omitted": {r.rows_omitted}, '
-        f'"transitions": [{transitions}], "transitions_omitted": {r.transitions_omitted}{tail}}}'
+        f'"transitions": [{transitions}], "transitions_omitted": {r.transitions_omitted}, '
+        f'"file": {json.dumps(r.file)}, "uid": "{connection_uid(r)}", '
+        f'"community_id": "{connection_community_id(r)}"{tail}}}'
     )
 
 
 def connection_json(r: ConnectionReport) -> dict[str, Any]:
-    """One connection in the ``l4kit.replay/1`` schema, as Python values."""
+    """One connection in the ``l4kit.replay/1.1`` schema, as Python values."""
     result: dict[str, Any] = json.loads(connection_json_text(r))
     return result
 
@@ -185,12 +214,15 @@ def summary_json(s: ReplaySummary) -> dict[str, Any]:
         "tcp_packets": s.tcp_packets,
         "connections": s.connections,
         "shown": s.shown,
-        "checksum": dict(s.checksum),
+        "checksum": _checksum_fields(s.checksum),
         "ip_checksum_bad": s.ip_checksum_bad,
         "skipped": dict(sorted(s.skipped.items())),
+        **({"fragments": dict(s.fragments)} if s.fragments else {}),
+        **({"filter_frames": s.filter_frames} if s.filter_frames is not None else {}),
         "linktypes": list(s.linktypes),
         "first_time": s.first_time,
         "last_time": s.last_time,
         "truncated": s.truncated,
         "truncation": s.truncation_detail,
+        "files": [dict(f) for f in s.files],
     }

@@ -30,8 +30,9 @@ from dataclasses import dataclass
 from typing import Final
 
 from l4kit.checksum import ChecksumStatus
-from l4kit.core import Listener, ListenerConfig, Routes, make_app_factory
-from l4kit.errors import ConfigError, L4kitError, ParseError
+from l4kit.core import Event, Listener, ListenerConfig, Routes, make_app_factory
+from l4kit.drivers.transitions import SegmentRow, TransitionRecorder
+from l4kit.errors import L4kitError, ParseError
 from l4kit.replay.model import FLAG_LETTERS, preview
 from l4kit.wire.flags import ACK_BIT as _ACK
 from l4kit.wire.flags import SYN_BIT as _SYN
@@ -40,18 +41,6 @@ from l4kit.wire.segment import Endpoint, FourTuple, Segment
 from l4kit.wire.seqnum import MASK, SeqNum
 
 MAX_SEGMENTS: Final = 10_000  # per connection and direction: the comparison stays bounded
-
-
-def load_routes(path: str | None) -> Routes:
-    """The routes the replayed responder answers with: a TOML file, or the embedded ones."""
-    if path is None:
-        return Routes.default()
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except OSError as exc:
-        raise ConfigError(f"--routes {path}: {exc.strerror}") from None
-    return Routes.parse_toml(text, source=path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,9 +116,10 @@ class ThroughResponder:
                 return seg.seq.value
         return (self.client_segments[0][2].seq.value - 1) & MASK if self.client_segments else 0
 
-    def replies(self) -> list[tuple[int, Segment]]:
+    def replies(self) -> list[tuple[int, SegmentRow]]:
         """What the responder sends, each with the frame of the client segment (or
-        timer) that made it send it."""
+        timer) that made it send it, and the responder's states around it (the one
+        rule of :class:`~l4kit.drivers.transitions.TransitionRecorder`)."""
         isn = SeqNum(self.server_isn if self.server_isn is not None else 0)
         config = ListenerConfig(local=Endpoint(*self.server), secret=b"l4kit replay --through-responder")
 
@@ -137,12 +127,17 @@ class ThroughResponder:
             return isn
 
         listener = Listener(config, make_app_factory(self.routes, keep_open=False), isn=fixed_isn)
-        out: list[tuple[int, Segment]] = []
+        recorder = TransitionRecorder()
+
+        def sent(events: list[Event]) -> list[SegmentRow]:
+            return [row for row in recorder.feed_all(events) if not row.received]
+
+        out: list[tuple[int, SegmentRow]] = []
         last_frame = 0
         for t, frame, segment in self.client_segments:
             due = listener.poll_at()
             while due is not None and due <= t:
-                out += [(last_frame, s) for s in listener.tick(due).segments]
+                out += [(last_frame, row) for row in sent(listener.tick(due).events)]
                 nxt = listener.poll_at()
                 if nxt is not None and nxt <= due:
                     break  # a timer that does not move forward: stop rather than spin
@@ -150,7 +145,7 @@ class ThroughResponder:
             if segment.checksum is ChecksumStatus.BAD:
                 last_frame = frame
                 continue
-            out += [(frame, s) for s in listener.receive(segment, t).segments]
+            out += [(frame, row) for row in sent(listener.receive(segment, t).events)]
             last_frame = frame
         return out
 
@@ -172,7 +167,11 @@ class ThroughResponder:
             )
 
         captured = [seen(f, s, a, p) for _, f, s, a, p in self.server_segments]
-        produced = [seen(int(r.flags), r.seq.value, r.ack.value, r.payload) for _, r in replies]
+        produced = [
+            seen(int(r.segment.flags), r.segment.seq.value, r.segment.ack.value, r.segment.payload)
+            for _, r in replies
+        ]
+        states = [f"{r.before} → {r.after}" if r.before is not r.after else str(r.after) for _, r in replies]
         frames = [frame for frame, *_ in self.server_segments]
         causes = [frame for frame, _ in replies]
 
@@ -180,7 +179,10 @@ class ThroughResponder:
             return f"frame {frames[i]}: server sent {captured[i].text()}; the responder does not"
 
         def extra(j: int) -> str:
-            return f"after frame {causes[j]}: the responder sends {produced[j].text()}; the server did not"
+            return (
+                f"after frame {causes[j]}: the responder sends {produced[j].text()} ({states[j]}); "
+                "the server did not"
+            )
 
         lines: list[str] = []
         matcher = difflib.SequenceMatcher(a=captured, b=produced, autojunk=False)
@@ -191,7 +193,7 @@ class ThroughResponder:
                     if i < a1 and j < b1:
                         lines.append(
                             f"frame {frames[i]}: server sent {captured[i].text()}; "
-                            f"the responder sends {produced[j].text()}"
+                            f"the responder sends {produced[j].text()} ({states[j]})"
                         )
                     else:
                         lines.append(missing(i) if i < a1 else extra(j))

@@ -34,7 +34,7 @@ from l4kit.wire.flags import ACK_BIT as ACK
 from l4kit.wire.flags import FIN_BIT as FIN
 from l4kit.wire.flags import RST_BIT as RST
 from l4kit.wire.flags import SYN_BIT as SYN
-from l4kit.wire.seqnum import HALF, MASK
+from l4kit.wire.seqnum import MASK, seq_ge, seq_in_window
 
 CLIENT: Final = 0
 SERVER: Final = 1
@@ -59,10 +59,6 @@ NOTE_RST_CHALLENGE: Final = "RST in window but not at RCV.NXT: challenge ACK exp
 NOTE_SYN_CHALLENGE: Final = "SYN on a synchronized connection: challenge ACK expected (RFC 5961 §4.2)"
 NOTE_BAD_SYN_ACK: Final = "SYN-ACK does not acknowledge the SYN: RST expected (RFC 9293 §3.10.7.3)"
 NOTE_MIDSTREAM: Final = "first segment seen mid-connection: both sides assumed ESTABLISHED"
-
-
-def _ge(a: int, b: int) -> bool:
-    return ((a - b) & MASK) < HALF
 
 
 _FIN_NEXT: Final = {
@@ -106,7 +102,7 @@ class _Side:
 class PassiveStates:
     """The client's and the server's RFC 9293 states over one connection."""
 
-    __slots__ = ("active_server", "correction", "hindsight", "refused", "sides")
+    __slots__ = ("active_server", "correction", "hindsight", "refused", "sides", "via")
 
     def __init__(self) -> None:
         self.sides = (_Side(_CLOSED), _Side(_LISTEN))
@@ -117,6 +113,10 @@ class PassiveStates:
         # Set whenever a segment reveals that rows already made need correcting (refusal,
         # active open, a FIN applied too early); the caller clears it.
         self.hindsight = False
+        # Set by a segment whose sender must have passed through a state before sending it
+        # (it acknowledges a FIN it had not processed: CLOSE-WAIT before its own FIN's
+        # LAST-ACK): (side, that state). Each transition is then shown on its own.
+        self.via: tuple[int, State] | None = None
 
     @property
     def client(self) -> State:
@@ -150,13 +150,14 @@ class PassiveStates:
         snd = sides[d]
         rcv = sides[1 - d]
         self.correction = None
+        self.via = None
         if flags & ACK and (snd.fin_undo is not None or snd.pending_fin is not None):
             self._fin_evidence(snd, d, ack)
         if not flags & _SYN_FIN_RST and snd.state is _ESTABLISHED and rcv.state is _ESTABLISHED:
             # The common case (data and ACKs of an established connection) changes no
             # state: only remember what the sender sent.
             end = (seq + seg_len) & MASK
-            if snd.snd_nxt is None or ((end - snd.snd_nxt) & MASK) < HALF:
+            if snd.snd_nxt is None or seq_ge(end, snd.snd_nxt):
                 snd.snd_nxt = end
             if flags & ACK:
                 snd.last_ack = ack
@@ -195,7 +196,7 @@ class PassiveStates:
             if snd.iss is None or snd.state in (_SYN_SENT, _SYN_RECEIVED):
                 snd.iss = seq
         end = (seq + seg_len) & MASK
-        if snd.snd_nxt is None or _ge(end, snd.snd_nxt):
+        if snd.snd_nxt is None or seq_ge(end, snd.snd_nxt):
             snd.snd_nxt = end
         first_fin = fin and snd.fin_seq is None
         if first_fin:
@@ -235,18 +236,19 @@ class PassiveStates:
         if undo is not None:
             before, after, fin_end = undo
             snd.fin_undo = None
-            if not _ge(ack, fin_end):
+            if not seq_ge(ack, fin_end):
                 if snd.state is after:
                     snd.state = before
                     self.correction = (d, after, before)
                     self.hindsight = True
                 snd.pending_fin = fin_end
         pending = snd.pending_fin
-        if pending is not None and _ge(ack, pending):
+        if pending is not None and seq_ge(ack, pending):
             snd.pending_fin = None
             processed = _FIN_NEXT.get(snd.state)
             if processed is not None:
                 snd.state = processed
+                self.via = (d, processed)
 
     @staticmethod
     def _syn_received(rcv: _Side, flags: int, seq: int, ack: int, previous_iss: int | None) -> str | None:
@@ -267,9 +269,9 @@ class PassiveStates:
     @staticmethod
     def _ack_received(rcv: _Side, ack: int) -> None:
         st = rcv.state
-        if st == _SYN_RECEIVED and (rcv.iss is None or _ge(ack, (rcv.iss + 1) & MASK)):
+        if st == _SYN_RECEIVED and (rcv.iss is None or seq_ge(ack, (rcv.iss + 1) & MASK)):
             rcv.state = _ESTABLISHED
-        if rcv.fin_seq is not None and _ge(ack, (rcv.fin_seq + 1) & MASK):
+        if rcv.fin_seq is not None and seq_ge(ack, (rcv.fin_seq + 1) & MASK):
             if st == _FIN_WAIT_1:
                 rcv.state = _FIN_WAIT_2
             elif st == _CLOSING:
@@ -295,6 +297,6 @@ class PassiveStates:
             rcv.state = _LISTEN if st == _SYN_RECEIVED and d == CLIENT else _CLOSED
             return None
         window = max(rcv.window, 1)
-        if any(((seq - e) & MASK) < window for e in expected):
+        if any(seq_in_window(seq, e, window) for e in expected):
             return NOTE_RST_CHALLENGE
         return NOTE_RST_IGNORED

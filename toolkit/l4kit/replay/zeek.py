@@ -54,7 +54,7 @@ from l4kit.wire.flags import ACK_BIT as ACK
 from l4kit.wire.flags import FIN_BIT as FIN
 from l4kit.wire.flags import RST_BIT as RST
 from l4kit.wire.flags import SYN_BIT as SYN
-from l4kit.wire.seqnum import HALF, MASK
+from l4kit.wire.seqnum import MASK, seq_diff, seq_ge, seq_gt, seq_lt
 
 _TOO_LARGE_SEQ_DELTA: Final = 1 << 20  # Zeek's TOO_LARGE_SEQ_DELTA (1 MiB)
 
@@ -101,10 +101,10 @@ _Z_CLOSED: Final = ZeekState.CLOSED
 _Z_RESET: Final = ZeekState.RESET
 
 
-def _delta(a: int, b: int) -> int:
-    """``a - b`` as a signed 32-bit distance (RFC 1982 serial arithmetic)."""
-    d = (a - b) & MASK
-    return d - (1 << 32) if d >= HALF else d
+def _advances(ack: int, acked: int) -> bool:
+    """Whether ``ack`` moves the acknowledged point ``acked`` forward: it is past it,
+    unless it is 0 and far away (Zeek distrusts an acknowledgment that jumps to 0)."""
+    return seq_gt(ack, acked) and (ack != 0 or ((ack - acked) & MASK) <= _TOO_LARGE_SEQ_DELTA)
 
 
 _SCALED_AT: Final = frozenset(10**k for k in range(20))
@@ -118,6 +118,7 @@ class ZeekEndpoint:
     __slots__ = (
         "ack_seq",
         "bad_checksums",
+        "did_close",
         "fin_count",
         "fin_seq",
         "gaps",
@@ -127,6 +128,7 @@ class ZeekEndpoint:
         "holes",
         "is_orig",
         "last_seq",
+        "missed",
         "prev_state",
         "reassembled_to",
         "retransmissions",
@@ -151,6 +153,10 @@ class ZeekEndpoint:
         self.hist_last_fin = 0
         self.hist_last_rst = 0
         self.seen = 0
+        # Zeek's ``did_close``: the state machine has seen this side's FIN or RST.
+        self.did_close = False
+        # Zeek's ``missed_bytes`` for this side: octets of its content gaps.
+        self.missed = 0
         # Events recorded as scaled history letters (C, T, W, G): how many so far.
         self.bad_checksums = 0
         self.retransmissions = 0
@@ -178,8 +184,8 @@ class ZeekEndpoint:
             and self.rel(self.ack_seq) > 1
         ):
             return 0  # a half-open connection discovered and aborted
-        last = _delta(self.last_seq, self.start_seq)
-        acked = _delta(self.ack_seq, self.start_seq)
+        last = seq_diff(self.last_seq, self.start_seq)
+        acked = seq_diff(self.ack_seq, self.start_seq)
         size = max(last, acked, 0)
         if size:
             size -= 1  # the SYN octet
@@ -195,14 +201,22 @@ class ZeekEndpoint:
 
 
 class ZeekConnection:
-    """The two endpoints and the history string of one connection."""
+    """The two endpoints and the history string of one connection.
 
-    __slots__ = ("history", "orig", "resp")
+    ``both_closed``: both sides' FIN or RST have reached the state machine. Zeek
+    stops moving the connection's last time then (``TCPAnalyzer::DeliverPacket``
+    updates it only ``if ( ! orig->did_close || ! resp->did_close )``, before the
+    packet is processed), so conn.log's ``duration`` leaves out the ACK of the last
+    FIN: the driver reads this before handing over each packet.
+    """
+
+    __slots__ = ("both_closed", "history", "orig", "resp")
 
     def __init__(self, flipped: bool = False) -> None:
         self.orig = ZeekEndpoint(True)
         self.resp = ZeekEndpoint(False)
         self.history: list[str] = ["^"] if flipped else []
+        self.both_closed = False
 
     # ------------------------------------------------------------ history helpers
 
@@ -237,7 +251,7 @@ class ZeekConnection:
         Follows the order of Zeek's ``TCPAnalyzer::DeliverPacket``: endpoint
         initialisation, history, window, FIN/RST counters, acknowledgment, last
         sequence number (retransmissions), the state machine, then content gaps.
-        (Runs once per packet: serial-number arithmetic is written out inline.)
+        Sequence numbers are compared with :mod:`l4kit.wire.seqnum`'s ``seq_*`` rules.
         """
         ep, peer = (self.orig, self.resp) if is_orig else (self.resp, self.orig)
         control = flags & _SYN_FIN_RST
@@ -262,17 +276,13 @@ class ZeekConnection:
                 if peer.state == INACTIVE:
                     rel_ack = 1
                     peer.start_seq = peer.ack_seq = peer.last_seq = (ack - 1) & MASK
-                else:
+                elif seq_ge(ack, peer.start_seq):
                     rel_ack = (ack - peer.start_seq) & MASK
-                    if rel_ack >= HALF:
-                        rel_ack = 0
-                    else:
-                        advance = (ack - peer.ack_seq) & MASK
-                        if 0 < advance < HALF and not (ack == 0 and advance > _TOO_LARGE_SEQ_DELTA):
-                            peer.ack_seq = ack
+                    if _advances(ack, peer.ack_seq):
+                        peer.ack_seq = ack
             if st != RESET:  # update_last_seq
                 end = (seq + payload_len) & MASK
-                if 0 < ((end - ep.last_seq) & MASK) < HALF:
+                if seq_gt(end, ep.last_seq):
                     ep.last_seq = end
                 elif payload_len:
                     ep.retransmissions = self._scaled(ep, ep.retransmissions, "T")
@@ -281,7 +291,7 @@ class ZeekConnection:
                     rel_ack = peer.fin_seq - 1
                 if rel_ack > peer.reassembled_to:
                     self._ack_received(peer, rel_ack)
-            if payload_len and rel_seq < HALF:
+            if payload_len and seq_ge(seq, ep.start_seq):
                 reassembled = ep.reassembled_to
                 if rel_seq <= reassembled < rel_seq + payload_len and not ep.holes:
                     ep.reassembled_to = rel_seq + payload_len
@@ -317,7 +327,7 @@ class ZeekConnection:
             ep.last_seq = end
 
         rel_seq = (seq - ep.start_seq) & MASK
-        seq_underflow = rel_seq >= HALF
+        seq_underflow = seq_lt(seq, ep.start_seq)
 
         # update_history, the common cases first
         if not control:
@@ -347,19 +357,14 @@ class ZeekConnection:
             if peer.state == INACTIVE:
                 rel_ack = 1
                 peer.start_seq = peer.ack_seq = peer.last_seq = (ack - 1) & MASK
-            else:
+            elif seq_ge(ack, peer.start_seq):  # (an acknowledgment of what was before the start: 0)
                 rel_ack = (ack - peer.start_seq) & MASK
-                if rel_ack >= HALF:
-                    rel_ack = 0  # acknowledges something before the start: not trusted
-                elif not rst:  # acknowledgments on RSTs are not trusted
-                    advance = (ack - peer.ack_seq) & MASK
-                    if 0 < advance < HALF and not (ack == 0 and advance > _TOO_LARGE_SEQ_DELTA):
-                        peer.ack_seq = ack
+                # Acknowledgments on RSTs are not trusted; nor one jumping to 0 from far away.
+                if not rst and _advances(ack, peer.ack_seq):
+                    peer.ack_seq = ack
 
         # update_last_seq
-        delta_last = (end - ep.last_seq) & MASK
-        if delta_last >= HALF:
-            delta_last -= 1 << 32
+        delta_last = seq_diff(end, ep.last_seq)
         if (syn or rst) and (delta_last > _TOO_LARGE_SEQ_DELTA or delta_last < -_TOO_LARGE_SEQ_DELTA):
             pass
         elif fin and ep.last_seq == ((ep.start_seq + 1) & MASK):
@@ -428,6 +433,11 @@ class ZeekConnection:
         fin = flags & FIN
         rst = flags & RST
         st = ep.state
+        if fin or rst:
+            # Every state but CLOSED and RESET reports a FIN or RST as a close
+            # (``do_close``), and those two are only reached through one.
+            ep.did_close = True
+            self.both_closed = peer.did_close
         if st == _Z_INACTIVE:
             if syn:
                 if is_orig:
@@ -517,10 +527,12 @@ class ZeekConnection:
                 continue
             if start > ep.reassembled_to and clean:
                 ep.gaps = self._scaled(ep, ep.gaps, "G")
+                ep.missed += start - ep.reassembled_to  # Zeek's content_gap length
             ep.reassembled_to = max(ep.reassembled_to, end)
         if rel_ack > ep.reassembled_to:
             if clean:
                 ep.gaps = self._scaled(ep, ep.gaps, "G")
+                ep.missed += rel_ack - ep.reassembled_to
             ep.reassembled_to = rel_ack
         ep.holes = keep
 

@@ -20,8 +20,8 @@ bounded in memory whatever the load.
    rows in all (:data:`MAX_HELD_ROWS`). A connection that reaches TIME-WAIT or
    closes is *due*, and waits its turn (at most :data:`MAX_WAITING` do).
 3. The renderer prints each due connection as its full table (a
-   :class:`TransitionGrid`: Rich's table, laid out without Rich's general layout
-   engine, character for character the same, about 0.25 ms instead of 5 ms), as
+   :class:`~l4kit.views.layout.FittedTable`, fitted to the terminal without Rich's
+   general layout engine: a fraction of a millisecond where Rich's table took 5 ms), as
    one line (:class:`ConnectionLine`: every segment's flags, in order), or only
    counts it, and writes each group of :data:`PRINT_GROUP` in one go. The
    :class:`DisplayPacer` decides: printing shares the GIL with the packet thread,
@@ -39,11 +39,9 @@ import os
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from rich import box
-from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.markup import escape
 from rich.segment import Segment as RichSegment
@@ -60,7 +58,9 @@ from l4kit.core.events import (
     SynCookie,
 )
 from l4kit.core.states import State
+from l4kit.drivers.transitions import SegmentRow, TransitionRecorder
 from l4kit.live.report import DisplayStats, FrameDropped, ReadyInfo, ResponderSummary
+from l4kit.views.layout import PIPE_WIDTH, FittedTable, flow
 from l4kit.views.transitions import TransitionRow, transition_table
 from l4kit.wire.flags import TcpFlags
 from l4kit.wire.segment import Endpoint, FourTuple, Segment
@@ -208,6 +208,7 @@ class ConnectionTables:
 
     def __init__(self, *, verbose: bool = False) -> None:
         self.verbose = verbose
+        self.recorder = TransitionRecorder()
         self.logs: dict[FourTuple, ConnectionLog] = {}
         self.unlogged = 0  # events of connections that found MAX_OPEN_LOGS logs open
         self.held_rows = 0  # rows not yet printed, in every log (bounded by MAX_HELD_ROWS)
@@ -232,7 +233,7 @@ class ConnectionTables:
         it leaves the open logs (which a SYN flood would otherwise fill for good, so that
         no later connection got a table) for the last MAX_STATELESS_LOGS such logs."""
         for event in events:
-            if type(event) is SegmentSent and event.before is State.LISTEN and event.after is State.LISTEN:
+            if type(event) is SegmentSent and event.state is State.LISTEN:
                 log = self.logs.get(event.key)
                 if (
                     log is not None
@@ -252,10 +253,15 @@ class ConnectionTables:
         TIME-WAIT or closed, so that the segment the core sent in answer (the last
         ACK) is in their table."""
         out: list[Due | str] = []
+        recorder = self.recorder
         for event in events:
+            for row in recorder.feed(event):
+                self._add_row(row)
             line = self._feed(event)
             if line is not None:
                 out.append(line)
+        for row in recorder.flush():
+            self._add_row(row)
         for log in self._due.values():
             if log.rows and not log.waiting:
                 log.waiting = True
@@ -264,9 +270,9 @@ class ConnectionTables:
         self._set_aside_stateless(events)
         return out
 
-    def feed_batch(self, events: Sequence[object]) -> list[Table | str]:
-        """:meth:`feed_events`, with each due connection made into its Rich table now."""
-        out: list[Table | str] = []
+    def feed_batch(self, events: Sequence[object]) -> list[FittedTable | str]:
+        """:meth:`feed_events`, with each due connection made into its table now."""
+        out: list[FittedTable | str] = []
         for item in self.feed_events(events):
             if isinstance(item, Due):
                 item.log.waiting = False
@@ -275,31 +281,29 @@ class ConnectionTables:
                 out.append(item)
         return out
 
+    def _add_row(self, row: SegmentRow) -> None:
+        log = self._log(row.key, row.time)
+        if log is None:
+            return
+        # a sent segment's reason; on a received one, a change the application or a timer made
+        extra = ", ".join(row.notes) if row.received else segment_note(row.retransmission, row.why)
+        if log.add(
+            time=row.time,
+            segment=row.segment,
+            received=row.received,
+            before=row.before,
+            after=row.after,
+            extra=extra,
+            room=self.held_rows < MAX_HELD_ROWS,
+        ):
+            self.held_rows += 1
+        if row.after is State.TIME_WAIT and row.before is not State.TIME_WAIT and row.key not in self._due:
+            log.status = "TIME-WAIT"
+            self._due[row.key] = log
+
     def _feed(self, event: object) -> str | None:
         if isinstance(event, SegmentReceived | SegmentSent):
-            log = self._log(event.key, event.time)
-            if log is not None:
-                received = isinstance(event, SegmentReceived)
-                extra = (
-                    segment_note(event.retransmission, event.why) if isinstance(event, SegmentSent) else ""
-                )
-                if log.add(
-                    time=event.time,
-                    segment=event.segment,
-                    received=received,
-                    before=event.before,
-                    after=event.after,
-                    extra=extra,
-                    room=self.held_rows < MAX_HELD_ROWS,
-                ):
-                    self.held_rows += 1
-                if (
-                    event.after is State.TIME_WAIT
-                    and event.before is not State.TIME_WAIT
-                    and event.key not in self._due
-                ):
-                    log.status = "TIME-WAIT"
-                    self._due[event.key] = log
+            return None
         elif isinstance(event, ConnectionClosed):
             log = self.logs.pop(event.key, None)
             if log is not None:
@@ -324,19 +328,10 @@ class ConnectionTables:
         self.held_rows -= len(rows)
         return rows, continued
 
-    def table(self, log: ConnectionLog, *, status: str) -> Table:
-        """The connection's new rows as a Rich :class:`~rich.table.Table`."""
+    def table(self, log: ConnectionLog, *, status: str) -> FittedTable:
+        """The connection's new rows as its flag-transition table (fitted to the console)."""
         title, rows, caption = self._parts(log, status)
-        table = transition_table(title, rows, show_checksum=self.verbose)
-        if caption:
-            table.caption = caption
-            table.caption_justify = "left"
-        return table
-
-    def grid(self, log: ConnectionLog, *, status: str) -> TransitionGrid:
-        """The same table as :meth:`table`, laid out cheaply (:class:`TransitionGrid`)."""
-        title, rows, caption = self._parts(log, status)
-        return TransitionGrid(title, rows, caption=caption, show_checksum=self.verbose)
+        return transition_table(title, rows, show_checksum=self.verbose, caption=caption)
 
     def line(self, log: ConnectionLog, *, status: str) -> ConnectionLine:
         """The connection's new rows on one line (:class:`ConnectionLine`)."""
@@ -360,7 +355,7 @@ class ConnectionTables:
         """Connections with rows not printed yet that never closed (at exit)."""
         return [log for log in self.logs.values() if log.rows]
 
-    def open_tables(self) -> tuple[list[Table], int]:
+    def open_tables(self) -> tuple[list[FittedTable], int]:
         """Tables of what is still open (at exit), at most MAX_TABLES_AT_EXIT."""
         pending = self.open_logs()
         shown = [self.table(log, status="still open at exit") for log in pending[:MAX_TABLES_AT_EXIT]]
@@ -392,205 +387,11 @@ def _verbose_line(event: object) -> str | None:
     return None
 
 
-# ---------------------------------------------------------------- the cheap table and the one-line form
+# ---------------------------------------------------------------- the one-line form
 
 _DIRECTION_STYLE = {"c2s": Style.parse("cyan"), "s2c": Style.parse("magenta")}
-_FLAGS_STYLE = {"c2s": Style.parse("bold cyan"), "s2c": Style.parse("bold magenta")}
-_DIRECTION_TEXT = {"c2s": "client →", "s2c": "server ←"}
-_RED = Style.parse("red")
-_NULL = Style.null()
-_BOLD = Style.parse("bold")
 _DIM = Style.parse("dim")
 _NEW_LINE = RichSegment.line()
-# transition_table's columns: header, justify. (The checksum column only with --verbose.)
-_COLUMNS = (("t (s)", "right"), ("dir", "center"), ("flags", "left"), ("seq", "right"),
-            ("ack", "right"), ("len", "right"), ("win", "right"))  # fmt: skip
-_CHECKSUM_COLUMN = ("cksum", "left")
-_LAST_COLUMNS = (("state", "left"), ("data / notes", "left"))
-_MARKUP_CHARACTERS = frozenset("[]:\\")  # markup and emoji codes: what Rich would reinterpret in a str cell
-
-
-def _width(text: str) -> int:
-    """Cells on a terminal (Rich's measure): one per character for ASCII."""
-    return len(text) if text.isascii() else cell_len(text)
-
-
-def _state_cell(before: str, after: str) -> str:
-    return after if before == after else f"{before} → {after}"
-
-
-class TransitionGrid:
-    """:func:`~l4kit.views.transitions.transition_table`, rendered without Rich's layout engine.
-
-    Rich measures and wraps every cell of a table through its general machinery
-    (padding, wrapping, cropping each cell's lines): about 5 ms for a connection's
-    ten rows here, on the renderer thread but under the GIL the packet thread
-    needs. The transition table's cells are short single-line strings, so when
-    the table fits the console its layout is plain arithmetic: each column as wide
-    as its widest cell plus padding, Rich's own box characters, cells justified as
-    Rich justifies them. The title and caption still go through Rich. The output
-    is character for character, style for style, what Rich renders for the same
-    table (tests/unit/test_live_views_load.py compares them on generated tables);
-    anything outside that simple case (a console too narrow, a cell Rich would
-    reinterpret) is handed to Rich's :class:`~rich.table.Table` itself.
-    """
-
-    def __init__(
-        self, title: str, rows: Sequence[TransitionRow], *, caption: str = "", show_checksum: bool = False
-    ) -> None:
-        self.title = title
-        self.rows = rows
-        self.caption = caption
-        self.show_checksum = show_checksum
-
-    def rich_table(self) -> Table:
-        table = transition_table(self.title, self.rows, show_checksum=self.show_checksum)
-        if self.caption:
-            table.caption = self.caption
-            table.caption_justify = "left"
-        return table
-
-    def _cells(self) -> list[list[tuple[str, int, Style | None]]] | None:
-        """Each row's cells as (text, width in cells, style), or None if a cell is
-        outside the simple case."""
-        show_checksum = self.show_checksum
-        rows: list[list[tuple[str, int, Style | None]]] = []
-        for row in self.rows:
-            direction = row.direction
-            dir_style = _DIRECTION_STYLE.get(direction)
-            if dir_style is None:
-                return None
-            state = _state_cell(row.before, row.after)
-            extras = [row.payload_preview] if row.payload_preview else []
-            extras += [f"[{n}]" for n in row.notes]
-            notes = " ".join(extras)
-            if not _MARKUP_CHARACTERS.isdisjoint(state) or not (state + notes + row.flags).isprintable():
-                return None
-            t, flags = f"{row.t:.6f}", row.flags or "."
-            seq, length = str(row.seq), str(row.length)
-            ack = "" if row.ack is None else str(row.ack)
-            window = "" if row.window is None else str(row.window)
-            cells: list[tuple[str, int, Style | None]] = [
-                (t, len(t), None),
-                (_DIRECTION_TEXT[direction], 8, dir_style),
-                (flags, _width(flags), _FLAGS_STYLE[direction]),
-                (seq, len(seq), None),
-                (ack, len(ack), None),
-                (length, len(length), None),
-                (window, len(window), None),
-            ]
-            if show_checksum:
-                if not row.checksum.isprintable():
-                    return None
-                cells.append((row.checksum, _width(row.checksum), _RED if row.checksum == "bad" else _NULL))
-            cells.append((state, _width(state), None))
-            cells.append((notes, _width(notes), _NULL))
-            rows.append(cells)
-        return rows
-
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        columns = _COLUMNS + ((_CHECKSUM_COLUMN,) if self.show_checksum else ()) + _LAST_COLUMNS
-        rows = self._cells() if self.rows else None
-        if rows is None:
-            yield from self.rich_table().__rich_console__(console, options)
-            return
-        # Rich's measure of a one-line cell is its cell length; padding (0, 1) adds 2.
-        widths = [len(header) for header, _ in columns]
-        for cells in rows:
-            widths = [max(width, cell[1]) for width, cell in zip(widths, cells, strict=True)]
-        widths = [width + 2 for width in widths]
-        if sum(widths) + len(columns) + 1 > options.max_width:
-            yield from self.rich_table().__rich_console__(console, options)
-            return
-        render_options = options.update(width=sum(widths) + len(columns) + 1, highlight=False, height=None)
-        yield from _annotation(console, render_options, self.title, "table.title")
-        frame = box.HEAVY_HEAD.substitute(options, safe=console.safe_box)
-        yield RichSegment(frame.get_top(widths), _NULL)
-        yield _NEW_LINE
-        justifies = [justify for _, justify in columns]
-        head = _Edges(frame.head_left, frame.head_vertical, frame.head_right)
-        headers = [(header, len(header), _BOLD) for header, _ in columns]
-        yield from _grid_line(headers, widths, justifies, _BOLD, head)
-        yield RichSegment(frame.get_row(widths, "head", edge=True), _NULL)
-        yield _NEW_LINE
-        mid = _Edges(frame.mid_left, frame.mid_vertical, frame.mid_right)
-        foot = _Edges(frame.foot_left, frame.foot_vertical, frame.foot_right)
-        last = len(rows) - 1
-        for index, cells in enumerate(rows):
-            yield from _grid_line(cells, widths, justifies, _NULL, foot if index == last else mid)
-        yield RichSegment(frame.get_bottom(widths), _NULL)
-        yield _NEW_LINE
-        if self.caption:
-            yield from _annotation(console, render_options, self.caption, "table.caption")
-
-
-def _annotation(console: Console, options: ConsoleOptions, text: str, style: str) -> RenderResult:
-    """A title or caption, exactly as Rich's Table renders them (left-justified)."""
-    rendered = console.render_str(text, style=style, highlight=False)
-    return console.render(rendered, options=options.update(justify="left"))
-
-
-class _Edges:
-    """The border characters of one kind of table line (Rich's Box: head, mid or foot)."""
-
-    __slots__ = ("divider", "left", "right")
-
-    def __init__(self, left: str, divider: str, right: str) -> None:
-        self.left = left
-        self.divider = divider
-        self.right = right
-
-
-def _justified(text: str, length: int, space: int, justify: str) -> str:
-    """``text`` (``length`` cells wide) in ``space`` cells as Rich justifies a one-line
-    cell (Lines.justify): padded on the right when left-justified; its end stripped
-    first otherwise."""
-    if justify == "left":
-        return text + " " * (space - length)
-    if text.endswith(" "):
-        text = text.rstrip()
-        length = cell_len(text)
-    excess = space - length
-    if justify == "right":
-        return " " * excess + text
-    return " " * (excess // 2) + text + " " * (excess - excess // 2)
-
-
-def _grid_line(
-    cells: Sequence[tuple[str, int, Style | None]],
-    widths: Sequence[int],
-    justifies: Sequence[str],
-    pad_style: Style,
-    edges: _Edges,
-) -> list[RichSegment]:
-    """One table line as Rich draws it (border, then per cell: padding, text,
-    padding, divider), with neighbouring pieces of the same style joined into one
-    segment: the same characters in the same styles, in a tenth of the segments
-    (each segment costs the console a step)."""
-    out: list[RichSegment] = []
-    last = len(cells) - 1
-    if pad_style is _NULL:  # a body line: only some cells have a style of their own
-        parts = [edges.left]
-        for index, (text, length, style) in enumerate(cells):
-            body = _justified(text, length, widths[index] - 2, justifies[index])
-            edge = edges.right if index == last else edges.divider
-            if style is None or style is _NULL:
-                parts += (" ", body, " ", edge)
-            else:
-                parts.append(" ")
-                out.append(RichSegment("".join(parts), _NULL))
-                out.append(RichSegment(body, style))
-                parts = [" ", edge]
-        parts.append("\n")
-        out.append(RichSegment("".join(parts), _NULL))
-        return out
-    out.append(RichSegment(edges.left, _NULL))  # the header line: padding in the header style
-    for index, (text, length, style) in enumerate(cells):
-        body = _justified(text, length, widths[index] - 2, justifies[index])
-        out.append(RichSegment(f" {body} ", style or _NULL))
-        out.append(RichSegment(edges.right if index == last else edges.divider, _NULL))
-    out.append(_NEW_LINE)
-    return out
 
 
 class ConnectionLine:
@@ -614,27 +415,35 @@ class ConnectionLine:
         self.continued = continued
 
     def plain(self) -> str:
-        return "".join(segment.text for segment in self._segments())
+        """The line as text, however wide."""
+        return " ".join("".join(segment.text for segment in token) for token in self._tokens())
 
-    def _segments(self) -> Iterable[RichSegment]:
-        yield RichSegment(f"{self.key.remote} → {self.key.local}{' (continued)' if self.continued else ''} ")
+    def _tokens(self) -> list[list[RichSegment]]:
+        """The pieces of the line that must stay whole: the endpoints, each segment's
+        flags, the counts and status."""
+        tokens = [
+            [RichSegment(f"{self.key.remote} → {self.key.local}{' (continued)' if self.continued else ''} ")]
+        ]
         for row in self.rows[:LINE_FLAGS]:
             flags = row.flags or "."
             if row.direction == "c2s":
-                yield RichSegment(f" {flags}→", _DIRECTION_STYLE["c2s"])
+                tokens.append([RichSegment(f"{flags}→", _DIRECTION_STYLE["c2s"])])
             else:
-                yield RichSegment(f" ←{flags}", _DIRECTION_STYLE["s2c"])
+                tokens.append([RichSegment(f"←{flags}", _DIRECTION_STYLE["s2c"])])
         more = max(0, len(self.rows) - LINE_FLAGS) + self.omitted
         if more:
-            yield RichSegment(f" … +{more}")
+            tokens.append([RichSegment(f"… +{more}")])
         count = len(self.rows) + self.omitted
         span = self.rows[-1].t - self.rows[0].t if self.rows else 0.0
         plural = "" if count == 1 else "s"
-        yield RichSegment(f"  {count} segment{plural}, {span * 1000:.1f} ms: {self.status}", _DIM)
+        tokens.append([RichSegment(f" {count} segment{plural}, {span * 1000:.1f} ms: {self.status}", _DIM)])
+        return tokens
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        yield from self._segments()
-        yield _NEW_LINE
+        # One line where it fits; else flowed over lines, no flag cut.
+        for line in flow(self._tokens(), options.max_width, gap=" "):
+            yield from line
+            yield _NEW_LINE
 
 
 # ---------------------------------------------------------------- pacing: tables, lines or counts
@@ -854,7 +663,7 @@ class LiveRenderer:
         else:
             how = self.pacer.choose(self.clock() - since)
         if how is Shown.TABLE:
-            self._print(self.tables.grid(log, status=item.status))
+            self._print(self.tables.table(log, status=item.status))
         elif how is Shown.LINE:
             self._degraded(at_exit=at_exit)
             self._print(self.tables.line(log, status=item.status))
@@ -885,10 +694,8 @@ class LiveRenderer:
             return
         started = self.cpu_clock()
         try:
-            if isinstance(thing, TransitionGrid):
-                self.console.print(thing, crop=False)  # its lines fit: it checked the width
-            else:
-                self.console.print(thing)
+            # A table's lines fit the console already: no cropping pass over them.
+            self.console.print(thing, crop=not isinstance(thing, FittedTable))
         except Exception as exc:  # a closed or broken stdout: stop printing, keep counting
             self.failure = exc
         self.pacer.charge(self.cpu_clock() - started)
@@ -914,7 +721,7 @@ class LiveRenderer:
         # its close to a full queue (or the responder failed before it could abort them).
         status = "end not shown: display events dropped" if self.events_dropped else "still open at exit"
         for log in logs[:MAX_TABLES_AT_EXIT]:
-            self._print(self.tables.grid(log, status=status))
+            self._print(self.tables.table(log, status=status))
             self._count(log, Shown.TABLE)
         more = logs[MAX_TABLES_AT_EXIT:]
         for log in more:
@@ -968,6 +775,12 @@ def summary_table(summary: ResponderSummary) -> Table:
         "SYN cookies", f"{summary.syn_cookies_sent} sent", f"{summary.syn_cookies_accepted} accepted"
     )
     table.add_row("resets", f"{summary.resets_sent} sent", f"{summary.resets_received} received")
+    if summary.idle_closed or summary.idle_reset:
+        table.add_row(
+            "idle timeouts",
+            f"{summary.idle_closed} closed (FIN)",
+            f"{summary.idle_reset} reset: the peer had not finished (--idle-timeout)",
+        )
     table.add_row(
         "checksums offloaded",
         str(summary.checksum_offloaded),
@@ -1036,10 +849,12 @@ def display_rows(display: DisplayStats | None, connections: int) -> list[tuple[s
 def consoles() -> tuple[Console, Console]:
     """Standard output and standard error for the live commands.
 
-    Rich falls back to 80 columns when stdout is not a terminal; the transition
-    table needs about 110 to keep "SYN-RECEIVED → ESTABLISHED" on one line."""
+    A terminal's tables fit its width (:mod:`l4kit.views.layout`). Where stdout is not
+    a terminal (a pipe, a file) no width applies, and Rich's fallback of 80 columns
+    would put every table in its narrow layout: 200 columns keep the boxed one, as
+    ``l4kit replay`` does."""
     probe = Console()
-    width = None if probe.is_terminal or "COLUMNS" in os.environ else 120
+    width = None if probe.is_terminal or "COLUMNS" in os.environ else PIPE_WIDTH
     return Console(highlight=False, width=width), Console(stderr=True, highlight=False)
 
 

@@ -1,15 +1,14 @@
 """The notebooks' stepper as the flag-transition table that ``l4kit respond`` and ``l4kit replay`` print.
 
 A notebook that steps through a conversation ends with the same table a user
-sees live and from a capture, so the three can be compared row by row. Rich
-tables render in Jupyter by themselves (HTML), and as text anywhere else.
+sees live and from a capture, so the three can be compared row by row. The
+table is a Rich renderable: it renders in Jupyter by itself, and as text anywhere else.
 """
 
 from __future__ import annotations
 
-from rich.table import Table
-
 from l4kit.notebook import Stepper
+from l4kit.views.layout import FittedTable
 from l4kit.views.live import payload_preview
 from l4kit.views.transitions import TransitionRow, transition_table
 
@@ -42,8 +41,8 @@ def transition_rows(stepper: Stepper) -> list[TransitionRow]:
     ]
 
 
-def stepper_table(stepper: Stepper, title: str | None = None) -> Table:
-    """The Rich flag-transition table of every segment ``stepper`` has delivered so far."""
+def stepper_table(stepper: Stepper, title: str | None = None) -> FittedTable:
+    """The flag-transition table of every segment ``stepper`` has delivered so far."""
     heading = title or f"{stepper.client_endpoint} <-> {stepper.server_endpoint}"
     return transition_table(
         heading, transition_rows(stepper), show_checksum=True, show_client_state=True, show_frame=True

@@ -6,13 +6,14 @@ and Mermaid writers print each report as it arrives, so their memory does not
 grow with the capture; the table output prints a summary first and so keeps the
 reports (rows for at most :data:`TABLE_DETAIL_LIMIT` connections) until the end.
 
-The JSON schema is ``l4kit.replay/1`` and is documented in ``docs/replay-json.md``;
-fields are only ever added under this name, never renamed or removed.
+The JSON schema is ``l4kit.replay/1.1`` and is documented in ``docs/replay-json.md``;
+fields are only ever added within major version 1, never renamed or removed.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Final
@@ -37,20 +38,25 @@ from l4kit.replay.model import (
     R_SERVER_BEFORE,
     R_T,
     R_WIN,
+    R_WSCALE,
     ConnectionReport,
     PacketRecord,
     ReplaySummary,
     preview,
+    scaled_window,
 )
 from l4kit.replay.zeek import CONN_STATE_MEANINGS
 from l4kit.views.transitions import TransitionRow, transition_table
 
 if TYPE_CHECKING:  # Rich is imported where a table or a step is printed (l4kit.commands.replay)
     from rich.console import Console
-    from rich.table import Table
     from rich.text import Text
 
+    from l4kit.views.layout import FittedTable
+
 TABLE_DETAIL_LIMIT: Final = 100
+
+_PER_DIRECTION: Final = "pkts, bytes: client → server / server → client"
 
 _STATE_STYLE: Final = {
     "SF": "green",
@@ -76,7 +82,7 @@ def to_transition_row(rec: PacketRecord) -> TransitionRow:
         seq=rec[R_SEQ],
         ack=rec[R_ACK],
         length=rec[R_LEN],
-        window=rec[R_WIN],
+        window=scaled_window(rec[R_WIN], rec[R_WSCALE]),
         before=rec[R_SERVER_BEFORE].value,
         after=rec[R_SERVER_AFTER].value,
         checksum=rec[R_CHECKSUM],
@@ -85,6 +91,7 @@ def to_transition_row(rec: PacketRecord) -> TransitionRow:
         frame=rec[R_FRAME],
         client_before=rec[R_CLIENT_BEFORE].value,
         client_after=rec[R_CLIENT_AFTER].value,
+        window_shift=max(rec[R_WSCALE], 0),
     )
 
 
@@ -103,43 +110,61 @@ def _checksum_text(counts: dict[str, int]) -> str:
     return " ".join(f"{k} {v}" for k, v in counts.items() if v) or "-"
 
 
-def summary_table(reports: list[ConnectionReport], summary: ReplaySummary) -> Table:
-    """One row per connection: endpoints, Zeek state and history, counts, final RFC states."""
-    from rich.table import Table
-    from rich.text import Text
+def capture_name(summary: ReplaySummary) -> str:
+    return "standard input" if summary.file == "-" else summary.file
 
-    table = Table(
-        title=f"TCP connections in {summary.file}", title_justify="left", header_style="bold", expand=False
-    )
-    for name, justify in (
-        ("id", "right"),
-        ("client", "left"),
-        ("server", "left"),
-        ("state", "left"),
-        ("history", "left"),
-        ("pkts c→s/s→c", "right"),
-        ("bytes c→s/s→c", "right"),
-        ("duration (s)", "right"),
-        ("client / server end state", "left"),
-        ("checksums", "left"),
-        ("analysis", "left"),
-    ):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
-    for r in sorted(reports, key=lambda r: r.id):
-        table.add_row(
-            str(r.id),
-            r.client,
-            r.server,
-            Text(r.state, style=_STATE_STYLE.get(r.state, "")),
-            r.history,
-            f"{r.c2s.packets}/{r.s2c.packets}",
-            f"{r.c2s.bytes}/{r.s2c.bytes}",
-            f"{r.duration:.6f}",
-            f"{r.client_state} / {r.server_state}",
-            _checksum_text(r.checksum),
-            _analysis_text(r),
-        )
-    return table
+
+def summary_table(reports: list[ConnectionReport], summary: ReplaySummary) -> FittedTable:
+    """One row per connection: endpoints, Zeek state and history, counts, final RFC states.
+
+    Where the terminal is narrow, the counts, end states, checksums and analysis go
+    to a second line under each connection (:class:`~l4kit.views.layout.FittedTable`)."""
+    from rich.markup import escape
+    from rich.style import Style
+
+    from l4kit.views.layout import Column, FittedTable
+
+    # Several captures: ids count from 0 in each capture (or rotated set), so rows name
+    # their file, and come in the order the files were read.
+    files = [f["file"] for f in summary.files]
+    several = len(files) > 1
+    order = {name: i for i, name in enumerate(files)}
+    columns = [
+        *([Column("file")] if several else []),
+        Column("id", "right"),
+        Column("client"),
+        Column("server"),
+        Column("state"),
+        Column("history", wrap=True),
+        Column("pkts c→s/s→c", "right", short="pkts", detail=True, explain=_PER_DIRECTION),
+        Column("bytes c→s/s→c", "right", short="bytes", detail=True, explain=_PER_DIRECTION),
+        Column("duration (s)", "right", short="s", detail=True, explain="s: duration in seconds"),
+        Column(
+            "client / server end state", short="end", detail=True, explain="end: client / server end state"
+        ),
+        Column("checksums", wrap=True, detail=True, label="checksums"),
+        Column("analysis", wrap=True, detail=True, label="-"),
+    ]
+    styles = {state: Style.parse(name) for state, name in _STATE_STYLE.items()}
+    rows = [
+        [
+            *([(os.path.basename(r.file), None)] if several else []),
+            (str(r.id), None),
+            (r.client, None),
+            (r.server, None),
+            (r.state, styles.get(r.state)),
+            (r.history, None),
+            (f"{r.c2s.packets}/{r.s2c.packets}", None),
+            (f"{r.c2s.bytes}/{r.s2c.bytes}", None),
+            (f"{r.duration:.6f}", None),
+            (f"{r.client_state} / {r.server_state}", None),
+            (_checksum_text(r.checksum), None),
+            (_analysis_text(r), None),
+        ]
+        for r in sorted(reports, key=lambda r: (order.get(r.file, 0), r.id))
+    ]
+    where = f"{len(files)} captures" if several else capture_name(summary)
+    return FittedTable(columns, rows, title=escape(f"TCP connections in {where}"))
 
 
 def summary_footer(summary: ReplaySummary) -> str:
@@ -150,20 +175,30 @@ def summary_footer(summary: ReplaySummary) -> str:
     ]
     if summary.shown != summary.connections:
         parts.append(f"{summary.shown} shown")
+    if summary.filter_frames is not None:
+        parts.append(f"--filter matched {summary.filter_frames} frames")
     parts.append("TCP checksums: " + _checksum_text(summary.checksum))
     if summary.ip_checksum_bad:
         parts.append(f"{summary.ip_checksum_bad} bad IPv4 header checksums")
+    fragments = summary.fragments
+    if fragments:
+        counts = ", ".join(f"{n} {k}" for k, n in fragments.items() if k != "frames" and n)
+        parts.append(
+            f"IP fragments: {fragments.get('frames', 0)} frames" + (f" ({counts})" if counts else "")
+        )
     if summary.skipped:
         parts.append("skipped: " + ", ".join(f"{v} {k}" for k, v in sorted(summary.skipped.items())))
     return " · ".join(parts)
 
 
-def connection_table(report: ConnectionReport) -> Table:
+def connection_table(report: ConnectionReport) -> FittedTable:
     """The shared flag-transition table for one connection, with both sides' states."""
+    from rich.markup import escape
+
     meaning = CONN_STATE_MEANINGS.get(report.state, "")
     title = f"[{report.id}] {report.client} → {report.server}  {report.state} ({meaning})  {report.history}"
     return transition_table(
-        title, transition_rows(report), show_checksum=True, show_client_state=True, show_frame=True
+        escape(title), transition_rows(report), show_checksum=True, show_client_state=True, show_frame=True
     )
 
 
@@ -186,13 +221,15 @@ class TableCollector:
     def render(self, console: Console, summary: ReplaySummary) -> None:
         from rich.text import Text
 
-        console.print(summary_table(self.reports, summary))
-        console.print(summary_footer(summary), highlight=False)
+        # crop=False: a FittedTable's lines fit the console already (Rich would split
+        # and measure every line again to crop it).
+        console.print(summary_table(self.reports, summary), crop=False)
+        console.print(summary_footer(summary), highlight=False, markup=False)
         for report in sorted(self.reports, key=lambda r: r.id):
             if not report.rows:
                 continue
             console.print()
-            console.print(connection_table(report))
+            console.print(connection_table(report), crop=False)
             extra = []
             if report.rows_omitted:
                 extra.append(f"{report.rows_omitted} more packets not shown (--max-rows)")
@@ -224,22 +261,36 @@ class JsonWriter:
     inside ``"connections": [...]``, then the summary. The whole output is one
     JSON document."""
 
+    format = staticmethod(connection_json_text)  # one connection's text, made in any process
+
     def __init__(self, out: IO[str], file: str) -> None:
         self.out = out
+        self.file = file
         self.count = 0
-        out.write("{" + f'"schema": {json.dumps(JSON_SCHEMA)}, "file": {json.dumps(file)}, "connections": [')
+        # Written with the first connection, or at the end: a run that fails before
+        # (--stream past the last connection) leaves no half document behind.
+        self._head = (
+            "{" + f'"schema": {json.dumps(JSON_SCHEMA)}, "file": {json.dumps(file)}, "connections": ['
+        )
+
+    def start(self, first_time: float | None = None) -> None:
+        """The run's first frame was read (the writers' common interface): nothing to write yet."""
 
     def __call__(self, report: ConnectionReport) -> None:
         self.write_text(connection_json_text(report))
 
     def write_text(self, text: str) -> None:
         """One connection already formatted by :func:`connection_json_text`."""
-        self.out.write(("\n" if self.count == 0 else ",\n") + text)
+        self.out.write((self._head + "\n") if self.count == 0 else ",\n")
+        self.out.write(text)
         self.count += 1
 
     def close(self, summary: ReplaySummary) -> None:
         self.out.write(
-            ("\n" if self.count else "") + '], "summary": ' + json.dumps(summary_json(summary)) + "}\n"
+            ("\n" if self.count else self._head)
+            + '], "summary": '
+            + json.dumps(summary_json(summary))
+            + "}\n"
         )
         self.out.flush()
 
@@ -270,7 +321,16 @@ class MermaidWriter:
     def __init__(self, out: IO[str]) -> None:
         self.out = out
         self.participants: dict[str, str] = {}
-        out.write("sequenceDiagram\n")
+        self._started = False
+
+    def start(self, first_time: float | None = None) -> None:
+        """The run's first frame was read (the writers' common interface): nothing to write yet."""
+
+    def _start(self) -> None:
+        """The diagram's first line, with its first connection or at the end."""
+        if not self._started:
+            self._started = True
+            self.out.write("sequenceDiagram\n")
 
     def _participant(self, endpoint: str) -> str:
         name = self.participants.get(endpoint)
@@ -281,6 +341,7 @@ class MermaidWriter:
         return name
 
     def __call__(self, report: ConnectionReport) -> None:
+        self._start()
         c = self._participant(report.client)
         s = self._participant(report.server)
         head = f"connection {report.id}: {report.state} {report.history}"
@@ -295,6 +356,7 @@ class MermaidWriter:
             self.out.write(f"    Note over {c},{s}: {mermaid_escape(line)}\n")
 
     def close(self, summary: ReplaySummary) -> None:
+        self._start()
         if not self.participants:
             # A note needs a participant: the capture itself, so the diagram says what was read.
             capture = self._participant(summary.file)
@@ -324,11 +386,12 @@ def _state_change(side: str, before: str, after: str) -> str:
     return f"{side}: {before} → {after}" if before != after else f"{side}: {after}"
 
 
-class Stepper:
+class PacketWalker:
     """``--step``: one packet at a time, with Scapy's layers and the state change.
 
-    Waits for Enter after each packet when ``interactive`` (stdin is a TTY); ``q``
-    then Enter stops. Otherwise prints every step without waiting.
+    Waits for Enter after each packet when ``interactive`` (a person can answer:
+    ``read_line`` reads a terminal); ``q`` then Enter stops. Otherwise prints every
+    step without waiting.
     """
 
     def __init__(
@@ -351,9 +414,11 @@ class Stepper:
         )
         self.console.print(Text(frame_layers(linktype, frame)))
         ack = "" if row.ack is None else f" ack={row.ack}"
+        raw = record[R_WIN]
+        win = f"{row.window} (scaled: {raw} << {row.window_shift})" if row.window_shift else f"{raw}"
         self.console.print(
             Text(
-                f"{row.flags or '.'} seq={row.seq}{ack} len={row.length} win={row.window} "
+                f"{row.flags or '.'} seq={row.seq}{ack} len={row.length} win={win} "
                 f"checksum={row.checksum}  (relative seq/ack, t={row.t:.6f}s)",
                 style="bold",
             )
@@ -369,11 +434,70 @@ class Stepper:
                 self.stopped = True
 
 
-def truncation_warning(file: str, summary: ReplaySummary) -> Text:
+def truncation_warning(summary: ReplaySummary) -> Text:
     """The line printed on standard error when the capture was cut short."""
     from rich.text import Text
 
     return Text(
-        f"warning: {file} is truncated ({summary.truncation_detail}); read up to the cut",
+        f"warning: {capture_name(summary)} is truncated ({summary.truncation_detail}); read up to the cut",
         style="yellow",
     )
+
+
+def unsupported_warning(summary: ReplaySummary, linktype: int, count: int) -> Text:
+    """The line printed on standard error for the packets of an interface (pcapng) of a
+    link type l4kit does not read: skipped, the rest shown."""
+    from rich.text import Text
+
+    from l4kit.wire.link import LINKTYPE_NAMES, linktype_name
+
+    readable = ", ".join(str(n) for n in sorted(LINKTYPE_NAMES))
+    return Text(
+        f"warning: {capture_name(summary)}: {count} packet{'' if count == 1 else 's'} of link type "
+        f"{linktype_name(linktype)} skipped (l4kit reads link types {readable}); the other "
+        "interfaces' are shown",
+        style="yellow",
+    )
+
+
+# ---------------------------------------------------------------- progress
+
+
+class ReplayProgress:
+    """A progress bar on standard error for a long run (a terminal only: the command
+    decides), refreshed by Rich's own thread; :meth:`update` may be called from any
+    thread."""
+
+    def __init__(self, total: int | None, unit: str = "bytes") -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        amount = DownloadColumn() if unit == "bytes" else MofNCompleteColumn()
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            amount,
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+            refresh_per_second=5,
+        )
+        self.task = self.progress.add_task("reading", total=total)
+        self.progress.start()
+
+    def update(self, completed: int, *, total: int | None = None, what: str = "") -> None:
+        if total is not None:
+            self.progress.update(self.task, total=total)
+        self.progress.update(self.task, completed=completed, description=what or "reading")
+
+    def stop(self) -> None:
+        self.progress.stop()

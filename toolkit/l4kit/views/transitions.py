@@ -1,9 +1,11 @@
 """The flag-transition table: one row per segment, shared by ``respond`` and ``replay``.
 
 Both commands print the same table so that what a user sees live and what they
-see later from the capture line up row by row. Rich is imported when a table is
-made: ``replay --format json`` and ``--format mermaid`` use :class:`TransitionRow`
-and never load it.
+see later from the capture line up row by row. It is a
+:class:`~l4kit.views.layout.FittedTable`: one line a segment where the terminal
+is wide enough, the states and notes on a line of their own below it where it is
+not, never a cell cut. Rich is imported when a table is made: ``replay --format
+json`` and ``--format mermaid`` use :class:`TransitionRow` and never load it.
 """
 
 from __future__ import annotations
@@ -13,12 +15,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from rich.table import Table
-    from rich.text import Text
+    from l4kit.views.layout import FittedTable
 
-_DIR_STYLE = {"c2s": "cyan", "s2c": "magenta"}
 _ARROW = {"c2s": "→", "s2c": "←"}
 _WHO = {"c2s": "client", "s2c": "server"}
+_SCALED = "win*: the window scaled as the handshake agreed (RFC 7323), where the capture shows it"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,9 +32,10 @@ class TransitionRow:
     server-side RFC 9293 states (equal when the segment changed nothing).
 
     Added for ``replay`` (optional, so existing callers are unchanged):
-    ``frame`` is the capture's frame number (Wireshark's ``frame.number``) and
+    ``frame`` is the capture's frame number (Wireshark's ``frame.number``),
     ``client_before``/``client_after`` the client side's RFC 9293 states, shown
-    when the table is made with ``show_client_state=True``.
+    when the table is made with ``show_client_state=True``, and ``window_shift``
+    the window scale ``window`` was shifted by (RFC 7323; 0: the raw field).
     """
 
     t: float
@@ -51,6 +53,7 @@ class TransitionRow:
     frame: int | None = None
     client_before: str = ""
     client_after: str = ""
+    window_shift: int = 0
 
 
 def _state_cell(before: str, after: str) -> str:
@@ -64,50 +67,68 @@ def transition_table(
     show_checksum: bool = False,
     show_client_state: bool = False,
     show_frame: bool = False,
-) -> Table:
-    """A Rich table of ``rows`` under ``title`` (typically ``client <-> server``).
+    caption: str = "",
+) -> FittedTable:
+    """The table of ``rows`` under ``title`` (typically ``client → server``; Rich markup).
 
     ``show_frame`` adds the frame number column, ``show_client_state`` a client
-    state column next to the (then so named) server state column.
+    state column next to the (then so named) server state column. The window column
+    says ``win (scaled)`` when it shows scaled windows.
     """
-    from rich.table import Table
-    from rich.text import Text
+    from rich.style import Style
 
-    table = Table(title=title, title_justify="left", header_style="bold", expand=False)
-    if show_frame:
-        table.add_column("frame", justify="right", no_wrap=True)
-    table.add_column("t (s)", justify="right", no_wrap=True)
-    table.add_column("dir", justify="center", no_wrap=True)
-    table.add_column("flags", no_wrap=True)
-    table.add_column("seq", justify="right")
-    table.add_column("ack", justify="right")
-    table.add_column("len", justify="right")
-    table.add_column("win", justify="right")
+    from l4kit.views.layout import BOLD, NULL, Column, FittedTable
+
+    direction_style = {"c2s": Style.parse("cyan"), "s2c": Style.parse("magenta")}
+    flags_style = {"c2s": Style.parse("bold cyan"), "s2c": Style.parse("bold magenta")}
+    red = Style.parse("red")
+    rows = list(rows)
+    scaled = any(row.window_shift > 0 for row in rows)
+    columns = [Column("frame", "right")] if show_frame else []
+    columns += [
+        Column("t (s)", "right"),
+        Column("dir", "center"),
+        Column("flags"),
+        Column("seq", "right"),
+        Column("ack", "right"),
+        Column("len", "right"),
+        Column("win (scaled)", "right", short="win*", explain=_SCALED) if scaled else Column("win", "right"),
+    ]
     if show_checksum:
-        table.add_column("cksum")
+        columns.append(Column("cksum"))
     if show_client_state:
-        table.add_column("client state")
-    table.add_column("server state" if show_client_state else "state")
-    table.add_column("data / notes")
+        columns.append(Column("client state", detail=True, label="client"))
+    columns.append(
+        Column("server state", detail=True, label="server")
+        if show_client_state
+        else Column("state", detail=True)
+    )
+    columns.append(Column("data / notes", wrap=True, detail=True, label="-"))
+    cells: list[list[tuple[str, Style | None]]] = []
     for row in rows:
-        style = _DIR_STYLE.get(row.direction, "")
-        state = _state_cell(row.before, row.after)
+        direction = row.direction
         extras = [row.payload_preview] if row.payload_preview else []
         extras += [f"[{n}]" for n in row.notes]
-        cells: list[str | Text] = ["" if row.frame is None else str(row.frame)] if show_frame else []
-        cells += [
-            f"{row.t:.6f}",
-            Text(f"{_WHO.get(row.direction, '?')} {_ARROW.get(row.direction, '?')}", style=style),
-            Text(row.flags or ".", style="bold " + style),
-            str(row.seq),
-            "" if row.ack is None else str(row.ack),
-            str(row.length),
-            "" if row.window is None else str(row.window),
+        line: list[tuple[str, Style | None]] = (
+            [("" if row.frame is None else str(row.frame), None)] if show_frame else []
+        )
+        line += [
+            (f"{row.t:.6f}", None),
+            (
+                f"{_WHO.get(direction, '?')} {_ARROW.get(direction, '?')}",
+                direction_style.get(direction, NULL),
+            ),
+            (row.flags or ".", flags_style.get(direction, BOLD)),
+            (str(row.seq), None),
+            ("" if row.ack is None else str(row.ack), None),
+            (str(row.length), None),
+            ("" if row.window is None else str(row.window), None),
         ]
         if show_checksum:
-            cells.append(Text(row.checksum, style="red" if row.checksum == "bad" else ""))
+            line.append((row.checksum, red if row.checksum == "bad" else NULL))
         if show_client_state:
-            cells.append(_state_cell(row.client_before, row.client_after))
-        cells += [state, Text(" ".join(extras))]
-        table.add_row(*cells)
-    return table
+            line.append((_state_cell(row.client_before, row.client_after), None))
+        line.append((_state_cell(row.before, row.after), None))
+        line.append((" ".join(extras), NULL))
+        cells.append(line)
+    return FittedTable(columns, cells, title=title, caption=caption)

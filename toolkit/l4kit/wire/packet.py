@@ -119,7 +119,7 @@ def _classify(segment: bytes, pseudo_sum: int) -> ChecksumStatus:
 # ---------------------------------------------------------------- decode
 
 
-def _ipv6_final_destination(buf: bytes, offset: int, length: int, dst: bytes) -> bytes:
+def ipv6_final_destination(buf: bytes, offset: int, length: int, dst: bytes) -> bytes:
     """The destination the sender's pseudo-header used, given a Routing header at ``offset``.
 
     RFC 8200 §8.1: with segments left, that is the last address of the route:
@@ -194,7 +194,7 @@ def decode_packet(buf: bytes) -> Segment:
                         "ipv6", "truncated", f"extension header {next_header} past the payload"
                     )
                 if next_header == _IPV6_ROUTING:
-                    pseudo_dst = _ipv6_final_destination(buf, offset, ext_len, dst_b)
+                    pseudo_dst = ipv6_final_destination(buf, offset, ext_len, dst_b)
                 next_header = buf[offset]
                 offset += ext_len
             elif next_header == _IPV6_FRAGMENT:

@@ -8,16 +8,13 @@ It says nothing about link layers, IP identification or TTL: the codecs
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import FrozenInstanceError
-from types import FunctionType
 from typing import Any, Final, NamedTuple
 
 from l4kit.checksum import ChecksumStatus
 from l4kit.wire.flags import TcpFlags
 from l4kit.wire.options import MaxSegmentSize, SackPermitted, TcpOption, Timestamps, WindowScale
 from l4kit.wire.seqnum import SeqNum
-from l4kit.wire.value import FrozenValue
+from l4kit.wire.value import FrozenValue, pure_python_init
 
 
 class Endpoint(NamedTuple):
@@ -58,12 +55,9 @@ class Segment(FrozenValue):
     ``dataclasses.replace``); the fields are keyword-only, in ``FIELDS`` order.
 
     Performance: every received and every sent segment is one of these, several per
-    connection. ``pip install .`` compiles this module with mypyc (``setup.py``): the
-    class is then a native one, built in well under a microsecond where the frozen
-    dataclass it was took about 3.5 µs (``benchmarks/README.md``), and its fields are
-    read-only to code outside it (``Final``). As pure Python, the constructor stores
-    through the slots' own setters, past ``__setattr__``. ``seg_len`` and ``key`` avoid
-    ``IntFlag`` arithmetic and the named tuples' Python-level ``__new__``.
+    connection, so this module is compiled by mypyc (:mod:`l4kit.wire.value` says how
+    the same class stays immutable and fast as pure Python). ``seg_len`` and ``key``
+    avoid ``IntFlag`` arithmetic and the named tuples' Python-level ``__new__``.
     """
 
     FIELDS = (
@@ -98,20 +92,6 @@ class Segment(FrozenValue):
         payload: bytes = b"",
         checksum: ChecksumStatus = ChecksumStatus.OK,
     ) -> None:
-        if _PURE:  # through the slots' own setters, past __setattr__
-            _set_src(self, src)
-            _set_dst(self, dst)
-            _set_sport(self, sport)
-            _set_dport(self, dport)
-            _set_seq(self, seq)
-            _set_ack(self, ack)
-            _set_flags(self, flags)
-            _set_window(self, window)
-            _set_urgent(self, urgent)
-            _set_options(self, options)
-            _set_payload(self, payload)
-            _set_checksum(self, checksum)
-            return
         self.src: Final = src
         self.dst: Final = dst
         self.sport: Final = sport
@@ -124,12 +104,6 @@ class Segment(FrozenValue):
         self.options: Final = options
         self.payload: Final = payload
         self.checksum: Final = checksum
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise FrozenInstanceError(f"cannot assign to field {name!r}")
-
-    def __reduce__(self) -> tuple[Callable[..., Segment], tuple[object, ...]]:
-        return (_segment_of, self._values())
 
     @property
     def seg_len(self) -> int:
@@ -199,27 +173,4 @@ class Segment(FrozenValue):
         )
 
 
-# Compiled by mypyc (setup.py), Segment is a native class whose constructor stores its
-# Final fields directly. As pure Python, the constructor stores through the slots' own
-# setters, which bypass __setattr__ (it refuses every change), rather than a frozen
-# dataclass's object.__setattr__ per field.
-_PURE: Final = isinstance(vars(Segment)["__init__"], FunctionType)
-(
-    _set_src,
-    _set_dst,
-    _set_sport,
-    _set_dport,
-    _set_seq,
-    _set_ack,
-    _set_flags,
-    _set_window,
-    _set_urgent,
-    _set_options,
-    _set_payload,
-    _set_checksum,
-) = (vars(Segment)[name].__set__ for name in Segment.FIELDS)
-
-
-def _segment_of(*values: Any) -> Segment:
-    """Unpickling: the fields in :attr:`Segment.FIELDS` order."""
-    return Segment(**dict(zip(Segment.FIELDS, values, strict=True)))
+pure_python_init(Segment)

@@ -13,14 +13,16 @@ int where Python wants one (``struct.pack``, Scapy's fields, indexing): pass
 
 ``pip install .`` compiles this module with mypyc (``setup.py``), as the core that
 does arithmetic on these several times a segment is: its calls into a compiled
-``SeqNum`` are direct C calls. The pure-Python class is the same, immutable too, and
-``tests/unit/test_wire_seqnum.py`` runs on both builds (``scripts/check.sh``).
+``SeqNum`` are direct C calls. The pure-Python class is the same, immutable too
+(:mod:`l4kit.wire.value` says how), and ``tests/unit/test_wire_seqnum.py`` runs on both
+builds (``scripts/check.sh``).
 """
 
 from __future__ import annotations
 
-from types import FunctionType
 from typing import Final, NoReturn, overload
+
+from l4kit.wire.value import pure_python_init
 
 MOD: Final = 1 << 32
 MASK: Final = MOD - 1  # the 32 bits of a sequence number, for code that works on raw ints
@@ -38,11 +40,6 @@ class SeqNum:
     __slots__ = ("value",)
 
     def __init__(self, value: int) -> None:
-        if _PURE:
-            if not isinstance(value, int):  # compiled, the signature refuses it
-                raise TypeError(f"a sequence number is an int, not {type(value).__name__}")
-            _set_value(self, value % MOD)
-            return
         self.value: Final[int] = value % MOD
 
     def __setattr__(self, name: str, value: object) -> None:
@@ -55,11 +52,6 @@ class SeqNum:
     def __add__(self, other: int | SeqNum) -> SeqNum:
         # The implementation admits a SeqNum so that, compiled, adding one is this
         # TypeError rather than mypyc's refusal of the argument.
-        if _PURE and other.__class__ is int:
-            # The common case, several times per segment: no __init__ call.
-            result = _new(SeqNum)
-            _set_value(result, (self.value + other) % MOD)
-            return result
         if isinstance(other, SeqNum):  # adding two sequence numbers is meaningless
             raise TypeError("cannot add two sequence numbers; add an octet count")
         return SeqNum(self.value + other)
@@ -114,10 +106,54 @@ class SeqNum:
         return (self.value - start.value) % MOD < size
 
 
-# As pure Python, the constructors store through the slot's own setter (it bypasses
-# __setattr__, which refuses every change), ``+`` into a bare allocation. Compiled by
-# mypyc (setup.py), the class is a native one: the constructor stores the slot directly,
-# and code outside the class cannot (the attribute is Final).
-_PURE: Final = isinstance(vars(SeqNum)["__init__"], FunctionType)
-_set_value = vars(SeqNum)["value"].__set__
-_new = object.__new__
+def _sequence_value(value: object) -> int:
+    """What the written ``__init__`` stores when ``value`` is not exactly an ``int``, as pure
+    Python (compiled, the signature refuses a non-int; a bool is an int)."""
+    if not isinstance(value, int):
+        raise TypeError(f"a sequence number is an int, not {type(value).__name__}")
+    return value % MOD
+
+
+pure_python_init(
+    SeqNum,
+    {"value": "value % _MOD if value.__class__ is int else _sequence_value(value)"},
+    {"_MOD": MOD, "_sequence_value": _sequence_value},
+)
+
+
+# ---------------------------------------------------------------- the same rule on plain ints
+#
+# For code that keeps sequence numbers as raw 32-bit ints because it handles one per
+# packet of a capture (replay's observers): the comparisons of SeqNum, in one place.
+# Compiled by mypyc, a call from another compiled module is a direct C call.
+
+
+def seq_lt(a: int, b: int) -> bool:
+    """``a < b`` modulo 2**32 (RFC 1982)."""
+    return 0 < ((b - a) & MASK) < HALF
+
+
+def seq_le(a: int, b: int) -> bool:
+    """``a <= b`` modulo 2**32."""
+    return ((b - a) & MASK) < HALF
+
+
+def seq_gt(a: int, b: int) -> bool:
+    """``a > b`` modulo 2**32."""
+    return 0 < ((a - b) & MASK) < HALF
+
+
+def seq_ge(a: int, b: int) -> bool:
+    """``a >= b`` modulo 2**32."""
+    return ((a - b) & MASK) < HALF
+
+
+def seq_diff(a: int, b: int) -> int:
+    """``a - b`` as a signed distance in ``[-2**31, 2**31)`` (as ``SeqNum - SeqNum``)."""
+    d = (a - b) & MASK
+    return d - MOD if d >= HALF else d
+
+
+def seq_in_window(seq: int, start: int, size: int) -> bool:
+    """``start <= seq < start + size`` modulo 2**32 (as :meth:`SeqNum.in_window`)."""
+    return ((seq - start) & MASK) < size
