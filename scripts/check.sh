@@ -40,6 +40,6 @@ $py/python -m pip install -q --no-deps --target "$work/compiled" .
 # L4KIT_EXPECT_COMPILED: tests/conftest.py fails the run unless l4kit comes from there, compiled.
 # A compiled module checks its annotations at run time: these are the tests of every
 # compiled module (setup.py), the live ones with real clients through the responder.
-PYTHONPATH="$work/compiled" L4KIT_EXPECT_COMPILED=1 run_pytest -q tests/unit/test_replay_*.py \
+PYTHONPATH="$work/compiled" L4KIT_EXPECT_COMPILED=1 run_pytest -q tests/unit/test_replay_*.py tests/unit/test_liveplay.py \
     tests/live/test_replay_tshark.py tests/unit/core tests/unit/test_*codec*.py tests/unit/test_wire_*.py \
     tests/live/test_respond_{capture,clients,flood,render,timers}.py

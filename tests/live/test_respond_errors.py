@@ -34,6 +34,7 @@ def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
         (("respond", "--sandbox"), "CAP_SYS_ADMIN (network namespace)"),
         (("demo",), "CAP_SYS_ADMIN (network namespace)"),
         (("cleanup",), "needs CAP_NET_ADMIN"),
+        (("connect", "127.0.0.1", "80"), "needs CAP_NET_RAW (raw packet socket) and CAP_NET_ADMIN"),
     ],
 )
 def test_non_root_gets_one_line_naming_the_missing_capability(

@@ -33,13 +33,16 @@ pytest.importorskip("ipykernel")
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 NOTEBOOK_FILES = sorted(NOTEBOOKS.glob("*.ipynb"))
 LIVE_NOTEBOOK = "04_live.ipynb"  # starts the real responder in a namespace when run as root
+CLIENT_NOTEBOOK = "05_client.ipynb"  # the live client against a kernel server in a namespace
+LIVE_NOTEBOOKS = (LIVE_NOTEBOOK, CLIENT_NOTEBOOK)
 
 
 def _executable(paths):
     """The notebooks as test parameters; the live one also carries the ``live`` marker, so that
     ``-m "not live"`` leaves it out with the other tests that start real processes."""
     return [
-        pytest.param(p, id=p.name, marks=[pytest.mark.live] if p.name == LIVE_NOTEBOOK else []) for p in paths
+        pytest.param(p, id=p.name, marks=[pytest.mark.live] if p.name in LIVE_NOTEBOOKS else [])
+        for p in paths
     ]
 
 
@@ -254,8 +257,40 @@ def test_live_notebook_answers_or_says_why_not(kernel: str):
 
 @pytest.mark.notebooks
 @pytest.mark.live
+def test_client_notebook_checks_each_step_against_rfc_9293_or_says_why_not(kernel: str):
+    nb = _execute(NOTEBOOKS / CLIENT_NOTEBOOK, kernel)
+    text = "\n".join(_cell_text(cell) for cell in _code_cells(nb))
+    reason = _live_reason()
+    if reason is None and shutil.which("ss") is not None:
+        assert "live part: runs" in text
+        assert "DIFFERS" not in text
+        for rule in (
+            "matches: the answer to a SYN is SYN,ACK",
+            "matches: the kernel acknowledges every octet (ACK = SEQ + LEN)",
+            "matches: the kernel acknowledges the FIN (ACK = its SEQ + 1)",
+            "matches: its FIN takes us to TIME-WAIT",
+            "matches: the kernel's socket is CLOSED (gone from ss)",
+            "matches: with SEQ=0",
+        ):
+            assert rule in text
+        namespace = re.search(r"namespace (l4kit-nb05-\d+) deleted: True", text).group(1)
+        listed = subprocess.run(
+            ["ip", "netns", "list"], capture_output=True, text=True, check=True, timeout=10
+        )
+        assert namespace not in listed.stdout.split()
+    else:
+        assert "live part: skipped" in text and "matches:" not in text
+        assert text.count("skipped:") >= 6
+    assert "cleaned up" in text
+
+
+@pytest.mark.notebooks
+@pytest.mark.live
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root and setpriv")
-def test_live_notebook_as_root_without_capabilities_skips_and_cleans_up(kernel: str, tmp_path: Path):
+@pytest.mark.parametrize("notebook", LIVE_NOTEBOOKS)
+def test_live_notebook_as_root_without_capabilities_skips_and_cleans_up(
+    kernel: str, tmp_path: Path, notebook: str
+):
     """Root in a container (Docker's default) has uid 0 but neither CAP_NET_ADMIN nor
     CAP_SYS_ADMIN: the notebook must say so and skip, not wait for a responder that
     cannot start, and leave no temporary directory behind."""
@@ -273,7 +308,7 @@ def test_live_notebook_as_root_without_capabilities_skips_and_cleans_up(kernel: 
         "env": {"PYDEVD_DISABLE_FILE_VALIDATION": "1", "TMPDIR": str(kernel_tmp)},
     }  # fmt: skip
     (spec_dir / "kernel.json").write_text(json.dumps(spec))
-    nb = nbformat.read(NOTEBOOKS / LIVE_NOTEBOOK, as_version=4)
+    nb = nbformat.read(NOTEBOOKS / notebook, as_version=4)
     client = nbclient.NotebookClient(
         nb, kernel_name=name, timeout=CELL_TIMEOUT, allow_errors=False,
         resources={"metadata": {"path": str(NOTEBOOKS)}},
@@ -284,6 +319,6 @@ def test_live_notebook_as_root_without_capabilities_skips_and_cleans_up(kernel: 
         "live part: skipped: root here lacks CAP_NET_ADMIN (firewall rule, sysctls), "
         "CAP_SYS_ADMIN (network namespace)"
     ) in text
-    assert "hello world" not in text
-    assert re.search(r"cleaned up \S+: deleted", text)
+    assert "hello world" not in text and "matches:" not in text
+    assert re.search(r"cleaned up( \S+: deleted)?\n", text)
     assert list(kernel_tmp.iterdir()) == []  # its temporary directory is gone

@@ -346,6 +346,31 @@ def test_two_preparations_restore_the_original_when_the_later_one_ends_first(
     assert store.records() == []
 
 
+@pytest.mark.parametrize("order", [(0, 1, 2), (1, 0, 2), (1, 2, 0), (2, 1, 0), (0, 2, 1), (2, 0, 1)])
+def test_three_preparations_restore_the_original_whatever_order_they_end_in(
+    tmp_path: Path, fakes: Any, order: tuple[int, int, int]
+) -> None:
+    # Three sockets of one client (one pid, three ports): the second and third recorded
+    # the first one's "1"; whichever ends last must put back the value from before.
+    sysctls, _firewall = fakes
+    store = StateStore(tmp_path)
+    original = dict(sysctls)
+    preparations = []
+    for port in (8888, 9999, 7777):
+        plan = HostPlan(
+            iface="lo", address="127.0.0.1", port=port, firewall=FakeFirewall(port=port), sysctls=dict(KEYS)
+        )
+        preparation = HostPreparation(plan, store=store)
+        preparation.__enter__()
+        preparations.append(preparation)
+    for done, index in enumerate(order, 1):
+        preparations[index].__exit__(None, None, None)
+        if done < 3:
+            assert all(sysctls[k] == "1" for k in KEYS)  # the others still need them
+    assert sysctls == original
+    assert store.records() == []
+
+
 def test_cleanup_undoes_dead_runs_and_leaves_live_ones(tmp_path: Path, fakes: Any) -> None:
     sysctls, firewall = fakes
     store = StateStore(tmp_path)

@@ -127,44 +127,6 @@ def test_rows_are_transition_rows() -> None:
     assert all(isinstance(row, TransitionRow) for log in tables.logs.values() for row in log.rows)
 
 
-def test_a_retransmission_row_says_so_once() -> None:
-    # The real core, left without an ACK for its reply: the retransmission timer fires.
-    listener = Listener(ListenerConfig(local=SERVER, secret=b"k" * 32), make_app_factory())
-    tables = ConnectionTables()
-    synack = listener.receive(client("S", 0), 1.0).segments[0]
-    listener.receive(client("A", 1, synack.seq.value + 1), 1.001)
-    listener.receive(client("PA", 1, synack.seq.value + 1, b"toppage\n"), 1.002)
-    events = list(listener.tick(3.0).events)
-    tables.feed_events(events)
-    (log,) = tables.logs.values()
-    notes = [note for row in log.rows for note in row.notes]
-    assert notes == ["retransmission 1 (RTO 1 s)"], notes
-
-
-def test_segment_notes() -> None:
-    assert segment_note(False, "data") == ""
-    assert segment_note(True, "data") == "retransmission"
-    assert segment_note(True, "retransmission after a partial ACK") == "retransmission after a partial ACK"
-    assert segment_note(True, "SYN-ACK again for a retransmitted SYN") == (
-        "retransmission: SYN-ACK again for a retransmitted SYN"
-    )
-    assert segment_note(False, "challenge ACK (RFC 5961 §4.2)") == "challenge ACK (RFC 5961 §4.2)"
-
-
-def test_the_connections_row_says_what_it_counts_and_what_was_aborted() -> None:
-    def row(summary: ResponderSummary) -> str:
-        console = Console(record=True, width=160)
-        console.print(summary_table(summary))
-        (line,) = [ln for ln in console.export_text().splitlines() if ln.strip().startswith("connections")]
-        return " ".join(line.split())
-
-    # A SYN answered, then the stop: no handshake completed, one half-open connection aborted.
-    assert row(ResponderSummary(connections=0, open_at_exit=1, half_open_at_stop=1)) == (
-        "connections 0 established; 1 still open at exit, aborted (RST), 1 of them half-open"
-    )
-    assert row(ResponderSummary(connections=3)) == "connections 3 established; 0 still open at exit"
-
-
 def test_a_long_reply_shows_the_close_where_it_happened() -> None:
     """A 60,000-octet reply: the application sends it and closes at once, so the rows of
     everything the server sends after the close (the window lets only the first ten
@@ -208,3 +170,41 @@ def test_a_long_reply_shows_the_close_where_it_happened() -> None:
     assert all(state != "ESTABLISHED" for _, _, state in after)
     assert next(s for s in after if s[1] == "FA") == ("server", "FA", "FIN-WAIT-1")
     assert len(cells) > 40
+
+
+def test_a_retransmission_row_says_so_once() -> None:
+    # The real core, left without an ACK for its reply: the retransmission timer fires.
+    listener = Listener(ListenerConfig(local=SERVER, secret=b"k" * 32), make_app_factory())
+    tables = ConnectionTables()
+    synack = listener.receive(client("S", 0), 1.0).segments[0]
+    listener.receive(client("A", 1, synack.seq.value + 1), 1.001)
+    listener.receive(client("PA", 1, synack.seq.value + 1, b"toppage\n"), 1.002)
+    events = list(listener.tick(3.0).events)
+    tables.feed_events(events)
+    (log,) = tables.logs.values()
+    notes = [note for row in log.rows for note in row.notes]
+    assert notes == ["retransmission 1 (RTO 1 s)"], notes
+
+
+def test_segment_notes() -> None:
+    assert segment_note(False, "data") == ""
+    assert segment_note(True, "data") == "retransmission"
+    assert segment_note(True, "retransmission after a partial ACK") == "retransmission after a partial ACK"
+    assert segment_note(True, "SYN-ACK again for a retransmitted SYN") == (
+        "retransmission: SYN-ACK again for a retransmitted SYN"
+    )
+    assert segment_note(False, "challenge ACK (RFC 5961 §4.2)") == "challenge ACK (RFC 5961 §4.2)"
+
+
+def test_the_connections_row_says_what_it_counts_and_what_was_aborted() -> None:
+    def row(summary: ResponderSummary) -> str:
+        console = Console(record=True, width=160)
+        console.print(summary_table(summary))
+        (line,) = [ln for ln in console.export_text().splitlines() if ln.strip().startswith("connections")]
+        return " ".join(line.split())
+
+    # A SYN answered, then the stop: no handshake completed, one half-open connection aborted.
+    assert row(ResponderSummary(connections=0, open_at_exit=1, half_open_at_stop=1)) == (
+        "connections 0 established; 1 still open at exit, aborted (RST), 1 of them half-open"
+    )
+    assert row(ResponderSummary(connections=3)) == "connections 3 established; 0 still open at exit"

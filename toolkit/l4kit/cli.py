@@ -223,6 +223,145 @@ def replay(  # noqa: PLR0917 - one parameter per command-line option
         raise typer.Exit(code)
 
 
+class OutputFormat(enum.StrEnum):
+    table = "table"
+    json = "json"
+
+
+class Firewall(enum.StrEnum):
+    auto = "auto"
+    nft = "nft"
+    iptables = "iptables"
+
+
+@app.command()
+def connect(  # noqa: PLR0917 - one parameter per command-line option
+    host: Annotated[str, typer.Argument(help="The server: an IPv4 or IPv6 address, or a name.")],
+    port: Annotated[int, typer.Argument(min=1, max=65535, help="The server's TCP port.")],
+    send: Annotated[
+        str | None, typer.Option("--send", help="Send this text (UTF-8) instead of standard input.")
+    ] = None,
+    send_file: Annotated[
+        Path | None,
+        typer.Option("--send-file", dir_okay=False, help="Send this file's bytes instead of standard input."),
+    ] = None,
+    iface: Annotated[
+        str | None, typer.Option(help="The interface the route must use (default: the kernel's route).")
+    ] = None,
+    source_port: Annotated[
+        int, typer.Option(min=0, max=65535, help="Local port (0: a free ephemeral port the kernel picks).")
+    ] = 0,
+    timeout: Annotated[
+        float,
+        typer.Option(min=0.001, help="Seconds to wait for the handshake, and for the server between bytes."),
+    ] = 10.0,
+    format: Annotated[
+        OutputFormat,
+        typer.Option("--format", "-f", help="The transitions on standard error: a table or JSON."),
+    ] = OutputFormat.table,
+    pcap: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write every frame in and out to this pcap file (a new file, mode 0600; never "
+            "through a symbolic link; an existing file only with --force)."
+        ),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --pcap file.")] = False,
+    firewall: Annotated[
+        Firewall,
+        typer.Option(help="How the kernel's RST is dropped: nft (own table), iptables (own chain), auto."),
+    ] = Firewall.auto,
+) -> None:
+    """Connect to [bold]HOST[/] [bold]PORT[/] with l4kit's own TCP, like nc: send the input, half-close
+    when it ends, print what the server sends.
+
+    The server's bytes go to standard output exactly as received; the flag-transition
+    table (or JSON) goes to standard error. Exit status: 0 when the connection closed
+    cleanly, 1 when it was refused, timed out or reset, 2 for a usage error. Needs root
+    (CAP_NET_RAW, CAP_NET_ADMIN); the host is restored on exit ([bold]l4kit cleanup[/]
+    after a kill -9).
+    """
+    from l4kit.commands.connect import ConnectRequest
+    from l4kit.commands.connect import connect as run_connect
+
+    raise typer.Exit(
+        run_connect(
+            ConnectRequest(
+                host=host, port=port, send=send, send_file=send_file, iface=iface, source_port=source_port,
+                timeout=timeout, fmt=format.value, pcap=pcap, force=force, firewall=firewall.value,
+            )
+        )
+    )  # fmt: skip
+
+
+class Timing(enum.StrEnum):
+    fast = "fast"
+    asis = "asis"
+
+
+@app.command()
+def liveplay(  # noqa: PLR0917 - one parameter per command-line option
+    capture: Annotated[Path, typer.Argument(help="A pcap or pcapng capture (gzip'd too).")],
+    server: Annotated[
+        str, typer.Option("--server", help="The live server: HOST:PORT, [IPv6]:PORT.", show_default=False)
+    ],
+    stream: Annotated[
+        list[int] | None,
+        typer.Option(min=0, help="Only this connection (its id in replay's summary); repeatable."),
+    ] = None,
+    format: Annotated[
+        OutputFormat, typer.Option("--format", "-f", help="Output format.")
+    ] = OutputFormat.table,
+    timing: Annotated[
+        Timing,
+        typer.Option(
+            help="fast: send each client turn as soon as the server's turn is in; asis: keep "
+            "the captured gaps."
+        ),
+    ] = Timing.fast,
+    strict: Annotated[
+        bool,
+        typer.Option("--strict", help="Exit 1 when the live server's bytes differ from the captured ones."),
+    ] = False,
+    parallel: Annotated[int, typer.Option(min=1, max=256, help="Connections played at once.")] = 1,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            min=0.001, help="Seconds to wait for the handshake, for each server turn and for the close."
+        ),
+    ] = 5.0,
+    iface: Annotated[str | None, typer.Option(help="The interface the route must use.")] = None,
+    pcap: Annotated[
+        Path | None,
+        typer.Option(help="Write every live frame in and out to this pcap file (a new file, mode 0600)."),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --pcap file.")] = False,
+    firewall: Annotated[
+        Firewall,
+        typer.Option(help="How the kernel's RST is dropped: nft (own table), iptables (own chain), auto."),
+    ] = Firewall.auto,
+) -> None:
+    """Play the client side of each captured TCP connection against a live server, with real TCP,
+    and compare what the server sends with what the captured server sent.
+
+    Exit status: 0 when every connection completed (differences are reported, not errors;
+    [bold]--strict[/] makes them exit 1); 1 when one was refused, timed out or reset; 2 when
+    the capture cannot be read or holds no TCP. Needs root, like [bold]connect[/].
+    """
+    from l4kit.commands.liveplay import LiveplayRequest
+    from l4kit.commands.liveplay import liveplay as run_liveplay
+
+    raise typer.Exit(
+        run_liveplay(
+            LiveplayRequest(
+                capture=capture, server=server, streams=tuple(stream or ()), fmt=format.value,
+                timing=timing.value, strict=strict, parallel=parallel, timeout=timeout, iface=iface,
+                pcap=pcap, force=force, firewall=firewall.value,
+            )
+        )
+    )  # fmt: skip
+
+
 @app.command()
 def cleanup(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show what would be removed.")] = False,

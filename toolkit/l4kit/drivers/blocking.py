@@ -75,7 +75,13 @@ class BlockingStack:
         """Connect and wait for the handshake (ConnectionRefusedError, TimeoutError ...)."""
         conn = self._call(lambda: self.stack.connect(local, remote))
         sock = BlockingSocket(self, conn)
-        self._wait(lambda: conn.connected or conn.closed or conn.error != 0, timeout, "connect")
+        try:
+            self._wait(lambda: conn.connected or conn.closed or conn.error != 0, timeout, "connect")
+        except BaseException:
+            # Our own timeout (or an interrupt): give the half-made connection up
+            # (RFC 9293 §3.10.5, ABORT in SYN-SENT: the TCB goes, nothing is sent).
+            self._call(conn.abort)
+            raise
         with self._ready:
             if conn.error:
                 code, conn.error = conn.error, 0
@@ -91,9 +97,29 @@ class BlockingStack:
             self, self._call(lambda: self.stack.listen(address, port, backlog, app_factory=app_factory))
         )
 
+    def call(self, work: Callable[[], T]) -> T:
+        """Run ``work`` (calls on the stack, or on a connection) under the lock, then
+        send what it produced and wake every waiting thread."""
+        return self._call(work)
+
+    def locked(self, work: Callable[[], T]) -> T:
+        """Run ``work`` under the lock, nothing else (a read of state the lock guards)."""
+        with self._ready:
+            return work()
+
+    def wait(self, ready: Callable[[], bool], timeout: float | None, what: str) -> None:
+        """Wait until ``ready()`` (read under the lock) holds; ``TimeoutError`` after ``timeout``."""
+        self._wait(ready, timeout, what)
+
     def _call(self, work: Callable[[], T]) -> T:
         """One socket call: under the lock, then what it sent goes out."""
         with self._ready:
+            # The stack's clock moves only when a driver calls it: bring it to now
+            # first, so that what the call arms (a SYN's retransmission timer) counts
+            # from the present, not from the last segment or timer.
+            earlier = self.stack.flush(self._clock())
+            if earlier.segments or earlier.events:
+                self._transmit(earlier)
             try:
                 return work()
             finally:

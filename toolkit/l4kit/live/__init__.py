@@ -1,4 +1,4 @@
-"""The live responder: ``l4kit respond`` on a real interface.
+"""The live driver: ``l4kit respond``, ``l4kit connect`` and userspace TCP sockets on a real interface.
 
 The sans-IO core (:mod:`l4kit.core`) decides what to send; this package moves
 frames between it and the kernel, and prepares the host so that the kernel's
@@ -20,9 +20,28 @@ own TCP stays out of the way (DESIGN.md, "Linux loopback traps"):
 - :mod:`~l4kit.live.pcap`: a pcap writer thread (``--pcap``), its file opened by
   :mod:`l4kit.safefile` (never through a link; a new file the sudo user's).
 - :mod:`~l4kit.live.responder`: the driver that owns the core's listener.
+- :mod:`~l4kit.live.client`: userspace TCP client sockets (:class:`Client`,
+  :class:`Socket`, :func:`connect`; ``docs/client.md``), the next hop found by
+  :mod:`~l4kit.live.route`.
 - :mod:`~l4kit.live.sandbox`: run all of it inside a throw-away network namespace.
 - :mod:`~l4kit.live.doctor`: what the live commands need, checked.
 
 Nothing here prints with Rich: events and the exit summary go to the caller
 (``l4kit.views.live`` renders them), so that the layers stay as DESIGN.md draws them.
 """
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from l4kit.live.client import Client, Socket, connect
+
+__all__ = ["Client", "Socket", "connect"]
+
+
+def __getattr__(name: str) -> Any:
+    # The client loads Scapy: only when asked for (``l4kit --help`` reads live.options).
+    if name in __all__:
+        from l4kit.live import client
+
+        return getattr(client, name)
+    raise AttributeError(f"module 'l4kit.live' has no attribute {name!r}")

@@ -103,16 +103,20 @@ def _restore_sysctls(store: StateStore, state: HostState, *, dry_run: bool = Fal
         and other.alive
     ]
     for key, previous in state.sysctls_previous.items():
-        heir = next(((p, o) for p, o in others if key in o.sysctls_previous), None)
-        if heir is not None:
-            _path, other = heir
-            # Whichever started first recorded the value from before l4kit; one that
-            # started later recorded the first one's change, and learns the original now.
-            original = previous if other.started > state.started else other.sysctls_previous[key]
-            done.append(f"left {sysctl_name(key)} set for l4kit pid {other.pid} (it restores {original})")
-            if not dry_run and other.sysctls_previous[key] != original:
-                other.sysctls_previous[key] = original
-                store.write(other)
+        holders = [(p, o) for p, o in others if key in o.sysctls_previous]
+        if holders:
+            # The one that started first (this one included) recorded the value from
+            # before l4kit, or was handed it; every later one recorded an l4kit change.
+            # All the holders learn it, so that whichever stops last restores it.
+            first = min([state, *(o for _p, o in holders)], key=lambda o: o.started)
+            original = first.sysctls_previous[key]
+            heir = min((o for _p, o in holders), key=lambda o: o.started)
+            done.append(f"left {sysctl_name(key)} set for l4kit pid {heir.pid} (it restores {original})")
+            if not dry_run:
+                for _path, other in holders:
+                    if other.sysctls_previous[key] != original:
+                        other.sysctls_previous[key] = original
+                        store.write(other)
             continue
         current = read_sysctl(key)
         if current != previous:
@@ -236,9 +240,15 @@ class HostPreparation:
     """
 
     def __init__(
-        self, plan: HostPlan, *, store: StateStore | None = None, notice: Notice | None = None
+        self,
+        plan: HostPlan,
+        *,
+        store: StateStore | None = None,
+        notice: Notice | None = None,
+        tool: str = "l4kit respond",
     ) -> None:
         self.plan = plan
+        self.tool = tool
         self.store = store or StateStore()
         self.notice: Notice = notice or (lambda _msg: None)
         self.state: HostState | None = None
@@ -261,6 +271,7 @@ class HostPreparation:
                 pid_start=process_start_ticks(os.getpid()),
                 firewall=plan.firewall.to_state() if plan.firewall is not None else None,
                 sysctls_previous={key: read_sysctl(key) for key in plan.sysctls},
+                tool=self.tool,
             )
             # Intent first: if we die between here and the end of the block,
             # the file already says what to undo (undoing a change never made
@@ -296,7 +307,8 @@ class HostPreparation:
                 continue
             if other.alive:
                 raise ConfigError(
-                    f"another l4kit respond (pid {other.pid}) already answers on port {plan.port} "
+                    f"another {other.tool} (pid {other.pid}) already "
+                    f"{'answers on' if other.tool == 'l4kit respond' else 'uses'} port {plan.port} "
                     f"in network namespace {netns.name}"
                 )
             done = undo_state(self.store, other_path, other)

@@ -33,7 +33,8 @@ def state_dir() -> Path:
 
 @dataclass(slots=True)
 class HostState:
-    """What one responder changed on the host, as recorded in its state file."""
+    """What one responder (or one socket of a live client) changed on the host, as
+    recorded in its state file."""
 
     netns: Netns
     port: int
@@ -44,12 +45,13 @@ class HostState:
     firewall: dict[str, Any] | None
     sysctls_previous: dict[str, str] = field(default_factory=dict)
     started: float = field(default_factory=time.time)
+    tool: str = "l4kit respond"  # which command made the change (a client's socket, or respond)
 
     def to_json(self) -> str:
         return json.dumps(
             {
                 "format": STATE_FORMAT,
-                "tool": "l4kit respond",
+                "tool": self.tool,
                 "netns": self.netns.name,
                 "netns_inode": self.netns.inode,
                 "port": self.port,
@@ -79,6 +81,7 @@ class HostState:
             firewall=data.get("firewall"),
             sysctls_previous={str(k): str(v) for k, v in dict(data.get("sysctls_previous") or {}).items()},
             started=float(data.get("started") or 0.0),
+            tool=str(data.get("tool") or "l4kit respond"),
         )
 
     @property

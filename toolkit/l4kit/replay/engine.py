@@ -100,7 +100,7 @@ from l4kit.wire.seqnum import MASK
 
 if TYPE_CHECKING:  # the responder (and the core) are imported only for --through-responder
     from l4kit.core import Routes
-    from l4kit.replay.responder import ThroughResponder
+    from l4kit.replay.responder import Collector
 
 
 DEFAULT_MAX_ROWS: Final = 1000
@@ -187,7 +187,12 @@ class Conversation:
         self.zeek: ZeekConnection | None = None
         self.analysis: SequenceAnalysis | None = None
         self.states: PassiveStates | None = None
-        self.through: ThroughResponder | None = None
+        self.through: Collector | None = None
+
+
+CollectorFactory = Callable[[int, tuple[str, int], tuple[str, int]], "Collector"]
+"""``(id, client, server) -> collector``: what gets each shown connection's packets
+(``--through-responder``, ``liveplay``); see :class:`l4kit.replay.responder.Collector`."""
 
 
 class Replayer:
@@ -224,6 +229,7 @@ class Replayer:
         conn_only: bool = False,
         frame_filter: FrameFilter | None = None,
         reassembler: Reassembler | None = None,
+        collect: CollectorFactory | None = None,
     ) -> None:
         """``through_responder``: the routes to run l4kit's responder with on each
         shown connection's client side (``--through-responder``); None: do not.
@@ -235,9 +241,13 @@ class Replayer:
         are those of the run without it. ``reassembler``: how IP fragments are put
         together (a :class:`~l4kit.replay.fragments.Reassembler` with the kernel's
         limits by default). ``conn_only``: run only Zeek's observer, for what
-        conn.log says (no packet records, analysis notes or RFC 9293 states)."""
+        conn.log says (no packet records, analysis notes or RFC 9293 states).
+        ``collect``: makes the collector that gets the packets of each shown connection,
+        in order, and its report when it is finished (``liveplay`` reads the turns of each
+        connection this way)."""
         self.on_connection = on_connection
         self.routes = through_responder
+        self.collect = collect
         self.port = port
         self.stream = stream
         self.max_rows = max_rows
@@ -570,9 +580,9 @@ class Replayer:
         return stopped
 
     @staticmethod
-    def _through(through: ThroughResponder, d: int, t: float, number: int, ip: bytes) -> None:
+    def _through(through: Collector, d: int, t: float, number: int, ip: bytes) -> None:
         if d:
-            through.server_packet(number, ip)
+            through.server_packet(t, number, ip)
         else:
             through.client_packet(t, number, ip)
 
@@ -704,7 +714,9 @@ class Replayer:
                     note = conv.states.start(0 if sender_is_client else 1, flags)
                     if note:
                         report.notes.append(note)
-                if self.routes is not None:
+                if self.collect is not None:
+                    conv.through = self.collect(cid, client, server)
+                elif self.routes is not None:
                     from l4kit.replay.responder import ThroughResponder
 
                     conv.through = ThroughResponder(self.routes, client, server)
@@ -826,7 +838,7 @@ class Replayer:
             report.client_state = states.client.value
             report.server_state = states.server.value
         if conv.through is not None:
-            report.differences = conv.through.differences()
+            conv.through.finish(report)
             conv.through = None
         self.on_connection(report)
 

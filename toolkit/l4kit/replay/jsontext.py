@@ -194,6 +194,8 @@ def connection_json_text(r: ConnectionReport) -> str:
     tail = ""
     if r.differences is not None:
         tail = ', "differences": ' + json.dumps(list(r.differences))
+    if r.liveplay is not None:
+        tail += ', "liveplay": ' + json.dumps(r.liveplay)
     return (
         f'{head}, "packets": [{packets}], "packets_omitted": {r.rows_omitted}, '
         f'"transitions": [{transitions}], "transitions_omitted": {r.transitions_omitted}, '

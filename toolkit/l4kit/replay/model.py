@@ -168,6 +168,9 @@ class ConnectionReport:
     transitions: list[StateTransition] = field(default_factory=list)
     transitions_omitted: int = 0
     differences: list[str] | None = None  # --through-responder: None when not run
+    # --through-responder: the client's turns played against the responder's core as
+    # liveplay plays them (the keys of liveplay's JSON); None when not run
+    liveplay: dict[str, Any] | None = None
     time_digits: int = 9  # decimals the capture's timestamps have (CaptureReader.time_digits)
     file: str = ""  # the capture the first packet came from
     # The endpoints as on the wire (4 or 16 octets, ports), for Community ID and uids.

@@ -27,12 +27,13 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from l4kit.checksum import ChecksumStatus
 from l4kit.core import Event, Listener, ListenerConfig, Routes, make_app_factory
 from l4kit.drivers.transitions import SegmentRow, TransitionRecorder
 from l4kit.errors import L4kitError, ParseError
+from l4kit.replay.liveplay import StreamCollector, play
 from l4kit.replay.model import FLAG_LETTERS, preview
 from l4kit.wire.flags import ACK_BIT as _ACK
 from l4kit.wire.flags import SYN_BIT as _SYN
@@ -40,7 +41,25 @@ from l4kit.wire.packet import decode_packet
 from l4kit.wire.segment import Endpoint, FourTuple, Segment
 from l4kit.wire.seqnum import MASK, SeqNum
 
+if TYPE_CHECKING:
+    from l4kit.replay.model import ConnectionReport
+
 MAX_SEGMENTS: Final = 10_000  # per connection and direction: the comparison stays bounded
+# A pipe answers within the call that sent (no wire, no delay): what has not arrived when
+# a socket call returns never will, unless a timer sends it; this is only that margin.
+PIPE_TIMEOUT: Final = 0.05
+
+
+class Collector(Protocol):
+    """What the replay engine hands each shown connection's packets to, in capture
+    order (``client_packet``/``server_packet`` with the IP packet's bytes), and the
+    connection's report when it is finished."""
+
+    def client_packet(self, t: float, frame: int, ip_packet: bytes) -> None: ...
+
+    def server_packet(self, t: float, frame: int, ip_packet: bytes) -> None: ...
+
+    def finish(self, report: ConnectionReport) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +90,7 @@ class ThroughResponder:
         "server",
         "server_isn",
         "server_segments",
+        "stream",
         "truncated",
     )
 
@@ -82,9 +102,12 @@ class ThroughResponder:
         self.server_segments: list[tuple[int, int, int, int, bytes]] = []  # (frame, flags, seq, ack, payload)
         self.server_isn: int | None = None
         self.truncated = False
+        # The same packets cut into turns, for the liveplay run through the core.
+        self.stream = StreamCollector(0, client, server)
 
     def client_packet(self, t: float, frame: int, ip_packet: bytes) -> None:
         """A captured client-to-server packet (decoded again in full: options matter)."""
+        self.stream.client_packet(t, frame, ip_packet)
         if len(self.client_segments) >= MAX_SEGMENTS:
             self.truncated = True
             return
@@ -94,8 +117,9 @@ class ThroughResponder:
             return  # not a segment the responder would ever see
         self.client_segments.append((t, frame, segment))
 
-    def server_packet(self, frame: int, ip_packet: bytes) -> None:
+    def server_packet(self, t: float, frame: int, ip_packet: bytes) -> None:
         """A captured server-to-client packet (only what is compared is kept)."""
+        self.stream.server_packet(t, frame, ip_packet)
         try:
             segment = decode_packet(ip_packet)
         except ParseError:
@@ -148,6 +172,33 @@ class ThroughResponder:
             out += [(frame, row) for row in sent(listener.receive(segment, t).events)]
             last_frame = frame
         return out
+
+    def finish(self, report: ConnectionReport) -> None:
+        report.differences = self.differences()
+        report.liveplay = self.liveplay(report.id)
+
+    def liveplay(self, cid: int) -> dict[str, Any]:
+        """The client's turns played against the responder's core through a sans-IO pipe,
+        by liveplay's own code (:func:`l4kit.replay.liveplay.play`): sent and received
+        octets against the capture's, the first difference, how it ended."""
+        from l4kit.drivers.pipe import PipeClient
+
+        self.stream.finish()
+        captured = self.stream.captured
+        captured.id = cid
+        config = ListenerConfig(local=Endpoint(*self.server), secret=b"l4kit replay --through-responder")
+        listener = Listener(config, make_app_factory(self.routes, keep_open=False))
+        with PipeClient(listener) as pipe:
+            result = play(captured, pipe, self.server[0], self.server[1], timeout=PIPE_TIMEOUT)
+        return {
+            "sent": result.sent,
+            "captured_sent": result.captured_sent,
+            "received": result.received,
+            "captured_received": result.captured_received,
+            "first_difference": result.first_difference,
+            "state": result.state,
+            "notes": result.notes,
+        }
 
     def differences(self) -> list[str]:
         """Where the responder's replies differ from the captured server's (empty: none)."""

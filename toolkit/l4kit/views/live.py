@@ -172,7 +172,7 @@ class ConnectionLog:
 
 
 ROUTINE_WHYS = frozenset(
-    {"SYN-ACK", "data", "ACK", "FIN"}
+    {"SYN", "SYN-ACK", "data", "ACK", "FIN"}
 )  # why a segment was sent, when it says nothing new
 
 

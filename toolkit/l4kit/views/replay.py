@@ -16,7 +16,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from typing import IO, TYPE_CHECKING, Final
+from typing import IO, TYPE_CHECKING, Any, Final
 
 from l4kit.mermaid import mermaid_escape
 from l4kit.replay.jsontext import JSON_SCHEMA, connection_json_text, summary_json
@@ -167,6 +167,20 @@ def summary_table(reports: list[ConnectionReport], summary: ReplaySummary) -> Fi
     return FittedTable(columns, rows, title=escape(f"TCP connections in {where}"))
 
 
+def liveplay_line(result: dict[str, Any]) -> str:
+    """``--through-responder``'s liveplay result as one line."""
+    difference = result["first_difference"]
+    where = "identical" if difference is None else f"first difference at offset {difference}"
+    line = (
+        f"played through l4kit's core as liveplay plays it: sent {result['sent']} of "
+        f"{result['captured_sent']} octets, received {result['received']} (captured "
+        f"{result['captured_received']}), {where}; {result['state']}"
+    )
+    return line + "".join(
+        f"; {note}" for note in result["notes"] if not note.startswith("the server's octets")
+    )
+
+
 def summary_footer(summary: ReplaySummary) -> str:
     parts = [
         f"{summary.packets} packets",
@@ -240,6 +254,8 @@ class TableCollector:
                     extra += [f"  {line}" for line in report.differences]
                 else:
                     extra.append("l4kit's responder would answer exactly as the captured server did")
+            if report.liveplay is not None:
+                extra.append(liveplay_line(report.liveplay))
             for line in extra:
                 console.print(Text(f"  {line}"))
         hidden = sum(1 for r in self.reports if not r.rows)
