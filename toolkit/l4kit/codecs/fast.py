@@ -50,7 +50,7 @@ from l4kit.checksum import ONES, ChecksumStatus, internet_checksum, parse_addres
 from l4kit.errors import ConfigError
 from l4kit.wire.flags import TcpFlags
 from l4kit.wire.ip import EncodeError, address_text
-from l4kit.wire.options import TcpOption
+from l4kit.wire.options import NoOperation, TcpOption, Timestamps
 from l4kit.wire.packet import IPPROTO_TCP, decode_packet, encode_packet
 from l4kit.wire.segment import Segment
 from l4kit.wire.seqnum import SeqNum
@@ -67,6 +67,14 @@ _PACKET_V6: Final = struct.Struct("!IHBB16s16sHHIIHHHH")
 # Decoding IPv4 + TCP: every field of a 20-octet IP header (the addresses as integers),
 # then the TCP header.
 _IN_V4: Final = struct.Struct("!BBHHHBBHIIHHIIHHHH")
+# The options of nearly every segment once RFC 7323 timestamps are agreed (Linux's
+# layout): NOP, NOP, Timestamps. Decoded and encoded here without the general option
+# loop, which would build the same values.
+_NOP_NOP_TS: Final = b"\x01\x01\x08\x0a"
+_NOP_NOP_TS_SUM: Final = 0x0101 + 0x080A
+_TS_VALUES: Final = struct.Struct("!II")
+_NOP_NOP_TS_OCTETS: Final = struct.Struct("!4sII")
+_NOP: Final = NoOperation()
 
 _DF: Final = 0x4000
 _FRAGMENT_BITS: Final = 0x3FFF
@@ -151,7 +159,22 @@ class FastCodec:
 
     def _encoded_options(self, options: tuple[TcpOption, ...]) -> tuple[bytes, int]:
         """The options' octets (padded) and their folded sum; a SYN-ACK's MSS is the same
-        every time, so it is encoded once."""
+        every time, so it is encoded once. NOP, NOP, Timestamps (a new value on every
+        segment, so never found in the cache) is written directly."""
+        if len(options) == 3:
+            stamps = options[2]
+            if (
+                isinstance(stamps, Timestamps)
+                and isinstance(options[0], NoOperation)
+                and isinstance(options[1], NoOperation)
+            ):
+                tsval = stamps.tsval
+                tsecr = stamps.tsecr
+                # Out of range: struct.error, which _encode hands to the reference encoder.
+                octets = _NOP_NOP_TS_OCTETS.pack(_NOP_NOP_TS, tsval, tsecr)
+                return octets, _NOP_NOP_TS_SUM + (tsval >> 16) + (tsval & 0xFFFF) + (tsecr >> 16) + (
+                    tsecr & 0xFFFF
+                )
         cached = self._options.get(options)
         if cached is None:
             octets = encode_options(options)
@@ -325,7 +348,12 @@ class FastCodec:
                 % ONES
                 == 0
             ):
-                options = decode_options(packet[40 : 20 + header_len]) if header_len > 20 else ()
+                options: tuple[TcpOption, ...] = ()
+                if header_len == 32 and packet[40:44] == _NOP_NOP_TS:
+                    tsval, tsecr = _TS_VALUES.unpack_from(packet, 44)
+                    options = (_NOP, _NOP, Timestamps(tsval, tsecr))
+                elif header_len > 20:
+                    options = decode_options(packet[40 : 20 + header_len])
                 if checksum is None:
                     tcp_len = total - 20
                     pseudo = addresses + IPPROTO_TCP + tcp_len

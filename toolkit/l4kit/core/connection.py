@@ -133,6 +133,8 @@ _FIN: Final = int(TcpFlags.FIN)
 _SYN: Final = int(TcpFlags.SYN)
 _RST: Final = int(TcpFlags.RST)
 _ACK: Final = int(TcpFlags.ACK)
+# One NOP for every options tuple: a frozen dataclass is built in Python even when compiled.
+_NOP: Final = NoOperation()
 
 DEFAULT_MSS_IPV4: Final = 536
 """RFC 9293 §3.7.1 (and RFC 1122 §4.2.2.6): the send MSS when the SYN carried no MSS option."""
@@ -1062,9 +1064,9 @@ class Connection:
             options = ()
             if self.ts_ok and not bits & _RST:
                 # RFC 7323 §3.2: on every segment once agreed (a RST may go without).
-                options = (NoOperation(), NoOperation(), Timestamps(self._tsval(now), self.ts_recent))
+                options = (_NOP, _NOP, Timestamps(self._tsval(now), self.ts_recent))
             if self.sack_ok and not payload and self.ooo.segments and not bits & (_RST | _SYN):
-                options += (NoOperation(), NoOperation(), Sack(self._sack_blocks()))
+                options += (_NOP, _NOP, Sack(self._sack_blocks()))
         if bits & _ACK:
             self._last_ack_off = self.rcv_nxt_off
         return Segment(
