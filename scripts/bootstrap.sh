@@ -75,16 +75,18 @@ install_l4kit() {
         return
     fi
     log "installing l4kit into .venv (compiling replay with mypyc)"
-    .venv/bin/python -m pip install -q .
+    .venv/bin/python -m pip install -q --constraint scripts/docker-constraints.txt .
     echo "$source $(install_kind)" >.venv/.l4kit-installed
 }
 
-# For development: editable, pure Python (setup.py), with the test tools.
+# For development: editable, pure Python (setup.py), with the test tools. Both installs
+# take the image's pins (scripts/docker-constraints.txt), so the tests run against the
+# versions the image ships, whatever the index has released since.
 install_l4kit_dev() {
     make_venv
     log "installing l4kit[dev] into .venv (editable)"
     rm -f .venv/.l4kit-installed
-    .venv/bin/python -m pip install -q -e ".[dev]"
+    .venv/bin/python -m pip install -q --constraint scripts/docker-constraints.txt -e ".[dev]"
 }
 
 case "$what" in
