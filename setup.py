@@ -6,7 +6,9 @@ extensions:
 
 * replay's per-packet modules (the decoder, the three observers, the engine's loop,
   the JSON text): replay about 1.5 times as fast (``benchmarks/bench_replay.py``
-  measures both builds in one run);
+  measures both builds in one run); and its per-connection writers (conn.log lines,
+  uids and Community IDs, Parquet's columns), which the zeek and Parquet formats
+  spend most of their own time in (``benchmarks/bench_analytics.py``);
 * the TCP core's state machine (the connection, the listener, reassembly, ISNs, SYN
   cookies): the responder spends most of its CPU there, and serves about 1.3 times
   as many connections a second (``benchmarks/bench_responder.py``);
@@ -68,6 +70,9 @@ COMPILED = [
     "toolkit/l4kit/replay/states.py",
     "toolkit/l4kit/replay/engine.py",
     "toolkit/l4kit/replay/jsontext.py",
+    "toolkit/l4kit/replay/parquet.py",
+    "toolkit/l4kit/replay/flowid.py",
+    "toolkit/l4kit/replay/zeeklog.py",
     "toolkit/l4kit/core/config.py",
     "toolkit/l4kit/core/connection.py",
     "toolkit/l4kit/core/stack.py",

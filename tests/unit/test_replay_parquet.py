@@ -196,3 +196,28 @@ def test_without_pyarrow_the_error_says_how_to_install_it(tmp_path):
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "pip install 'l4kit[parquet]'" in lines[0], result.stderr
+
+
+def test_the_command_writes_the_same_tables_without_importing_pandas(capture, tmp_path):
+    """The command spares pyarrow's probe for pandas (skip_pandas_probe): it writes the
+    same tables as run_replay, pandas stays unimported, and still imports afterwards."""
+    conns, packets = write_parquet(capture, tmp_path)
+    out = tmp_path / "cli"
+    out.mkdir()
+    script = f"""
+import sys
+from l4kit.cli import app
+try:
+    app(["replay", {str(capture)!r}, "--format", "parquet", "--output", {str(out / "conn.parquet")!r},
+         "--packets", {str(out / "packets.parquet")!r}], prog_name="l4kit")
+except SystemExit as exc:
+    assert not exc.code, exc.code
+assert "pandas" not in sys.modules
+import pandas
+print(pandas.__name__)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith("pandas")
+    assert pq.read_table(out / "conn.parquet").equals(pq.read_table(conns))
+    assert pq.read_table(out / "packets.parquet").equals(pq.read_table(packets))

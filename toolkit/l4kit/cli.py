@@ -8,6 +8,7 @@ Heavy imports (Scapy) happen inside the commands, so ``l4kit --help`` is fast.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import inspect
@@ -202,6 +203,11 @@ def replay(  # noqa: PLR0917 - one parameter per command-line option
     """
     from l4kit.commands.replay import run_replay
 
+    if format.value == "parquet" and not dask:
+        from l4kit.replay.parquet import skip_pandas_probe
+
+        with contextlib.suppress(L4kitError):  # no pyarrow: run_replay says how to install it
+            skip_pandas_probe()
     code = run_replay(
         [str(f) for f in files],
         fmt=format.value,
@@ -390,6 +396,129 @@ def demo(
     from l4kit.commands.demo import demo as run_demo
 
     raise typer.Exit(run_demo(message=message, port=port))
+
+
+class DrillTarget(enum.StrEnum):
+    kernel = "kernel"
+    l4kit = "l4kit"
+
+
+class DrillFormat(enum.StrEnum):
+    table = "table"
+    json = "json"
+
+
+class IpVersion(enum.StrEnum):
+    ipv4 = "ipv4"
+    ipv6 = "ipv6"
+    ipv4_mapped_ipv6 = "ipv4-mapped-ipv6"
+
+
+@app.command()
+def drill(  # noqa: PLR0917 - one parameter per command-line option
+    scripts: Annotated[list[Path], typer.Argument(help="packetdrill scripts (.pkt) to run, in order.")],
+    target: Annotated[
+        DrillTarget, typer.Option(help="The stack under test: the Linux kernel, or l4kit's core.")
+    ] = DrillTarget.kernel,
+    tolerance_usecs: Annotated[
+        int | None,
+        typer.Option(
+            "--tolerance-usecs",
+            "--tolerance_usecs",
+            min=0,
+            help="How far a packet or call may be from its time, in microseconds [default: 4000].",
+        ),
+    ] = None,
+    tolerance_percent: Annotated[
+        float | None,
+        typer.Option(
+            "--tolerance-percent",
+            "--tolerance_percent",
+            min=0,
+            help="Or this share of the time since the previous event, when larger [default: 12.5].",
+        ),
+    ] = None,
+    ip_version: Annotated[
+        IpVersion | None,
+        typer.Option("--ip-version", "--ip_version", help="Addresses and sockets [default: ipv4]."),
+    ] = None,
+    local_ip: Annotated[
+        str | None, typer.Option("--local-ip", "--local_ip", help="The stack's address [192.168.0.1].")
+    ] = None,
+    remote_ip: Annotated[
+        str | None, typer.Option("--remote-ip", "--remote_ip", help="The peer's address [192.0.2.1].")
+    ] = None,
+    gateway_ip: Annotated[
+        str | None, typer.Option("--gateway-ip", "--gateway_ip", help="The route to the peer [192.168.0.1].")
+    ] = None,
+    netmask_ip: Annotated[
+        str | None, typer.Option("--netmask-ip", "--netmask_ip", help="The stack's netmask [255.255.0.0].")
+    ] = None,
+    bind_port: Annotated[
+        int | None,
+        typer.Option("--bind-port", "--bind_port", min=1, max=65535, help="Port bind() uses [8080]."),
+    ] = None,
+    connect_port: Annotated[
+        int | None,
+        typer.Option(
+            "--connect-port", "--connect_port", min=1, max=65535, help="Port connect() uses [8080]."
+        ),
+    ] = None,
+    mtu: Annotated[int | None, typer.Option(min=68, help="MTU of the test interface.")] = None,
+    define: Annotated[
+        list[str] | None, typer.Option("--define", "-D", help="NAME=VALUE: replace NAME in the scripts.")
+    ] = None,
+    tcp_ts_tick_usecs: Annotated[
+        int | None,
+        typer.Option("--tcp-ts-tick-usecs", "--tcp_ts_tick_usecs", min=0, help="Check TS val at this tick."),
+    ] = None,
+    tcp_ts_ecr_scaled: Annotated[
+        bool,
+        typer.Option(
+            "--tcp-ts-ecr-scaled", "--tcp_ts_ecr_scaled", help="Map unknown TS ecr values by offset."
+        ),
+    ] = False,
+    send_omit_free: Annotated[
+        bool, typer.Option("--send-omit-free", "--send_omit_free", hidden=True, help="Accepted, no effect.")
+    ] = False,
+    format: Annotated[DrillFormat, typer.Option("--format", "-f", help="Output format.")] = DrillFormat.table,
+    pcap: Annotated[
+        Path | None, typer.Option(help="Write every packet of the runs to this pcap file.")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --pcap file.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show the table of every script, not only failing ones.")
+    ] = False,
+) -> None:
+    """Run packetdrill scripts against the Linux kernel (in a throw-away network namespace) or l4kit's core.
+
+    Each script runs from its own directory, with packetdrill's addresses and
+    options, so existing scripts and invocations carry over. Exit status: 0 when
+    every script passed; 1 when any failed; 2 for a usage error or a script that
+    does not parse ([bold]file:line: what is wrong[/]). The kernel target needs root.
+    """
+    from l4kit.commands.drill import DrillRequest, parse_defines, run_drill
+
+    options: dict[str, str | None] = {
+        name: str(value)
+        for name, value in (
+            ("tolerance_usecs", tolerance_usecs), ("tolerance_percent", tolerance_percent),
+            ("ip_version", ip_version.value if ip_version else None), ("local_ip", local_ip),
+            ("remote_ip", remote_ip), ("gateway_ip", gateway_ip), ("netmask_ip", netmask_ip),
+            ("bind_port", bind_port), ("connect_port", connect_port), ("mtu", mtu),
+            ("tcp_ts_tick_usecs", tcp_ts_tick_usecs),
+        )
+        if value is not None
+    }  # fmt: skip
+    if tcp_ts_ecr_scaled:
+        options["tcp_ts_ecr_scaled"] = None
+    code = run_drill(
+        DrillRequest(
+            scripts=scripts, target=target.value, fmt=format.value, pcap=pcap, force=force, verbose=verbose,
+            options=options, defines=parse_defines(define or []),
+        )
+    )  # fmt: skip
+    raise typer.Exit(code)
 
 
 def _fail(exc: L4kitError) -> NoReturn:

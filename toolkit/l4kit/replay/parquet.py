@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -42,8 +43,9 @@ from l4kit.replay.zeeklog import zeek_addr
 if TYPE_CHECKING:
     import pyarrow as pa
 
-BATCH_ROWS: Final = 16_384
-"""Rows of a table written at a time (one row group each)."""
+BATCH_ROWS = 16_384
+"""Rows of a table written at a time (one row group each); read when a table is
+opened (not ``Final``, which the compiled build would fold into the code)."""
 
 INSTALL_HINT: Final = "pip install 'l4kit[parquet]'"
 
@@ -117,7 +119,7 @@ PACKET_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
 )
 
 # Columns of a few names are dictionary-encoded strings (what Parquet stores them as
-# anyway): rows hold each value's number in its dictionary, cheaper to make per packet
+# anyway): columns hold each value's number in its dictionary, cheaper to make per packet
 # and to convert than the text. Readers see strings (pandas: a categorical).
 _STATES: Final = tuple(State)
 _CHECKSUMS: Final = tuple(checksum_counts())
@@ -140,6 +142,33 @@ def import_pyarrow() -> tuple[Any, Any]:
     except ImportError:
         raise L4kitError(f"--format parquet needs pyarrow: {INSTALL_HINT}") from None
     return pyarrow, pyarrow.parquet
+
+
+class _NoPandas:
+    """An import finder that says pandas is not there."""
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        if name.partition(".")[0] == "pandas":
+            raise ImportError("pandas is not needed to write Parquet")
+
+
+def skip_pandas_probe() -> None:
+    """Spare the process pyarrow's probe for pandas. pyarrow's first conversion of
+    Python values imports pandas, when it is installed, to ask whether they are a pandas
+    object: 0.7-1.0 s of the 2-4 s a 200,000-packet capture takes, and numpy's BLAS
+    threads. l4kit's columns are lists; so pyarrow makes its first conversion here
+    while pandas cannot be imported, and takes it for absent from then on. For the
+    ``l4kit`` command only: in this process ``Table.to_pandas()`` no longer works
+    (pandas itself still imports)."""
+    if "pandas" in sys.modules:
+        return
+    pa, _ = import_pyarrow()
+    finder = _NoPandas()
+    sys.meta_path.insert(0, finder)
+    try:
+        pa.array([0])
+    finally:
+        sys.meta_path.remove(finder)
 
 
 def schema(columns: tuple[tuple[str, str], ...]) -> pa.Schema:
@@ -210,60 +239,65 @@ def connection_row(r: ConnectionReport, uid: str | None = None) -> list[Any]:
     ]
 
 
-def packet_rows(r: ConnectionReport, uid: str | None = None) -> list[list[Any]]:
-    """The packets the connection keeps, in :data:`PACKET_COLUMNS` order (the
-    dictionary-encoded columns as numbers)."""
+def packet_columns(r: ConnectionReport, uid: str | None = None) -> list[list[Any]]:
+    """The packets the connection keeps, one list per column in :data:`PACKET_COLUMNS`
+    order (the dictionary-encoded columns as numbers). Column by column: one ``zip``
+    turns the records around, and pyarrow takes each column as it is."""
+    n = len(r.rows)
+    if not n:
+        return [[] for _ in PACKET_COLUMNS]
     uid = uid if uid is not None else connection_uid(r)
-    file, cid, start = r.file, r.id, r.start
-    digits = r.time_digits  # a difference of two frame times has digits the capture has not
+    start, digits = r.start, r.time_digits  # a difference of two frame times has digits the capture has not
+    (frame, t, dirs, flags, seq, ack, length, win, checksum, notes, head,
+     client_before, client_after, server_before, server_after, scale) = zip(*r.rows, strict=True)  # fmt: skip
     state, checksum_index = _STATE_INDEX, _CHECKSUM_INDEX
     return [
-        [
-            uid,
-            file,
-            cid,
-            rec[0],
-            start + rec[1],
-            round(rec[1], digits),
-            rec[2],
-            rec[3],
-            rec[4],
-            rec[5],
-            rec[6],
-            rec[7],
-            rec[7] << rec[15] if rec[15] >= 0 else None,
-            rec[15] if rec[15] >= 0 else None,
-            checksum_index[rec[8]],
-            list(rec[9]),
-            preview(rec[10], rec[6]) if rec[6] else "",
-            state[rec[11]._value_],
-            state[rec[12]._value_],
-            state[rec[13]._value_],
-            state[rec[14]._value_],
-        ]
-        for rec in r.rows
+        [uid] * n,
+        [r.file] * n,
+        [r.id] * n,
+        list(frame),
+        [start + x for x in t],
+        [round(x, digits) for x in t],
+        list(dirs),
+        list(flags),
+        list(seq),
+        list(ack),
+        list(length),
+        list(win),
+        [w << s if s >= 0 else None for w, s in zip(win, scale, strict=True)],
+        [s if s >= 0 else None for s in scale],
+        [checksum_index[c] for c in checksum],
+        list(notes),
+        [preview(h, m) if m else "" for h, m in zip(head, length, strict=True)],
+        [state[s._value_] for s in client_before],
+        [state[s._value_] for s in client_after],
+        [state[s._value_] for s in server_before],
+        [state[s._value_] for s in server_after],
     ]
 
 
 def connection_text(r: ConnectionReport, with_packets: bool) -> str:
-    """One connection's rows as one line of JSON text: ``[row, [packet rows]]``."""
+    """One connection's rows as one line of JSON text: ``[row, [packet columns]]``."""
     uid = connection_uid(r)
-    rows = packet_rows(r, uid) if with_packets else []
-    return json.dumps([connection_row(r, uid), rows], separators=(",", ":"))
+    columns = packet_columns(r, uid) if with_packets else []
+    return json.dumps([connection_row(r, uid), columns], separators=(",", ":"))
 
 
 # ---------------------------------------------------------------- writing
 
 
 class _Table:
-    """One Parquet file written a batch at a time, under a temporary name until closed."""
+    """One Parquet file written a batch at a time, under a temporary name until closed.
+    Values are kept a list per column: pyarrow converts a column, not a row."""
 
     def __init__(self, path: str, columns: tuple[tuple[str, str], ...]) -> None:
         _, pq = import_pyarrow()
         self.path = Path(path)
         self.columns = columns
         self.schema = schema(columns)
-        self.rows: list[list[Any]] = []
+        self.values: list[list[Any]] = [[] for _ in columns]
+        self.pending = 0
+        self.batch_rows = BATCH_ROWS
         self.count = 0
         self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:
@@ -272,24 +306,29 @@ class _Table:
             raise L4kitError(f"cannot write {path}: {exc.strerror or exc}") from None
 
     def add(self, row: list[Any]) -> None:
-        self.rows.append(row)
-        if len(self.rows) >= BATCH_ROWS:
+        for column, value in zip(self.values, row, strict=True):
+            column.append(value)
+        self.pending += 1
+        if self.pending >= self.batch_rows:
             self.flush()
 
-    def extend(self, rows: list[list[Any]]) -> None:
-        self.rows += rows
-        if len(self.rows) >= BATCH_ROWS:
+    def extend(self, columns: list[list[Any]]) -> None:
+        if not columns or not columns[0]:
+            return
+        for column, values in zip(self.values, columns, strict=True):
+            column.extend(values)
+        self.pending += len(columns[0])
+        if self.pending >= self.batch_rows:
             self.flush()
 
     def flush(self) -> None:
-        if not self.rows:
+        if not self.pending:
             return
         pa, _ = import_pyarrow()
         import pyarrow.compute as pc
 
         arrays = []
-        columns = zip(*self.rows, strict=True)
-        for (_name, kind), column, values in zip(self.columns, self.schema, columns, strict=True):
+        for (_name, kind), column, values in zip(self.columns, self.schema, self.values, strict=True):
             if kind == "timestamp":  # seconds since the epoch, to the microsecond
                 micros = pc.round(pc.multiply(pa.array(values, type=pa.float64()), 1e6))
                 arrays.append(micros.cast(pa.int64()).cast(column.type))
@@ -299,8 +338,9 @@ class _Table:
             else:
                 arrays.append(pa.array(values, type=column.type))
         self.writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=self.schema))
-        self.count += len(self.rows)
-        self.rows = []
+        self.count += self.pending
+        self.values = [[] for _ in self.columns]
+        self.pending = 0
 
     def close(self) -> None:
         self.flush()
@@ -339,7 +379,7 @@ class ParquetWriter:
         uid = connection_uid(report)
         self.connections.add(connection_row(report, uid))
         if self.packets is not None:
-            self.packets.extend(packet_rows(report, uid))
+            self.packets.extend(packet_columns(report, uid))
 
     def write_text(self, text: str) -> None:
         row, packets = json.loads(text)
