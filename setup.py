@@ -18,7 +18,13 @@ extensions:
   ``Segment`` and the events are native classes, and a segment or an event the decoder
   or the core builds costs well under a microsecond instead of 1.5-3.5 µs; with all
   three, the responder's packet thread took about a third less time with no I/O
-  (``benchmarks/responder_phases.py``; figures in ``benchmarks/README.md``).
+  (``benchmarks/responder_phases.py``; figures in ``docs/design.md``);
+* ``core/states.py``: compiled, the members of ``State`` are constants the compiled
+  core loads directly; otherwise each ``State.X`` in it is a lookup through Python
+  3.11's ``EnumType.__getattr__`` hook, about 140 a connection, a fifth of the
+  responder's packet thread;
+* the responder's packet thread (``live/packet_thread.py``) and its receive ring
+  (``live/ring.py``): native calls into the core and the codec, native counters.
 
 Not compiled: what validates untrusted input through annotations that state the
 valid result (the routes file, ``core/server.py``), and what is not on a per-packet
@@ -75,10 +81,13 @@ COMPILED = [
     "toolkit/l4kit/core/isn.py",
     "toolkit/l4kit/core/syncookies.py",
     "toolkit/l4kit/core/events.py",
+    "toolkit/l4kit/core/states.py",
     "toolkit/l4kit/wire/seqnum.py",
     "toolkit/l4kit/wire/value.py",
     "toolkit/l4kit/wire/segment.py",
     "toolkit/l4kit/codecs/fast.py",
+    "toolkit/l4kit/live/ring.py",
+    "toolkit/l4kit/live/packet_thread.py",
 ]
 
 

@@ -1,7 +1,8 @@
 """Reference: the floor of l4kit's architecture, a responder without a TCP state machine.
 
 The same receive and send path as ``l4kit respond`` (Scapy's AsyncSniffer over
-l4kit's BPF packet socket, ``InboundTcpSocket``; one packet socket to send) with
+l4kit's BPF packet socket and its receive ring, ``InboundTcpSocket`` read in batches
+by ``FrameBatches``; one packet socket to send) with
 the least possible logic between them: SYN -> SYN-ACK, data -> reply + FIN,
 FIN -> ACK, read and packed with ``struct`` directly (no ``Segment``, no options,
 checksums by :func:`l4kit.checksum.internet_checksum`). No state machine, no timers,
@@ -22,7 +23,8 @@ import time
 from scapy.sendrecv import AsyncSniffer
 
 from l4kit.checksum import internet_checksum
-from l4kit.live.capture import CapturedFrame, InboundTcpSocket, bpf_filter_text, compile_bpf
+from l4kit.live.capture import FrameBatches, InboundTcpSocket, bpf_filter_text, compile_bpf
+from l4kit.live.ring import CapturedFrame
 
 PORT = int(sys.argv[1]) if len(sys.argv) > 1 else 8888
 ROUTES = {b"toppage": b"hello world\n", b"ping": b"pong\n"}
@@ -75,6 +77,7 @@ def handle(item: object) -> None:
 
 sniffer = AsyncSniffer(
     opened_socket=capture,
+    session=FrameBatches,
     prn=handle,
     store=False,
     started_callback=lambda: print("ready", flush=True),

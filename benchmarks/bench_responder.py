@@ -6,7 +6,7 @@ first):
 
 - sequential: N connections one after another (connect, "toppage\\n", read to
   EOF); connections per second and p50/p99 latency of one connection;
-- concurrent: C connections, 50 at a time (50 client threads); connections per second.
+- concurrent: C connections, 16 at a time (16 client threads); connections per second.
 
 Servers, each answering ``toppage`` with ``hello world`` and closing:
 
@@ -59,6 +59,8 @@ from _netns import in_ns, namespace  # noqa: E402
 
 PY = sys.executable
 PORT = 8888
+#: Clients at a time in the concurrent test.
+PARALLEL = 16
 RESPOND = ["-m", "l4kit", "respond", "--port", str(PORT)]
 
 
@@ -231,7 +233,7 @@ def run(
     rounds: int = 3,
     sequential: int = 1000,
     concurrent: int = 200,
-    parallel: int = 50,
+    parallel: int = PARALLEL,
     only: tuple[Server, ...] | None = None,
     progress: Callable[[str], None] = lambda _text: None,
 ) -> dict[str, Result]:
@@ -254,7 +256,7 @@ def table(results: dict[str, Result]) -> str:
     naive = results[NAIVE]
     head = (
         f"{'server':<30} {'seq conn/s':>10} {'(min-max)':>13} {'p50 ms':>7} {'p99 ms':>7} "
-        f"{'50-conc conn/s':>14} {'/inline':>7} {'/thread':>7} {'/naive':>6} {'fail':>4}"
+        f"{f'{PARALLEL}-conc conn/s':>14} {'/inline':>7} {'/thread':>7} {'/naive':>6} {'fail':>4}"
     )
     lines = [head, "-" * len(head)]
     for r in results.values():

@@ -39,8 +39,9 @@ def measure(connections: int) -> None:
     from l4kit.codecs.fast import FastCodec
     from l4kit.core.listener import Listener, ListenerConfig
     from l4kit.live.apps import load_app_factory
-    from l4kit.live.capture import ETHERNET_HEADER_LEN, CapturedFrame
-    from l4kit.live.responder import Responder
+    from l4kit.live.capture import ETHERNET_HEADER_LEN
+    from l4kit.live.packet_thread import Responder
+    from l4kit.live.ring import CapturedFrame
     from l4kit.live.sender import frame_encoder
     from l4kit.wire.flags import TcpFlags
     from l4kit.wire.segment import Endpoint, Segment
@@ -130,7 +131,7 @@ def measure(connections: int) -> None:
         sender = KeptFrames()
         clock = [1000.0]
         responder = Responder(
-            listener(), mac=mac, encode=frame_encoder("fast"), sender=sender,  # type: ignore[arg-type]
+            listener(), mac=mac, encode=frame_encoder("fast"), sender=sender,
             clock=lambda: clock[0],
         )  # fmt: skip
 

@@ -29,7 +29,7 @@ PY
 
 step "ruff check";        $py/ruff check toolkit tests benchmarks setup.py
 step "ruff format";       $py/ruff format --check toolkit tests benchmarks setup.py
-step "mypy";              $py/mypy && $py/mypy setup.py benchmarks/{run,bench_replay,bench_replay_table,bench_analytics,bench_responder,bench_checksum,bench_drill,bench_loss,replay_phases,responder_phases}.py
+step "mypy";              $py/mypy && $py/mypy setup.py benchmarks/{run,bench_replay,bench_replay_table,bench_analytics,bench_responder,bench_checksum,bench_drill,bench_flood,bench_loss,replay_phases,responder_phases}.py
 step "import contracts";  $py/lint-imports --no-cache
 step "hadolint";          $py/hadolint Dockerfile
 step "pytest"

@@ -99,6 +99,21 @@ def packet_socket_queues(pid: int) -> list[int]:
     return queues
 
 
+def sniffer_waiting(pid: int) -> bool:
+    """Whether a thread of ``pid`` or its descendants is asleep in ``select`` or ``poll``
+    (its ``wchan``). The responder's sniffer thread sleeps there only while its receive
+    ring and socket hold no frame: with a frame there, it does not call ``select``, and a
+    frame that arrives wakes it. Its other threads wait on locks and timers instead."""
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{member}/task").iterdir():
+                with contextlib.suppress(OSError):
+                    wchan = (task / "wchan").read_text()
+                    if "poll" in wchan or "select" in wchan:
+                        return True
+    return False
+
+
 class RunningResponder:
     """A ``l4kit respond`` process; its output is read on a thread, line by line."""
 
@@ -142,9 +157,10 @@ class RunningResponder:
         return "".join(self.lines)
 
     def settle(self, *, quiet: float = 0.25, timeout: float = 10.0, strict: bool = False) -> float:
-        """Wait until the responder has read every frame queued for it: its packet
-        socket's receive queue stays empty for ``quiet`` seconds (time enough for the
-        frame read last to be processed too). Returns the seconds waited.
+        """Wait until the responder has read every frame queued for it: for ``quiet``
+        seconds, its sniffer thread sleeps waiting for a frame at every look and its
+        packet socket's receive queue stays empty (the frames too long for its receive
+        ring wait there). Returns the seconds waited.
 
         A client is done when it has its reply, not when the responder has read its
         closing segments; the responder may also still be working through a backlog
@@ -159,7 +175,7 @@ class RunningResponder:
             queues = packet_socket_queues(self.process.pid)
             if strict:
                 assert queues, f"no packet socket in responder process {self.process.pid}"
-            if any(queues):
+            if any(queues) or not sniffer_waiting(self.process.pid):
                 empty_since = None
             elif empty_since is None:
                 empty_since = now

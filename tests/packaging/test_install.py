@@ -90,7 +90,8 @@ def test_fresh_install_compiles_the_per_packet_modules(installed: Path) -> None:
         pytest.skip("no gcc or no Python.h here: pip installs pure Python")
     compiled = ["l4kit.replay.engine", "l4kit.replay.jsontext"]
     compiled += ["l4kit.core.connection", "l4kit.core.listener", "l4kit.core.events"]
-    compiled += ["l4kit.wire.seqnum", "l4kit.wire.segment", "l4kit.codecs.fast"]
+    compiled += ["l4kit.wire.seqnum", "l4kit.wire.segment", "l4kit.codecs.fast", "l4kit.core.states"]
+    compiled += ["l4kit.live.ring", "l4kit.live.packet_thread"]
     # the checksum is the reference; the routes file's validator relies on what a compiled
     # module would check first; mypyc cannot compile the bug exceptions (setup.py)
     pure = ["l4kit.checksum", "l4kit.core.server", "l4kit.core.bugs"]
@@ -98,7 +99,7 @@ def test_fresh_install_compiles_the_per_packet_modules(installed: Path) -> None:
     files = _python(installed, code).split()
     assert all(f.endswith(".so") for f in files[: len(compiled)]), files
     assert all(f.endswith(".py") for f in files[len(compiled) :]), files
-    assert "compiled with mypyc: replay, TCP core" in run(installed, "doctor").stdout
+    assert "compiled with mypyc: replay, TCP core, packet thread" in run(installed, "doctor").stdout
 
 
 @pytest.mark.parametrize("capture", ["lo-kernel.pcap", "lo-l4kit-responder.pcap"])

@@ -16,8 +16,8 @@ import rawframes
 
 from l4kit.core.listener import Listener, ListenerConfig
 from l4kit.live.apps import load_app_factory
-from l4kit.live.capture import CapturedFrame
-from l4kit.live.responder import MAX_PEER_MACS, Responder
+from l4kit.live.packet_thread import MAX_PEER_MACS, Responder
+from l4kit.live.ring import CapturedFrame
 from l4kit.live.sender import fast_frame_encoder
 from l4kit.views.layout import FittedTable
 from l4kit.views.live import MAX_OPEN_LOGS, ConnectionTables

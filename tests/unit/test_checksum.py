@@ -21,6 +21,7 @@ from l4kit.checksum import (
     internet_checksum,
     ipv4_header_checksum_ok,
     ones_complement_sum,
+    parse_address,
     pseudo_header_sum,
     tcp_checksum,
     update_checksum16,
@@ -283,3 +284,28 @@ def test_ipv4_header_checksum(addresses: tuple[str, str], ttl: int, ident: int) 
     assert ipv4_header_checksum_ok(header)
     broken = header[:8] + bytes([header[8] ^ 0x40]) + header[9:]
     assert not ipv4_header_checksum_ok(broken)
+
+
+@settings(max_examples=500)
+@given(
+    st.one_of(
+        st.ip_addresses(v=4).map(str),
+        st.lists(st.text("0123456789+ _a\u0661", max_size=4), min_size=3, max_size=5).map(".".join),
+    )
+)
+@example("01.2.3.4")
+@example("255.255.255.255")
+@example("256.1.1.1")
+@example("1.2.3.4 ")
+def test_address_text_reads_as_ipaddress_reads_it(text: str) -> None:
+    """IPv4 text has a fast path of its own: it must accept exactly what ``ipaddress``
+    accepts, with the same value, and leave the rest to it."""
+    import ipaddress
+
+    try:
+        expected = ipaddress.ip_address(text).packed
+    except ValueError:
+        with pytest.raises(ConfigError, match="not an IPv4 or IPv6 address"):
+            parse_address.__wrapped__(text)
+        return
+    assert parse_address.__wrapped__(text) == (expected, int.from_bytes(expected, "big") % 0xFFFF)

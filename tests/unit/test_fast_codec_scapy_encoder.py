@@ -1,4 +1,4 @@
-"""``respond --codec scapy``'s encoder: Scapy layers kept per connection, lengths and checksums
+"""``respond --codec scapy``'s encoder: Scapy layers kept and reused, lengths and checksums
 given, must write exactly what Scapy writes for ``Ether()/IP()/TCP()/Raw`` built from scratch
 (``to_frame``, which leaves every length and checksum to Scapy)."""
 
@@ -36,16 +36,35 @@ def test_any_single_segment_ttl_and_id(seg: Segment, ttl: int, ip_id: int) -> No
     assert ScapyFrameEncoder(ttl=ttl, ip_id=ip_id)(seg, mac, mac) == expected
 
 
-def test_layers_are_reused_and_bounded() -> None:
-    encode = ScapyFrameEncoder(max_templates=2)
+def test_one_layer_pair_per_ip_version_serves_every_connection() -> None:
+    encode = ScapyFrameEncoder()
     mac = b"\0" * 6
     base = Segment(src="127.0.0.1", dst="127.0.0.1", sport=8888, dport=1, seq=SeqNum(1), flags=TcpFlags.ACK)
     syn_ack = base.with_(flags=TcpFlags.SYN | TcpFlags.ACK, options=(MaxSegmentSize(65495),))
     data = base.with_(flags=TcpFlags.PSH | TcpFlags.ACK, payload=b"hello world\n")
     odd = base.with_(options=(EndOfOptions(b"\x01\x02"),))  # Scapy's list cannot say this: from scratch
-    for seg in (syn_ack, data, base, odd, data.with_(dport=2), data.with_(dport=3), syn_ack, data, base):
+    six = data.with_(src="::1", dst="::2", dport=4)
+    other = data.with_(src="127.0.0.9", dport=3)
+    for seg in (syn_ack, data, base, odd, data.with_(dport=2), six, other, syn_ack):
         assert encode(seg, mac, mac) == raw(to_frame(seg, src_mac=mac_text(mac), dst_mac=mac_text(mac)))
-    assert len(encode._templates) == 2
+    assert sorted(encode._pairs) == [False, True]  # one set of layers per IP version
+
+
+@settings(max_examples=100, deadline=None)
+@given(segments(decodable=False), MACS, MACS)
+def test_stateless_encoding_is_the_same_frame_and_keeps_no_template(
+    seg: Segment, src_mac: bytes, dst_mac: bytes
+) -> None:
+    """A SYN cookie's SYN-ACK comes from the struct codec's template: the same octets as
+    the layers, and nothing kept for a 4-tuple that will not come back."""
+    encode = ScapyFrameEncoder()
+    expected = encode(seg, src_mac, dst_mac)
+    kept = encode._checksums.templates
+    assert encode.stateless(seg, src_mac, dst_mac) == expected
+    assert encode._checksums.templates == kept
+    fast = FastCodec()
+    assert fast.encode_frame_once(seg, src_mac, dst_mac) == expected
+    assert fast.templates == 0
 
 
 def test_codec_names() -> None:

@@ -8,11 +8,11 @@ import pytest
 
 from l4kit.live.capture import (
     TIMER_DUE,
-    CapturedFrame,
     bpf_filter_text,
     compile_bpf,
     compile_with_tcpdump,
 )
+from l4kit.live.ring import CapturedFrame
 
 SKF_AD_PKTTYPE = 0xFFFFF000 + 4  # linux/filter.h: SKF_AD_OFF + SKF_AD_PKTTYPE
 PACKET_OUTGOING = 4

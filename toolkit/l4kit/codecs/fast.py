@@ -50,7 +50,7 @@ from l4kit.checksum import ONES, ChecksumStatus, internet_checksum, parse_addres
 from l4kit.errors import ConfigError
 from l4kit.wire.flags import TcpFlags
 from l4kit.wire.ip import EncodeError, address_text
-from l4kit.wire.options import TcpOption
+from l4kit.wire.options import NoOperation, TcpOption, Timestamps
 from l4kit.wire.packet import IPPROTO_TCP, decode_packet, encode_packet
 from l4kit.wire.segment import Segment
 from l4kit.wire.seqnum import SeqNum
@@ -64,9 +64,17 @@ _FRAME_V4: Final = struct.Struct("!6s6sHBBHHHBBH4s4sHHIIHHHH")
 _FRAME_V6: Final = struct.Struct("!6s6sHIHBB16s16sHHIIHHHH")
 _PACKET_V4: Final = struct.Struct("!BBHHHBBH4s4sHHIIHHHH")
 _PACKET_V6: Final = struct.Struct("!IHBB16s16sHHIIHHHH")
-# Decoding IPv4 + TCP: vihl, total length, flags/fragment, protocol, addresses, then the
-# TCP header.
-_IN_V4: Final = struct.Struct("!BxHxxHxBxx4s4sHHIIHHHH")
+# Decoding IPv4 + TCP: every field of a 20-octet IP header (the addresses as integers),
+# then the TCP header.
+_IN_V4: Final = struct.Struct("!BBHHHBBHIIHHIIHHHH")
+# The options of nearly every segment once RFC 7323 timestamps are agreed (Linux's
+# layout): NOP, NOP, Timestamps. Decoded and encoded here without the general option
+# loop, which would build the same values.
+_NOP_NOP_TS: Final = b"\x01\x01\x08\x0a"
+_NOP_NOP_TS_SUM: Final = 0x0101 + 0x080A
+_TS_VALUES: Final = struct.Struct("!II")
+_NOP_NOP_TS_OCTETS: Final = struct.Struct("!4sII")
+_NOP: Final = NoOperation()
 
 _DF: Final = 0x4000
 _FRAGMENT_BITS: Final = 0x3FFF
@@ -78,6 +86,7 @@ _OFFLOADED: Final = ChecksumStatus.OFFLOADED
 
 DEFAULT_MAX_TEMPLATES: Final = 4096
 _MAX_CACHED_OPTIONS: Final = 256
+_MAX_NAMES: Final = 4096
 
 TemplateKey = tuple[str, str, int, int]
 
@@ -113,7 +122,7 @@ class FastCodec:
     address lookup to rebuild).
     """
 
-    __slots__ = ("_ethernet", "_max_templates", "_options", "_templates", "ip_id", "ttl")
+    __slots__ = ("_ethernet", "_max_templates", "_names", "_options", "_templates", "ip_id", "ttl")
 
     def __init__(self, *, ttl: int = 64, ip_id: int = 0, max_templates: int = DEFAULT_MAX_TEMPLATES) -> None:
         if not 0 <= ttl <= 0xFF or not 0 <= ip_id <= 0xFFFF:
@@ -123,6 +132,8 @@ class FastCodec:
         self._max_templates = max(1, max_templates)
         self._templates: dict[TemplateKey, _Template] = {}
         self._options: dict[tuple[TcpOption, ...], tuple[bytes, int]] = {}
+        # The text of IPv4 addresses decoded lately, by their value.
+        self._names: dict[int, str] = {}
 
     # ------------------------------------------------------------------ templates
 
@@ -148,7 +159,22 @@ class FastCodec:
 
     def _encoded_options(self, options: tuple[TcpOption, ...]) -> tuple[bytes, int]:
         """The options' octets (padded) and their folded sum; a SYN-ACK's MSS is the same
-        every time, so it is encoded once."""
+        every time, so it is encoded once. NOP, NOP, Timestamps (a new value on every
+        segment, so never found in the cache) is written directly."""
+        if len(options) == 3:
+            stamps = options[2]
+            if (
+                isinstance(stamps, Timestamps)
+                and isinstance(options[0], NoOperation)
+                and isinstance(options[1], NoOperation)
+            ):
+                tsval = stamps.tsval
+                tsecr = stamps.tsecr
+                # Out of range: struct.error, which _encode hands to the reference encoder.
+                octets = _NOP_NOP_TS_OCTETS.pack(_NOP_NOP_TS, tsval, tsecr)
+                return octets, _NOP_NOP_TS_SUM + (tsval >> 16) + (tsval & 0xFFFF) + (tsecr >> 16) + (
+                    tsecr & 0xFFFF
+                )
         cached = self._options.get(options)
         if cached is None:
             octets = encode_options(options)
@@ -166,15 +192,24 @@ class FastCodec:
 
     def encode_frame(self, seg: Segment, src_mac: bytes, dst_mac: bytes) -> bytes:
         """The Ethernet frame for ``seg``: equal to ``raw(to_frame(seg, ...))`` of the Scapy codec."""
-        return self._encode(seg, src_mac, dst_mac)
+        return self._encode(seg, src_mac, dst_mac, True)
+
+    def encode_frame_once(self, seg: Segment, src_mac: bytes, dst_mac: bytes) -> bytes:
+        """The same frame, for a 4-tuple that will not come back (a SYN cookie's SYN-ACK):
+        its template is used once and not kept, so a SYN flood from spoofed addresses
+        does not push the templates of live connections out."""
+        return self._encode(seg, src_mac, dst_mac, False)
 
     def encode(self, seg: Segment) -> bytes:
         """The IP packet for ``seg``: equal to ``encode_packet(seg, ttl=..., ip_id=...)``."""
-        return self._encode(seg, None, None)
+        return self._encode(seg, None, None, True)
 
-    def _encode(self, seg: Segment, src_mac: bytes | None, dst_mac: bytes | None) -> bytes:
+    def _encode(self, seg: Segment, src_mac: bytes | None, dst_mac: bytes | None, keep: bool) -> bytes:
         try:
-            t = self._template(seg)
+            if keep:
+                t = self._template(seg)
+            else:
+                t = _Template(seg.src, seg.dst, seg.sport, seg.dport, ttl=self.ttl, ip_id=self.ip_id)
             if seg.options:
                 options, options_sum = self._encoded_options(seg.options)
             else:
@@ -186,8 +221,7 @@ class FastCodec:
             offset_flags = ((5 + (len(options) >> 2)) << 12) | (int(seg.flags) & 0x1FF)
             window = seg.window
             urgent = seg.urgent
-            tcp_checksum = internet_checksum(
-                payload,
+            header_sum = (
                 t.tcp_sum
                 + tcp_len
                 + (seq >> 16)
@@ -197,8 +231,15 @@ class FastCodec:
                 + offset_flags
                 + window
                 + urgent
-                + options_sum,
+                + options_sum
             )
+            if payload:
+                tcp_checksum = internet_checksum(payload, header_sum)
+            else:
+                # internet_checksum of no octets, without the call (most replies carry
+                # none): the sum is positive (the ports are in it), so ~0 is 0x0000.
+                r = header_sum % ONES
+                tcp_checksum = ONES - r if r else 0
             if t.v6:
                 if tcp_len > 0xFFFF:
                     raise struct.error("no jumbograms")
@@ -244,6 +285,15 @@ class FastCodec:
 
     # ------------------------------------------------------------------ decode
 
+    def _name(self, value: int, packed: bytes) -> str:
+        """The text of an IPv4 address, kept for the next frame from or to it (at most
+        ``_MAX_NAMES`` of them: a flood from spoofed sources brings a new one each time)."""
+        names = self._names
+        if len(names) >= _MAX_NAMES:
+            names.clear()
+        text = names[value] = address_text(packed)
+        return text
+
     def decode(self, data: bytes | bytearray | memoryview, checksum: ChecksumStatus | None = None) -> Segment:
         """The segment in an IP ``packet``, as :func:`~l4kit.wire.packet.decode_packet` gives it.
 
@@ -256,9 +306,27 @@ class FastCodec:
         n = len(packet)
         if n >= 40 and packet[0] == 0x45:
             fields = _IN_V4.unpack_from(packet)
-            (_vihl, total, flags_frag, proto, src_b, dst_b,
-             sport, dport, seq, ack, offset_flags, window, field, urgent) = fields  # fmt: skip
+            # Typed, so that the compiled build works on plain machine integers.
+            vihl: int = fields[0]
+            tos: int = fields[1]
+            total: int = fields[2]
+            ident: int = fields[3]
+            flags_frag: int = fields[4]
+            ttl: int = fields[5]
+            proto: int = fields[6]
+            ip_sum: int = fields[7]
+            src: int = fields[8]
+            dst: int = fields[9]
+            sport: int = fields[10]
+            dport: int = fields[11]
+            seq: int = fields[12]
+            ack: int = fields[13]
+            offset_flags: int = fields[14]
+            window: int = fields[15]
+            field: int = fields[16]
+            urgent: int = fields[17]
             header_len = (offset_flags >> 12) << 2
+            addresses = (src >> 16) + (src & 0xFFFF) + (dst >> 16) + (dst & 0xFFFF)
             if (
                 40 <= total <= n
                 and not flags_frag & _FRAGMENT_BITS
@@ -267,22 +335,44 @@ class FastCodec:
                 and sport
                 and dport
                 and offset_flags & _SYN_FIN != _SYN_FIN
-                and int.from_bytes(packet[:20], "big") % ONES == 0
+                # The IP header checksum: its ten words sum to -0 (RFC 1071).
+                and (
+                    ((vihl << 8) | tos)
+                    + total
+                    + ident
+                    + flags_frag
+                    + ((ttl << 8) | proto)
+                    + ip_sum
+                    + addresses
+                )
+                % ONES
+                == 0
             ):
-                options = decode_options(packet[40 : 20 + header_len]) if header_len > 20 else ()
+                options: tuple[TcpOption, ...] = ()
+                if header_len == 32 and packet[40:44] == _NOP_NOP_TS:
+                    tsval, tsecr = _TS_VALUES.unpack_from(packet, 44)
+                    options = (_NOP, _NOP, Timestamps(tsval, tsecr))
+                elif header_len > 20:
+                    options = decode_options(packet[40 : 20 + header_len])
                 if checksum is None:
                     tcp_len = total - 20
-                    # Both addresses as one 64-bit integer: congruent to the sum of their words.
-                    pseudo = int.from_bytes(packet[12:20], "big") + IPPROTO_TCP + tcp_len
+                    pseudo = addresses + IPPROTO_TCP + tcp_len
                     if internet_checksum(packet[20:total], pseudo) == 0:
                         checksum = _OK
                     elif (field - pseudo) % ONES == 0:
                         checksum = _OFFLOADED
                     else:
                         checksum = _BAD
+                names = self._names
+                src_text = names.get(src)
+                if src_text is None:
+                    src_text = self._name(src, packet[12:16])
+                dst_text = names.get(dst)
+                if dst_text is None:
+                    dst_text = self._name(dst, packet[16:20])
                 return Segment(
-                    src=address_text(src_b),
-                    dst=address_text(dst_b),
+                    src=src_text,
+                    dst=dst_text,
                     sport=sport,
                     dport=dport,
                     seq=SeqNum(seq),

@@ -139,6 +139,8 @@ _FIN: Final = int(TcpFlags.FIN)
 _SYN: Final = int(TcpFlags.SYN)
 _RST: Final = int(TcpFlags.RST)
 _ACK: Final = int(TcpFlags.ACK)
+# One NOP for every options tuple: a frozen dataclass is built in Python even when compiled.
+_NOP: Final = NoOperation()
 
 DEFAULT_MSS_IPV4: Final = 536
 """RFC 9293 §3.7.1 (and RFC 1122 §4.2.2.6): the send MSS when the SYN carried no MSS option."""
@@ -1209,7 +1211,7 @@ class Connection:
             options = ()
             if self.ts_ok and not bits & _RST:
                 # RFC 7323 §3.2: on every segment once agreed (a RST may go without).
-                options = (NoOperation(), NoOperation(), Timestamps(self._tsval(now), self.ts_recent))
+                options = (_NOP, _NOP, Timestamps(self._tsval(now), self.ts_recent))
             if self.sack_ok and self.ooo and not bits & (_RST | _SYN):
                 # RFC 2018 §4: SACK on every ACK while data is held out of order, data
                 # segments included (the peer may be sending too); a data segment carries
@@ -1219,7 +1221,7 @@ class Connection:
                     fit = (self.send_mss - len(payload) - 4) // 8
                     blocks = blocks[:fit] if fit > 0 else ()
                 if blocks:
-                    options += (NoOperation(), NoOperation(), Sack(blocks))
+                    options += (_NOP, _NOP, Sack(blocks))
         if bits & _ACK:
             self._last_ack_off = self.rcv_nxt_off
         return Segment(

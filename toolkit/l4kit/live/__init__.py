@@ -15,11 +15,14 @@ own TCP stays out of the way (docs/design.md, "The Linux loopback traps"):
   :mod:`~l4kit.live.state`, the host's tools, namespaces and sysctls in
   :mod:`~l4kit.live.system`.
 - :mod:`~l4kit.live.capture`: the packet socket with the BPF filter that the
-  Scapy ``AsyncSniffer`` reads, without dissecting frames.
+  Scapy ``AsyncSniffer`` reads, without dissecting frames, through the PACKET_MMAP
+  receive ring of :mod:`~l4kit.live.ring`.
 - :mod:`~l4kit.live.sender`: one persistent Scapy L2 socket for every reply.
 - :mod:`~l4kit.live.pcap`: a pcap writer thread (``--pcap``), its file opened by
   :mod:`l4kit.safefile` (never through a link; a new file the sudo user's).
-- :mod:`~l4kit.live.responder`: the driver that owns the core's listener.
+- :mod:`~l4kit.live.responder`: the driver that owns the core's listener; what runs
+  on the sniffer thread (decode, the core, encode, send) is in
+  :mod:`~l4kit.live.packet_thread`.
 - :mod:`~l4kit.live.client`: userspace TCP client sockets (:class:`Client`,
   :class:`Socket`, :func:`connect`; ``docs/client.md``), the next hop found by
   :mod:`~l4kit.live.route`.

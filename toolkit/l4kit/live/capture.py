@@ -6,73 +6,70 @@ The design (docs/design.md, "The live driver"): the responder runs a Scapy
 sniffer thread then does what it always does (select, recv, ``prn`` callback,
 ``started_callback``, ``stop()``), but the hot path stays lean:
 
-- ``recv()`` returns a :class:`CapturedFrame` (the raw bytes, a timestamp and the
-  kernel's checksum status), not a dissected Scapy packet: dissecting costs more
-  than the whole TCP state machine, and the wire layer decodes what the core needs.
+- The socket reads a PACKET_MMAP ring (:mod:`l4kit.live.ring`): the kernel writes
+  each frame into memory shared with this process, and a frame costs no system
+  call. The sniff loop's session (:class:`FrameBatches`) takes every frame the
+  ring holds at once, so the loop's own work (its ``select``, its bookkeeping) is
+  done once per batch; ``prn`` still sees one frame at a time.
+- It returns :class:`CapturedFrame` objects (the raw bytes, the kernel's timestamp
+  and checksum status), not dissected Scapy packets: dissecting costs more than the
+  whole TCP state machine, and the wire layer decodes what the core needs.
 - The filter runs in the kernel: ``inbound and tcp and dst host A and dst port P``,
   compiled by libpcap (through Scapy's ``compile_filter``, or ``tcpdump -ddd`` when
   Scapy cannot load libpcap). ``inbound`` loads the frame's packet type (the BPF
   ancillary field ``SKF_AD_PKTTYPE``) and rejects ``PACKET_OUTGOING``: on ``lo``
   every frame passes the tap twice, once leaving and once arriving, and answering
   both copies sends two SYN-ACKs with different ISNs (docs/design.md, trap 2). The
-  packet type in the address of each frame is checked again, in case a filter-less
-  fallback is ever used.
+  packet type the ring records for each frame is checked again.
 - The filter is attached before the socket is bound to the interface, so no
   unfiltered frame is ever queued.
-- ``PACKET_AUXDATA`` carries ``tp_status``: ``TP_STATUS_CSUMNOTREADY`` marks a frame
+- Each frame's ring header carries ``tp_status``: ``TP_STATUS_CSUMNOTREADY`` marks a frame
   whose checksum the kernel left partial (``CHECKSUM_PARTIAL``: a locally generated
   segment on ``lo``, trap 5), ``TP_STATUS_CSUM_VALID`` one the kernel already
   verified. The responder classifies the checksum from these before looking at the
   bytes.
-- The receive buffer is sized for bursts (``SO_RCVBUFFORCE`` as root), and the
-  kernel's drop counter (``PACKET_STATISTICS``) is read so that a flood that
-  overruns the sniffer shows up in the exit summary instead of vanishing.
+- The ring is sized for bursts (``--rcvbuf``), and so is the socket's receive buffer
+  (``SO_RCVBUFFORCE`` as root), which holds the frames too long for a ring slot; the
+  kernel's drop counter (``PACKET_STATISTICS``) is read so that a flood that overruns
+  the sniffer shows up in the exit summary instead of vanishing.
 - Timers: the sniffer blocks in ``select`` on this socket. Its ``select`` method
   (Scapy calls the first socket's) wakes up at the core's next timer
-  (``wakeup_at``), and ``recv`` then returns :data:`TIMER_DUE`, so the one thread
-  that owns the core also serves its timers while no frame arrives.
+  (``wakeup_at``), and the read then returns :data:`TIMER_DUE`, so the one thread
+  that owns the core also serves its timers while no frame arrives. It does not
+  block at all while the ring holds a frame.
 """
 
 from __future__ import annotations
 
 import ctypes
+import os
 import select
 import shutil
 import socket
 import struct
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
+from scapy.sessions import DefaultSession
 from scapy.supersocket import SuperSocket
 
 from l4kit.errors import ConfigError
+from l4kit.live.ring import SOL_PACKET, CapturedFrame, RxRing
 
 ETH_P_IP = 0x0800
 ETH_P_IPV6 = 0x86DD
-SOL_PACKET = 263
-PACKET_AUXDATA = 8
 PACKET_STATISTICS = 6
 SO_ATTACH_FILTER = 26
 SO_RCVBUFFORCE = 33
-TP_STATUS_CSUMNOTREADY = 1 << 3
-TP_STATUS_CSUM_VALID = 1 << 7
 ARPHRD_ETHER = 1
 ARPHRD_LOOPBACK = 772
 ETHERNET_HEADER_LEN = 14
 
-# struct tpacket_auxdata (linux/if_packet.h): tp_status, tp_len, tp_snaplen,
-# tp_mac, tp_net, tp_vlan_tci, tp_vlan_tpid.
-_AUXDATA = struct.Struct("=IIIHHHH")
-_AUXDATA_SPACE = socket.CMSG_SPACE(_AUXDATA.size)
-# lo's MTU is 64 KiB and GSO can hand a packet socket a frame of up to 64 KiB of
-# payload plus headers; anything longer arrives truncated (MSG_TRUNC) and is counted.
-RECEIVE_BUFFER = 65536 + 1024
-# socket's MSG_* constants are an IntFlag: ``flags & socket.MSG_TRUNC`` costs about 2 us a
-# frame, the same test on ints about 30 ns.
-_MSG_DONTWAIT: Final = int(socket.MSG_DONTWAIT)
-_MSG_TRUNC: Final = int(socket.MSG_TRUNC)
+#: The most frames one read of the sniff loop takes from the ring: the loop checks for a
+#: stop request between reads.
+BATCH: Final = 256
 
 DEFAULT_SOCKET_BUFFER = 16 * 1024 * 1024
 
@@ -162,22 +159,6 @@ def attach_bpf(sock: socket.socket, program: BpfProgram) -> None:
     sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, bytes(fprog))
 
 
-class CapturedFrame:
-    """One inbound frame as the sniffer hands it to the responder.
-
-    ``sniffed_on`` is set by Scapy's sniff loop (it labels every object it reads).
-    """
-
-    __slots__ = ("checksum_partial", "checksum_valid", "data", "sniffed_on", "wall_time")
-
-    def __init__(self, data: bytes, wall_time: float, checksum_partial: bool, checksum_valid: bool) -> None:
-        self.data = data
-        self.wall_time = wall_time
-        self.checksum_partial = checksum_partial
-        self.checksum_valid = checksum_valid
-        self.sniffed_on: Any = None
-
-
 class TimerDue:
     """Returned by ``recv`` when ``select`` woke up for the core's next timer."""
 
@@ -194,9 +175,9 @@ TIMER_DUE = TimerDue()
 
 
 class InboundTcpSocket(SuperSocket):
-    """The sniffer's socket: filtered in the kernel, no dissection, timer wake-ups."""
+    """The sniffer's socket: filtered in the kernel, read from a ring, no dissection, timer wake-ups."""
 
-    desc = "inbound TCP frames for l4kit respond (AF_PACKET, BPF, PACKET_AUXDATA)"
+    desc = "inbound TCP frames for l4kit respond (AF_PACKET, BPF, TPACKET_V2 ring)"
     nonblocking_socket = False
 
     def __init__(
@@ -212,25 +193,26 @@ class InboundTcpSocket(SuperSocket):
         self.wakeup_at = wakeup_at
         self.kernel_packets = 0
         self.kernel_drops = 0
-        self.truncated = 0
         self.buffer_bytes = 0
-        self.error: OSError | None = None  # why recv failed (Scapy only logs it, then drops the socket)
+        self.error: OSError | None = None  # why reading failed (Scapy only logs it, then drops the socket)
         protocol = ETH_P_IPV6 if ipv6 else ETH_P_IP
         # Protocol 0: the socket receives nothing until bind() names one, by which
-        # time the filter is in place.
+        # time the filter and the ring are in place.
         sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
         try:
             attach_bpf(sock, program)
-            self.buffer_bytes = _size_receive_buffer(sock, buffer_bytes)
-            sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
+            _size_receive_buffer(sock, buffer_bytes)
+            self.ring = RxRing(sock, buffer_bytes)
             sock.bind((iface, protocol))
         except OSError as exc:
             sock.close()
             raise ConfigError(f"cannot open a packet socket on {iface}: {exc.strerror or exc}") from None
+        self.buffer_bytes = self.ring.bytes
         name = sock.getsockname()
         self.hatype = int(name[3])
         self.mac = bytes(name[4]).ljust(6, b"\x00")[:6]
         if self.hatype not in (ARPHRD_ETHER, ARPHRD_LOOPBACK):
+            self.ring.close()
             sock.close()
             raise ConfigError(
                 f"interface {iface} has link type {self.hatype}; "
@@ -242,11 +224,19 @@ class InboundTcpSocket(SuperSocket):
         # SuperSocket's own fields that its close() and repr read.
         self.closed = False
 
+    @property
+    def truncated(self) -> int:
+        """Frames longer than the ring's slot that the kernel could not queue whole."""
+        return self.ring.truncated
+
     # --- Scapy SuperSocket interface -------------------------------------------------
 
     def select(self, sockets: list[Any], remain: float | None = None) -> list[Any]:  # type: ignore[override]
-        """Scapy's sniff loop calls the first socket's ``select``: wait for a frame,
-        a stop request (Scapy's control pipe is in ``sockets``) or the core's next timer."""
+        """Scapy's sniff loop calls the first socket's ``select``: at once while the ring
+        holds a frame; otherwise wait for one, a stop request (Scapy's control pipe is in
+        ``sockets``) or the core's next timer."""
+        if self.ring.ready():
+            return [self]
         deadline = self.wakeup_at()
         timeout = remain
         if deadline is not None:
@@ -257,30 +247,27 @@ class InboundTcpSocket(SuperSocket):
             return [self]
         return ready
 
-    def recv(self, x: int = RECEIVE_BUFFER, **kwargs: Any) -> CapturedFrame | TimerDue | None:  # type: ignore[override]
-        try:
-            data, ancillary, flags, address = self.ins.recvmsg(RECEIVE_BUFFER, _AUXDATA_SPACE, _MSG_DONTWAIT)
-        except (BlockingIOError, InterruptedError):
-            return TIMER_DUE
-        except OSError as exc:  # ENETDOWN: the interface went down or was deleted
-            self.error = exc
-            raise
-        if address[2] == socket.PACKET_OUTGOING:
-            return None
-        if flags & _MSG_TRUNC:
-            self.truncated += 1
-            return None
-        status = 0
-        for level, kind, payload in ancillary:
-            if level == SOL_PACKET and kind == PACKET_AUXDATA and len(payload) >= _AUXDATA.size:
-                status = _AUXDATA.unpack_from(payload)[0]
-        return CapturedFrame(
-            data, time.time(), bool(status & TP_STATUS_CSUMNOTREADY), bool(status & TP_STATUS_CSUM_VALID)
-        )
+    def recv_batch(self) -> Sequence[CapturedFrame | TimerDue]:
+        """Every frame the ring holds (at most :data:`BATCH`); :data:`TIMER_DUE` alone when
+        it holds none (``select`` woke up for the core's timer)."""
+        frames = self.ring.read(BATCH)
+        if frames:
+            return frames
+        # The socket was readable with nothing in the ring: an error (ENETDOWN when the
+        # interface goes down or away) or a timer. Reading the error clears it.
+        error = self.ins.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if error:
+            self.error = OSError(error, os.strerror(error))
+            raise self.error
+        return _TIMER_BATCH
 
-    def recv_raw(
-        self, x: int = RECEIVE_BUFFER
-    ) -> tuple[None, None, None]:  # pragma: no cover - unused by sniff
+    def recv(self, x: int = 0, **kwargs: Any) -> CapturedFrame | TimerDue:  # type: ignore[override]
+        """One frame (the sniff loop of a plain ``sniff(opened_socket=...)``; ``respond``
+        reads through :class:`FrameBatches`)."""
+        frames = self.ring.read(1)
+        return frames[0] if frames else TIMER_DUE
+
+    def recv_raw(self, x: int = 0) -> tuple[None, None, None]:  # pragma: no cover - unused by sniff
         return None, None, None
 
     def send(self, x: Any) -> int:  # pragma: no cover - receive only
@@ -293,25 +280,19 @@ class InboundTcpSocket(SuperSocket):
         if not self.closed:
             self.read_kernel_statistics()
             self.closed = True
+            self.ring.close()
             self.ins.close()
 
     def drain(self) -> int:
-        """Read and discard what is still queued (at exit); returns how many frames."""
-        count = 0
-        while True:
-            try:
-                self.ins.recv(RECEIVE_BUFFER, _MSG_DONTWAIT)
-            except (BlockingIOError, InterruptedError):
-                return count
-            except OSError:
-                return count
-            count += 1
+        """Discard what is still in the ring (at exit); returns how many frames. Nothing
+        once closed (the sniff loop closes a socket whose read failed)."""
+        return 0 if self.closed else self.ring.discard()
 
     # --- statistics ---------------------------------------------------------------
 
     def read_kernel_statistics(self) -> tuple[int, int]:
         """Add ``PACKET_STATISTICS`` (packets seen by the filter's accept, drops for a
-        full buffer) to the totals; the kernel resets them on every read."""
+        full ring) to the totals; the kernel resets them on every read."""
         try:
             raw = self.ins.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8)
         except OSError:
@@ -320,6 +301,18 @@ class InboundTcpSocket(SuperSocket):
         self.kernel_packets += packets
         self.kernel_drops += drops
         return self.kernel_packets, self.kernel_drops
+
+
+_TIMER_BATCH: Final[Sequence[TimerDue]] = (TIMER_DUE,)
+
+
+class FrameBatches(DefaultSession):
+    """The sniff loop's session for :class:`InboundTcpSocket`: Scapy asks its session for
+    what a ready socket holds and calls ``prn`` with each object it returns; this one
+    returns every frame in the ring at once."""
+
+    def recv(self, sock: Any) -> Sequence[CapturedFrame | TimerDue]:  # type: ignore[override]
+        return sock.recv_batch()  # type: ignore[no-any-return]
 
 
 def _size_receive_buffer(sock: socket.socket, wanted: int) -> int:

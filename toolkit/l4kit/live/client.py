@@ -70,7 +70,6 @@ from l4kit.live import preflight
 from l4kit.live.capture import (
     ETHERNET_HEADER_LEN,
     BpfProgram,
-    CapturedFrame,
     InboundTcpSocket,
     TimerDue,
     attach_bpf,
@@ -79,6 +78,7 @@ from l4kit.live.capture import (
 from l4kit.live.host import HostPreparation, plan_host
 from l4kit.live.pcap import PcapWriterThread
 from l4kit.live.privileges import require_live_privileges
+from l4kit.live.ring import CapturedFrame
 from l4kit.live.route import LOOPBACK_MAC, Route, resolve_mac, route_to
 from l4kit.live.sender import FrameEncoder, L2Sender, frame_encoder
 from l4kit.safefile import check_new_file

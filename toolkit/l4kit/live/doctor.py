@@ -204,11 +204,16 @@ def check_optional_tools() -> list[Check]:
 
 
 def check_compiled_build() -> Check:
-    """Whether the per-packet modules (replay's, the TCP core's) were compiled by mypyc
-    at install (setup.py). Looked up, not imported: the doctor loads neither."""
+    """Whether the per-packet modules (replay's, the TCP core's, the responder's packet
+    thread) were compiled by mypyc at install (setup.py). Looked up, not imported: the
+    doctor loads none of them."""
     from importlib.util import find_spec
 
-    parts = {"replay": "l4kit.replay.engine", "TCP core": "l4kit.core.connection"}
+    parts = {
+        "replay": "l4kit.replay.engine",
+        "TCP core": "l4kit.core.connection",
+        "packet thread": "l4kit.live.packet_thread",
+    }
     compiled = []
     for part, module in parts.items():
         spec = find_spec(module)

@@ -3,9 +3,9 @@
 Threads (the core is not thread-safe, so exactly one thread touches it):
 
 - Scapy's ``AsyncSniffer`` thread owns the :class:`~l4kit.core.listener.Listener`.
-  Its ``prn`` callback (:meth:`Responder.on_sniffed`) decodes each frame, feeds
-  the core, sends the replies and serves the core's timers (the sniffer socket
-  wakes it at ``poll_at()``, see :mod:`l4kit.live.capture`).
+  Its ``prn`` callback (:meth:`~l4kit.live.packet_thread.Responder.on_sniffed`)
+  decodes each frame, feeds the core, sends the replies and serves the core's timers
+  (the sniffer socket wakes it at ``poll_at()``, see :mod:`l4kit.live.capture`).
 - The main thread prepares the host, starts the sniffer, waits for a stop
   (SIGINT, SIGTERM, SIGHUP, ``--duration``, an error), then stops the sniffer and,
   with the sniffer thread gone, aborts what is still open (``Listener.shutdown``).
@@ -26,38 +26,24 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
-from l4kit.checksum import ChecksumStatus
-from l4kit.codecs.fast import FastCodec
-from l4kit.core.events import (
-    ConnectionClosed,
-    Event,
-    Output,
-)
 from l4kit.core.listener import Listener, ListenerConfig
-from l4kit.errors import ConfigError, L4kitError, ParseError
+from l4kit.errors import ConfigError, L4kitError
 from l4kit.live import preflight
 from l4kit.live.apps import load_app_factory
-from l4kit.live.capture import (
-    ETHERNET_HEADER_LEN,
-    TIMER_DUE,
-    CapturedFrame,
-    InboundTcpSocket,
-    TimerDue,
-    bpf_filter_text,
-    compile_bpf,
-)
+from l4kit.live.capture import FrameBatches, InboundTcpSocket, bpf_filter_text, compile_bpf
 from l4kit.live.firewall import NftFirewall
 from l4kit.live.host import HostPlan, HostPreparation, loopback_sysctls, plan_host
 from l4kit.live.options import RespondOptions
+from l4kit.live.packet_thread import EventSink, Responder
 from l4kit.live.pcap import PcapWriterThread
 from l4kit.live.privileges import require_live_privileges
-from l4kit.live.report import FrameDropped, ReadyInfo, ResponderSummary
-from l4kit.live.sender import FrameEncoder, L2Sender, frame_encoder
+from l4kit.live.report import ReadyInfo, ResponderSummary
+from l4kit.live.sender import L2Sender, frame_encoders
 from l4kit.safefile import check_new_file
 from l4kit.wire.segment import Endpoint
 
@@ -71,163 +57,7 @@ READY_TIMEOUT = 10.0
 # connections per second, lower p99; with today's cheaper tables 0.05-0.5 ms measure
 # the same).
 GIL_SWITCH_INTERVAL = 0.0005
-# Link addresses learned per peer IP address. A flood from spoofed addresses must not
-# grow this without end (one entry per address of a /8 is 2**24 entries): past the
-# bound the oldest entry goes; a live peer's next frame teaches its address again.
-MAX_PEER_MACS = 16_384
-
-
-EventSink = Callable[[Sequence[object]], None]
-"""Where the packet thread hands each batch of the core's events (the renderer's queue)."""
 Notice = Callable[[str], None]
-
-
-# ---------------------------------------------------------------- the packet thread
-
-
-class Responder:
-    """What runs on the sniffer thread: decode, core, encode, send."""
-
-    def __init__(
-        self,
-        listener: Listener,
-        *,
-        mac: bytes,
-        encode: FrameEncoder,
-        sender: L2Sender,
-        pcap: PcapWriterThread | None = None,
-        on_events: EventSink | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.listener = listener
-        self.mac = mac
-        self.encode = encode
-        self.sender = sender
-        self.pcap = pcap
-        self.on_events = on_events
-        self.clock = clock
-        self.summary = ResponderSummary()
-        self.peer_macs: dict[str, bytes] = {}
-        self.failure: BaseException | None = None
-        self.failed = threading.Event()
-
-    # The sniffer's prn. It must never raise: Scapy's sniff loop would close the
-    # socket and the responder would go deaf while looking alive.
-    def on_sniffed(self, item: CapturedFrame | TimerDue) -> None:
-        try:
-            if item is TIMER_DUE:
-                self.tick()
-                return
-            assert isinstance(item, CapturedFrame)
-            self.on_frame(item)
-            due = self.listener.poll_at()
-            if due is not None and due <= self.clock():
-                self.tick()
-        except BaseException as exc:
-            if self.failure is None:
-                self.failure = exc
-            self.failed.set()
-
-    def on_frame(self, frame: CapturedFrame) -> None:
-        now = self.clock()
-        data = frame.data
-        summary = self.summary
-        summary.frames_in += 1
-        if self.pcap is not None:
-            self.pcap.write(frame.wall_time, data)
-        # The kernel may already know the checksum status: CHECKSUM_PARTIAL says the field
-        # holds only the pseudo-header sum (docs/design.md, trap 5): the segment never left this
-        # host, so it cannot be corrupt; it simply cannot be verified from the bytes.
-        # CSUM_VALID says the card verified it. Either way the payload is not summed again.
-        if frame.checksum_partial:
-            known: ChecksumStatus | None = ChecksumStatus.OFFLOADED
-        elif frame.checksum_valid:
-            known = ChecksumStatus.OK
-        else:
-            known = None
-        try:
-            segment = _FAST_CODEC.decode(data[ETHERNET_HEADER_LEN:], known)
-        except ParseError as exc:
-            tag = f"{exc.layer}:{exc.reason}"
-            summary.drops[tag] += 1
-            if self.on_events is not None:
-                self.on_events([FrameDropped(now, tag, exc.detail)])
-            return
-        if frame.checksum_partial:
-            summary.checksum_offloaded += 1
-        macs, src, mac = self.peer_macs, segment.src, data[6:12]
-        if macs.get(src) != mac:
-            if len(macs) >= MAX_PEER_MACS and src not in macs:
-                del macs[next(iter(macs))]
-            macs[src] = mac
-        self.emit(self.listener.receive(segment, now))
-
-    def tick(self) -> None:
-        self.emit(self.listener.tick(self.clock()))
-
-    def emit(self, out: Output) -> None:
-        summary = self.summary
-        for segment in out.segments:
-            frame = self.encode(segment, self.mac, self.peer_macs.get(segment.dst, self.mac))
-            if self.sender.send(frame):
-                summary.frames_out += 1
-                if self.pcap is not None:
-                    self.pcap.write(time.time(), frame)
-            else:
-                summary.send_errors += 1
-        if out.events:
-            self.count(out.events)
-            if self.on_events is not None:
-                self.on_events(out.events)
-
-    def count(self, events: list[Event]) -> None:
-        """The connections closed and their payload octets (the core counts
-        everything else, see :attr:`l4kit.core.Listener.stats`). Every connection
-        the core opens ends with one ConnectionClosed (the stop aborts the rest):
-        the display's accounting adds up to this count."""
-        summary = self.summary
-        for event in events:
-            if type(event) is ConnectionClosed:
-                summary.connections_closed += 1
-                summary.bytes_in += event.bytes_in
-                summary.bytes_out += event.bytes_out
-
-    def shutdown(self) -> None:
-        """Abort what is still open (RST, RFC 9293 §3.10.4 ABORT); called from the
-        main thread once the sniffer thread has stopped."""
-        stats = self.listener.stats
-        self.summary.open_at_exit = stats.connections_open
-        self.summary.half_open_at_stop = stats.half_open
-        self.emit(self.listener.shutdown(self.clock()))
-
-    def finish_summary(self) -> ResponderSummary:
-        """Merge the core's counters into the summary."""
-        summary = self.summary
-        stats = self.listener.stats
-        summary.connections = stats.connections_established
-        summary.half_open_peak = stats.half_open_peak
-        summary.max_half_open = self.listener.config.max_half_open
-        summary.syn_cookies_sent = stats.syn_cookies_sent
-        summary.syn_cookies_accepted = stats.syn_cookies_accepted
-        summary.retransmissions = stats.retransmissions
-        summary.fast_retransmits = stats.fast_retransmits
-        summary.sack_recoveries = stats.sack_recoveries
-        summary.loss_probes = stats.loss_probes
-        summary.loss_probe_recoveries = stats.loss_probe_recoveries
-        summary.timeouts = stats.timeouts
-        summary.resets_sent = stats.resets_sent
-        summary.resets_received = stats.resets_received
-        summary.idle_closed = stats.idle_closed
-        summary.idle_reset = stats.idle_reset
-        for reason, count in stats.drops.items():
-            summary.drops[str(reason)] += count
-        return summary
-
-
-# Decoding keeps no state: one codec serves every frame. It reads the common case (IPv4, no
-# IP options) with one struct layout and leaves the rest to decode_packet, with the same
-# results and errors (tests/unit/test_fast_codec.py); no frame is dissected by Scapy.
-_FAST_CODEC = FastCodec()
 
 
 # ---------------------------------------------------------------- signals
@@ -361,7 +191,7 @@ def run_responder(
         ),
         app_factory,
     )
-    encode = frame_encoder(options.codec)
+    encode, encode_stateless = frame_encoders(options.codec)
     started_at = time.monotonic()
     with stop_on_signals(flag), contextlib.ExitStack() as stack:
         stack.enter_context(gil_switch_interval(GIL_SWITCH_INTERVAL))
@@ -389,7 +219,13 @@ def run_responder(
                 + "\n  ".join(no_firewall_commands(options))
             )
         responder = Responder(
-            listener, mac=capture.mac, encode=encode, sender=sender, pcap=pcap, on_events=on_events
+            listener,
+            mac=capture.mac,
+            encode=encode,
+            encode_stateless=encode_stateless,
+            sender=sender,
+            pcap=pcap,
+            on_events=on_events,
         )
         summary = _sniff_until_stopped(
             options, prep=prep, capture=capture, responder=responder, flag=flag, on_ready=on_ready
@@ -416,7 +252,11 @@ def _sniff_until_stopped(
 
     started = threading.Event()
     sniffer = AsyncSniffer(
-        opened_socket=capture, prn=responder.on_sniffed, store=False, started_callback=started.set
+        opened_socket=capture,
+        session=FrameBatches,
+        prn=responder.on_sniffed,
+        store=False,
+        started_callback=started.set,
     )
     sniffer.start()
     try:
@@ -475,5 +315,4 @@ def _sniff_until_stopped(
         summary.drops["kernel-buffer-full"] += capture.kernel_drops
     if capture.truncated:
         summary.drops["truncated"] += capture.truncated
-    summary.send_errors = responder.sender.errors
     return responder.finish_summary()
