@@ -400,11 +400,6 @@ class DrillTarget(enum.StrEnum):
     l4kit = "l4kit"
 
 
-class DrillFormat(enum.StrEnum):
-    table = "table"
-    json = "json"
-
-
 class IpVersion(enum.StrEnum):
     ipv4 = "ipv4"
     ipv6 = "ipv6"
@@ -478,7 +473,9 @@ def drill(  # noqa: PLR0917 - one parameter per command-line option
     send_omit_free: Annotated[
         bool, typer.Option("--send-omit-free", "--send_omit_free", hidden=True, help="Accepted, no effect.")
     ] = False,
-    format: Annotated[DrillFormat, typer.Option("--format", "-f", help="Output format.")] = DrillFormat.table,
+    format: Annotated[
+        OutputFormat, typer.Option("--format", "-f", help="Output format.")
+    ] = OutputFormat.table,
     pcap: Annotated[
         Path | None, typer.Option(help="Write every packet of the runs to this pcap file.")
     ] = None,
