@@ -61,6 +61,11 @@ class Summary:
     frames_out: int = 0
     frames_matched: int = 0
     retransmissions: int = 0
+    # how they came about (the row's detail): loss recovery by kind
+    fast_retransmits: int = 0
+    sack_recoveries: int = 0
+    loss_probes: int = 0
+    timeouts: int = 0
     cookies_sent: int = 0
     cookies_accepted: int = 0
     resets_sent: int = 0
@@ -89,6 +94,15 @@ class Summary:
         summary.frames_in, summary.frames_out = frames[:2]
         summary.frames_matched = frames[2] if len(frames) > 2 else 0
         summary.retransmissions = row("retransmissions")[0]
+        detail = re.search(r"^\s*retransmissions\s+\d+(.*)$", text, re.M)
+        for attr, name in (
+            ("fast_retransmits", "fast retransmit"),
+            ("sack_recoveries", "SACK recover"),
+            ("loss_probes", "TLP"),
+            ("timeouts", "RTO"),
+        ):
+            found = re.search(rf"(\d+) {name}", detail.group(1) if detail else "")
+            setattr(summary, attr, int(found.group(1)) if found else 0)
         summary.cookies_sent, summary.cookies_accepted = row("SYN cookies")[:2]
         summary.resets_sent, summary.resets_received = row("resets")[:2]
         summary.checksums_offloaded = row("checksums offloaded")[0]

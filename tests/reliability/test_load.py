@@ -6,14 +6,18 @@ timeout fails the test); and a tcpdump capture of the whole run must show no
 retransmission storm.
 
 The retransmission threshold, and why: on ``lo`` nothing is lost, so a segment is
-retransmitted only when its answer comes later than the sender's RTO: 1 s for
-l4kit (RFC 6298's minimum), 200 ms for the kernel's data segments (Linux's
+retransmitted only when its answer comes later than the sender's timer: 1 s for
+l4kit's RTO (RFC 6298's minimum), 200 ms for the kernel's data segments (Linux's
 TCP_RTO_MIN) and 1 s for its SYNs. A responder that falls behind by that much
 now and then on a busy two-core machine costs a few retransmissions; a storm (a
 responder that answers twice, ACKs the wrong sequence number or stops reading)
 costs one or more per connection. So: at most 1 % of the connections may see a
-retransmission (tshark's ``tcp.analysis.retransmission``, both directions), and
-l4kit itself (its own counter and the capture agree) may retransmit nothing.
+retransmission (tshark's ``tcp.analysis.retransmission``, both directions). l4kit
+itself (its own counter and the capture agree) may send only tail-loss probes:
+a probe goes out when an ACK is later than max(2 SRTT, 10 ms) (RFC 8985, as Linux
+does), which a loaded machine's scheduler alone can cause on a loopback whose
+SRTT is tens of microseconds; a timeout or a loss recovery would mean a segment
+was lost or mishandled, and none may happen.
 
 Connections per second are printed (``-s``); they are a measurement, not an
 assertion (benchmarks/ compares speeds).
@@ -74,7 +78,8 @@ def load(ns: Namespace, workdir: Path, *, codec: str, sequential: int, concurren
         "slowest connection s": max(one_by_one.slowest, many.slowest),
     }
     print(f"\n[{codec}] {rates}")
-    assert summary.retransmissions == by_l4kit == 0
+    assert summary.retransmissions == by_l4kit <= summary.loss_probes, summary.text
+    assert summary.timeouts == summary.fast_retransmits == summary.sack_recoveries == 0, summary.text
     assert retransmitted <= RETRANSMISSION_SHARE * connections, retransmitted
     return rates
 
