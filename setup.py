@@ -18,7 +18,7 @@ extensions:
   ``Segment`` and the events are native classes, and a segment or an event the decoder
   or the core builds costs well under a microsecond instead of 1.5-3.5 µs; with all
   three, the responder's packet thread took about a third less time with no I/O
-  (``benchmarks/responder_phases.py``; figures in ``benchmarks/README.md``);
+  (``benchmarks/responder_phases.py``; figures in ``docs/design.md``);
 * ``core/states.py``: compiled, the members of ``State`` are constants the compiled
   core loads directly; otherwise each ``State.X`` in it is a lookup through Python
   3.11's ``EnumType.__getattr__`` hook, about 140 a connection, a fifth of the

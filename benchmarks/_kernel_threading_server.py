@@ -1,10 +1,10 @@
 """Reference: the same string server as the standard library writes it, socketserver.ThreadingTCPServer.
 
 One thread per connection, the request line read with ``rfile.readline()``: the
-"plain kernel-socket Python server" most people would write, and most likely the
-kind issue 9 measured (about 4,500 connections/s, 0.2 ms). ``_kernel_server.py``
-is the other reference: an inline accept loop, the fastest a Python server on the
-kernel's TCP can be for one request per connection.
+"plain kernel-socket Python server" most people would write (about 4,500
+connections/s, 0.2 ms), reported beside ``_kernel_server.py``: an inline accept loop,
+the fastest a Python server on the kernel's TCP can be for one request per connection,
+and the reference of the responder's targets (docs/performance.md).
 """
 
 from __future__ import annotations

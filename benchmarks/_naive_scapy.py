@@ -3,8 +3,8 @@
 Sniff, dissect every frame with Scapy, build each reply with Scapy layers and
 send it with sendp through one reused L2 socket. No state machine, no timers:
 SYN -> SYN-ACK, data -> ACK + reply + FIN, FIN -> ACK. It is what people write
-by hand before they reach for a tool, and the floor l4kit's Scapy codec must
-beat by 2x (issue 9). Run inside a throw-away namespace that already drops the
+by hand before they reach for a tool, and the floor l4kit's Scapy codec aims to
+beat by 2x (docs/performance.md). Run inside a throw-away namespace that already drops the
 kernel's RSTs and has route_localnet/accept_local set.
 """
 

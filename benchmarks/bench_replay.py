@@ -15,7 +15,8 @@ its own subprocess, one after the other:
   compiled, one process, ``--max-rows 1`` (every packet analysed, one packet row per
   connection written: the cost of the per-packet JSON shows in the difference);
 * ``tshark``: ``tshark -q -z conv,tcp -r FILE`` (its own TCP conversation table, on
-  one core): the reference of issue 9's target, and of every ratio printed;
+  one core): the reference of replay's targets (docs/performance.md), and of every
+  ratio printed;
 * ``tshark per-packet fields``: tshark printing, for every packet, what a packet row
   of l4kit's JSON holds (:data:`TSHARK_FIELDS`: frame, stream, time in the
   connection, flags, relative seq/ack, length, window, checksum verdict, analysis

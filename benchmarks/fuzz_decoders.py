@@ -1,6 +1,6 @@
 """Coverage-guided fuzzing of the wire decoders with atheris (libFuzzer for Python).
 
-Not part of CI: run on demand, e.g. for issue 8's "100,000 frames" check::
+Not part of CI: run on demand, e.g. to push 100,000 frames or more through the decoders::
 
     pip install atheris
     python benchmarks/fuzz_decoders.py -atheris_runs=200000          # bounded run

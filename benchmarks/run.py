@@ -27,7 +27,7 @@ Parts (each also runs on its own):
   1 %, 5 % and 10 % of the segments dropped each way by nftables, ``l4kit respond`` with
   each codec against the kernel server (total time; the target is at 5 %).
 
-A target the issue set is marked ``met`` or ``MISSED``; nothing here is tuned to
+A target (docs/performance.md) is marked ``met`` or ``MISSED``; nothing here is tuned to
 pass: every reference is measured, and every figure is printed.
 """
 

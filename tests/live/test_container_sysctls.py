@@ -1,5 +1,5 @@
 """Inside a container /proc/sys is mounted read-only (Docker does this), so the
-README tells Docker users to pass the loopback sysctls with ``docker run --sysctl``.
+docs/docker.md tells Docker users to pass the loopback sysctls with ``docker run --sysctl``.
 These tests make the same situation in a namespace: a private mount namespace
 with /proc/sys remounted read-only, and check both halves of that advice."""
 
@@ -37,7 +37,7 @@ def test_read_only_sysctls_not_set_is_one_line_with_the_docker_hint(netns: Names
 
 
 def test_read_only_sysctls_already_set_serves_the_client(netns: Namespace, tmp_path: Path) -> None:
-    # What the README's docker run line sets: lo's own two, nothing on all or default.
+    # What the docker run line of docs/docker.md sets: lo's own two, nothing on all or default.
     needed = ("net/ipv4/conf/lo/route_localnet", "net/ipv4/conf/lo/accept_local")
     for key in needed:
         netns.set_sysctl(key, "1")

@@ -1,4 +1,4 @@
-"""The offload rule on real kernel captures (DESIGN.md, loopback trap 5).
+"""The offload rule on real kernel captures (docs/design.md, loopback trap 5).
 
 Inside a namespace made for the test, tcpdump captures ``lo`` while the
 kernel's own TCP carries a short conversation (Python sockets, IPv4 and, where

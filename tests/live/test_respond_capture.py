@@ -75,7 +75,7 @@ def test_tshark_finds_every_responder_checksum_correct_and_nothing_to_flag(
     # reply's payload as an Ethernet trailer behind pure ACKs.
     assert [r for r in server if int(r[4]) != int(r[5]) + 14] == []
     # The clients' segments are the kernel's, with the partial checksum of loopback
-    # offload (DESIGN.md trap 5): tshark calls them bad, l4kit counted them offloaded.
+    # offload (docs/design.md, loopback trap 5): tshark calls them bad, l4kit counted them offloaded.
     client = [r for r in rows if r[0] != "8888"]
     assert client and all(r[2] != GOOD for r in client)
     assert f"checksums offloaded {len(client)}" in " ".join(output.split())

@@ -1,8 +1,8 @@
 """Real clients against ``l4kit respond``, each test in a namespace of its own.
 
 Expected replies are those of the string server run sans-IO on the same request
-bytes (``StringServer.on_data``), plus DESIGN.md's fixed ``toppage`` ->
-``hello world``: what the network delivered must be what the core decided.
+bytes (``StringServer.on_data``), plus the fixed ``toppage`` ->
+``hello world`` of the embedded routes: what the network delivered must be what the core decided.
 """
 
 from __future__ import annotations

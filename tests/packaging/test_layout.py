@@ -99,8 +99,12 @@ def test_dockerfile_installs_the_package_and_runs_the_responder() -> None:
     assert '["respond", "--iface", "lo"]' in dockerfile
 
 
-def test_readme_shows_the_docker_run_line_with_capabilities() -> None:
-    text = (ROOT / "README.md").read_text()
+DOCKER_DOCS = ("README.md", "docs/docker.md")
+
+
+@pytest.mark.parametrize("name", DOCKER_DOCS)
+def test_the_docs_show_the_docker_run_line_with_capabilities(name: str) -> None:
+    text = (ROOT / name).read_text()
     assert re.search(r"docker run [^\n]*--cap-add NET_RAW[^\n]*--cap-add NET_ADMIN", text)
 
 
@@ -116,9 +120,8 @@ def test_docker_run_lines_set_exactly_the_sysctls_respond_needs() -> None:
 
     needed = {f"{sysctl_name(key)}={value}" for key, value in loopback_sysctls("lo", "127.0.0.1").items()}
     assert needed == {"net.ipv4.conf.lo.route_localnet=1", "net.ipv4.conf.lo.accept_local=1"}
-    readme = (ROOT / "README.md").read_text()
-    dockerfile = (ROOT / "Dockerfile").read_text()
-    for text in (readme, dockerfile):
+    texts = [(ROOT / name).read_text() for name in (*DOCKER_DOCS, "Dockerfile")]
+    for text in texts:
         lines = _docker_sysctls(text)
         assert needed in lines, lines  # the line that starts the responder sets both
         assert all(flags <= needed for flags in lines), lines  # and no line sets anything else
@@ -228,8 +231,7 @@ def test_the_image_pins_every_python_package_it_installs() -> None:
     assert "--constraint scripts/docker-constraints.txt" in runtime
 
 
-def test_readme_says_what_needs_cap_sys_admin_in_a_container() -> None:
-    text = (ROOT / "README.md").read_text()
-    docker = text[text.index("## Docker") :]
+def test_the_docker_page_says_what_needs_cap_sys_admin_in_a_container() -> None:
+    docker = (ROOT / "docs" / "docker.md").read_text()
     for needed in ("--sandbox", "`demo`", "notebook 04", "CAP_SYS_ADMIN", "--privileged"):
         assert needed in docker, needed

@@ -17,7 +17,7 @@ Two halves:
   JSON line with what it sent. ``--mark N`` prints ``mark`` after the N-th frame,
   so a test can start something else while a flood is still going.
 
-Loopback frames carry the all-zero MAC in both address fields (DESIGN.md, trap 3).
+Loopback frames carry the all-zero MAC in both address fields (docs/design.md, loopback trap 3).
 """
 
 from __future__ import annotations
@@ -211,7 +211,7 @@ def hostile_cases(
     seed: int = 1,
     per_case: int = 250,
 ) -> list[HostileCase]:
-    """Every kind of bad frame issue 8 lists, ``per_case`` of most kinds, each from a
+    """Every kind of bad frame the hostile-input test sends, ``per_case`` of most kinds, each from a
     fresh 4-tuple (so no frame meets state another one left behind).
 
     Expected outcomes follow the RFCs and the wire layer's documented reasons, not

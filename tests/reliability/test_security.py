@@ -123,7 +123,7 @@ def test_a_fifo_or_a_directory_or_a_device_as_pcap_is_refused_at_once(
         (directory, "a directory"),
         (Path("/dev/null"), "a device"),
     ):
-        # A FIFO used to block the open for ever (past --duration; only SIGKILL ended it).
+        # Opened naively, a FIFO blocks the open for ever (past --duration; only SIGKILL ends it).
         line = one_error_line(
             netns.l4kit("respond", "--duration", "1", "--pcap", str(path), "--force", timeout=30)
         )

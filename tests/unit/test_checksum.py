@@ -141,7 +141,7 @@ def test_pseudo_header_sum_matches_the_octets(addresses: tuple[str, str], length
 
 
 def test_pseudo_header_sum_of_the_measured_loopback_segment() -> None:
-    # Measured on lo (issue 3): 127.0.0.1 -> 127.0.0.1, a 40-byte segment, field 0xfe30.
+    # Measured on lo: 127.0.0.1 -> 127.0.0.1, a 40-byte segment, field 0xfe30.
     assert pseudo_header_sum("127.0.0.1", "127.0.0.1", 40) == 0xFE30
 
 
@@ -237,7 +237,7 @@ def test_update16_patches_a_port(
 
 
 def loopback_offloaded_segment() -> bytes:
-    """A 40-byte SYN as the kernel hands it to a capture on lo: field 0xfe30 (measured, issue 3)."""
+    """A 40-byte SYN as the kernel hands it to a capture on lo: field 0xfe30 (measured on lo)."""
     header = struct.pack("!HHIIHHHH", 45678, 8888, 0x11223344, 0, 0xA002, 65495, 0xFE30, 0)
     options = bytes.fromhex("0204ffd70402080a000000010000000001030307")  # MSS, SAckOK, TS, NOP, WS
     return header + options

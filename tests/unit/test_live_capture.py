@@ -34,7 +34,7 @@ def test_scapy_and_tcpdump_compile_the_same_program() -> None:
 
 
 def test_inbound_is_a_packet_type_check_against_outgoing() -> None:
-    # DESIGN.md trap 2: the first instructions load the packet type and reject
+    # Loopback trap 2 (docs/design.md): the first instructions load the packet type and reject
     # PACKET_OUTGOING, so a frame leaving on lo is never answered.
     program = compile_bpf(bpf_filter_text("127.0.0.1", 8888), "lo")
     (code0, _jt0, _jf0, k0), (code1, jt1, _jf1, k1) = program[0], program[1]

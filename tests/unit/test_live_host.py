@@ -306,29 +306,12 @@ def test_the_first_of_two_responders_hands_the_original_sysctls_to_the_second(
     assert heir is not None and heir.port == 9999 and heir.sysctls_previous == original
 
 
-def test_two_preparations_in_one_namespace_restore_whichever_ends_first(tmp_path: Path, fakes: Any) -> None:
-    sysctls, firewall = fakes
-    store = StateStore(tmp_path)
-    original = dict(sysctls)
-    other_plan = HostPlan(
-        iface="lo", address="127.0.0.1", port=9999, firewall=FakeFirewall(port=9999), sysctls=dict(KEYS)
-    )
-    first = HostPreparation(_plan(firewall), store=store)
-    second = HostPreparation(other_plan, store=store)
-    first.__enter__()
-    second.__enter__()
-    first.__exit__(None, None, None)
-    assert all(sysctls[k] == "1" for k in KEYS)  # the second still needs them
-    second.__exit__(None, None, None)
-    assert sysctls == original
-    assert store.records() == []
-
-
-def test_two_preparations_restore_the_original_when_the_later_one_ends_first(
-    tmp_path: Path, fakes: Any
+@pytest.mark.parametrize("later_ends_first", [False, True], ids=["earlier-first", "later-first"])
+def test_two_preparations_in_one_namespace_restore_whichever_ends_first(
+    tmp_path: Path, fakes: Any, later_ends_first: bool
 ) -> None:
-    # The later one recorded the earlier one's "1" as its previous value: handing that
-    # over would leave the sysctls on for good.
+    # When the later one ends first, it recorded the earlier one's "1" as its previous
+    # value: handing that over would leave the sysctls on for good.
     sysctls, firewall = fakes
     store = StateStore(tmp_path)
     original = dict(sysctls)
@@ -339,9 +322,10 @@ def test_two_preparations_restore_the_original_when_the_later_one_ends_first(
     second = HostPreparation(other_plan, store=store)
     first.__enter__()
     second.__enter__()
-    second.__exit__(None, None, None)
-    assert all(sysctls[k] == "1" for k in KEYS)  # the first still needs them
-    first.__exit__(None, None, None)
+    ending, remaining = (second, first) if later_ends_first else (first, second)
+    ending.__exit__(None, None, None)
+    assert all(sysctls[k] == "1" for k in KEYS)  # the other one still needs them
+    remaining.__exit__(None, None, None)
     assert sysctls == original
     assert store.records() == []
 

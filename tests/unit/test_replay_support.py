@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -143,3 +144,24 @@ def tshark_fields(path: Path, *fields: str, extra: tuple[str, ...] = ()) -> list
         argv += ["-e", f]
     out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=60).stdout
     return [line.split("\t") for line in out.splitlines()]
+
+
+_IMPORTS_OF_A_REPLAY = """\
+import io, sys, contextlib
+from l4kit.cli import main
+watched = set(sys.argv[3].split())
+sys.argv = ['l4kit', 'replay', sys.argv[1], '--format', sys.argv[2]]
+out = io.StringIO()
+try:
+    with contextlib.redirect_stdout(out): main()
+except SystemExit as exc: assert not exc.code, exc.code
+assert out.getvalue(), 'no output'
+print(' '.join(sorted({m.split('.')[0] for m in sys.modules} & watched)))
+"""
+
+
+def imported_by_replay(path: Path, fmt: str, watched: set[str]) -> list[str]:
+    """Which of the ``watched`` top-level packages ``l4kit replay PATH --format FMT``
+    imports, in a fresh interpreter: start-up is part of every replay's time."""
+    argv = [sys.executable, "-c", _IMPORTS_OF_A_REPLAY, str(path), fmt, " ".join(sorted(watched))]
+    return subprocess.run(argv, capture_output=True, text=True, check=True, timeout=120).stdout.split()

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from rich.console import Console
-from test_replay_support import DATA, Conv, needs_tshark, replay, tshark_fields, write
+from test_replay_support import DATA, Conv, imported_by_replay, needs_tshark, replay, tshark_fields, write
 
 from l4kit.commands.replay import run_replay
 from l4kit.mermaid import mermaid_escape
@@ -230,29 +230,9 @@ def test_json_and_mermaid_never_import_rich_scapy_or_pydantic(fmt):
     (about 45 ms) nor Scapy; the table does load Rich. No format loads pydantic: typer
     0.29 validates every option through it, about 0.23 s per command, so pyproject.toml
     keeps typer below 0.29 and this says when that stops holding."""
-    import subprocess
-    import sys
-
-    script = (
-        "import io, sys, contextlib\n"
-        "from l4kit.cli import main\n"
-        "sys.argv = ['l4kit', 'replay', sys.argv[1], '--format', sys.argv[2]]\n"
-        "out = io.StringIO()\n"
-        "try:\n"
-        "    with contextlib.redirect_stdout(out): main()\n"
-        "except SystemExit as exc: assert not exc.code, exc.code\n"
-        "assert out.getvalue(), 'no output'\n"
-        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules} & {'pydantic', 'rich', 'scapy'})))\n"
-    )
-    loaded = subprocess.run(
-        [sys.executable, "-c", script, str(DATA / "lo-kernel.pcap"), fmt],
-        capture_output=True, text=True, check=True,
-    ).stdout.split()  # fmt: skip
-    assert loaded == []
-    table = subprocess.run(
-        [sys.executable, "-c", script, str(DATA / "lo-kernel.pcap"), "table"],
-        capture_output=True, text=True, check=True,
-    ).stdout.split()  # fmt: skip
+    watched = {"pydantic", "rich", "scapy"}
+    assert imported_by_replay(DATA / "lo-kernel.pcap", fmt, watched) == []
+    table = imported_by_replay(DATA / "lo-kernel.pcap", "table", watched)
     assert table == ["rich"]  # the check itself sees an import
 
 

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
-import sys
 
 import pytest
 from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 from scapy.utils import wrpcap
-from test_replay_support import DATA, Conv, needs_tshark, replay, tshark_fields, write
+from test_replay_support import DATA, Conv, imported_by_replay, needs_tshark, replay, tshark_fields, write
 
 from l4kit.commands.replay import run_replay
 from l4kit.replay.zeeklog import CONN_FIELDS, conn_json_line, conn_tsv_line, json_double, zeek_time
@@ -238,21 +236,7 @@ def test_ip_bytes_and_packets_are_tsharks_per_direction_sums():
 
 
 def test_machine_formats_never_import_rich_scapy_pyarrow_or_dask():
-    script = (
-        "import io, sys, contextlib\n"
-        "from l4kit.cli import main\n"
-        "sys.argv = ['l4kit', 'replay', sys.argv[1], '--format', sys.argv[2]]\n"
-        "out = io.StringIO()\n"
-        "try:\n"
-        "    with contextlib.redirect_stdout(out): main()\n"
-        "except SystemExit as exc: assert not exc.code, exc.code\n"
-        "assert out.getvalue(), 'no output'\n"
-        "heavy = {'pydantic', 'rich', 'scapy', 'pyarrow', 'dask', 'distributed'}\n"
-        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules} & heavy)))\n"
-    )
+    heavy = {"pydantic", "rich", "scapy", "pyarrow", "dask", "distributed"}
     for fmt in ("zeek", "zeek-json", "json"):
-        loaded = subprocess.run(
-            [sys.executable, "-c", script, str(DATA / "lo-kernel.pcap"), fmt],
-            capture_output=True, text=True, check=True,
-        ).stdout.split()  # fmt: skip
+        loaded = imported_by_replay(DATA / "lo-kernel.pcap", fmt, heavy)
         assert loaded == [], fmt

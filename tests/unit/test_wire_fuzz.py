@@ -1,7 +1,7 @@
 """Fuzz the decoders: any input raises only ParseError, and every call returns.
 
 The default example counts keep CI fast. To push a large number of frames
-through the decoders (issue 8 asks for at least 100,000), scale them with an
+through the decoders (the soak run pushes more than 100,000), scale them with an
 environment variable; each example feeds one frame to every decoder::
 
     L4KIT_FUZZ_EXAMPLES=25000 pytest -p no:cacheprovider tests/unit/test_wire_fuzz.py -s

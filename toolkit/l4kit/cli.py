@@ -20,7 +20,7 @@ import typer
 
 from l4kit import __version__
 from l4kit.errors import L4kitError
-from l4kit.live.options import RespondOptions, field_type, option_spec
+from l4kit.live.options import FIREWALL_HELP, FirewallBackend, RespondOptions, field_type, option_spec
 
 app = typer.Typer(
     name="l4kit",
@@ -180,7 +180,7 @@ def replay(  # noqa: PLR0917 - one parameter per command-line option
         str | None,
         typer.Option(
             metavar="tcp://SCHEDULER:8786",
-            help="Run on this Dask cluster (pip install 'l4kit[cluster]'; workers must see the captures).",
+            help="Run on this Dask cluster (pip install 'l4kit\\[cluster]'; workers must see the captures).",
             envvar="L4KIT_DASK",
         ),
     ] = None,
@@ -234,10 +234,9 @@ class OutputFormat(enum.StrEnum):
     json = "json"
 
 
-class Firewall(enum.StrEnum):
-    auto = "auto"
-    nft = "nft"
-    iptables = "iptables"
+# The options every live client command takes alike.
+ForceOption = Annotated[bool, typer.Option("--force", help="Overwrite an existing --pcap file.")]
+FirewallOption = Annotated[FirewallBackend, typer.Option(help=FIREWALL_HELP)]
 
 
 @app.command()
@@ -272,11 +271,8 @@ def connect(  # noqa: PLR0917 - one parameter per command-line option
             "through a symbolic link; an existing file only with --force)."
         ),
     ] = None,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --pcap file.")] = False,
-    firewall: Annotated[
-        Firewall,
-        typer.Option(help="How the kernel's RST is dropped: nft (own table), iptables (own chain), auto."),
-    ] = Firewall.auto,
+    force: ForceOption = False,
+    firewall: FirewallOption = FirewallBackend.auto,
 ) -> None:
     """Connect to [bold]HOST[/] [bold]PORT[/] with l4kit's own TCP, like nc: send the input, half-close
     when it ends, print what the server sends.
@@ -341,11 +337,8 @@ def liveplay(  # noqa: PLR0917 - one parameter per command-line option
         Path | None,
         typer.Option(help="Write every live frame in and out to this pcap file (a new file, mode 0600)."),
     ] = None,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --pcap file.")] = False,
-    firewall: Annotated[
-        Firewall,
-        typer.Option(help="How the kernel's RST is dropped: nft (own table), iptables (own chain), auto."),
-    ] = Firewall.auto,
+    force: ForceOption = False,
+    firewall: FirewallOption = FirewallBackend.auto,
 ) -> None:
     """Play the client side of each captured TCP connection against a live server, with real TCP,
     and compare what the server sends with what the captured server sent.
@@ -391,8 +384,12 @@ def demo(
     message: Annotated[str, typer.Option(help="The request the client sends.")] = "toppage",
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8888,
 ) -> None:
-    """Run the whole thing once: the responder in a throw-away namespace, `echo toppage | nc` against it,
-    the flag-transition table, a clean stop."""
+    """Run the whole thing once: responder, client, table, clean stop.
+
+    The responder runs in a throw-away network namespace, `echo toppage | nc` talks to it,
+    and its flag-transition table and exit summary are printed; the exit status is 0 only
+    if the client got the right reply.
+    """
     from l4kit.commands.demo import demo as run_demo
 
     raise typer.Exit(run_demo(message=message, port=port))
@@ -401,11 +398,6 @@ def demo(
 class DrillTarget(enum.StrEnum):
     kernel = "kernel"
     l4kit = "l4kit"
-
-
-class DrillFormat(enum.StrEnum):
-    table = "table"
-    json = "json"
 
 
 class IpVersion(enum.StrEnum):
@@ -481,7 +473,9 @@ def drill(  # noqa: PLR0917 - one parameter per command-line option
     send_omit_free: Annotated[
         bool, typer.Option("--send-omit-free", "--send_omit_free", hidden=True, help="Accepted, no effect.")
     ] = False,
-    format: Annotated[DrillFormat, typer.Option("--format", "-f", help="Output format.")] = DrillFormat.table,
+    format: Annotated[
+        OutputFormat, typer.Option("--format", "-f", help="Output format.")
+    ] = OutputFormat.table,
     pcap: Annotated[
         Path | None, typer.Option(help="Write every packet of the runs to this pcap file.")
     ] = None,

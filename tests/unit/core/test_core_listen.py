@@ -99,7 +99,7 @@ def test_bad_checksum_is_dropped_and_offloaded_is_accepted() -> None:
     t.recv_nothing()
     assert t.dropped() == [DropReason.BAD_CHECKSUM]
     assert t.state() is State.LISTEN
-    # The kernel's partial checksum on lo (DESIGN.md trap 5) is not corruption.
+    # The kernel's partial checksum on lo (docs/design.md, loopback trap 5) is not corruption.
     t.send(0, "S", seq=1000, checksum=ChecksumStatus.OFFLOADED)
     t.recv("SA", seq=ISS, ack=1001)
 

@@ -1,6 +1,6 @@
 """The Scapy codec: a :class:`~l4kit.wire.segment.Segment` as ``IP()/TCP()/Raw`` layers, and back.
 
-This is the reference the product card names: what the responder builds and
+This is the reference codec, and what the responder builds by default and
 sends with ``sendp``, what a notebook shows. :func:`to_scapy` leaves the
 lengths and checksums to Scapy (fields left at ``None`` are computed when the
 packet is built), so Scapy computes them, independently of l4kit's checksum;
@@ -123,7 +123,7 @@ def to_scapy(seg: Segment, *, ttl: int = 64, ip_id: int = 0) -> Packet:
 def to_frame(seg: Segment, *, src_mac: str, dst_mac: str, ttl: int = 64, ip_id: int = 0) -> Packet:
     """``Ether(src=src_mac, dst=dst_mac)/to_scapy(seg)``, for ``sendp`` on a layer-2 socket.
 
-    On Linux ``lo`` the destination must be ``00:00:00:00:00:00`` (DESIGN.md, loopback trap 3).
+    On Linux ``lo`` the destination must be ``00:00:00:00:00:00`` (docs/design.md, loopback trap 3).
     """
     return Ether(src=src_mac, dst=dst_mac) / to_scapy(seg, ttl=ttl, ip_id=ip_id)
 

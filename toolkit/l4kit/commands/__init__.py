@@ -1,4 +1,5 @@
-"""The bodies of the ``l4kit`` commands, one module each.
+"""The bodies of the ``l4kit`` commands, one module each (``respond``, ``replay``,
+``connect``, ``liveplay``, ``drill``, ``demo``, ``doctor``, ``cleanup``).
 
 :mod:`l4kit.cli` parses the command line (Typer) and calls in here; each command
 checks what it needs, runs the drivers (:mod:`l4kit.live`, :mod:`l4kit.replay`)

@@ -257,7 +257,7 @@ def _run_replay(
                     )
                     # conn.log's analysis is light: a second process, which reads and follows
                     # every frame again, took 40-47 % more CPU in all and was not faster on
-                    # a busy two-core machine (benchmarks/README.md): split only when asked.
+                    # a busy two-core machine (docs/design.md): split only when asked.
                     processes = jobs_for(captures, jobs, choose=not options.conn_only) if splittable else 1
                     if step:
                         assert console is not None

@@ -36,7 +36,11 @@ Public API (what drivers, notebooks and tests use; ``docs/core-api.md`` has it a
 * :class:`State`, the RFC 9293 states (``l4kit.core.states``)
 * :class:`Application` / :class:`AppReply`, the seam for what runs on a connection (``l4kit.core.app``)
 * :class:`StringServer`, :class:`Routes`, :func:`make_app_factory` (``l4kit.core.server``)
-* :class:`Rfc6528Isn` (the default ISN source) and :class:`SynCookies`
+* :class:`Rfc6528Isn` (the default ISN source, ``l4kit.core.isn``) and :class:`SynCookies`
+  (``l4kit.core.syncookies``)
+
+Inside, not exported: the bounded out-of-order buffer (``l4kit.core.reassembly``) and
+the exceptions that mean a bug in the core (``l4kit.core.bugs``).
 """
 
 from importlib import import_module

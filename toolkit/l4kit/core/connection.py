@@ -4,16 +4,16 @@ Theory of operation
 ===================
 
 This module follows RFC 9293 §3.10.7 ("SEGMENT ARRIVES") step by step, with the
-RFC 5961 hardening (§3 RST, §4 SYN, §5 ACK, §7 rate limit) folded in, for a
-*passive* opener: l4kit answers connections and never makes them, so SYN-SENT
-exists as a name and is never entered.
+RFC 5961 hardening (§3 RST, §4 SYN, §5 ACK, §7 rate limit) folded in, for both
+openers: the passive one (a listener's LISTEN -> SYN-RECEIVED) and the active one
+(``Stack.connect``: CLOSED -> SYN-SENT, §3.10.7.3, simultaneous open included).
 
 Three kinds of object hold the state of one local endpoint:
 
 * **LISTEN** has no per-connection state at all. :func:`listen_action` decides what
   a segment for an unknown 4-tuple means (RFC 9293 §3.10.7.2); the listener acts on
   that decision (new connection, SYN cookie, RST, drop).
-* a :class:`Connection` is a full TCB, from SYN-RECEIVED to CLOSED.
+* a :class:`Connection` is a full TCB, from SYN-SENT or SYN-RECEIVED to CLOSED.
 * a :class:`TimeWait` is what is left of a connection in TIME-WAIT: two sequence
   numbers and a deadline, a few dozen bytes, kept outside the connection table so
   that 1,000 short connections in a row do not fill it.
@@ -30,10 +30,13 @@ type checker proves no state is forgotten; one that handles only the states a st
 can meet ends in ``case _: raise MissingCaseError(...)``: a state that a step has
 not been written for is an error path, never a silent pass.
 
-The transition table, as a diagram (server side; ``app`` = the application
+The transition table, as a diagram (``app`` = the application connected or
 closed, ``FIN``/``ACK``/``RST`` = what was received, ``timer`` = a timeout)::
 
+    CLOSED --app (connect)--> SYN-SENT --SYN-ACK--> ESTABLISHED
+    SYN-SENT --SYN (simultaneous open)--> SYN-RECEIVED
     LISTEN --SYN--> SYN-RECEIVED --ACK--> ESTABLISHED
+    SYN-RECEIVED --app--> FIN-WAIT-1
     LISTEN --ACK with a valid SYN cookie--> ESTABLISHED          (RFC 4987)
     SYN-RECEIVED --RST / new SYN--> LISTEN                      (RFC 9293 §3.10.7.4)
     ESTABLISHED --app--> FIN-WAIT-1 --ACK of FIN--> FIN-WAIT-2 --FIN--> TIME-WAIT
@@ -71,9 +74,10 @@ with the RFC's ordinal ("first", "second", ...):
 Sending: data is cut to min(effective MSS, send window, congestion window); the
 last segment of what the application queued carries PSH. l4kit acknowledges every
 segment at once (no delayed ACK: RFC 9293 §3.8.6.3 permits but does not require
-it) and piggybacks the ACK on data when there is some. Window scaling, SACK and
-timestamps are not offered in the SYN-ACK, so none of them is in use (RFC 7323 §1.3,
-RFC 2018 §2): the peer's window field is taken unscaled.
+it) and piggybacks the ACK on data when there is some. Window scaling and
+timestamps (RFC 7323) and SACK (RFC 2018) are offered in a SYN and taken up from
+the peer's SYN when :class:`~l4kit.core.config.StackConfig` allows them; a
+connection rebuilt from a SYN cookie uses none of them.
 
 Timers are data: each connection knows its next deadline (:meth:`Connection.next_deadline`)
 and does its timed work when :meth:`Connection.on_timer` is called at or after it.
@@ -865,10 +869,7 @@ class Connection:
             conn.ts_recent = stamps.tsval
         conn.sack_ok = config_.sack and syn.sack_permitted
         conn._options_agreed(syn.mss, syn.is_ipv6)
-        conn.snd_nxt_off = 1
-        conn._rtt_probe = (1, now)
-        conn._send(sink, SYN_ACK, 0, options=conn._syn_options(now), why="SYN-ACK")
-        conn.retransmit_at = now + conn.rto
+        conn._send_syn(SYN_ACK, now, sink, "SYN-ACK")
         return conn
 
     @classmethod
@@ -901,11 +902,16 @@ class Connection:
         conn.rcv_shift = window_shift(conn.rcv_buffer_size) if config.window_scale else 0
         conn.ts_ok = config.timestamps
         conn.sack_ok = config.sack
-        conn.snd_nxt_off = 1
-        conn._rtt_probe = (1, now)
-        conn._send(sink, SYN, 0, options=conn._syn_options(now), why="SYN")
-        conn.retransmit_at = now + conn.rto
+        conn._send_syn(SYN, now, sink, "SYN")
         return conn
+
+    def _send_syn(self, flags: TcpFlags, now: float, sink: Sink, why: str) -> None:
+        """Our SYN (or SYN-ACK) with its options, timed for an RTT sample and retransmitted
+        until acknowledged: what both opens send first."""
+        self.snd_nxt_off = 1
+        self._rtt_probe = (1, now)
+        self._send(sink, flags, 0, options=self._syn_options(now), why=why)
+        self.retransmit_at = now + self.rto
 
     @classmethod
     def from_cookie(

@@ -14,8 +14,9 @@ original (the one RFC 4987 §3.6 describes)::
   cookie validates only for the current and the previous count, so it expires
   after one to two periods (RFC 4987 §3.6: "the t value ... prevents replay").
 * ``MSS`` is a 3-bit index into :data:`MSS_TABLE`: the peer's MSS rounded down to
-  one of eight values; that is all of the SYN's options a cookie keeps, which is
-  fine because l4kit does not negotiate window scaling, SACK or timestamps.
+  one of eight values; that is all of the SYN's options a cookie keeps, so a
+  connection made from a cookie uses no window scaling, SACK or timestamps (as
+  Linux without cookie timestamps).
 * the hash is 24 bits of BLAKE2b keyed with a secret derived from the listener
   secret, over the 4-tuple, the full counter, the client's ISN and the MSS index
   (so none of the other fields can be changed without breaking it, as in Linux,

@@ -2,7 +2,7 @@
 
 The sans-IO core (:mod:`l4kit.core`) decides what to send; this package moves
 frames between it and the kernel, and prepares the host so that the kernel's
-own TCP stays out of the way (DESIGN.md, "Linux loopback traps"):
+own TCP stays out of the way (docs/design.md, "The Linux loopback traps"):
 
 - :mod:`~l4kit.live.options`: ``respond``'s options, written once (the CLI, the
   sandboxed child's command line and the responder all read them from there).
@@ -15,19 +15,26 @@ own TCP stays out of the way (DESIGN.md, "Linux loopback traps"):
   :mod:`~l4kit.live.state`, the host's tools, namespaces and sysctls in
   :mod:`~l4kit.live.system`.
 - :mod:`~l4kit.live.capture`: the packet socket with the BPF filter that the
-  Scapy ``AsyncSniffer`` reads, without dissecting frames.
+  Scapy ``AsyncSniffer`` reads, without dissecting frames, through the PACKET_MMAP
+  receive ring of :mod:`~l4kit.live.ring`.
 - :mod:`~l4kit.live.sender`: one persistent Scapy L2 socket for every reply.
 - :mod:`~l4kit.live.pcap`: a pcap writer thread (``--pcap``), its file opened by
   :mod:`l4kit.safefile` (never through a link; a new file the sudo user's).
-- :mod:`~l4kit.live.responder`: the driver that owns the core's listener.
+- :mod:`~l4kit.live.responder`: the driver that owns the core's listener; what runs
+  on the sniffer thread (decode, the core, encode, send) is in
+  :mod:`~l4kit.live.packet_thread`.
 - :mod:`~l4kit.live.client`: userspace TCP client sockets (:class:`Client`,
   :class:`Socket`, :func:`connect`; ``docs/client.md``), the next hop found by
   :mod:`~l4kit.live.route`.
 - :mod:`~l4kit.live.sandbox`: run all of it inside a throw-away network namespace.
 - :mod:`~l4kit.live.doctor`: what the live commands need, checked.
+- :mod:`~l4kit.live.apps`: the string server the responder runs, on the embedded
+  routes or a routes file (Scapy-free, so that ``demo`` can ask it for the right reply).
+- :mod:`~l4kit.live.report`: what the live commands report, as plain values the
+  views can import without Scapy or the process machinery.
 
 Nothing here prints with Rich: events and the exit summary go to the caller
-(``l4kit.views.live`` renders them), so that the layers stay as DESIGN.md draws them.
+(``l4kit.views.live`` renders them), so that the layers stay as docs/design.md draws them.
 """
 
 from typing import TYPE_CHECKING, Any

@@ -1,4 +1,4 @@
-"""The application the live responder serves: the string server of DESIGN.md.
+"""The application the live responder serves: the string server (:mod:`l4kit.core.server`).
 
 Scapy-free, so that ``l4kit demo`` can ask the core what the right reply is
 without loading the packet machinery.

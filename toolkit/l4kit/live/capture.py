@@ -1,6 +1,6 @@
 """Receiving: a packet socket with a BPF filter, read by Scapy's ``AsyncSniffer``.
 
-Design ("AsyncSniffer + BPF"): the responder runs a Scapy
+The design (docs/design.md, "The live driver"): the responder runs a Scapy
 ``AsyncSniffer`` with ``opened_socket=`` an :class:`InboundTcpSocket`, a Scapy
 ``SuperSocket`` of our own around an ``AF_PACKET`` socket (packet(7)). Scapy's
 sniffer thread then does what it always does (select, recv, ``prn`` callback,
@@ -19,7 +19,7 @@ sniffer thread then does what it always does (select, recv, ``prn`` callback,
   Scapy cannot load libpcap). ``inbound`` loads the frame's packet type (the BPF
   ancillary field ``SKF_AD_PKTTYPE``) and rejects ``PACKET_OUTGOING``: on ``lo``
   every frame passes the tap twice, once leaving and once arriving, and answering
-  both copies sends two SYN-ACKs with different ISNs (DESIGN.md, trap 2). The
+  both copies sends two SYN-ACKs with different ISNs (docs/design.md, trap 2). The
   packet type the ring records for each frame is checked again.
 - The filter is attached before the socket is bound to the interface, so no
   unfiltered frame is ever queued.

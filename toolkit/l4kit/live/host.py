@@ -1,7 +1,7 @@
 """Host preparation: keep the kernel's TCP out of the way, and put everything back.
 
 A userspace responder on a packet socket shares the host with the kernel's TCP.
-DESIGN.md ("Linux loopback traps") lists what that takes on Linux; this module
+docs/design.md ("The Linux loopback traps") lists what that takes on Linux; this module
 handles the two that change the host:
 
 - Trap 1: no kernel socket listens on the port, so the kernel answers every

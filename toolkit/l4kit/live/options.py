@@ -40,6 +40,10 @@ class FirewallBackend(enum.StrEnum):
     iptables = "iptables"
 
 
+#: ``--firewall``'s help, for every live command that takes it.
+FIREWALL_HELP = "How the kernel's RST is dropped: nft (own table), iptables (own chain), auto."
+
+
 @dataclass(frozen=True, slots=True)
 class OptionSpec:
     """How one field appears on the command line.
@@ -125,7 +129,7 @@ class RespondOptions:
     firewall: FirewallBackend = option(
         FirewallBackend.auto,
         "--firewall",
-        help="How the kernel's RST is dropped: nft (own table), iptables (own chain), auto.",
+        help=FIREWALL_HELP,
     )
     rcvbuf: int = option(
         16 * 1024 * 1024,

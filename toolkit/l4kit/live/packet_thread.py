@@ -125,7 +125,7 @@ class Responder:
         if self.pcap is not None:
             self.pcap.write(frame.wall_time, data)
         # The kernel may already know the checksum status: CHECKSUM_PARTIAL says the field
-        # holds only the pseudo-header sum (DESIGN.md trap 5): the segment never left this
+        # holds only the pseudo-header sum (docs/design.md, trap 5): the segment never left this
         # host, so it cannot be corrupt; it simply cannot be verified from the bytes.
         # CSUM_VALID says the card verified it. Either way the payload is not summed again.
         known: ChecksumStatus | None = None

@@ -11,7 +11,7 @@ socket connected to the next hop sends one empty datagram to the discard port
 (RFC 863), which makes the kernel's neighbour code send its ARP request or
 neighbour solicitation exactly as it would for any program; the table is then read
 again for up to :data:`RESOLVE_TIMEOUT` seconds. On ``lo`` there is nothing to
-resolve: every frame carries ``00:00:00:00:00:00`` (DESIGN.md, trap 3).
+resolve: every frame carries ``00:00:00:00:00:00`` (docs/design.md, loopback trap 3).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ The socket is opened with protocol 0: it can send, but receives nothing. A
 socket bound with ``ETH_P_ALL`` (Scapy's default) would get a copy of every
 frame on the interface queued into a buffer that nobody reads.
 
-Link addresses (DESIGN.md, trap 3): the source MAC is the interface's own; the
+Link addresses (docs/design.md, trap 3): the source MAC is the interface's own; the
 destination is the MAC the client's frames came from (learned per client IP
 address by the responder), falling back to the interface's own. On ``lo`` both
 are ``00:00:00:00:00:00``: a broadcast destination, Scapy's default, makes the
@@ -16,7 +16,7 @@ kernel's TCP discard the frame as not addressed to the host (PACKET_BROADCAST).
 
 Codecs (``respond --codec``), both through the same socket:
 
-* ``scapy`` (the default, the product card's way): every reply is built as Scapy
+* ``scapy`` (the default, l4kit as a Scapy tool): every reply is built as Scapy
   ``IP()/TCP()/Raw`` layers (``IPv6()`` for IPv6) and Scapy turns those layers into
   bytes. Built naively, as ``Ether()/IP()/TCP()/Raw()`` with ``/``, that costs about
   0.4 ms a frame, and almost none of it is the TCP header: ``/`` copies both sides,
@@ -168,7 +168,7 @@ class ScapyFrameEncoder:
 
 
 def scapy_frame_encoder() -> FrameEncoder:
-    """IP/TCP/Raw built as Scapy layers (the product card's way); see :class:`ScapyFrameEncoder`."""
+    """IP/TCP/Raw built as Scapy layers (the default codec); see :class:`ScapyFrameEncoder`."""
     return ScapyFrameEncoder()
 
 

@@ -46,7 +46,7 @@ Modules: ``scenario`` (the two endpoints, fixed numbers, :class:`StateChange`),
 (:class:`SequenceDiagram`), ``drawing`` (matplotlib figures, :func:`time_sequence_graph`).
 Everything public is imported here: ``from l4kit.notebook import Stepper``.
 
-This package is a driver (DESIGN.md): it imports the core, the wire layer, the
+This package is a driver (docs/design.md, "Layers"): it imports the core, the wire layer, the
 codecs and Scapy, never the Rich views or the CLI. matplotlib is imported only
 by the drawing functions (it comes with ``pip install 'l4kit[notebooks]'``).
 """

@@ -249,6 +249,19 @@ class LiveplayResult:
     def identical(self) -> bool:
         return self.first_difference is None and self.sent == self.captured_sent
 
+    def outcome(self) -> dict[str, Any]:
+        """Octets sent and received against the capture's, the first difference, how it
+        ended: the fields ``liveplay``'s JSON and ``replay --through-responder`` share."""
+        return {
+            "sent": self.sent,
+            "captured_sent": self.captured_sent,
+            "received": self.received,
+            "captured_received": self.captured_received,
+            "first_difference": self.first_difference,
+            "state": self.state,
+            "notes": list(self.notes),
+        }
+
 
 def first_difference(live: bytes, captured: bytes) -> int | None:
     """The first offset where ``live`` and ``captured`` differ; the shorter length when

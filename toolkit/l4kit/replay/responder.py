@@ -205,15 +205,7 @@ class ThroughResponder:
         listener = Listener(config, make_app_factory(self.routes, keep_open=False))
         with PipeClient(listener) as pipe:
             result = play(captured, pipe, self.server[0], self.server[1], timeout=PIPE_TIMEOUT)
-        return {
-            "sent": result.sent,
-            "captured_sent": result.captured_sent,
-            "received": result.received,
-            "captured_received": result.captured_received,
-            "first_difference": result.first_difference,
-            "state": result.state,
-            "notes": result.notes,
-        }
+        return result.outcome()
 
     def differences(self) -> list[str]:
         """Where the responder's replies differ from the captured server's (empty: none)."""

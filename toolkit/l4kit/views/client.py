@@ -125,18 +125,7 @@ def liveplay_json(report: LiveplayReport) -> str:
 
 
 def result_json(result: LiveplayResult) -> dict[str, Any]:
-    return {
-        "id": result.id,
-        "client": result.client,
-        "server": result.server,
-        "sent": result.sent,
-        "captured_sent": result.captured_sent,
-        "received": result.received,
-        "captured_received": result.captured_received,
-        "first_difference": result.first_difference,
-        "state": result.state,
-        "notes": list(result.notes),
-    }
+    return {"id": result.id, "client": result.client, "server": result.server, **result.outcome()}
 
 
 def liveplay_table(report: LiveplayReport) -> Table:

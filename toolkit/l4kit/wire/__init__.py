@@ -1,5 +1,15 @@
 """The wire layer: sequence numbers, flags, options, header codecs.
 
+* ``seqnum``: :class:`SeqNum`, 32-bit sequence numbers compared modulo 2**32;
+* ``flags``: :class:`TcpFlags` in Scapy's notation; ``options``: TCP options as values;
+* ``ip``, ``tcp``: IPv4/IPv6 and TCP headers, decoded with integrity and sanity
+  errors kept apart, and encoded;
+* ``segment``: :class:`Segment`, what the core receives and sends, and the endpoints;
+* ``packet``: the one-shot struct codec, an IP packet <-> a ``Segment``;
+* ``link``: from a captured frame of any supported link type to its IP packet;
+* ``value``: how the compiled value classes (``SeqNum``, ``Segment``, the core's
+  events) stay immutable and fast as pure Python too.
+
 Imports nothing of l4kit above ``errors`` and ``checksum``.
 """
 

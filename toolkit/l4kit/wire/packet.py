@@ -1,4 +1,4 @@
-"""IP packets carrying TCP <-> :class:`~l4kit.wire.segment.Segment`: the drivers' fast codec.
+"""IP packets carrying TCP <-> :class:`~l4kit.wire.segment.Segment`: the one-shot struct codec.
 
 :func:`decode_packet` and :func:`encode_packet` sit on the responder's
 per-packet path, so they work on plain values and precompiled ``struct``

@@ -3,7 +3,8 @@
 ``SeqNum``, ``Segment`` and the core's events are made several times per packet, so
 ``setup.py`` compiles their modules with mypyc. Compiled, each is a native class whose
 written ``__init__`` stores its ``Final`` fields directly, in well under a microsecond
-(``benchmarks/README.md``); nothing outside the class can store to them.
+(docs/design.md, "What is compiled with mypyc, and why"); nothing outside the class can
+store to them.
 
 As pure Python the same classes must stay immutable, and fast: a ``__setattr__`` that
 refuses every store (here on :class:`FrozenValue`, on ``SeqNum`` itself) would refuse
