@@ -174,7 +174,7 @@ class TimerDue:
 TIMER_DUE = TimerDue()
 
 
-class InboundTcpSocket(SuperSocket):
+class InboundTcpSocket(SuperSocket):  # type: ignore[misc,unused-ignore]  # Scapy is Any to the wheel build
     """The sniffer's socket: filtered in the kernel, read from a ring, no dissection, timer wake-ups."""
 
     desc = "inbound TCP frames for l4kit respond (AF_PACKET, BPF, TPACKET_V2 ring)"
@@ -231,7 +231,7 @@ class InboundTcpSocket(SuperSocket):
 
     # --- Scapy SuperSocket interface -------------------------------------------------
 
-    def select(self, sockets: list[Any], remain: float | None = None) -> list[Any]:  # type: ignore[override]
+    def select(self, sockets: list[Any], remain: float | None = None) -> list[Any]:  # type: ignore[override,unused-ignore]
         """Scapy's sniff loop calls the first socket's ``select``: at once while the ring
         holds a frame; otherwise wait for one, a stop request (Scapy's control pipe is in
         ``sockets``) or the core's next timer."""
@@ -261,7 +261,7 @@ class InboundTcpSocket(SuperSocket):
             raise self.error
         return _TIMER_BATCH
 
-    def recv(self, x: int = 0, **kwargs: Any) -> CapturedFrame | TimerDue:  # type: ignore[override]
+    def recv(self, x: int = 0, **kwargs: Any) -> CapturedFrame | TimerDue:  # type: ignore[override,unused-ignore]
         """One frame (the sniff loop of a plain ``sniff(opened_socket=...)``; ``respond``
         reads through :class:`FrameBatches`)."""
         frames = self.ring.read(1)
@@ -306,12 +306,12 @@ class InboundTcpSocket(SuperSocket):
 _TIMER_BATCH: Final[Sequence[TimerDue]] = (TIMER_DUE,)
 
 
-class FrameBatches(DefaultSession):
+class FrameBatches(DefaultSession):  # type: ignore[misc,unused-ignore]  # as InboundTcpSocket
     """The sniff loop's session for :class:`InboundTcpSocket`: Scapy asks its session for
     what a ready socket holds and calls ``prn`` with each object it returns; this one
     returns every frame in the ring at once."""
 
-    def recv(self, sock: Any) -> Sequence[CapturedFrame | TimerDue]:  # type: ignore[override]
+    def recv(self, sock: Any) -> Sequence[CapturedFrame | TimerDue]:  # type: ignore[override,unused-ignore]
         return sock.recv_batch()  # type: ignore[no-any-return]
 
 
