@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from l4kit.drill.run import libc
 from l4kit.drill.run.loop import CallOutcome, RunConfig
@@ -124,6 +124,38 @@ def check_result(call: Syscall, result: int, err: int, *, fd_result: bool = Fals
                 f"Expected errno {want} ({os.strerror(want)}) but got {err} ({os.strerror(err)})",
             )
     return None
+
+
+_Fd = TypeVar("_Fd")
+
+
+def call_args(call: Syscall, count: int | tuple[int, ...]) -> tuple[Expression, ...]:
+    """The call's arguments, when there are ``count`` of them (or one of the counts)."""
+    counts = (count,) if isinstance(count, int) else count
+    if len(call.args) not in counts:
+        raise CallError(f"Expected {counts[0]} args but got {len(call.args)}")
+    return call.args
+
+
+def pollfds(
+    fds: Expression, nfds: Expression, resolve: Callable[[Expression], _Fd]
+) -> list[tuple[_Fd, int, int]]:
+    """poll()'s ``[{fd=..., events=..., revents=...}, ...]`` argument: each entry's
+    ``resolve(fd)``, events and the revents the script expects (0 when not written),
+    checked against ``nfds``."""
+    if not isinstance(fds, ListValue):
+        raise CallError(f"expected an array of pollfd but found {format_expression(fds)}")
+    entries = []
+    for item in fds.items:
+        fd = item.get("fd") if isinstance(item, Struct) else None
+        events = item.get("events") if isinstance(item, Struct) else None
+        if fd is None or events is None:
+            raise CallError(f"expected a pollfd {{fd=..., events=...}} but found {format_expression(item)}")
+        wanted = item.get("revents") if isinstance(item, Struct) else None
+        entries.append((resolve(fd.value), value(events.value), value(wanted.value) if wanted else 0))
+    if value(nfds) != len(entries):
+        raise CallError(f"nfds {value(nfds)} does not match {len(entries)}-element pollfd array")
+    return entries
 
 
 class FdTable:
@@ -245,12 +277,6 @@ class KernelCalls:
 
     # ------------------------------------------------------------ helpers
 
-    def _args(self, call: Syscall, count: int | tuple[int, ...]) -> tuple[Expression, ...]:
-        counts = (count,) if isinstance(count, int) else count
-        if len(call.args) not in counts:
-            raise CallError(f"Expected {counts[0]} args but got {len(call.args)}")
-        return call.args
-
     def _fd(self, expr: Expression) -> tuple[int, int]:
         script_fd = value(expr)
         return script_fd, self.fds.get(script_fd)
@@ -304,7 +330,7 @@ class KernelCalls:
     # ------------------------------------------------------------ sockets
 
     def call_socket(self, call: Syscall, sockets: Sockets) -> CallOutcome:
-        domain_expr, type_expr, proto_expr = self._args(call, 3)
+        domain_expr, type_expr, proto_expr = call_args(call, 3)
         domain = self.config.socket_family if isinstance(domain_expr, AnyValue) else value(domain_expr)
         result, err = self.c.socket(domain, value(type_expr), value(proto_expr))
         outcome = self._simple(call, result, err, fd_result=True)
@@ -315,14 +341,14 @@ class KernelCalls:
         return outcome
 
     def call_bind(self, call: Syscall, sockets: Sockets) -> CallOutcome:
-        fd_expr, addr, length = self._args(call, 3)
+        fd_expr, addr, length = call_args(call, 3)
         script_fd, live_fd = self._fd(fd_expr)
         self._ellipsis(addr)
         self._ellipsis(length)
         return self._simple(call, *self.c.bind(live_fd, self._bind_address(script_fd)))
 
     def call_listen(self, call: Syscall, sockets: Sockets) -> CallOutcome:
-        fd_expr, backlog = self._args(call, 2)
+        fd_expr, backlog = call_args(call, 2)
         script_fd, live_fd = self._fd(fd_expr)
         outcome = self._simple(call, *self.c.listen(live_fd, value(backlog)))
         if outcome.mismatch is None:
@@ -330,7 +356,7 @@ class KernelCalls:
         return outcome
 
     def call_accept(self, call: Syscall, sockets: Sockets) -> CallOutcome:
-        fd_expr, addr, length = self._args(call, 3)
+        fd_expr, addr, length = call_args(call, 3)
         script_fd, live_fd = self._fd(fd_expr)
         self._ellipsis(addr)
         self._ellipsis(length)
@@ -353,7 +379,7 @@ class KernelCalls:
         return outcome
 
     def call_connect(self, call: Syscall, sockets: Sockets) -> CallOutcome:
-        fd_expr, addr, length = self._args(call, 3)
+        fd_expr, addr, length = call_args(call, 3)
         script_fd, live_fd = self._fd(fd_expr)
         self._ellipsis(length)
         if isinstance(addr, AnyValue):
@@ -366,7 +392,7 @@ class KernelCalls:
         return self._simple(call, *self.c.connect(live_fd, address))
 
     def call_close(self, call: Syscall, sockets: Sockets) -> CallOutcome:
-        (fd_expr,) = self._args(call, 1)
+        (fd_expr,) = call_args(call, 1)
         script_fd, live_fd = self._fd(fd_expr)
         outcome = self._simple(call, *self.c.close(live_fd))
         if outcome.mismatch is None:
@@ -375,38 +401,38 @@ class KernelCalls:
         return outcome
 
     def call_shutdown(self, call: Syscall, sockets: Sockets) -> CallOutcome:
-        fd_expr, how = self._args(call, 2)
+        fd_expr, how = call_args(call, 2)
         _, live_fd = self._fd(fd_expr)
         return self._simple(call, *self.c.shutdown(live_fd, value(how)))
 
     # ------------------------------------------------------------ data
 
     def call_read(self, call: Syscall, sockets: Sockets) -> CallOutcome:
-        fd_expr, buf, count = self._args(call, 3)
+        fd_expr, buf, count = call_args(call, 3)
         _, live_fd = self._fd(fd_expr)
         n = value(count)
         return self._simple(call, *self.c.read(live_fd, self._buffer(buf, n), n))
 
     def call_write(self, call: Syscall, sockets: Sockets) -> CallOutcome:
-        fd_expr, buf, count = self._args(call, 3)
+        fd_expr, buf, count = call_args(call, 3)
         _, live_fd = self._fd(fd_expr)
         n = value(count)
         return self._simple(call, *self.c.write(live_fd, self._buffer(buf, n), n))
 
     def call_recv(self, call: Syscall, sockets: Sockets) -> CallOutcome:
-        fd_expr, buf, count, flags = self._args(call, 4)
+        fd_expr, buf, count, flags = call_args(call, 4)
         _, live_fd = self._fd(fd_expr)
         n = value(count)
         return self._simple(call, *self.c.recv(live_fd, self._buffer(buf, n), n, value(flags)))
 
     def call_send(self, call: Syscall, sockets: Sockets) -> CallOutcome:
-        fd_expr, buf, count, flags = self._args(call, 4)
+        fd_expr, buf, count, flags = call_args(call, 4)
         _, live_fd = self._fd(fd_expr)
         n = value(count)
         return self._simple(call, *self.c.send(live_fd, self._buffer(buf, n), n, value(flags)))
 
     def call_recvfrom(self, call: Syscall, sockets: Sockets) -> CallOutcome:
-        fd_expr, buf, count, flags, addr, length = self._args(call, 6)
+        fd_expr, buf, count, flags, addr, length = call_args(call, 6)
         _, live_fd = self._fd(fd_expr)
         self._ellipsis(addr)
         self._ellipsis(length)
@@ -414,7 +440,7 @@ class KernelCalls:
         return self._simple(call, *self.c.recvfrom(live_fd, self._buffer(buf, n), n, value(flags)))
 
     def call_sendto(self, call: Syscall, sockets: Sockets) -> CallOutcome:
-        fd_expr, buf, count, flags, addr, length = self._args(call, 6)
+        fd_expr, buf, count, flags, addr, length = call_args(call, 6)
         script_fd, live_fd = self._fd(fd_expr)
         self._ellipsis(length)
         if isinstance(addr, AnyValue):
@@ -428,7 +454,7 @@ class KernelCalls:
         return self._simple(call, *self.c.sendto(live_fd, self._buffer(buf, n), n, value(flags), address))
 
     def call_readv(self, call: Syscall, sockets: Sockets) -> CallOutcome:
-        fd_expr, iov, count = self._args(call, 3)
+        fd_expr, iov, count = call_args(call, 3)
         _, live_fd = self._fd(fd_expr)
         lengths = self._iovec_lengths(iov)
         n = value(count)
@@ -437,7 +463,7 @@ class KernelCalls:
         return self._simple(call, *self.c.readv(live_fd, lengths, n))
 
     def call_writev(self, call: Syscall, sockets: Sockets) -> CallOutcome:
-        fd_expr, iov, count = self._args(call, 3)
+        fd_expr, iov, count = call_args(call, 3)
         _, live_fd = self._fd(fd_expr)
         lengths = self._iovec_lengths(iov)
         n = value(count)
@@ -468,7 +494,7 @@ class KernelCalls:
         )
 
     def call_sendmsg(self, call: Syscall, sockets: Sockets) -> CallOutcome:
-        fd_expr, msg, flags = self._args(call, 3)
+        fd_expr, msg, flags = call_args(call, 3)
         script_fd, live_fd = self._fd(fd_expr)
         lengths, named, msg_flags, control = self._msghdr(msg)
         address = None
@@ -481,7 +507,7 @@ class KernelCalls:
         return self._simple(call, *self.c.sendmsg(live_fd, lengths, address, value(flags), control_bytes))
 
     def call_recvmsg(self, call: Syscall, sockets: Sockets) -> CallOutcome:
-        fd_expr, msg, flags = self._args(call, 3)
+        fd_expr, msg, flags = call_args(call, 3)
         _, live_fd = self._fd(fd_expr)
         lengths, _named, want_flags, control = self._msghdr(msg)
         result, err, got_flags, got_control = self.c.recvmsg(live_fd, lengths, value(flags), want_flags)
@@ -624,7 +650,7 @@ class KernelCalls:
     # ------------------------------------------------------------ options and control
 
     def call_getsockopt(self, call: Syscall, sockets: Sockets) -> CallOutcome:
-        fd_expr, level, name, val, length = self._args(call, 5)
+        fd_expr, level, name, val, length = call_args(call, 5)
         _, live_fd = self._fd(fd_expr)
         if isinstance(val, Struct) and value(name) == TCP_INFO and value(level) == IPPROTO_TCP:
             return self._tcp_info_struct(call, live_fd, val, length)
@@ -712,7 +738,7 @@ class KernelCalls:
         return outcome
 
     def call_setsockopt(self, call: Syscall, sockets: Sockets) -> CallOutcome:
-        fd_expr, level, name, val, length = self._args(call, 5)
+        fd_expr, level, name, val, length = call_args(call, 5)
         _, live_fd = self._fd(fd_expr)
         optlen = value(length)
         if isinstance(val, ListValue):
@@ -728,14 +754,14 @@ class KernelCalls:
         return self._simple(call, *self.c.setsockopt(live_fd, value(level), value(name), data, optlen))
 
     def call_fcntl(self, call: Syscall, sockets: Sockets) -> CallOutcome:
-        args = self._args(call, (2, 3))
+        args = call_args(call, (2, 3))
         _, live_fd = self._fd(args[0])
         command = value(args[1])
         arg = value(args[2]) if len(args) == 3 else 0
         return self._simple(call, *self.c.fcntl(live_fd, command, arg))
 
     def call_ioctl(self, call: Syscall, sockets: Sockets) -> CallOutcome:
-        args = self._args(call, (2, 3))
+        args = call_args(call, (2, 3))
         _, live_fd = self._fd(args[0])
         request = value(args[1])
         if len(args) == 2:
@@ -754,23 +780,8 @@ class KernelCalls:
         return CallOutcome(f"{outcome.shown} [{got}]", outcome.mismatch)
 
     def call_poll(self, call: Syscall, sockets: Sockets) -> CallOutcome:
-        fds_expr, nfds, timeout = self._args(call, 3)
-        if not isinstance(fds_expr, ListValue):
-            raise CallError(f"expected an array of pollfd but found {format_expression(fds_expr)}")
-        entries = []
-        for item in fds_expr.items:
-            fd = item.get("fd") if isinstance(item, Struct) else None
-            events = item.get("events") if isinstance(item, Struct) else None
-            if fd is None or events is None:
-                raise CallError(
-                    f"expected a pollfd {{fd=..., events=...}} but found {format_expression(item)}"
-                )
-            revents = item.get("revents") if isinstance(item, Struct) else None
-            entries.append(
-                (self.fds.get(value(fd.value)), value(events.value), value(revents.value) if revents else 0)
-            )
-        if value(nfds) != len(entries):
-            raise CallError(f"nfds {value(nfds)} does not match {len(entries)}-element pollfd array")
+        fds, nfds, timeout = call_args(call, 3)
+        entries = pollfds(fds, nfds, lambda fd: self.fds.get(value(fd)))
         result, err, revents = self.c.poll([(fd, events) for fd, events, _ in entries], value(timeout))
         outcome = self._simple(call, result, err)
         if outcome.mismatch is not None:
@@ -790,7 +801,7 @@ class KernelCalls:
         return CallOutcome(outcome.shown + " " + ", ".join(_poll_flags(r) for r in revents))
 
     def call_epoll_create(self, call: Syscall, sockets: Sockets) -> CallOutcome:
-        (size,) = self._args(call, 1)
+        (size,) = call_args(call, 1)
         result, err = self.c.epoll_create(value(size))
         outcome = self._simple(call, result, err, fd_result=True)
         if result >= 0:
@@ -815,7 +826,7 @@ class KernelCalls:
         raise CallError("epoll_event specified incorrectly")
 
     def call_epoll_ctl(self, call: Syscall, sockets: Sockets) -> CallOutcome:
-        epfd_expr, op, fd_expr, event = self._args(call, 4)
+        epfd_expr, op, fd_expr, event = call_args(call, 4)
         _, epfd = self._fd(epfd_expr)
         _, live_fd = self._fd(fd_expr)
         events, key, data = self._epoll_event(event)
@@ -824,7 +835,7 @@ class KernelCalls:
         return self._simple(call, *self.c.epoll_ctl(epfd, value(op), live_fd, events, data))
 
     def call_epoll_wait(self, call: Syscall, sockets: Sockets) -> CallOutcome:
-        epfd_expr, event, maxevents, timeout = self._args(call, 4)
+        epfd_expr, event, maxevents, timeout = call_args(call, 4)
         _, epfd = self._fd(epfd_expr)
         want_events, key, want_data = self._epoll_event(event)
         result, err, got = self.c.epoll_wait(epfd, value(maxevents), value(timeout))
@@ -858,7 +869,7 @@ class KernelCalls:
         return CallOutcome(f"{outcome.shown} events {got_events:#x}")
 
     def call_pipe(self, call: Syscall, sockets: Sockets) -> CallOutcome:
-        (fds_expr,) = self._args(call, 1)
+        (fds_expr,) = call_args(call, 1)
         if not isinstance(fds_expr, ListValue) or len(fds_expr.items) != 2:
             raise CallError(f"expected [read fd, write fd] but found {format_expression(fds_expr)}")
         result, err, (read_fd, write_fd) = self.c.pipe()
@@ -869,7 +880,7 @@ class KernelCalls:
         return outcome
 
     def call_splice(self, call: Syscall, sockets: Sockets) -> CallOutcome:
-        fd_in, off_in, fd_out, off_out, length, flags = self._args(call, 6)
+        fd_in, off_in, fd_out, off_out, length, flags = call_args(call, 6)
         if value(off_in) != 0 or value(off_out) != 0:
             raise UnsupportedCall("splice with offsets")
         _, live_in = self._fd(fd_in)
@@ -877,13 +888,13 @@ class KernelCalls:
         return self._simple(call, *self.c.splice(live_in, live_out, value(length), value(flags)))
 
     def call_sendfile(self, call: Syscall, sockets: Sockets) -> CallOutcome:
-        out_expr, in_expr, offset, count = self._args(call, 4)
+        out_expr, in_expr, offset, count = call_args(call, 4)
         _, live_out = self._fd(out_expr)
         _, live_in = self._fd(in_expr)
         return self._simple(call, *self.c.sendfile(live_out, live_in, bracketed(offset), value(count)))
 
     def call_open(self, call: Syscall, sockets: Sockets) -> CallOutcome:
-        name, flags = self._args(call, 2)
+        name, flags = call_args(call, 2)
         if not isinstance(name, StringValue):
             raise CallError(f"expected a file name in quotes but found {format_expression(name)}")
         result, err = self.c.open_file(name.text, value(flags))

@@ -52,7 +52,9 @@ from l4kit.drill.run.syscalls import (
     FdTable,
     UnsupportedCall,
     bracketed,
+    call_args,
     check_result,
+    pollfds,
     shown,
     value,
 )
@@ -451,13 +453,6 @@ class VirtualCalls:
 
     # ------------------------------------------------------------ helpers
 
-    @staticmethod
-    def _args(call: Syscall, count: int | tuple[int, ...]) -> tuple[Expression, ...]:
-        counts = (count,) if isinstance(count, int) else count
-        if len(call.args) not in counts:
-            raise CallError(f"Expected {counts[0]} args but got {len(call.args)}")
-        return call.args
-
     def _socket(self, expr: Expression) -> tuple[int, VirtualSocket]:
         script_fd = value(expr)
         sock = self.sockets.get(script_fd)
@@ -489,7 +484,7 @@ class VirtualCalls:
     # ------------------------------------------------------------ sockets
 
     def call_socket(self, call: Syscall, sockets: Sockets) -> CallOutcome:
-        domain_expr, type_expr, proto_expr = self._args(call, 3)
+        domain_expr, type_expr, proto_expr = call_args(call, 3)
         domain = self.target.config.socket_family if isinstance(domain_expr, AnyValue) else value(domain_expr)
         kind = value(type_expr)
         if kind & 0xF != SYMBOLS["SOCK_STREAM"] or value(proto_expr) not in (0, SYMBOLS["IPPROTO_TCP"]):
@@ -503,7 +498,7 @@ class VirtualCalls:
         return CallOutcome(f"= {script_fd}", check_result(call, script_fd, 0, fd_result=True))
 
     def call_bind(self, call: Syscall, sockets: Sockets) -> CallOutcome:
-        fd_expr, addr, length = self._args(call, 3)
+        fd_expr, addr, length = call_args(call, 3)
         _, sock = self._socket(fd_expr)
         if not isinstance(addr, AnyValue) or not isinstance(length, AnyValue):
             raise UnsupportedCall("bind() to an address other than ...")
@@ -513,7 +508,7 @@ class VirtualCalls:
         return self._done(call, 0)
 
     def call_listen(self, call: Syscall, sockets: Sockets) -> CallOutcome:
-        fd_expr, backlog = self._args(call, 2)
+        fd_expr, backlog = call_args(call, 2)
         script_fd, sock = self._socket(fd_expr)
         address, port = sock.bound or (self._local_address(), self.target.addresses.bind_port)
         try:
@@ -526,7 +521,7 @@ class VirtualCalls:
         return outcome
 
     def call_accept(self, call: Syscall, sockets: Sockets) -> CallOutcome:
-        fd_expr, addr, length = self._args(call, 3)
+        fd_expr, addr, length = call_args(call, 3)
         _, sock = self._socket(fd_expr)
         if not isinstance(addr, AnyValue) or not isinstance(length, AnyValue):
             raise UnsupportedCall("accept() with an address other than ...")
@@ -560,7 +555,7 @@ class VirtualCalls:
         return outcome
 
     def call_connect(self, call: Syscall, sockets: Sockets) -> CallOutcome:
-        fd_expr, addr, length = self._args(call, 3)
+        fd_expr, addr, length = call_args(call, 3)
         script_fd, sock = self._socket(fd_expr)
         if not isinstance(addr, AnyValue) or not isinstance(length, AnyValue):
             raise UnsupportedCall("connect() to an address other than ...")
@@ -599,7 +594,7 @@ class VirtualCalls:
         return self._done(call, -1, conn.info().error or errno.ECONNREFUSED)
 
     def call_close(self, call: Syscall, sockets: Sockets) -> CallOutcome:
-        (fd_expr,) = self._args(call, 1)
+        (fd_expr,) = call_args(call, 1)
         script_fd, sock = self._socket(fd_expr)
         if sock.listener is not None:
             sock.listener.close()
@@ -610,7 +605,7 @@ class VirtualCalls:
         return self._done(call, 0)
 
     def call_shutdown(self, call: Syscall, sockets: Sockets) -> CallOutcome:
-        fd_expr, how = self._args(call, 2)
+        fd_expr, how = call_args(call, 2)
         _, sock = self._socket(fd_expr)
         how_value = value(how)
         if how_value not in (SHUT_RD, SHUT_WR, SHUT_RDWR):
@@ -656,13 +651,13 @@ class VirtualCalls:
         return self._done(call, sent)
 
     def call_read(self, call: Syscall, sockets: Sockets) -> CallOutcome:
-        fd_expr, buf, count = self._args(call, 3)
+        fd_expr, buf, count = call_args(call, 3)
         _, sock = self._socket(fd_expr)
         self._buffer(buf)
         return self._receive(call, sock, value(count))
 
     def call_recv(self, call: Syscall, sockets: Sockets) -> CallOutcome:
-        fd_expr, buf, count, flags = self._args(call, 4)
+        fd_expr, buf, count, flags = call_args(call, 4)
         _, sock = self._socket(fd_expr)
         self._buffer(buf)
         if value(flags):
@@ -670,13 +665,13 @@ class VirtualCalls:
         return self._receive(call, sock, value(count))
 
     def call_write(self, call: Syscall, sockets: Sockets) -> CallOutcome:
-        fd_expr, buf, count = self._args(call, 3)
+        fd_expr, buf, count = call_args(call, 3)
         _, sock = self._socket(fd_expr)
         self._buffer(buf)
         return self._transmit(call, sock, value(count))
 
     def call_send(self, call: Syscall, sockets: Sockets) -> CallOutcome:
-        fd_expr, buf, count, flags = self._args(call, 4)
+        fd_expr, buf, count, flags = call_args(call, 4)
         _, sock = self._socket(fd_expr)
         self._buffer(buf)
         if value(flags):
@@ -686,7 +681,7 @@ class VirtualCalls:
     # ------------------------------------------------------------ control
 
     def call_fcntl(self, call: Syscall, sockets: Sockets) -> CallOutcome:
-        args = self._args(call, (2, 3))
+        args = call_args(call, (2, 3))
         _, sock = self._socket(args[0])
         command = value(args[1])
         if command == SYMBOLS["F_GETFL"]:
@@ -697,7 +692,7 @@ class VirtualCalls:
         raise UnsupportedCall(f"fcntl({format_expression(args[1])})")
 
     def call_setsockopt(self, call: Syscall, sockets: Sockets) -> CallOutcome:
-        fd_expr, level, name, val, _length = self._args(call, 5)
+        fd_expr, level, name, val, _length = call_args(call, 5)
         _, sock = self._socket(fd_expr)
         option = (value(level), value(name))
         if option in (
@@ -720,7 +715,7 @@ class VirtualCalls:
         raise UnsupportedCall(f"setsockopt({format_expression(level)}, {format_expression(name)})")
 
     def call_getsockopt(self, call: Syscall, sockets: Sockets) -> CallOutcome:
-        fd_expr, level, name, val, _length = self._args(call, 5)
+        fd_expr, level, name, val, _length = call_args(call, 5)
         _, sock = self._socket(fd_expr)
         option = (value(level), value(name))
         if option == (SYMBOLS["IPPROTO_TCP"], SYMBOLS["TCP_INFO"]) and isinstance(val, Struct):
@@ -764,22 +759,8 @@ class VirtualCalls:
         return outcome
 
     def call_poll(self, call: Syscall, sockets: Sockets) -> CallOutcome:
-        fds_expr, nfds, timeout = self._args(call, 3)
-        if not isinstance(fds_expr, ListValue):
-            raise CallError(f"expected an array of pollfd but found {format_expression(fds_expr)}")
-        entries = []
-        for item in fds_expr.items:
-            fd = item.get("fd") if isinstance(item, Struct) else None
-            events = item.get("events") if isinstance(item, Struct) else None
-            if fd is None or events is None:
-                raise CallError(
-                    f"expected a pollfd {{fd=..., events=...}} but found {format_expression(item)}"
-                )
-            wanted = item.get("revents") if isinstance(item, Struct) else None
-            _, sock = self._socket(fd.value)
-            entries.append((sock, value(events.value), value(wanted.value) if wanted else 0))
-        if value(nfds) != len(entries):
-            raise CallError(f"nfds {value(nfds)} does not match {len(entries)}-element pollfd array")
+        fds, nfds, timeout = call_args(call, 3)
+        entries = pollfds(fds, nfds, lambda fd: self._socket(fd)[1])
         always = SYMBOLS["POLLERR"] | SYMBOLS["POLLHUP"] | SYMBOLS["POLLNVAL"]
 
         def revents_now() -> list[int]:
