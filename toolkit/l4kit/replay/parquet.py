@@ -298,7 +298,6 @@ class _Table:
         self.values: list[list[Any]] = [[] for _ in columns]
         self.pending = 0
         self.batch_rows = BATCH_ROWS
-        self.count = 0
         self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:
             self.writer = pq.ParquetWriter(str(self.tmp), self.schema)
@@ -338,7 +337,6 @@ class _Table:
             else:
                 arrays.append(pa.array(values, type=column.type))
         self.writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=self.schema))
-        self.count += self.pending
         self.values = [[] for _ in self.columns]
         self.pending = 0
 
