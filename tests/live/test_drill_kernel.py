@@ -16,21 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from drill_scripts import FAILING, PASSING, SCRIPTS
 from namespaces import live_capable
-
-SCRIPTS = Path(__file__).resolve().parents[1] / "drill"
-PASSING = {
-    "passive-open.pkt",
-    "active-open.pkt",
-    "close-local-first.pkt",
-    "close-remote-first.pkt",
-    "reset.pkt",
-    "challenge-ack.pkt",
-    "retransmit.pkt",
-    "options.pkt",
-    "tcp-info.pkt",
-}
-FAILING = {"fails-on-ack.pkt", "fails-on-result.pkt"}
 
 pytestmark = pytest.mark.live
 

@@ -11,23 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from drill_scripts import FAILING, PASSING, SCRIPTS
 from l4kit.drill.run.settings import build_config
 from l4kit.drill.run.virtual import run_script
 from l4kit.drill.script import parse
-
-SCRIPTS = Path(__file__).resolve().parents[2] / "drill"
-PASSING = {
-    "passive-open.pkt",
-    "active-open.pkt",
-    "close-local-first.pkt",
-    "close-remote-first.pkt",
-    "reset.pkt",
-    "challenge-ack.pkt",
-    "retransmit.pkt",
-    "options.pkt",
-    "tcp-info.pkt",
-}
-FAILING = {"fails-on-ack.pkt", "fails-on-result.pkt"}
 
 
 def line_of(script: str, text: str) -> int:
