@@ -84,8 +84,9 @@ class Routes:
         return cls.parse_toml(DEFAULT_ROUTES_TOML, source="embedded routes")
 
     @classmethod
-    def from_mapping(cls, routes: Mapping[str, str], *, source: str = "routes") -> Routes:
-        """Validate ``routes`` and add ``help`` if it is missing."""
+    def from_mapping(cls, routes: Mapping[str, object], *, source: str = "routes") -> Routes:
+        """Validate ``routes`` and add ``help`` if it is missing (the values are checked
+        here, so any TOML value may come in)."""
         if not isinstance(routes, Mapping):
             raise ConfigError(f'{source}: [routes] must be a table of command = "reply"')
         if len(routes) > MAX_ROUTES:
