@@ -28,6 +28,11 @@ Servers, each answering ``toppage`` with ``hello world`` and closing:
   stateless ``struct`` responder in between: the ceiling of the architecture, before
   any TCP is done.
 
+Each server's process CPU time over the sequential load is printed per connection
+(``/proc/PID/stat``): on a shared machine it moves far less than conn/s does. The
+kernel's servers leave part of their TCP work to the client's context, so it compares
+l4kit's builds and codecs with each other rather than with them.
+
 Loopback numbers are noisy (other processes, CPU frequency, the scheduler), so the
 servers are measured in rounds, the order rotated every round, and each figure is
 the median over the rounds; the spread of sequential conn/s is printed too. Run as
@@ -113,6 +118,7 @@ class Run:
     p99_ms: float
     conc_cps: float
     failures: int
+    seq_cpu_us: float = float("nan")  # the server process's CPU per sequential connection
 
 
 @dataclass
@@ -145,6 +151,10 @@ class Result:
     @property
     def conc_cps(self) -> float:
         return self._median(lambda r: r.conc_cps)
+
+    @property
+    def seq_cpu_us(self) -> float:
+        return self._median(lambda r: r.seq_cpu_us)
 
     @property
     def failures(self) -> int:
@@ -207,12 +217,28 @@ def _load(ns: str, *args: str) -> dict[str, object]:
     return json.loads(out.stdout)  # type: ignore[no-any-return]
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of process ``pid`` and its threads (proc(5), utime and stime)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure_once(ns: str, server: Server, sequential: int, concurrent: int, parallel: int) -> Run:
     if server.host_setup:
         _prepare_host(ns)
     proc = _start(ns, server.argv, server.ready)
     try:
+        # The server's own CPU over the sequential load (``ip netns exec`` and ``env`` exec
+        # the server, so proc.pid is its process): steadier than conn/s on a shared machine,
+        # though the kernel work each server leaves to its client's context is not in it
+        # (and the load client's 20 warm-up connections are).
+        cpu_before = process_cpu_seconds(proc.pid)
         seq = _load(ns, "--sequential", str(sequential))
+        seq_cpu = process_cpu_seconds(proc.pid) - cpu_before
         conc = _load(ns, "--concurrent", str(concurrent), "--parallel", str(parallel))
     finally:
         _stop(proc)
@@ -225,6 +251,7 @@ def measure_once(ns: str, server: Server, sequential: int, concurrent: int, para
         p99_ms=lat[int(0.99 * (len(lat) - 1))] if lat else float("nan"),
         conc_cps=conc["count"] / conc["seconds"],  # type: ignore[operator]
         failures=int(seq["errors"]) + int(seq["wrong"]) + int(conc["errors"]) + int(conc["wrong"]),  # type: ignore[call-overload]
+        seq_cpu_us=seq_cpu / int(seq["count"]) * 1e6,  # type: ignore[call-overload]
     )
 
 
@@ -256,7 +283,8 @@ def table(results: dict[str, Result]) -> str:
     naive = results[NAIVE]
     head = (
         f"{'server':<30} {'seq conn/s':>10} {'(min-max)':>13} {'p50 ms':>7} {'p99 ms':>7} "
-        f"{f'{PARALLEL}-conc conn/s':>14} {'/inline':>7} {'/thread':>7} {'/naive':>6} {'fail':>4}"
+        f"{f'{PARALLEL}-conc conn/s':>14} {'/inline':>7} {'/thread':>7} {'/naive':>6} {'fail':>4} "
+        f"{'CPU us':>7}"
     )
     lines = [head, "-" * len(head)]
     for r in results.values():
@@ -265,9 +293,12 @@ def table(results: dict[str, Result]) -> str:
         lines.append(
             f"{r.server:<30} {r.seq_cps:>10.0f} {spread:>13} {r.p50_ms:>7.3f} {r.p99_ms:>7.2f} "
             f"{r.conc_cps:>14.0f} {r.seq_cps / inline.seq_cps:>7.2f} {r.seq_cps / threading_.seq_cps:>7.2f} "
-            f"{r.seq_cps / naive.seq_cps:>6.2f} {r.failures:>4}"
+            f"{r.seq_cps / naive.seq_cps:>6.2f} {r.failures:>4} {r.seq_cpu_us:>7.0f}"
         )
-    lines.append("(/inline, /thread, /naive: sequential conn/s as a ratio of that reference's)")
+    lines.append(
+        "(/inline, /thread, /naive: sequential conn/s as a ratio of that reference's; "
+        "CPU us: the server process's CPU per sequential connection)"
+    )
     return "\n".join(lines)
 
 
