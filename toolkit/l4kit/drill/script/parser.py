@@ -24,8 +24,9 @@ events, so the script parses and fails at that line with ``unsupported: ...``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
+from typing import TypeVar
 
 from l4kit.drill.script.errors import ScriptSyntaxError
 from l4kit.drill.script.lexer import U16, U32, Token, TokenCursor, describe, tokenize
@@ -56,6 +57,8 @@ from l4kit.drill.script.model import (
 )
 from l4kit.drill.script.options import read_options, written_length
 from l4kit.wire.options import TcpOption
+
+_T = TypeVar("_T")
 
 MAX_TCP_HEADER = 60
 _VALID_FLAGS = ".FSRPEWAU01234567"
@@ -266,15 +269,11 @@ class _Parser(TokenCursor):
                 f"expected an ICMP type (unreachable, packet_too_big...) but found {describe(type_token)}"
             )
         self.next()
-        code = mtu = echo_id = None
+        code = None
         if self.peek().kind == "WORD" and self.peek().line == direction_token.line:
             code = self.next().text
-        if self.peek().is_kw("mtu"):
-            self.next()
-            mtu = self.integer("ICMP MTU", 0, U32)
-        if self.peek().is_kw("id"):
-            self.next()
-            echo_id = self.integer("ICMP echo id", 0, U16)
+        mtu = self.keyword_integer("mtu", "ICMP MTU", U32)
+        echo_id = self.keyword_integer("id", "ICMP echo id", U16)
         echoed = None
         if self.peek().kind == "[" and self.peek().line == direction_token.line:
             self.next()
@@ -286,21 +285,31 @@ class _Parser(TokenCursor):
                 self.expect(")", "')'")
                 echoed = (token.text, 0, 0, length)
             else:
-                seq = self.integer("start sequence number", 0, U32)
-                self.expect(":", "':' (sequence numbers are written start:end(length))")
-                end = self.integer("end sequence number", 0, U32)
-                self.expect("(", "'(' (sequence numbers are written start:end(length))")
-                length = self.integer("payload length", 0, U16)
-                self.expect(")", "')'")
-                if end != (seq + length) & U32:
-                    self.fail(
-                        f"inconsistent TCP sequence numbers and payload size: {seq}:{end}({length})", token
-                    )
-                echoed = ("tcp", seq, end, length)
+                echoed = ("tcp", *self.sequence_range())
             self.expect("]", "']' after the echoed packet")
         return IcmpPacket(
             "<" if direction_token.kind == "<" else ">", type_token.text, code, mtu, echo_id, echoed, ip
         )
+
+    def keyword_integer(self, word: str, what: str, high: int) -> int | None:
+        """``word N`` (N from 0 to ``high``), or ``None`` when the next token is not ``word``."""
+        if not self.peek().is_kw(word):
+            return None
+        self.next()
+        return self.integer(what, 0, high)
+
+    def sequence_range(self) -> tuple[int, int, int]:
+        """``start:end(length)``, whose end must be start + length (modulo 2**32)."""
+        token = self.peek()
+        seq = self.integer("start sequence number", 0, U32)
+        self.expect(":", "':' (sequence numbers are written start:end(length))")
+        end = self.integer("end sequence number", 0, U32)
+        self.expect("(", "'(' (sequence numbers are written start:end(length))")
+        length = self.integer("payload length", 0, U16)
+        self.expect(")", "')'")
+        if end != (seq + length) & U32:
+            self.fail(f"inconsistent TCP sequence numbers and payload size: {seq}:{end}({length})", token)
+        return seq, end, length
 
     def packet(self) -> TcpPacket | IcmpPacket | Unsupported:
         direction_token = self.peek()
@@ -335,25 +344,10 @@ class _Parser(TokenCursor):
             dport = self.integer("destination port", 0, U16)
             ports = (sport, dport)
         flags = self.flags()
-        seq_token = self.peek()
-        seq = self.integer("start sequence number", 0, U32)
-        self.expect(":", "':' (sequence numbers are written start:end(length))")
-        end = self.integer("end sequence number", 0, U32)
-        self.expect("(", "'(' (sequence numbers are written start:end(length))")
-        length = self.integer("payload length", 0, U16)
-        self.expect(")", "')'")
-        if end != (seq + length) & U32:
-            self.fail(f"inconsistent TCP sequence numbers and payload size: {seq}:{end}({length})", seq_token)
-        ack = window = urgent = None
-        if self.peek().is_kw("ack"):
-            self.next()
-            ack = self.integer("ack", 0, U32)
-        if self.peek().is_kw("win"):
-            self.next()
-            window = self.integer("window", 0, U16)
-        if self.peek().is_kw("urg"):
-            self.next()
-            urgent = self.integer("urgent pointer", 0, U16)
+        seq, end, length = self.sequence_range()
+        ack = self.keyword_integer("ack", "ack", U32)
+        window = self.keyword_integer("win", "window", U16)
+        urgent = self.keyword_integer("urg", "urgent pointer", U16)
         options: tuple[TcpOption, ...] | None = ()
         if self.peek().kind == "<" and self.peek().line == direction_token.line:
             options_token = self.next()
@@ -480,12 +474,7 @@ class _Parser(TokenCursor):
             self.fail(f"expected a system call name but found {describe(name_token)}", name_token)
         self.next()
         self.expect("(", f"'(' after {name_token.text}")
-        args: list[Expression] = []
-        if self.peek().kind != ")":
-            args.append(self.expression())
-            while self.peek().kind == ",":
-                self.next()
-                args.append(self.expression())
+        args = self.comma_list(self.expression, ")")
         self.expect(")", f"')' or ',' in the arguments of {name_token.text}")
         self.expect("=", f"'=' and the expected result of {name_token.text}")
         result = self.expression()
@@ -495,6 +484,17 @@ class _Parser(TokenCursor):
         if self.peek().kind == "(":
             note = self.note()
         return Syscall(name_token.text, tuple(args), result, errno, note, end_us)
+
+    def comma_list(self, item: Callable[[], _T], closing: str) -> list[_T]:
+        """Items separated by commas, up to the ``closing`` token (not taken): none when
+        it comes first."""
+        items: list[_T] = []
+        if self.peek().kind != closing:
+            items.append(item())
+            while self.peek().kind == ",":
+                self.next()
+                items.append(item())
+        return items
 
     def note(self) -> str:
         opening = self.next()
@@ -546,33 +546,18 @@ class _Parser(TokenCursor):
                 return Field(token.text, self.expression())
             if self.peek().kind == "(" and token.text in _CALLS:
                 self.next()
-                args: list[Expression] = []
-                if self.peek().kind != ")":
-                    args.append(self.expression())
-                    while self.peek().kind == ",":
-                        self.next()
-                        args.append(self.expression())
+                args = self.comma_list(self.expression, ")")
                 self.expect(")", f"')' after the arguments of {token.text}")
                 return Call(token.text, tuple(args))
             return Word(token.text)
         if kind == "[":
             self.next()
-            items: list[Expression] = []
-            if self.peek().kind != "]":
-                items.append(self.expression())
-                while self.peek().kind == ",":
-                    self.next()
-                    items.append(self.expression())
+            items = self.comma_list(self.expression, "]")
             self.expect("]", "']' or ',' in a list")
             return ListValue(tuple(items))
         if kind == "{":
             self.next()
-            fields: list[Expression | Field] = []
-            if self.peek().kind != "}":
-                fields.append(self.struct_item())
-                while self.peek().kind == ",":
-                    self.next()
-                    fields.append(self.struct_item())
+            fields = self.comma_list(self.struct_item, "}")
             self.expect("}", "'}' or ',' in a structure")
             return Struct(tuple(fields))
         self.fail(
