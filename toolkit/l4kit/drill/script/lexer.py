@@ -11,6 +11,10 @@ separate tokens; ``%{ ... }%`` is one token of Python code.
 A word defined on the command line (``-D NAME=VALUE``) or by ``--define`` is
 replaced by its value while lexing: a number becomes a number token, a
 ``"quoted"`` value a string, a backquoted value a command, anything else a word.
+
+:class:`TokenCursor` walks the tokens with the checks every rule of the grammar uses
+(a number in range, an expected keyword...), for the parser and the option syntax of
+:mod:`~l4kit.drill.script.options` alike.
 """
 
 from __future__ import annotations
