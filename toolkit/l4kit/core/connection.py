@@ -141,6 +141,7 @@ _RST: Final = int(TcpFlags.RST)
 _ACK: Final = int(TcpFlags.ACK)
 # One NOP for every options tuple: a frozen dataclass is built in Python even when compiled.
 _NOP: Final = NoOperation()
+_NO_ACK: Final = SeqNum(0)  # the ACK field of a segment without ACK (immutable, so shared)
 
 DEFAULT_MSS_IPV4: Final = 536
 """RFC 9293 §3.7.1 (and RFC 1122 §4.2.2.6): the send MSS when the SYN carried no MSS option."""
@@ -173,6 +174,25 @@ CA_STATES: Final = ("open", "recovery", "recovery", "loss")
 _RTO_TIMER: Final = 0  # RFC 6298 retransmission timeout
 _PTO_TIMER: Final = 1  # RFC 8985 §7.2 probe timeout (a tail loss probe)
 _REORDER_TIMER: Final = 2  # RFC 8985 §6.2 step 5: the reordering window of a possibly lost segment
+
+# The states in which Connection._receive processes a segment (SYN-SENT has its own
+# method; LISTEN, TIME-WAIT and CLOSED belong to the stack).
+_RECEIVING: Final = frozenset(
+    {
+        State.SYN_RECEIVED,
+        State.ESTABLISHED,
+        State.FIN_WAIT_1,
+        State.FIN_WAIT_2,
+        State.CLOSE_WAIT,
+        State.CLOSING,
+        State.LAST_ACK,
+    }
+)
+
+_Options = tuple[TcpOption, ...]
+_SYN_LAYOUTS: Final[dict[tuple[int, bool, bool, bool, int], tuple[_Options, _Options]]] = {}
+"""Connection._syn_options' memo: the options before and after the timestamps, by layout
+(our MSS; timestamps, SACK and window scale on or off; our scale)."""
 
 ILLEGAL_OPTION_KINDS: Final = frozenset({2, 3, 4, 5, 8})
 """Option kinds l4kit knows: one decoded as :class:`UnknownOption` had an illegal length."""
@@ -294,6 +314,29 @@ def malformed_detail(segment: Segment) -> str | None:
         if isinstance(option, UnknownOption) and option.kind in ILLEGAL_OPTION_KINDS:
             return f"option kind {option.kind} with illegal length {len(option.data) + 2}"
     return None
+
+
+def _syn_offer(syn: Segment) -> tuple[int | None, int | None, Timestamps | None, bool]:
+    """What a SYN offers, in one pass over its options: (MSS, window scale, timestamps,
+    SACK-permitted); the first option of each kind counts, as :class:`Segment`'s
+    properties read them."""
+    mss: int | None = None
+    shift: int | None = None
+    stamps: Timestamps | None = None
+    sack_permitted = False
+    for option in syn.options:
+        if isinstance(option, Timestamps):
+            if stamps is None:
+                stamps = option
+        elif isinstance(option, MaxSegmentSize):
+            if mss is None:
+                mss = option.value
+        elif isinstance(option, WindowScale):
+            if shift is None:
+                shift = option.shift
+        elif isinstance(option, SackPermitted):
+            sack_permitted = True
+    return mss, shift, stamps, sack_permitted
 
 
 def window_shift(buffer: int) -> int:
@@ -638,6 +681,8 @@ class Connection:
         "_sacked_segs",
         "_send_buf",
         "_small_off",
+        "_stamp_options",
+        "_stamps",
         "_syn_retransmitted",
         "_timer",
         "_tlp_end",
@@ -757,6 +802,8 @@ class Connection:
         # our TSval = milliseconds of now + this: per connection (RFC 7323 §5.4), from the
         # ISS (an RFC 6528 ISN is already unpredictable), so no clock is read
         self.ts_offset = (iss.value * 0x9E3779B1) & MASK
+        self._stamps: Timestamps | None = None  # the latest timestamps option sent ...
+        self._stamp_options: tuple[TcpOption, ...] = ()  # ... and the options it went in
         self._last_ack_off = 1  # Last.ACK.sent, as a receive offset (RFC 7323 §4.3)
         self.sack_ok = False  # offered in SYN-SENT, agreed after
         self.sacked: list[tuple[int, int]] = []  # the scoreboard: send offsets the peer SACKed
@@ -844,13 +891,14 @@ class Connection:
         the SYN is not acknowledged (it would have to be held until the handshake
         completes; Linux without TCP Fast Open discards it too): the peer sends it again.
         """
+        peer_mss, peer_shift, stamps, sack_permitted = _syn_offer(syn)
         conn = cls(
             owner=owner,
             key=syn.key,
             config=config,
             iss=iss,
             irs=syn.seq,
-            peer_mss=syn.mss,
+            peer_mss=peer_mss,
             peer_window=syn.window,
             now=now,
             passive=True,
@@ -858,17 +906,15 @@ class Connection:
         )
         conn._set_state(State.SYN_RECEIVED, syn, "SYN received (passive open)", sink)
         config_ = conn.config
-        peer_shift = syn.window_scale
         if config_.window_scale and peer_shift is not None:
             conn.ws_ok = True
             conn.snd_shift = min(peer_shift, 14)  # RFC 7323 §2.3: above 14 is taken as 14
             conn.rcv_shift = window_shift(conn.rcv_buffer_size)
-        stamps = syn.timestamps
         if config_.timestamps and stamps is not None:
             conn.ts_ok = True
             conn.ts_recent = stamps.tsval
-        conn.sack_ok = config_.sack and syn.sack_permitted
-        conn._options_agreed(syn.mss, syn.is_ipv6)
+        conn.sack_ok = config_.sack and sack_permitted
+        conn._options_agreed(peer_mss, syn.is_ipv6)
         conn._send_syn(SYN_ACK, now, sink, "SYN-ACK")
         return conn
 
@@ -1133,18 +1179,25 @@ class Connection:
         """The options of our SYN (what we offer) or SYN-ACK (what was agreed): MSS (RFC 9293
         §3.7.1), SACK-permitted (RFC 2018), timestamps and window scale (RFC 7323), laid out
         as Linux lays them out, each group on a 4-octet boundary."""
-        options: list[TcpOption] = [MaxSegmentSize(self.adv_mss)]
-        if self.ts_ok:
-            stamps = Timestamps(self._tsval(now), self.ts_recent if self.state is not State.SYN_SENT else 0)
-            if self.sack_ok:
-                options += [SackPermitted(), stamps]
-            else:
-                options += [NoOperation(), NoOperation(), stamps]
-        elif self.sack_ok:
-            options += [NoOperation(), NoOperation(), SackPermitted()]
-        if self.ws_ok:
-            options += [NoOperation(), WindowScale(self.rcv_shift)]
-        return tuple(options)
+        # Only the timestamps differ from one SYN to the next: the options around them are
+        # built once for each layout (a handful per stack: the MSS and scale are the config's).
+        layout = (self.adv_mss, self.ts_ok, self.sack_ok, self.ws_ok, self.rcv_shift)
+        around = _SYN_LAYOUTS.get(layout)
+        if around is None:
+            if len(_SYN_LAYOUTS) >= 64:
+                _SYN_LAYOUTS.clear()
+            before: tuple[TcpOption, ...] = (MaxSegmentSize(self.adv_mss),)
+            if self.ts_ok:
+                before += (SackPermitted(),) if self.sack_ok else (_NOP, _NOP)
+            elif self.sack_ok:
+                before += (_NOP, _NOP, SackPermitted())
+            after: tuple[TcpOption, ...] = (_NOP, WindowScale(self.rcv_shift)) if self.ws_ok else ()
+            around = _SYN_LAYOUTS[layout] = (before, after)
+        before, after = around
+        if not self.ts_ok:
+            return before + after
+        stamps = Timestamps(self._tsval(now), self.ts_recent if self.state is not State.SYN_SENT else 0)
+        return (*before, stamps, *after)
 
     def _options_agreed(self, peer_mss: int | None, ipv6: bool) -> None:
         """The peer's SYN says what both sides use: the MSS, less the timestamps' 12 octets
@@ -1191,27 +1244,31 @@ class Connection:
         return min((self.rcv_adv_off - self.rcv_nxt_off) >> self.rcv_shift, 65535)
 
     def _segment(
-        self,
-        flags: TcpFlags,
-        seq_off: int,
-        now: float,
-        *,
-        payload: bytes = b"",
-        options: tuple[TcpOption, ...] | None = None,
-        window: int | None = None,
+        self, flags: TcpFlags, seq_off: int, now: float, payload: bytes, options: tuple[TcpOption, ...] | None
     ) -> Segment:
+        """The segment ``<SEQ=ISS+seq_off><ACK=RCV.NXT>`` with ``flags`` (no ACK field unless
+        ``flags`` has ACK); ``options`` None: the ones every segment of this connection
+        carries (timestamps, SACK blocks). A RST advertises no window."""
         local, remote = self.key
         bits = int(flags)
         if bits & _SYN:
             # The window of a SYN or SYN-ACK is never scaled (RFC 7323 §2.2).
             window = self.rcv_buffer_size if self.rcv_buffer_size < 65535 else 65535
-        elif window is None:
+        elif bits & _RST:
+            window = 0
+        else:
             window = self._advertise()
         if options is None:
             options = ()
             if self.ts_ok and not bits & _RST:
-                # RFC 7323 §3.2: on every segment once agreed (a RST may go without).
-                options = (_NOP, _NOP, Timestamps(self._tsval(now), self.ts_recent))
+                # RFC 7323 §3.2: on every segment once agreed (a RST may go without). The
+                # segments sent in one millisecond with one TS.Recent share one option tuple.
+                tsval = self._tsval(now)
+                stamps = self._stamps
+                if stamps is None or stamps.tsval != tsval or stamps.tsecr != self.ts_recent:
+                    stamps = self._stamps = Timestamps(tsval, self.ts_recent)
+                    self._stamp_options = (_NOP, _NOP, stamps)
+                options = self._stamp_options
             if self.sack_ok and self.ooo and not bits & (_RST | _SYN):
                 # RFC 2018 §4: SACK on every ACK while data is held out of order, data
                 # segments included (the peer may be sending too); a data segment carries
@@ -1224,13 +1281,16 @@ class Connection:
                     options += (_NOP, _NOP, Sack(blocks))
         if bits & _ACK:
             self._last_ack_off = self.rcv_nxt_off
+            ack = SeqNum(self.irs.value + self.rcv_nxt_off)  # RCV.NXT
+        else:
+            ack = _NO_ACK
         return Segment(
             src=local.addr,
             dst=remote.addr,
             sport=local.port,
             dport=remote.port,
-            seq=self.iss + seq_off,
-            ack=self.rcv_nxt if bits & _ACK else SeqNum(0),
+            seq=SeqNum(self.iss.value + seq_off),
+            ack=ack,
             flags=flags,
             window=window,
             options=options,
@@ -1248,8 +1308,7 @@ class Connection:
         retransmission: bool = False,
         why: str = "",
     ) -> None:
-        window = 0 if int(flags) & _RST else None
-        segment = self._segment(flags, seq_off, sink.now, payload=payload, options=options, window=window)
+        segment = self._segment(flags, seq_off, sink.now, payload, options)
         sink.send(self.key, segment, self.state, retransmission=retransmission, why=why)
 
     def _send_ack(self, sink: Sink, why: str = "") -> None:
@@ -1284,6 +1343,18 @@ class Connection:
                 return  # nothing of ours may be sent (yet / any more)
             case _:
                 assert_never(self.state)
+        if (
+            not probe
+            and not self._lost_bytes
+            and self._ca != _SACK
+            and self.snd_nxt_off == self._buf_start + len(self._send_buf)
+            and (self._fin_sent or not self._fin_queued)
+        ):
+            # Nothing to send or resend (an ACK of everything, say): what the rest of this
+            # method would do then, without its arithmetic. It runs after most segments.
+            self.persist_at = None
+            self.probes = 0
+            return
         if self._lost_bytes and not probe:
             self._retransmit_lost(now, sink)
         mss = self.send_mss
@@ -1499,7 +1570,7 @@ class Connection:
 
     def abort_segment(self) -> Segment:
         """The RST this connection sends when it aborts (see :meth:`_abort`)."""
-        return self._segment(RST_ACK, self.snd_nxt_off, self._owner.current_sink().now, window=0)
+        return self._segment(RST_ACK, self.snd_nxt_off, self._owner.current_sink().now, b"", None)
 
     def abort_now(self, sink: Sink, why: str) -> None:
         """Abort from the stack (it is shutting down): RST and CLOSED."""
@@ -1618,7 +1689,9 @@ class Connection:
             return
         self.closed_by_app = True
         sink = self._owner.current_sink()
-        with contextlib.suppress(_Closed):
+        # try/except rather than contextlib.suppress, here and in on_segment: a suppress
+        # object and its two calls cost more than the rest of a pure-Python close.
+        try:
             if self.state is State.SYN_SENT:
                 self._fail(sink, "closed while connecting", 0)
             if self.state is State.CLOSED:
@@ -1628,6 +1701,8 @@ class Connection:
             if not self.shut_wr:
                 self._close(sink, "application closed")
                 self._transmit(sink.now, sink)
+        except _Closed:
+            pass
         self._owner.after_call(self)
 
     def abort(self) -> None:
@@ -1666,11 +1741,13 @@ class Connection:
 
     def on_segment(self, segment: Segment, now: float, sink: Sink) -> None:
         """Process one received segment (RFC 9293 §3.10.7.3/§3.10.7.4, with RFC 5961)."""
-        with contextlib.suppress(_Closed):
+        try:  # not contextlib.suppress: see close
             if self.state is State.SYN_SENT:
                 self._receive_syn_sent(segment, now, sink)
             else:
                 self._receive(segment, now, sink)
+        except _Closed:
+            pass
 
     def _receive_syn_sent(self, segment: Segment, now: float, sink: Sink) -> None:
         """SYN-SENT STATE (RFC 9293 §3.10.7.3), in the RFC's order."""
@@ -1712,19 +1789,18 @@ class Connection:
         # What we offered, the peer's SYN takes up or not: window scaling only if both
         # sent the option (RFC 7323 §2.2), timestamps if its SYN carries them (§3.2), SACK
         # if it permits it too (RFC 2018 §2).
-        peer_shift = segment.window_scale
+        peer_mss, peer_shift, stamps, sack_permitted = _syn_offer(segment)
         if self.ws_ok and peer_shift is not None:
             self.snd_shift = min(peer_shift, 14)
         else:
             self.ws_ok = False
             self.snd_shift = self.rcv_shift = 0
-        stamps = segment.timestamps
         if self.ts_ok and stamps is not None:
             self.ts_recent = stamps.tsval
         else:
             self.ts_ok = False
-        self.sack_ok = self.sack_ok and segment.sack_permitted
-        self._options_agreed(segment.mss, segment.is_ipv6)
+        self.sack_ok = self.sack_ok and sack_permitted
+        self._options_agreed(peer_mss, segment.is_ipv6)
         if ack_ok:
             # "If SND.UNA > ISS (our SYN has been ACKed), change the connection state to
             # ESTABLISHED, form an ACK segment <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> and send it."
@@ -1766,20 +1842,8 @@ class Connection:
             delta -= MOD
         rcv_wnd = self.rcv_adv_off - self.rcv_nxt_off
         rcv_wnd = max(rcv_wnd, 0)
-
-        match state:
-            case (
-                State.SYN_RECEIVED
-                | State.ESTABLISHED
-                | State.FIN_WAIT_1
-                | State.FIN_WAIT_2
-                | State.CLOSE_WAIT
-                | State.CLOSING
-                | State.LAST_ACK
-            ):
-                pass
-            case _:
-                raise MissingCaseError(f"a Connection received a segment in {state}")
+        if state not in _RECEIVING:
+            raise MissingCaseError(f"a Connection received a segment in {state}")
 
         if state is State.SYN_RECEIVED and flags & _SYN and not flags & _RST and segment.seq == self.irs:
             if not flags & _ACK and self.passive:
@@ -1862,7 +1926,19 @@ class Connection:
                     assert_never(syn)
             return
 
-        stamps = segment.timestamps if self.ts_ok else None
+        # The options this connection reads on every segment, in one pass: timestamps once
+        # agreed, SACK blocks once permitted (a Linux peer sends NOP, NOP, Timestamps).
+        stamps: Timestamps | None = None
+        sack: tuple[tuple[int, int], ...] | None = None
+        if self.ts_ok or self.sack_ok:
+            for option in segment.options:  # the first of each counts, as Segment.timestamps reads it
+                if isinstance(option, Timestamps):
+                    if stamps is None:
+                        stamps = option
+                elif isinstance(option, Sack) and sack is None:
+                    sack = option.blocks
+            if not self.ts_ok:
+                stamps = None
         if stamps is not None and (stamps.tsval - self.ts_recent) & MASK >= HALF:
             # PAWS (RFC 7323 §5.3, R1): a TSval older than TS.Recent is an old duplicate
             # (a wrapped sequence number would otherwise pass): "Send an acknowledgment in
@@ -1929,7 +2005,7 @@ class Connection:
         una = self.snd_una_off
         if ack_off >= una:
             echoed = stamps.tsecr if stamps is not None else 0
-            blocks = self._sack_blocks_of(segment, ack_off) if self.sack_ok else []
+            blocks = self._sack_ranges(sack, ack_off) if sack and self.sack_ok else []
             if ack_off > una:
                 self._on_new_ack(ack_off, now, sink, echoed)
                 # After the cumulative ACK: RACK takes what is delivered in the order of its end.
@@ -1956,7 +2032,7 @@ class Connection:
             self.snd_wl1 < segment.seq or (self.snd_wl1 == segment.seq and self.snd_wl2 <= segment.ack)
         ):
             self._update_window(segment)
-        fin_acked = self._fin_sent and self.snd_una_off > self._fin_off
+        fin_acked = self._fin_sent and self.snd_una_off > self._buf_start + len(self._send_buf)  # _fin_off
         match self.state:
             case State.ESTABLISHED | State.CLOSE_WAIT | State.FIN_WAIT_2:
                 pass
@@ -2010,17 +2086,10 @@ class Connection:
         self.snd_wl1 = segment.seq
         self.snd_wl2 = segment.ack
 
-    def _sack_blocks_of(self, segment: Segment, ack_off: int) -> list[tuple[int, int]]:
-        """The SACK blocks of ``segment`` as send offsets (RFC 2018 §3). A first block below
-        SEG.ACK, or inside the second, is a D-SACK (RFC 2883 §4): the peer got it twice;
-        it is taken out and reported to :meth:`_on_dsack`."""
-        blocks: tuple[tuple[int, int], ...] = ()
-        for option in segment.options:
-            if isinstance(option, Sack):
-                blocks = option.blocks
-                break
-        if not blocks:
-            return []
+    def _sack_ranges(self, blocks: tuple[tuple[int, int], ...], ack_off: int) -> list[tuple[int, int]]:
+        """A received segment's SACK ``blocks`` (RFC 2018 §3, at least one) as send offsets.
+        A first block below SEG.ACK, or inside the second, is a D-SACK (RFC 2883 §4): the
+        peer got it twice; it is taken out and reported to :meth:`_on_dsack`."""
         base = self.iss.value
         una = self.snd_una_off
         ranges: list[tuple[int, int]] = []
@@ -2132,7 +2201,8 @@ class Connection:
         # RFC 5681 §3.1 counts data octets: the SYN's and the FIN's sequence numbers grow no
         # window (the ACK of a SYN-ACK growing cwnd by one made the next burst's last
         # segment one octet long).
-        acked = min(ack_off, self._data_end) - max(self.snd_una_off, 1)
+        data_end = self._buf_start + len(self._send_buf)
+        acked = min(ack_off, data_end) - max(self.snd_una_off, 1)
         probe = self._rtt_probe
         if echoed:
             self._rtt_from_echo(echoed, now)
@@ -2141,7 +2211,7 @@ class Connection:
             self._rtt_sample(now - probe[1])
             self._rtt_probe = None
         self.snd_una_off = ack_off
-        drop = min(ack_off, self._data_end) - self._buf_start
+        drop = min(ack_off, data_end) - self._buf_start
         if drop > 0:
             del self._send_buf[:drop]
             self._buf_start += drop

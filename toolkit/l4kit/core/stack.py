@@ -36,12 +36,11 @@ The defaults of every bound and timer, and why each was chosen, are in
 from __future__ import annotations
 
 import errno
-import functools
 import hashlib
 import heapq
 import ipaddress
 import itertools
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -70,9 +69,11 @@ from l4kit.core.connection import (
 from l4kit.core.events import (
     ConnectionClosed,
     ConnectionReset,
+    DataReceived,
     DropReason,
     LossRecovery,
     Output,
+    PeerClosed,
     RecoveryStep,
     SegmentDropped,
     SegmentReceived,
@@ -93,6 +94,8 @@ WILDCARDS: Final = frozenset({"0.0.0.0", "::"})
 _FIN: Final = int(TcpFlags.FIN)
 _SYN: Final = int(TcpFlags.SYN)
 _RST: Final = int(TcpFlags.RST)
+# The events no counter of ListenerStats reads: the commonest, skipped by one set lookup.
+_UNCOUNTED: Final = frozenset({SegmentReceived, DataReceived, PeerClosed, ConnectionClosed})
 
 AppFactory = Callable[[FourTuple], Application]
 
@@ -232,8 +235,8 @@ class Stack:
         self._internal_errors = 0
         self._idle_closed = 0
         self._idle_reset = 0
-        self._drops: dict[DropReason, int] = {}
-        self._recovery_steps: dict[RecoveryStep, int] = {}
+        self._drops: Counter[DropReason] = Counter()
+        self._recovery_steps: Counter[RecoveryStep] = Counter()
 
     # ------------------------------------------------------------------ the driver's side
 
@@ -266,7 +269,7 @@ class Stack:
         # re-arms itself at or before ``now`` cannot keep this loop going).
         for conn in due:
             if self._connections.get(conn.key) is conn:
-                self._guarded(conn, sink, functools.partial(conn.on_timer, now, sink), None)
+                self._guarded(conn, sink, None, conn.on_timer, now, sink)
         while self._time_wait:
             record = next(iter(self._time_wait.values()))
             if record.expires_at > now:
@@ -308,7 +311,7 @@ class Stack:
         self._begin(now)
         sink = self._sink
         for conn in list(self._connections.values()):
-            self._guarded(conn, sink, functools.partial(conn.abort_now, sink, why), None)
+            self._guarded(conn, sink, None, conn.abort_now, sink, why)
         for record in list(self._time_wait.values()):
             self._end_time_wait(record, sink, why, None)
         self._time_wait.clear()
@@ -317,15 +320,17 @@ class Stack:
 
     def _begin(self, now: float) -> Output:
         self.now = max(self.now, now)
-        self._sink = Sink(self._pending, now)
+        # Between calls the sink already collects into _pending (socket calls use it).
+        self._sink.now = now
         self._busy = True
         return self._pending
 
     def _end(self) -> Output:
         self._busy = False
-        touched, self._touched = self._touched, []
-        for conn in touched:
-            self._after(conn)
+        if self._touched:
+            touched, self._touched = self._touched, []
+            for conn in touched:
+                self._after(conn)
         out = self._pending
         self._pending = Output()
         self._sink = Sink(self._pending, self.now)
@@ -474,9 +479,7 @@ class Stack:
                 and conn.state is State.SYN_RECEIVED
                 and self._listener_for(conn.key.local) is None
             ):
-                self._guarded(
-                    conn, sink, functools.partial(conn.abort_now, sink, "listening socket closed"), None
-                )
+                self._guarded(conn, sink, None, conn.abort_now, sink, "listening socket closed")
 
     # ------------------------------------------------------------------ inspection
 
@@ -546,7 +549,7 @@ class Stack:
         conn = self._connections.get(key)
         if conn is not None:
             sink.event(SegmentReceived(now, key, segment, conn.state))
-            self._guarded(conn, sink, functools.partial(conn.on_segment, segment, now, sink), segment)
+            self._guarded(conn, sink, segment, conn.on_segment, segment, now, sink)
             return
         record = self._time_wait.get(key)
         if record is not None:
@@ -567,16 +570,18 @@ class Stack:
         self._reset(segment, sink, "RST: port closed")
 
     def _guarded(
-        self, conn: Connection, sink: Sink, work: Callable[[], None], segment: Segment | None
+        self, conn: Connection, sink: Sink, segment: Segment | None, work: Callable[..., None], *args: object
     ) -> None:
-        """Run ``work`` on ``conn``; on any exception reset the connection cleanly (h11's rule):
-        what the work produced is thrown away, the peer gets a RST."""
+        """Run ``work(*args)`` on ``conn`` (``segment``: the one it processes, if any); on any
+        exception reset the connection cleanly (h11's rule): what the work produced is thrown
+        away, the peer gets a RST. The arguments are passed through rather than bound in a
+        ``functools.partial``: this runs for every segment."""
         out = sink.output
         mark_segments, mark_events = len(out.segments), len(out.events)
         before = conn.state
         self._current = conn
         try:
-            work()
+            work(*args)
         except Exception as exc:
             self._current = None
             del out.segments[mark_segments:]
@@ -612,21 +617,18 @@ class Stack:
     def _settle(self, conn: Connection, sink: Sink) -> None:
         """Move ``conn`` to where its new state belongs: the table, TIME-WAIT, or nowhere."""
         state = conn.state
-        if state is not State.SYN_RECEIVED:
+        if conn.counted_half_open and state is not State.SYN_RECEIVED:
             self._uncount_half_open(conn)
-        match state:
-            case State.CLOSED | State.LISTEN:
-                del self._connections[conn.key]
-                conn.scheduled = None
-                sink.event(
-                    ConnectionClosed(sink.now, conn.key, conn.close_why, conn.bytes_in, conn.bytes_out)
-                )
-            case State.TIME_WAIT:
-                del self._connections[conn.key]
-                conn.scheduled = None
-                self._add_time_wait(TimeWait.of(conn, sink.now), sink)
-            case _:
-                self._schedule(conn)
+        if state is State.CLOSED or state is State.LISTEN:
+            del self._connections[conn.key]
+            conn.scheduled = None
+            sink.event(ConnectionClosed(sink.now, conn.key, conn.close_why, conn.bytes_in, conn.bytes_out))
+        elif state is State.TIME_WAIT:
+            del self._connections[conn.key]
+            conn.scheduled = None
+            self._add_time_wait(TimeWait.of(conn, sink.now), sink)
+        else:
+            self._schedule(conn)
 
     def _schedule(self, conn: Connection) -> None:
         deadline = conn.next_deadline()
@@ -802,7 +804,7 @@ class Stack:
             adv_mss=listener.mss,
         )
         self._connections[key] = conn
-        self._guarded(conn, sink, functools.partial(conn.on_segment, segment, now, sink), segment)
+        self._guarded(conn, sink, segment, conn.on_segment, segment, now, sink)
         return True
 
     # ------------------------------------------------------------------ accounting
@@ -811,41 +813,35 @@ class Stack:
         """Update the counters from what one call produced (one place, so a rolled-back
         connection's events are never counted)."""
         self._segments_out += len(out.segments)
+        uncounted = _UNCOUNTED
         for event in out.events:
-            kind = type(event)
-            if kind is SegmentSent:
-                assert isinstance(event, SegmentSent)
+            if type(event) in uncounted:
+                continue
+            if isinstance(event, StateChanged):
+                if event.after is State.ESTABLISHED:
+                    self._established += 1
+            elif isinstance(event, SegmentSent):
                 if event.retransmission:
                     self._retransmissions += 1
                 if int(event.segment.flags) & _RST:
                     self._resets_sent += 1
-            elif kind is SegmentDropped:
-                assert isinstance(event, SegmentDropped)
-                self._drops[event.reason] = self._drops.get(event.reason, 0) + 1
-            elif kind is StateChanged:
-                assert isinstance(event, StateChanged)
-                if event.after is State.ESTABLISHED:
-                    self._established += 1
-            elif kind is SynCookie:
-                assert isinstance(event, SynCookie)
+            elif isinstance(event, SegmentDropped):
+                self._drops[event.reason] += 1
+            elif isinstance(event, SynCookie):
                 if event.accepted:
                     self._cookies_accepted += 1
                 else:
                     self._cookies_sent += 1
-            elif kind is ConnectionReset:
-                assert isinstance(event, ConnectionReset)
+            elif isinstance(event, ConnectionReset):
                 if event.by_peer:
                     self._resets_received += 1
-            elif kind is LossRecovery:
-                assert isinstance(event, LossRecovery)
-                self._recovery_steps[event.step] = self._recovery_steps.get(event.step, 0) + 1
-            elif kind is TimerFired:
-                assert isinstance(event, TimerFired)
-                if event.timer is TimerKind.IDLE:
-                    if event.attempt == 1:
-                        self._idle_closed += 1
-                    else:
-                        self._idle_reset += 1
+            elif isinstance(event, LossRecovery):
+                self._recovery_steps[event.step] += 1
+            elif isinstance(event, TimerFired) and event.timer is TimerKind.IDLE:
+                if event.attempt == 1:
+                    self._idle_closed += 1
+                else:
+                    self._idle_reset += 1
 
 
 __all__ = ["ListenSocket", "ListenerStats", "Stack", "StackConfig"]
