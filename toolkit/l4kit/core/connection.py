@@ -175,11 +175,10 @@ _RTO_TIMER: Final = 0  # RFC 6298 retransmission timeout
 _PTO_TIMER: Final = 1  # RFC 8985 §7.2 probe timeout (a tail loss probe)
 _REORDER_TIMER: Final = 2  # RFC 8985 §6.2 step 5: the reordering window of a possibly lost segment
 
-# The states in which Connection._receive processes a segment (SYN-SENT has its own
-# method; LISTEN, TIME-WAIT and CLOSED belong to the stack).
-_RECEIVING: Final = frozenset(
+# The states after a completed handshake in which the connection is still its own
+# (TIME-WAIT belongs to the stack).
+_HANDSHAKE_DONE: Final = frozenset(
     {
-        State.SYN_RECEIVED,
         State.ESTABLISHED,
         State.FIN_WAIT_1,
         State.FIN_WAIT_2,
@@ -188,6 +187,9 @@ _RECEIVING: Final = frozenset(
         State.LAST_ACK,
     }
 )
+# The states in which Connection._receive processes a segment (SYN-SENT has its own
+# method; LISTEN, TIME-WAIT and CLOSED belong to the stack).
+_RECEIVING: Final = _HANDSHAKE_DONE | {State.SYN_RECEIVED}
 
 _Options = tuple[TcpOption, ...]
 _SYN_LAYOUTS: Final[dict[tuple[int, bool, bool, bool, int], tuple[_Options, _Options]]] = {}
@@ -524,20 +526,8 @@ POLLRDHUP: Final = 0x2000
 def socket_error(code: int, what: str = "") -> OSError:
     """The exception the socket module raises for ``code`` (``ConnectionRefusedError`` for
     ECONNREFUSED, ``BlockingIOError`` for EAGAIN ...), with its errno and strerror."""
-    text = os.strerror(code) + (f": {what}" if what else "")
-    if code == errno.EAGAIN:
-        return BlockingIOError(code, text)
-    if code == errno.ECONNREFUSED:
-        return ConnectionRefusedError(code, text)
-    if code == errno.ECONNRESET:
-        return ConnectionResetError(code, text)
-    if code == errno.ECONNABORTED:
-        return ConnectionAbortedError(code, text)
-    if code == errno.EPIPE:
-        return BrokenPipeError(code, text)
-    if code == errno.ETIMEDOUT:
-        return TimeoutError(code, text)
-    return OSError(code, text)
+    # OSError(errno, text) itself returns the subclass PEP 3151 maps the errno to.
+    return OSError(code, os.strerror(code) + (f": {what}" if what else ""))
 
 
 class Owner(Protocol):
@@ -1124,15 +1114,7 @@ class Connection:
     @property
     def connected(self) -> bool:
         """The handshake completed and the connection was not reset or timed out."""
-        return self.state in (
-            State.ESTABLISHED,
-            State.FIN_WAIT_1,
-            State.FIN_WAIT_2,
-            State.CLOSE_WAIT,
-            State.CLOSING,
-            State.LAST_ACK,
-            State.TIME_WAIT,
-        )
+        return self.state in _HANDSHAKE_DONE or self.state is State.TIME_WAIT
 
     @property
     def closed(self) -> bool:
