@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import io
 import json
+import math
+import random
 import re
 import subprocess
 import sys
@@ -20,12 +22,15 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from test_replay_parallel import mixed_capture
 from test_replay_support import DATA
 
 from l4kit.commands.replay import run_replay
-from l4kit.errors import ConfigError
+from l4kit.errors import ConfigError, L4kitError
 from l4kit.replay import parquet
+from l4kit.replay.model import PREVIEW_BYTES, ReplaySummary, preview
 from l4kit.replay.zeeklog import CONN_FIELDS
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "analytics.md"
@@ -198,9 +203,10 @@ def test_without_pyarrow_the_error_says_how_to_install_it(tmp_path):
     assert len(lines) == 1 and "pip install 'l4kit[parquet]'" in lines[0], result.stderr
 
 
-def test_the_command_writes_the_same_tables_without_importing_pandas(capture, tmp_path):
-    """The command spares pyarrow's probe for pandas (skip_pandas_probe): it writes the
-    same tables as run_replay, pandas stays unimported, and still imports afterwards."""
+def test_the_command_writes_the_same_tables_without_importing_numpy_or_pandas(capture, tmp_path):
+    """The command imports pyarrow without numpy and pandas (import_pyarrow_alone): it
+    writes the same tables as run_replay, neither is imported, both still import
+    afterwards."""
     conns, packets = write_parquet(capture, tmp_path)
     out = tmp_path / "cli"
     out.mkdir()
@@ -212,7 +218,7 @@ try:
          "--packets", {str(out / "packets.parquet")!r}], prog_name="l4kit")
 except SystemExit as exc:
     assert not exc.code, exc.code
-assert "pandas" not in sys.modules
+assert "pandas" not in sys.modules and "numpy" not in sys.modules
 import pandas
 print(pandas.__name__)
 """
@@ -221,3 +227,92 @@ print(pandas.__name__)
     assert done.stdout.strip().endswith("pandas")
     assert pq.read_table(out / "conn.parquet").equals(pq.read_table(conns))
     assert pq.read_table(out / "packets.parquet").equals(pq.read_table(packets))
+
+
+# ---------------------------------------------------------------- the packed values
+
+
+def _times() -> list[float]:
+    """Relative times as replay makes them (differences of two epoch times, multiples of
+    2**-22 there), exact halves of a microsecond and of a nanosecond (ties both ways),
+    and the bounds of the fast paths."""
+    rng = random.Random(21)
+    epoch = 1_795_532_896.394930
+    times = [0.0, -0.0, 5e-324, 1e-10, 4e-10, 5e-10, 6e-10, 2.5e-7, 0.5e-6, 1.5e-6, 2.5e-6]
+    times += [(epoch + rng.uniform(0, 3600)) - epoch for _ in range(3000)]
+    times += [k * 2.0**-22 for k in range(0, 1 << 16, 97)]
+    times += [m * 2.0**-10 for m in range(1, 4000, 2)]  # x * 1e9 ends in exactly .5
+    times += [(2 * m + 1) * 5e-7 for m in range(2000)]  # x * 1e6 near .5, not exactly
+    times += [rng.uniform(0, 1e7) for _ in range(2000)]
+    times += [4e6, 4.5e6, 4e9, 1e12, -1.5e-6, -3.0, 1e300]
+    times += [math.nextafter(t, math.inf) for t in times] + [math.nextafter(t, -math.inf) for t in times]
+    return times
+
+
+def test_times_round_exactly_as_python_does():
+    """rounded() takes a shortcut past round(): the same double, sign of zero included,
+    for 6 and 9 digits; micros() is round(seconds * 1e6)."""
+    for x in _times():
+        for digits in (6, 9):
+            got, expected = parquet.rounded(x, digits), round(x, digits)
+            assert got == expected and math.copysign(1, got) == math.copysign(1, expected), (x, digits)
+        if abs(x) < 1e290:
+            epoch = 1_795_532_896.394930 + x
+            assert parquet.micros(epoch) == round(epoch * 1e6), x
+            assert parquet.micros(x) == round(x * 1e6), x
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False, min_value=-1e12, max_value=1e12))
+def test_times_round_exactly_as_python_does_property(x):
+    assert parquet.rounded(x, 9) == round(x, 9)
+    assert parquet.rounded(x, 6) == round(x, 6)
+    assert parquet.micros(x) == round(x * 1e6)
+
+
+def test_payload_preview_bytes_are_the_preview_for_every_octet():
+    """preview_bytes escapes in C: the same text as preview(), in UTF-8, for each octet
+    alone, beside quotes and backslashes, and cut at PREVIEW_BYTES."""
+    tricky = b"\\'\"\n\r\t\x00\x7f\x80\xff a"
+    heads = [bytes([b]) for b in range(256)]
+    heads += [bytes([b]) + t for b in range(256) for t in (b"\\", b"'", b'"')]
+    heads += [tricky, tricky * 4, bytes(range(256))[: PREVIEW_BYTES + 1]]
+    for head in heads:
+        for length in (len(head), len(head) + 1, PREVIEW_BYTES + 1):
+            assert parquet.preview_bytes(head, length) == preview(head, length).encode(), (head, length)
+
+
+def test_packets_survive_the_text_between_processes(capture, tmp_path):
+    """A connection's packets as a worker sends them (connection_text) give the rows its
+    report gives in this process: nulls, notes, previews, port reuse and all."""
+    from l4kit.replay.runner import ReplayOptions, probe, replay_captures
+
+    reports = []
+    replay_captures([probe(str(capture))], lambda _i, r: reports.append(r), ReplayOptions())
+    assert any(None in (rec[5] for rec in r.rows) for r in reports)  # ack nulls
+    assert any(rec[9] for r in reports for rec in r.rows)  # notes
+    assert any(rec[6] for r in reports for rec in r.rows)  # payload
+    paths = {}
+    for how in ("values", "text"):
+        paths[how] = (tmp_path / f"{how}.parquet", tmp_path / f"{how}-packets.parquet")
+        writer = parquet.ParquetWriter(str(paths[how][0]), str(paths[how][1]))
+        for r in reports:
+            if how == "values":
+                writer(r)
+            else:
+                writer.write_text(writer.format(r))
+        writer.close(ReplaySummary(file=str(capture)))
+    for values, text in zip(paths["values"], paths["text"], strict=True):
+        assert pq.read_table(text).equals(pq.read_table(values))
+    packets = pq.read_table(paths["text"][1])
+    packets.validate(full=True)
+    assert packets.num_rows == sum(len(r.rows) for r in reports)
+    assert packets["ack"].null_count == sum(rec[5] is None for r in reports for rec in r.rows)
+
+
+def test_a_cut_packet_text_is_an_error_not_rows(tmp_path):
+    writer = parquet.ParquetWriter(str(tmp_path / "c.parquet"), str(tmp_path / "p.parquet"))
+    row = [0.0] * len(parquet.CONNECTION_COLUMNS)
+    with pytest.raises(L4kitError, match="cut short"):
+        writer.write_text(json.dumps([row, [3, [], [], []]]) + " AAAA")
+    writer.discard()
+    assert not list(tmp_path.iterdir())

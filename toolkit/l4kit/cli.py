@@ -206,10 +206,10 @@ def replay(  # noqa: PLR0917 - one parameter per command-line option
     from l4kit.commands.replay import run_replay
 
     if format.value == "parquet" and not dask:
-        from l4kit.replay.parquet import skip_pandas_probe
+        from l4kit.replay.parquet import import_pyarrow_alone
 
         with contextlib.suppress(L4kitError):  # no pyarrow: run_replay says how to install it
-            skip_pandas_probe()
+            import_pyarrow_alone()
     code = run_replay(
         [str(f) for f in files],
         fmt=format.value,

@@ -387,6 +387,8 @@ def _run_local(  # noqa: PLR0917
             processes,
             watch=watch,
             on_start=on_start,
+            # Parquet's rows are values: this process's own go in without a text between
+            write_report=getattr(writer, "write_report", None),
         )
     sink_of: Callable[[ConnectionReport], None]
     if writer is not None:

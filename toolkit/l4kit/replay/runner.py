@@ -409,11 +409,14 @@ def replay_split(
     *,
     watch: Callable[[CaptureReader | None], None] | None = None,
     on_start: Callable[[float | None], None] | None = None,
+    write_report: Callable[[ConnectionReport], None] | None = None,
 ) -> RunResult:
     """:func:`replay_captures` with the connections split between ``jobs`` processes
     (:mod:`l4kit.replay.parallel`): each report's text (``format_report``) goes to
     ``write`` in the order one process would write it. Every capture must be a
-    regular file (each process reads it)."""
+    regular file (each process reads it). ``write_report``: takes this process's own
+    reports as they are, in their place in that order, where making their text only to
+    read it back would be wasted (Parquet)."""
     from l4kit.replay import parallel
 
     own: list[RunResult] = []
@@ -422,10 +425,14 @@ def replay_split(
         def sink(index: int, report: ConnectionReport) -> None:
             emit(index, format_report(report))
 
+        def keep(index: int, report: ConnectionReport) -> None:
+            assert write_report is not None
+            write_report(report)
+
         parent = shard == 0
         result = replay_captures(
             captures,
-            sink,
+            keep if parent and write_report is not None else sink,
             options,
             shards=jobs,
             shard=shard,
@@ -451,8 +458,8 @@ SPLITTABLE_FORMATS: Final = ("json", "zeek", "zeek-json", "parquet")
 
 def formatter(fmt: str, *, with_packets: bool = False) -> Callable[[ConnectionReport], str]:
     """The function that makes one connection's text in format ``fmt`` (one of
-    :data:`SPLITTABLE_FORMATS`); for Parquet, the JSON of its rows
-    (:func:`l4kit.replay.parquet.connection_text`)."""
+    :data:`SPLITTABLE_FORMATS`); for Parquet, its rows as
+    :func:`l4kit.replay.parquet.connection_text` writes them."""
     if fmt == "json":
         from l4kit.replay.jsontext import connection_json_text
 
