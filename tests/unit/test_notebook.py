@@ -238,6 +238,15 @@ def test_text_and_html_rendering_escape_payloads():
     assert "ESTABLISHED" in text and "checksum l4kit" in text
 
 
+def test_header_fields_name_the_flags_in_bit_order():
+    stepper = Stepper()
+    syn, syn_ack = stepper.step(), stepper.step()
+    assert dict(syn.header_fields())["flags"] == "S (SYN)"
+    assert dict(syn_ack.header_fields())["flags"] == "SA (SYN+ACK)"
+    data = [stepper.step() for _ in range(2)][-1]
+    assert dict(data.header_fields())["flags"] == "PA (PSH+ACK)"
+
+
 def test_sequence_diagram_mermaid_and_drawing():
     stepper = Stepper()
     stepper.run()

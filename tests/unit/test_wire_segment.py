@@ -18,7 +18,7 @@ from wire_strategies import segments
 
 from l4kit.checksum import ChecksumStatus
 from l4kit.wire.flags import TcpFlags
-from l4kit.wire.options import TcpOption
+from l4kit.wire.options import MaxSegmentSize, SackPermitted, TcpOption, Timestamps, WindowScale
 from l4kit.wire.segment import Endpoint, FourTuple, Segment
 from l4kit.wire.seqnum import SeqNum
 
@@ -102,3 +102,26 @@ def test_a_segment_is_never_equal_to_something_else() -> None:
     seg = Segment(src="10.0.0.1", dst="10.0.0.2", sport=1, dport=2, seq=SeqNum(7), flags=TcpFlags.ACK)
     assert seg != reference_of(seg)
     assert seg != (seg.src, seg.dst)
+
+
+@given(segments())
+def test_option_accessors_read_the_first_option_of_their_kind(seg: Segment) -> None:
+    def first(kind: type) -> Any:
+        return next((opt for opt in seg.options if isinstance(opt, kind)), None)
+
+    mss, wscale, stamps = first(MaxSegmentSize), first(WindowScale), first(Timestamps)
+    assert seg.option(MaxSegmentSize) is mss
+    assert seg.mss == (None if mss is None else mss.value)
+    assert seg.window_scale == (None if wscale is None else wscale.shift)
+    assert seg.timestamps is stamps
+    assert seg.sack_permitted == (first(SackPermitted) is not None)
+
+
+def test_option_is_none_without_that_kind() -> None:
+    seg = Segment(
+        src="10.0.0.1", dst="10.0.0.2", sport=1, dport=2, seq=SeqNum(1), flags=TcpFlags.SYN,
+        options=(WindowScale(7), MaxSegmentSize(1460), MaxSegmentSize(536)),
+    )  # fmt: skip
+    assert seg.option(Timestamps) is None
+    assert seg.option(MaxSegmentSize) == MaxSegmentSize(1460)
+    assert (seg.mss, seg.window_scale, seg.timestamps, seg.sack_permitted) == (1460, 7, None, False)

@@ -35,6 +35,10 @@ app = typer.Typer(
 )
 
 
+#: ``--format`` / ``-f`` of the commands whose formats are their type's values.
+FORMAT_OPTION = typer.Option("--format", "-f", help="Output format.")
+
+
 class ReplayFormat(enum.StrEnum):
     table = "table"
     json = "json"
@@ -125,9 +129,7 @@ def replay(  # noqa: PLR0917 - one parameter per command-line option
         int | None,
         typer.Option(min=0, help="Only this connection (its id in the summary, as tshark's tcp.stream)."),
     ] = None,
-    format: Annotated[
-        ReplayFormat, typer.Option("--format", "-f", help="Output format.")
-    ] = ReplayFormat.table,
+    format: Annotated[ReplayFormat, FORMAT_OPTION] = ReplayFormat.table,
     step: Annotated[
         bool,
         typer.Option(
@@ -311,9 +313,7 @@ def liveplay(  # noqa: PLR0917 - one parameter per command-line option
         list[int] | None,
         typer.Option(min=0, help="Only this connection (its id in replay's summary); repeatable."),
     ] = None,
-    format: Annotated[
-        OutputFormat, typer.Option("--format", "-f", help="Output format.")
-    ] = OutputFormat.table,
+    format: Annotated[OutputFormat, FORMAT_OPTION] = OutputFormat.table,
     timing: Annotated[
         Timing,
         typer.Option(
@@ -473,13 +473,11 @@ def drill(  # noqa: PLR0917 - one parameter per command-line option
     send_omit_free: Annotated[
         bool, typer.Option("--send-omit-free", "--send_omit_free", hidden=True, help="Accepted, no effect.")
     ] = False,
-    format: Annotated[
-        OutputFormat, typer.Option("--format", "-f", help="Output format.")
-    ] = OutputFormat.table,
+    format: Annotated[OutputFormat, FORMAT_OPTION] = OutputFormat.table,
     pcap: Annotated[
         Path | None, typer.Option(help="Write every packet of the runs to this pcap file.")
     ] = None,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --pcap file.")] = False,
+    force: ForceOption = False,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Show the table of every script, not only failing ones.")
     ] = False,

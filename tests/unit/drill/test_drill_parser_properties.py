@@ -34,7 +34,7 @@ from l4kit.drill.script.model import (
     TimeKind,
     Word,
 )
-from l4kit.drill.script.parser import written_length
+from l4kit.drill.script.options import written_length
 from l4kit.drill.script.printer import format_script
 from l4kit.wire.options import (
     EndOfOptions,

@@ -8,6 +8,7 @@ methods, which wait on a condition variable until the core's readiness says the 
 can complete, or until their timeout. Every call into the core holds one lock; what it
 sends goes to ``transmit`` (under that lock, in order), and ``wake`` tells the driver's
 thread that a deadline may have moved (a ``send`` armed a retransmission timer).
+:class:`TimerThread` is that thread for drivers whose other threads block on I/O.
 
 Errors are those of the non-blocking API (:func:`~l4kit.core.connection.socket_error`):
 ``ConnectionRefusedError``, ``ConnectionResetError``, ``TimeoutError`` ..., and
@@ -20,7 +21,7 @@ import errno
 import functools
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from l4kit.core.connection import Connection, socket_error
@@ -29,6 +30,9 @@ from l4kit.core.stack import AppFactory, ListenSocket, Stack
 from l4kit.wire.segment import Endpoint, Segment
 
 T = TypeVar("T")
+
+#: A timer source: when it is next due (None: nothing armed), and what runs it then.
+Timer = tuple[Callable[[], float | None], Callable[[], object]]
 
 
 class BlockingStack:
@@ -189,3 +193,46 @@ class BlockingListener:
 
     def close(self) -> None:
         self._owner._call(self.sock.close)
+
+
+class TimerThread:
+    """A thread that runs timers when they are due and otherwise sleeps until the
+    earliest deadline, or until :meth:`wake` says a deadline may have moved."""
+
+    def __init__(self, name: str, clock: Callable[[], float] = time.monotonic) -> None:
+        self.name = name
+        self.closing = False
+        self._clock = clock
+        self._wakeup = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, timers: Sequence[Timer]) -> None:
+        """Run ``timers`` (the first one due runs first) until :meth:`stop`."""
+        self._thread = threading.Thread(target=self._run, args=(tuple(timers),), name=self.name, daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    def stop(self) -> None:
+        self.closing = True
+        self._wakeup.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self, timers: tuple[Timer, ...]) -> None:
+        while True:
+            self._wakeup.clear()
+            if self.closing:
+                return
+            now = self._clock()
+            deadlines = []
+            for poll_at, run in timers:
+                due = poll_at()
+                if due is not None and due <= now:
+                    run()
+                    break
+                if due is not None:
+                    deadlines.append(due)
+            else:
+                self._wakeup.wait(min(deadlines) - now if deadlines else None)

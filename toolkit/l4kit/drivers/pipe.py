@@ -16,8 +16,8 @@ a timer thread runs the timers of both.
 
 from __future__ import annotations
 
+import functools
 import os
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -26,7 +26,7 @@ from typing import Protocol
 from l4kit.core.config import StackConfig
 from l4kit.core.events import Output
 from l4kit.core.stack import Stack
-from l4kit.drivers.blocking import BlockingStack
+from l4kit.drivers.blocking import BlockingStack, TimerThread
 from l4kit.drivers.client import ClientSocket
 from l4kit.drivers.transitions import SegmentRow, TransitionRecorder
 from l4kit.wire.segment import Endpoint, FourTuple, Segment
@@ -58,14 +58,15 @@ class PipeClient:
         self.server = server
         self.local_address = local_address
         self.stack = Stack(config or StackConfig(secret=os.urandom(32)))
-        self.blocking = BlockingStack(self.stack, self._carry, clock=clock, wake=self._wake)
+        self._timers = TimerThread("l4kit-pipe-timers", clock)
+        self.blocking = BlockingStack(self.stack, self._carry, clock=clock, wake=self._timers.wake)
         self._clock = clock
         self._recorder = TransitionRecorder()
         self._rows: dict[FourTuple, list[SegmentRow]] = {}
-        self._wakeup = threading.Event()
-        self._closing = False
-        self._timers = threading.Thread(target=self._run_timers, name="l4kit-pipe-timers", daemon=True)
-        self._timers.start()
+        # The server core's timers run under the lock too: what they send reaches the client core.
+        server_due = functools.partial(self.blocking.locked, server.poll_at)
+        server_run = functools.partial(self.blocking.call, self._server_tick)
+        self._timers.start([(self.blocking.poll_at, self.blocking.tick), (server_due, server_run)])
 
     def connect(
         self, host: str, port: int, *, source_port: int = 0, timeout: float | None = 10.0
@@ -100,7 +101,7 @@ class PipeClient:
         the server's answers back, until both are quiet."""
         self._record(out)
         self._to_server(deque(out.segments))
-        self._wakeup.set()
+        self._timers.wake()
 
     def _to_server(self, queue: deque[Segment]) -> None:
         carried = 0
@@ -130,34 +131,12 @@ class PipeClient:
             queue.extend(out.segments)
         self._to_server(queue)
 
-    def _wake(self) -> None:
-        self._wakeup.set()
-
-    def _run_timers(self) -> None:
-        while True:
-            self._wakeup.clear()
-            if self._closing:
-                return
-            now = self._clock()
-            due_client = self.blocking.poll_at()
-            due_server = self.blocking.locked(self.server.poll_at)
-            if due_client is not None and due_client <= now:
-                self.blocking.tick()
-                continue
-            if due_server is not None and due_server <= now:
-                self.blocking.call(self._server_tick)
-                continue
-            dues = [d for d in (due_client, due_server) if d is not None]
-            self._wakeup.wait(min(dues) - now if dues else None)
-
     def close(self) -> None:
         """Reset what is still open in the client core; stop the timer thread."""
-        if self._closing:
+        if self._timers.closing:
             return
         self.blocking.shutdown()
-        self._closing = True
-        self._wakeup.set()
-        self._timers.join(timeout=5)
+        self._timers.stop()
 
     def __enter__(self) -> PipeClient:
         return self

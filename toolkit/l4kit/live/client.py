@@ -62,7 +62,7 @@ from l4kit.codecs.fast import FastCodec
 from l4kit.core import StackConfig
 from l4kit.core.events import Output
 from l4kit.core.stack import Stack
-from l4kit.drivers.blocking import BlockingStack
+from l4kit.drivers.blocking import BlockingStack, TimerThread
 from l4kit.drivers.client import ClientSocket
 from l4kit.drivers.transitions import SegmentRow, TransitionRecorder
 from l4kit.errors import ConfigError, L4kitError, ParseError
@@ -208,7 +208,8 @@ class Client:
         self.command = command
         self.encode: FrameEncoder = frame_encoder(codec)
         self.stack = Stack(config or StackConfig(secret=os.urandom(32)))
-        self.blocking = BlockingStack(self.stack, self._transmit, wake=self._wake)
+        self._timers = TimerThread("l4kit-client-timers")
+        self.blocking = BlockingStack(self.stack, self._transmit, wake=self._timers.wake)
         self.frames_in = 0
         self.frames_out = 0
         self.send_errors = 0
@@ -219,14 +220,12 @@ class Client:
         self._held: dict[FourTuple, _Held] = {}
         self._links: dict[tuple[str, bool], Link] = {}
         self._setup = threading.Lock()  # links and filters (never held while waiting on the core)
-        self._wakeup = threading.Event()
-        self._closing = False
         self._pcap: PcapWriterThread | None = None
         if pcap is not None:
             check_new_file(pcap, overwrite=force, option="--pcap")
             self._pcap = PcapWriterThread(pcap, overwrite=force)
-        self._timers = threading.Thread(target=self._run_timers, name="l4kit-client-timers", daemon=True)
-        self._timers.start()
+        # The core's timers run on their own thread: the sniffers block on their sockets.
+        self._timers.start([(self.blocking.poll_at, self.blocking.tick)])
 
     # ------------------------------------------------------------------ sockets
 
@@ -248,7 +247,7 @@ class Client:
         (no answer within ``timeout``, or the SYN retransmissions ran out),
         :class:`~l4kit.errors.ConfigError` for what the host cannot do (no route, the
         port in use, no such interface)."""
-        if self._closing:
+        if self._timers.closing:
             raise ConfigError("the client is closed")
         if not 1 <= port <= 65535:
             raise ConfigError(f"port {port}: not in 1-65535")
@@ -373,23 +372,7 @@ class Client:
                     self._pcap.write(time.time(), frame)
             else:
                 self.send_errors += 1
-        self._wakeup.set()
-
-    def _wake(self) -> None:
-        self._wakeup.set()
-
-    def _run_timers(self) -> None:
-        """The core's timers, on their own thread: the sniffers block on their sockets."""
-        while True:
-            self._wakeup.clear()
-            if self._closing:
-                return
-            due = self.blocking.poll_at()
-            now = time.monotonic()
-            if due is not None and due <= now:
-                self.blocking.tick()
-                continue
-            self._wakeup.wait(None if due is None else due - now)
+        self._timers.wake()
 
     def failure(self) -> BaseException | None:
         """An exception a sniffer thread met (None: all well)."""
@@ -399,7 +382,7 @@ class Client:
 
     def close(self) -> None:
         """Reset what is still open, undo every change to the host, stop the threads."""
-        if self._closing:
+        if self._timers.closing:
             return
         try:
             for held in list(self._held.values()):
@@ -415,9 +398,7 @@ class Client:
                     self._release(held)
                 except BaseException as exc:  # restore the others all the same
                     errors.append(exc)
-            self._closing = True
-            self._wakeup.set()
-            self._timers.join(timeout=5)
+            self._timers.stop()
             for link in self._links.values():
                 link.close()
             self._links.clear()

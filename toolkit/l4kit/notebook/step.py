@@ -246,21 +246,9 @@ def _label_flags(seg: Segment, sender: str) -> str:
     return "ACK" if flags & TcpFlags.ACK else "no flags"
 
 
-_FLAG_NAMES: Final = {
-    TcpFlags.FIN: "FIN",
-    TcpFlags.SYN: "SYN",
-    TcpFlags.RST: "RST",
-    TcpFlags.PSH: "PSH",
-    TcpFlags.ACK: "ACK",
-    TcpFlags.URG: "URG",
-    TcpFlags.ECE: "ECE",
-    TcpFlags.CWR: "CWR",
-    TcpFlags.NS: "NS",
-}
-
-
 def _flag_names(flags: TcpFlags) -> str:
-    return "+".join(name for bit, name in _FLAG_NAMES.items() if flags & bit) or "none"
+    """The names of the set bits joined by ``+`` (``SYN+ACK``), in bit order."""
+    return "+".join(str(bit.name) for bit in TcpFlags if flags & bit) or "none"
 
 
 def _option_text(option: TcpOption) -> str:

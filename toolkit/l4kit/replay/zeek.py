@@ -255,12 +255,10 @@ class ZeekConnection:
         """
         ep, peer = (self.orig, self.resp) if is_orig else (self.resp, self.orig)
         control = flags & _SYN_FIN_RST
-        if not control and ep.state != INACTIVE:
-            # The common case, data or an ACK from a side already seen: the same steps
-            # as below with what cannot apply left out (the endpoint is initialised, the
-            # state machine does not move, no counter of control flags changes).
-            st = ep.state
-            rel_seq = (seq - ep.start_seq) & MASK
+        if not control:
+            # update_history for data and ACKs (the control flags' letters need the
+            # endpoint initialised: _history, below). Endpoint initialisation comes first in
+            # Zeek, but neither reads nor writes what this does.
             if payload_len:
                 if not ep.seen & _SEEN_DATA:
                     ep.seen |= _SEEN_DATA
@@ -268,6 +266,12 @@ class ZeekConnection:
             elif flags & ACK and not ep.seen & _SEEN_ACK:
                 ep.seen |= _SEEN_ACK
                 self.history.append("A" if is_orig else "a")
+        if not control and ep.state != INACTIVE:
+            # The common case, data or an ACK from a side already seen: the same steps
+            # as below with what cannot apply left out (the endpoint is initialised, the
+            # state machine does not move, no counter of control flags changes).
+            st = ep.state
+            rel_seq = (seq - ep.start_seq) & MASK
             if window == 0 and peer.state != CLOSED and st != RESET:
                 ep.zero_windows = self._scaled(ep, ep.zero_windows, "W")
             rel_ack = 0
@@ -329,16 +333,7 @@ class ZeekConnection:
         rel_seq = (seq - ep.start_seq) & MASK
         seq_underflow = seq_lt(seq, ep.start_seq)
 
-        # update_history, the common cases first
-        if not control:
-            if payload_len:
-                if not ep.seen & _SEEN_DATA:
-                    ep.seen |= _SEEN_DATA
-                    self.history.append("D" if is_orig else "d")
-            elif flags & ACK and not ep.seen & _SEEN_ACK:
-                ep.seen |= _SEEN_ACK
-                self.history.append("A" if is_orig else "a")
-        else:
+        if control:  # update_history (data and ACKs: above)
             self._history(ep, flags, rel_seq, payload_len)
 
         # update_window: zero windows are interesting unless they come with or after a

@@ -40,7 +40,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.markup import escape
@@ -406,25 +406,18 @@ _DIM = Style.parse("dim")
 _NEW_LINE = RichSegment.line()
 
 
+@dataclass(frozen=True, slots=True)
 class ConnectionLine:
     """One connection on one line, for when full tables would slow the responder:
     ``127.0.0.1:40000 → 127.0.0.1:8888  S→ ←SA A→ PA→ ←PA ←FA A→ FA→ ←A  9 segments, 4.1 ms: TIME-WAIT``
     (each segment's flags in order, the client's with → after them, the server's with ← before)."""
 
-    def __init__(
-        self,
-        key: FourTuple,
-        rows: Sequence[TransitionRow],
-        status: str,
-        *,
-        omitted: int = 0,
-        continued: bool = False,
-    ) -> None:
-        self.key = key
-        self.rows = rows
-        self.status = status
-        self.omitted = omitted
-        self.continued = continued
+    key: FourTuple
+    rows: Sequence[TransitionRow]
+    status: str
+    _: KW_ONLY
+    omitted: int = 0
+    continued: bool = False
 
     def plain(self) -> str:
         """The line as text, however wide."""
@@ -461,6 +454,7 @@ class ConnectionLine:
 # ---------------------------------------------------------------- pacing: tables, lines or counts
 
 
+@dataclass
 class DisplayPacer:
     """How the next due connection is shown: full table, one line, or only counted.
 
@@ -475,23 +469,19 @@ class DisplayPacer:
     an argument: nothing here reads the time.
     """
 
-    def __init__(
-        self,
-        clock: Callable[[], float],
-        *,
-        share: float = RENDER_SHARE,
-        burst: float = RENDER_BURST,
-        max_lag: float = MAX_LAG,
-        caught_up_lag: float = CAUGHT_UP_LAG,
-    ) -> None:
-        self.clock = clock
-        self.share = share
-        self.burst = burst
-        self.max_lag = max_lag
-        self.caught_up_lag = caught_up_lag
-        self.credit = burst
-        self.behind = False
-        self._at = clock()
+    clock: Callable[[], float]
+    _: KW_ONLY
+    share: float = RENDER_SHARE
+    burst: float = RENDER_BURST
+    max_lag: float = MAX_LAG
+    caught_up_lag: float = CAUGHT_UP_LAG
+    credit: float = field(init=False)
+    behind: bool = field(default=False, init=False)
+    _at: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.credit = self.burst
+        self._at = self.clock()
 
     def _refill(self) -> None:
         now = self.clock()

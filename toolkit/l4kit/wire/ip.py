@@ -235,6 +235,14 @@ def decode_ip(buf: bytes) -> tuple[IPv4Header | IPv6Header, bytes]:
 # ---------------------------------------------------------------- encode
 
 
+def _address_pair(src: str, dst: str, version: int) -> tuple[bytes, bytes]:
+    """Both addresses as the packed octets of an IPv``version`` header."""
+    packed = address_bytes(src), address_bytes(dst)
+    if any(len(address) != (4 if version == 4 else 16) for address in packed):
+        raise EncodeError(f"IPv{version} header with a non-IPv{version} address: {src} -> {dst}")
+    return packed
+
+
 def encode_ipv4(header: IPv4Header, payload: bytes) -> bytes:
     """The IPv4 header followed by ``payload``.
 
@@ -252,10 +260,7 @@ def encode_ipv4(header: IPv4Header, payload: bytes) -> bytes:
         | (_FLAG_MF if header.more_fragments else 0)
         | header.fragment_offset
     )
-    src = address_bytes(header.src)
-    dst = address_bytes(header.dst)
-    if len(src) != 4 or len(dst) != 4:
-        raise EncodeError(f"IPv4 header with a non-IPv4 address: {header.src} -> {header.dst}")
+    src, dst = _address_pair(header.src, header.dst, 4)
     try:
         fixed = _IPV4.pack(
             0x40 | header_len // 4,
@@ -285,10 +290,7 @@ def encode_ipv6(header: IPv6Header, payload: bytes) -> bytes:
         raise EncodeError(
             f"IPv6 traffic class {header.traffic_class} / flow label {header.flow_label} out of range"
         )
-    src = address_bytes(header.src)
-    dst = address_bytes(header.dst)
-    if len(src) != 16 or len(dst) != 16:
-        raise EncodeError(f"IPv6 header with a non-IPv6 address: {header.src} -> {header.dst}")
+    src, dst = _address_pair(header.src, header.dst, 6)
     try:
         fixed = _IPV6.pack(
             (6 << 28) | (header.traffic_class << 20) | header.flow_label,

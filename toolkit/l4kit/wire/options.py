@@ -20,6 +20,12 @@ KIND_SACK: Final = 5
 KIND_TIMESTAMPS: Final = 8
 
 
+def _check_field(value: int, bits: int, what: str) -> None:
+    """An option field must fit the octets the option gives it on the wire."""
+    if not 0 <= value < 1 << bits:
+        raise ValueError(f"{what} {value} does not fit in {bits} bits")
+
+
 @dataclass(frozen=True, slots=True)
 class EndOfOptions:
     """Kind 0, one octet. Everything after it in the header is padding,
@@ -41,8 +47,7 @@ class MaxSegmentSize:
     value: int
 
     def __post_init__(self) -> None:
-        if not 0 <= self.value <= 0xFFFF:
-            raise ValueError(f"MSS {self.value} does not fit in 16 bits")
+        _check_field(self.value, 16, "MSS")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +58,7 @@ class WindowScale:
     shift: int
 
     def __post_init__(self) -> None:
-        if not 0 <= self.shift <= 0xFF:
-            raise ValueError(f"window scale {self.shift} does not fit in 8 bits")
+        _check_field(self.shift, 8, "window scale")
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,13 +8,15 @@ It says nothing about link layers, IP identification or TTL: the codecs
 
 from __future__ import annotations
 
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, TypeVar
 
 from l4kit.checksum import ChecksumStatus
 from l4kit.wire.flags import TcpFlags
 from l4kit.wire.options import MaxSegmentSize, SackPermitted, TcpOption, Timestamps, WindowScale
 from l4kit.wire.seqnum import SeqNum
 from l4kit.wire.value import FrozenValue, pure_python_init
+
+_Option = TypeVar("_Option", bound=TcpOption)
 
 
 class Endpoint(NamedTuple):
@@ -131,30 +133,30 @@ class Segment(FrozenValue):
     def is_ipv6(self) -> bool:
         return ":" in self.src
 
+    def option(self, kind: type[_Option]) -> _Option | None:
+        """The first option of class ``kind`` the segment carries, None if it has none."""
+        for opt in self.options:
+            if isinstance(opt, kind):
+                return opt
+        return None
+
     @property
     def mss(self) -> int | None:
-        for opt in self.options:
-            if isinstance(opt, MaxSegmentSize):
-                return opt.value
-        return None
+        opt = self.option(MaxSegmentSize)
+        return None if opt is None else opt.value
 
     @property
     def window_scale(self) -> int | None:
-        for opt in self.options:
-            if isinstance(opt, WindowScale):
-                return opt.shift
-        return None
+        opt = self.option(WindowScale)
+        return None if opt is None else opt.shift
 
     @property
     def sack_permitted(self) -> bool:
-        return any(isinstance(opt, SackPermitted) for opt in self.options)
+        return self.option(SackPermitted) is not None
 
     @property
     def timestamps(self) -> Timestamps | None:
-        for opt in self.options:
-            if isinstance(opt, Timestamps):
-                return opt
-        return None
+        return self.option(Timestamps)
 
     def with_(self, **changes: Any) -> Segment:
         """A copy with some fields changed (``dataclasses.replace``)."""

@@ -399,16 +399,7 @@ def _child_run(script: Script, config: RunConfig, directory: Path) -> ScriptResu
         runner = Runner(script, target, config)
         passed, failure = runner.run()
         frames = target.frames() if config.capture else []
-        return ScriptResult(
-            path=script.path,
-            target="kernel",
-            passed=passed,
-            failure=failure,
-            lines=runner.records,
-            duration_s=time.monotonic() - start,
-            frames=frames,
-            output="".join(runner.output),
-        )
+        return runner.result("kernel", passed, failure, time.monotonic() - start, frames)
     finally:
         target.close()
 

@@ -272,6 +272,21 @@ class Runner:
 
     # ------------------------------------------------------------ the run
 
+    def result(
+        self, target: str, passed: bool, failure: Failure | None, duration_s: float, frames: list[Frame]
+    ) -> ScriptResult:
+        """The result of :meth:`run` (``passed``, ``failure``) on ``target``, as reported."""
+        return ScriptResult(
+            path=self.script.path,
+            target=target,
+            passed=passed,
+            failure=failure,
+            lines=self.records,
+            duration_s=duration_s,
+            frames=frames,
+            output="".join(self.output),
+        )
+
     def run(self) -> tuple[bool, Failure | None]:
         script = self.script
         failure: Failure | None = None

@@ -137,6 +137,41 @@ def call_args(call: Syscall, count: int | tuple[int, ...]) -> tuple[Expression, 
     return call.args
 
 
+def accepted(outcome: CallOutcome, sockets: Sockets, script_fd: int, live: object) -> CallOutcome:
+    """An accept() that returned ``script_fd`` as the script expects: its ``outcome``, or a
+    mismatch when no connection whose handshake the script played is there to take it."""
+    if sockets.accepted(script_fd, live) is not None:
+        return outcome
+    return CallOutcome(
+        outcome.shown,
+        _mismatch(
+            "accept",
+            "a connection the script opened",
+            "none",
+            "unable to find socket matching accept() call",
+        ),
+    )
+
+
+def check_revents(
+    outcome: CallOutcome, wanted: list[int], revents: list[int], show: Callable[[int], str]
+) -> CallOutcome | None:
+    """poll()'s ``outcome`` failed at the first pollfd whose revents are not the script's
+    (each written by ``show``), or ``None`` when all are."""
+    for index, (want, got) in enumerate(zip(wanted, revents, strict=True)):
+        if want != got:
+            return CallOutcome(
+                outcome.shown,
+                _mismatch(
+                    "revents",
+                    show(want),
+                    show(got),
+                    f"Expected revents of {show(want)} but got {show(got)} for pollfd {index}",
+                ),
+            )
+    return None
+
+
 def pollfds(
     fds: Expression, nfds: Expression, resolve: Callable[[Expression], _Fd]
 ) -> list[tuple[_Fd, int, int]]:
@@ -295,6 +330,15 @@ class KernelCalls:
         if not isinstance(expr, AnyValue):
             raise CallError(f"Bad type; expected ... but found {format_expression(expr)}")
 
+    def _peer_fd(self, call: Syscall) -> tuple[int, int]:
+        """The fds of ``bind``/``accept(fd, ..., ...)``: the run knows the addresses, so the
+        script writes none."""
+        fd_expr, addr, length = call_args(call, 3)
+        found = self._fd(fd_expr)
+        self._ellipsis(addr)
+        self._ellipsis(length)
+        return found
+
     def _simple(self, call: Syscall, result: int, err: int, *, fd_result: bool = False) -> CallOutcome:
         text = shown(result, err)
         if fd_result and result >= 0 and isinstance(call.result, IntValue):
@@ -308,6 +352,17 @@ class KernelCalls:
     def _connect_address(self, script_fd: int) -> bytes:
         family = self.fds.family.get(script_fd, self.config.socket_family)
         return libc.sockaddr(self.config.addresses.remote_ip, self.config.addresses.connect_port, family)
+
+    def _destination(self, script_fd: int, addr: Expression, sockets: Sockets) -> bytes:
+        """The address connect() and sendto() pass: the script's peer for ``...``, else a
+        bare address family (AF_UNSPEC: disconnect)."""
+        if isinstance(addr, AnyValue):
+            address = self._connect_address(script_fd)
+            sockets.connecting(script_fd, self.config.addresses)
+            return address
+        family = value(addr)
+        sockets.connecting(script_fd, self.config.addresses, disconnect=family == AF_UNSPEC)
+        return struct.pack("=H", family) + bytes(14)
 
     @staticmethod
     def _iovec_lengths(expr: Expression) -> list[int]:
@@ -327,6 +382,14 @@ class KernelCalls:
             lengths.append(value(second))
         return lengths
 
+    def _iovecs(self, iov: Expression, count: Expression) -> tuple[list[int], int]:
+        """readv()/writev()'s iovec lengths and their count, which must agree."""
+        lengths = self._iovec_lengths(iov)
+        n = value(count)
+        if n != len(lengths):
+            raise CallError(f"iov_count {n} does not match {len(lengths)}-element iovec array")
+        return lengths, n
+
     # ------------------------------------------------------------ sockets
 
     def call_socket(self, call: Syscall, sockets: Sockets) -> CallOutcome:
@@ -341,10 +404,7 @@ class KernelCalls:
         return outcome
 
     def call_bind(self, call: Syscall, sockets: Sockets) -> CallOutcome:
-        fd_expr, addr, length = call_args(call, 3)
-        script_fd, live_fd = self._fd(fd_expr)
-        self._ellipsis(addr)
-        self._ellipsis(length)
+        script_fd, live_fd = self._peer_fd(call)
         return self._simple(call, *self.c.bind(live_fd, self._bind_address(script_fd)))
 
     def call_listen(self, call: Syscall, sockets: Sockets) -> CallOutcome:
@@ -356,40 +416,21 @@ class KernelCalls:
         return outcome
 
     def call_accept(self, call: Syscall, sockets: Sockets) -> CallOutcome:
-        fd_expr, addr, length = call_args(call, 3)
-        script_fd, live_fd = self._fd(fd_expr)
-        self._ellipsis(addr)
-        self._ellipsis(length)
+        script_fd, live_fd = self._peer_fd(call)
         result, err, _peer = self.c.accept(live_fd)
         outcome = self._simple(call, result, err, fd_result=True)
         if result >= 0 and outcome.mismatch is None:
             new_fd = value(call.result)
             # packetdrill lets an accepted fd shadow a script fd still open (the newest wins).
             self.fds.add(new_fd, result, self.fds.family.get(script_fd, 0), shadow=True)
-            if sockets.accepted(new_fd, result) is None:
-                return CallOutcome(
-                    outcome.shown,
-                    _mismatch(
-                        "accept",
-                        "a connection the script opened",
-                        "none",
-                        "unable to find socket matching accept() call",
-                    ),
-                )
+            return accepted(outcome, sockets, new_fd, result)
         return outcome
 
     def call_connect(self, call: Syscall, sockets: Sockets) -> CallOutcome:
         fd_expr, addr, length = call_args(call, 3)
         script_fd, live_fd = self._fd(fd_expr)
         self._ellipsis(length)
-        if isinstance(addr, AnyValue):
-            address = self._connect_address(script_fd)
-            sockets.connecting(script_fd, self.config.addresses)
-        else:
-            family = value(addr)
-            address = struct.pack("=H", family) + bytes(14)
-            sockets.connecting(script_fd, self.config.addresses, disconnect=family == AF_UNSPEC)
-        return self._simple(call, *self.c.connect(live_fd, address))
+        return self._simple(call, *self.c.connect(live_fd, self._destination(script_fd, addr, sockets)))
 
     def call_close(self, call: Syscall, sockets: Sockets) -> CallOutcome:
         (fd_expr,) = call_args(call, 1)
@@ -443,33 +484,19 @@ class KernelCalls:
         fd_expr, buf, count, flags, addr, length = call_args(call, 6)
         script_fd, live_fd = self._fd(fd_expr)
         self._ellipsis(length)
-        if isinstance(addr, AnyValue):
-            address = self._connect_address(script_fd)
-            sockets.connecting(script_fd, self.config.addresses)
-        else:
-            family = value(addr)
-            address = struct.pack("=H", family) + bytes(14)
-            sockets.connecting(script_fd, self.config.addresses, disconnect=family == AF_UNSPEC)
+        address = self._destination(script_fd, addr, sockets)
         n = value(count)
         return self._simple(call, *self.c.sendto(live_fd, self._buffer(buf, n), n, value(flags), address))
 
     def call_readv(self, call: Syscall, sockets: Sockets) -> CallOutcome:
         fd_expr, iov, count = call_args(call, 3)
         _, live_fd = self._fd(fd_expr)
-        lengths = self._iovec_lengths(iov)
-        n = value(count)
-        if n != len(lengths):
-            raise CallError(f"iov_count {n} does not match {len(lengths)}-element iovec array")
-        return self._simple(call, *self.c.readv(live_fd, lengths, n))
+        return self._simple(call, *self.c.readv(live_fd, *self._iovecs(iov, count)))
 
     def call_writev(self, call: Syscall, sockets: Sockets) -> CallOutcome:
         fd_expr, iov, count = call_args(call, 3)
         _, live_fd = self._fd(fd_expr)
-        lengths = self._iovec_lengths(iov)
-        n = value(count)
-        if n != len(lengths):
-            raise CallError(f"iov_count {n} does not match {len(lengths)}-element iovec array")
-        return self._simple(call, *self.c.writev(live_fd, lengths, n))
+        return self._simple(call, *self.c.writev(live_fd, *self._iovecs(iov, count)))
 
     def _msghdr(self, expr: Expression) -> tuple[list[int], bool, int, Expression | None]:
         """(iovec lengths, has a name, msg_flags, msg_control) of a ``{msg_name(...)=..., ...}``."""
@@ -786,19 +813,9 @@ class KernelCalls:
         outcome = self._simple(call, result, err)
         if outcome.mismatch is not None:
             return outcome
-        for index, ((_, _, want), got) in enumerate(zip(entries, revents, strict=True)):
-            if want != got:
-                return CallOutcome(
-                    outcome.shown,
-                    _mismatch(
-                        "revents",
-                        _poll_flags(want),
-                        _poll_flags(got),
-                        f"Expected revents of {_poll_flags(want)} but got {_poll_flags(got)} "
-                        f"for pollfd {index}",
-                    ),
-                )
-        return CallOutcome(outcome.shown + " " + ", ".join(_poll_flags(r) for r in revents))
+        wanted = [want for _, _, want in entries]
+        mismatch = check_revents(outcome, wanted, revents, _poll_flags)
+        return mismatch or CallOutcome(outcome.shown + " " + ", ".join(_poll_flags(r) for r in revents))
 
     def call_epoll_create(self, call: Syscall, sockets: Sockets) -> CallOutcome:
         (size,) = call_args(call, 1)

@@ -10,19 +10,11 @@ from __future__ import annotations
 import struct
 from typing import Final
 
+from l4kit.drill.script.symbols import TCP_STATES
+
 # The constants packetdrill defines beside the values, for comparisons in code blocks.
 CONSTANTS: Final[dict[str, int]] = {
-    "TCP_ESTABLISHED": 1,
-    "TCP_SYN_SENT": 2,
-    "TCP_SYN_RECV": 3,
-    "TCP_FIN_WAIT1": 4,
-    "TCP_FIN_WAIT2": 5,
-    "TCP_TIME_WAIT": 6,
-    "TCP_CLOSE": 7,
-    "TCP_CLOSE_WAIT": 8,
-    "TCP_LAST_ACK": 9,
-    "TCP_LISTEN": 10,
-    "TCP_CLOSING": 11,
+    **TCP_STATES,
     "TCP_CA_Open": 0,
     "TCP_CA_Disorder": 1,
     "TCP_CA_CWR": 2,

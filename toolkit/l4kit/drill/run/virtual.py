@@ -51,9 +51,11 @@ from l4kit.drill.run.syscalls import (
     CallError,
     FdTable,
     UnsupportedCall,
+    accepted,
     bracketed,
     call_args,
     check_result,
+    check_revents,
     pollfds,
     shown,
     value,
@@ -460,6 +462,15 @@ class VirtualCalls:
             raise CallError(f"unable to find fd with script fd {script_fd}")
         return script_fd, sock
 
+    def _peer_socket(self, call: Syscall, preposition: str) -> tuple[int, VirtualSocket]:
+        """The socket of ``bind``/``accept``/``connect(fd, ..., ...)``: the run knows the
+        addresses, so the script may write none."""
+        fd_expr, addr, length = call_args(call, 3)
+        found = self._socket(fd_expr)
+        if not isinstance(addr, AnyValue) or not isinstance(length, AnyValue):
+            raise UnsupportedCall(f"{call.name}() {preposition} an address other than ...")
+        return found
+
     @staticmethod
     def _done(call: Syscall, result: int, err: int = 0, *, fd_result: bool = False) -> CallOutcome:
         return CallOutcome(shown(result, err), check_result(call, result, err, fd_result=fd_result))
@@ -498,10 +509,7 @@ class VirtualCalls:
         return CallOutcome(f"= {script_fd}", check_result(call, script_fd, 0, fd_result=True))
 
     def call_bind(self, call: Syscall, sockets: Sockets) -> CallOutcome:
-        fd_expr, addr, length = call_args(call, 3)
-        _, sock = self._socket(fd_expr)
-        if not isinstance(addr, AnyValue) or not isinstance(length, AnyValue):
-            raise UnsupportedCall("bind() to an address other than ...")
+        _, sock = self._peer_socket(call, "to")
         if sock.bound is not None:
             return self._done(call, -1, errno.EINVAL)
         sock.bound = (self._local_address(), self.target.addresses.bind_port)
@@ -521,10 +529,7 @@ class VirtualCalls:
         return outcome
 
     def call_accept(self, call: Syscall, sockets: Sockets) -> CallOutcome:
-        fd_expr, addr, length = call_args(call, 3)
-        _, sock = self._socket(fd_expr)
-        if not isinstance(addr, AnyValue) or not isinstance(length, AnyValue):
-            raise UnsupportedCall("accept() with an address other than ...")
+        _, sock = self._peer_socket(call, "with")
         listener = sock.listener
         if listener is None:
             return self._done(call, -1, errno.EINVAL, fd_result=True)
@@ -539,26 +544,15 @@ class VirtualCalls:
         except OSError as exc:
             return self._done(call, -1, self._errno(exc), fd_result=True)
         new_fd = value(call.result)
-        accepted = VirtualSocket(family=sock.family, conn=conn, nodelay=sock.nodelay)
-        self.sockets[new_fd] = accepted  # as packetdrill, an accepted fd may shadow an open one
+        new_sock = VirtualSocket(family=sock.family, conn=conn, nodelay=sock.nodelay)
+        self.sockets[new_fd] = new_sock  # as packetdrill, an accepted fd may shadow an open one
         outcome = CallOutcome(f"= {new_fd}", check_result(call, new_fd, 0, fd_result=True))
-        if outcome.mismatch is None and sockets.accepted(new_fd, accepted) is None:
-            return CallOutcome(
-                outcome.shown,
-                Mismatch(
-                    "accept",
-                    "a connection the script opened",
-                    "none",
-                    "unable to find socket matching accept() call",
-                ),
-            )
+        if outcome.mismatch is None:
+            return accepted(outcome, sockets, new_fd, new_sock)
         return outcome
 
     def call_connect(self, call: Syscall, sockets: Sockets) -> CallOutcome:
-        fd_expr, addr, length = call_args(call, 3)
-        script_fd, sock = self._socket(fd_expr)
-        if not isinstance(addr, AnyValue) or not isinstance(length, AnyValue):
-            raise UnsupportedCall("connect() to an address other than ...")
+        script_fd, sock = self._peer_socket(call, "to")
         if sock.conn is not None:
             conn = sock.conn
             if conn.connected:
@@ -650,33 +644,27 @@ class VirtualCalls:
         sock.sent_so_far = 0
         return self._done(call, sent)
 
+    def _data_args(self, call: Syscall, *, flags: bool) -> tuple[VirtualSocket, int]:
+        """The socket and count of ``read``/``write(fd, ..., count)``, or of
+        ``recv``/``send(fd, ..., count, flags)`` (no flags but 0 are run)."""
+        args = call_args(call, 4 if flags else 3)
+        _, sock = self._socket(args[0])
+        self._buffer(args[1])
+        if flags and value(args[3]):
+            raise UnsupportedCall(f"{call.name}() flags {format_expression(args[3])}")
+        return sock, value(args[2])
+
     def call_read(self, call: Syscall, sockets: Sockets) -> CallOutcome:
-        fd_expr, buf, count = call_args(call, 3)
-        _, sock = self._socket(fd_expr)
-        self._buffer(buf)
-        return self._receive(call, sock, value(count))
+        return self._receive(call, *self._data_args(call, flags=False))
 
     def call_recv(self, call: Syscall, sockets: Sockets) -> CallOutcome:
-        fd_expr, buf, count, flags = call_args(call, 4)
-        _, sock = self._socket(fd_expr)
-        self._buffer(buf)
-        if value(flags):
-            raise UnsupportedCall(f"recv() flags {format_expression(flags)}")
-        return self._receive(call, sock, value(count))
+        return self._receive(call, *self._data_args(call, flags=True))
 
     def call_write(self, call: Syscall, sockets: Sockets) -> CallOutcome:
-        fd_expr, buf, count = call_args(call, 3)
-        _, sock = self._socket(fd_expr)
-        self._buffer(buf)
-        return self._transmit(call, sock, value(count))
+        return self._transmit(call, *self._data_args(call, flags=False))
 
     def call_send(self, call: Syscall, sockets: Sockets) -> CallOutcome:
-        fd_expr, buf, count, flags = call_args(call, 4)
-        _, sock = self._socket(fd_expr)
-        self._buffer(buf)
-        if value(flags):
-            raise UnsupportedCall(f"send() flags {format_expression(flags)}")
-        return self._transmit(call, sock, value(count))
+        return self._transmit(call, *self._data_args(call, flags=True))
 
     # ------------------------------------------------------------ control
 
@@ -781,18 +769,7 @@ class VirtualCalls:
         outcome = self._done(call, result)
         if outcome.mismatch is not None:
             return outcome
-        for index, ((_, _, want), got) in enumerate(zip(entries, revents, strict=True)):
-            if want != got:
-                return CallOutcome(
-                    outcome.shown,
-                    Mismatch(
-                        "revents",
-                        hex(want),
-                        hex(got),
-                        f"Expected revents of {want:#x} but got {got:#x} for pollfd {index}",
-                    ),
-                )
-        return outcome
+        return check_revents(outcome, [want for _, _, want in entries], revents, hex) or outcome
 
 
 # ---------------------------------------------------------------- running
@@ -809,16 +786,8 @@ def run_script(script: Script, config: RunConfig) -> ScriptResult:
         passed, failure = False, Failure(0, f"internal error: {exc!r}")
     finally:
         target.close()
-    return ScriptResult(
-        path=script.path,
-        target="l4kit",
-        passed=passed,
-        failure=failure,
-        lines=runner.records,
-        duration_s=time.monotonic() - start,
-        frames=target.frames() if config.capture else [],
-        output="".join(runner.output),
-    )
+    frames = target.frames() if config.capture else []
+    return runner.result("l4kit", passed, failure, time.monotonic() - start, frames)
 
 
 def benchmark(paths: list[object], seconds: float = 2.0) -> float:

@@ -4,6 +4,8 @@
   into :mod:`~l4kit.drill.script.model` values, which :mod:`~l4kit.drill.script.printer`
   writes back in packetdrill's notation; :mod:`~l4kit.drill.script.errors` holds the one
   error a script's text can raise;
+* :mod:`~l4kit.drill.script.options`: TCP options in the language, read and written in
+  one place for the parser, the printer and the packet checks;
 * :mod:`~l4kit.drill.script.session`: the rules of a run that do not depend on the stack
   under test (sequence-number mapping, packet and time checks);
 * :mod:`~l4kit.drill.script.symbols`: Linux's names for the numbers in system calls;

@@ -11,13 +11,17 @@ separate tokens; ``%{ ... }%`` is one token of Python code.
 A word defined on the command line (``-D NAME=VALUE``) or by ``--define`` is
 replaced by its value while lexing: a number becomes a number token, a
 ``"quoted"`` value a string, a backquoted value a command, anything else a word.
+
+:class:`TokenCursor` walks the tokens with the checks every rule of the grammar uses
+(a number in range, an expected keyword...), for the parser and the option syntax of
+:mod:`~l4kit.drill.script.options` alike.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Final
+from typing import Final, NoReturn
 
 from l4kit.drill.script.errors import ScriptSyntaxError
 
@@ -315,3 +319,81 @@ def _word_or_number(text: str, pos: int, line: int, defines: Mapping[str, str]) 
     if best_kind == "HEX":
         return Token("HEX", word, line, int(word[2:], 16)), best_end
     return Token(best_kind, word, line, word), best_end
+
+
+# ---------------------------------------------------------------- reading tokens
+
+U32: Final = 0xFFFFFFFF
+U16: Final = 0xFFFF
+
+
+def describe(token: Token) -> str:
+    """A token as an error message quotes it."""
+    if token.kind == "EOF":
+        return "the end of the script"
+    text = token.text if len(token.text) <= 40 else token.text[:37] + "..."
+    return f"'{text}'"
+
+
+def _is_hex(text: str) -> bool:
+    return bool(text) and all(ch in "0123456789abcdefABCDEF" for ch in text)
+
+
+class TokenCursor:
+    """A position in a script's tokens, and the checks every rule of the grammar reads
+    them with: each failure is a :class:`ScriptSyntaxError` naming the line."""
+
+    def __init__(self, tokens: list[Token], path: str) -> None:
+        self.tokens = tokens
+        self.pos = 0
+        self.path = path
+
+    def peek(self, ahead: int = 0) -> Token:
+        if not ahead:
+            return self.tokens[self.pos]  # never past EOF: next() stops there
+        return self.tokens[min(self.pos + ahead, len(self.tokens) - 1)]
+
+    def next(self) -> Token:
+        token = self.tokens[self.pos]
+        if token.kind != "EOF":
+            self.pos += 1
+        return token
+
+    def fail(self, message: str, token: Token | None = None) -> NoReturn:
+        token = token or self.peek()
+        line = token.line
+        if token.kind == "EOF" and self.pos > 0:
+            line = self.tokens[self.pos - 1].line  # what is missing belongs to the last line written
+        raise ScriptSyntaxError(self.path, line, message)
+
+    def expect(self, kind: str, what: str) -> Token:
+        token = self.peek()
+        if token.kind != kind:
+            self.fail(f"expected {what} but found {describe(token)}", token)
+        return self.next()
+
+    def expect_kw(self, word: str) -> Token:
+        token = self.peek()
+        if not token.is_kw(word):
+            self.fail(f"expected '{word}' but found {describe(token)}", token)
+        return self.next()
+
+    def integer(self, what: str, low: int, high: int) -> int:
+        token = self.peek()
+        if token.kind not in ("INT", "HEX"):
+            self.fail(f"expected {what} (a number) but found {describe(token)}", token)
+        self.next()
+        assert isinstance(token.value, int)
+        if not low <= token.value <= high:
+            self.fail(f"{what} {token.value} out of range ({low}..{high})", token)
+        return token.value
+
+    def hex_blob(self, what: str) -> bytes | None:
+        """A hex string (a cookie, a digest) written as one word or number, or ``None``."""
+        token = self.peek()
+        if token.kind not in ("WORD", "INT", "KW") or (token.kind == "KW" and not _is_hex(token.text)):
+            return None
+        if not _is_hex(token.text) or len(token.text) % 2:
+            self.fail(f"{what} must be an even number of hex digits, not {describe(token)}", token)
+        self.next()
+        return bytes.fromhex(token.text)

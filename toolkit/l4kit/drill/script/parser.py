@@ -24,12 +24,12 @@ events, so the script parses and fails at that line with ``unsupported: ...``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
-from typing import NoReturn
+from typing import TypeVar
 
 from l4kit.drill.script.errors import ScriptSyntaxError
-from l4kit.drill.script.lexer import Token, tokenize
+from l4kit.drill.script.lexer import U16, U32, Token, TokenCursor, describe, tokenize
 from l4kit.drill.script.model import (
     Action,
     AnyValue,
@@ -55,27 +55,11 @@ from l4kit.drill.script.model import (
     Unsupported,
     Word,
 )
-from l4kit.wire.options import (
-    EndOfOptions,
-    MaxSegmentSize,
-    NoOperation,
-    Sack,
-    SackPermitted,
-    TcpOption,
-    Timestamps,
-    UnknownOption,
-    WindowScale,
-)
+from l4kit.drill.script.options import read_options, written_length
+from l4kit.wire.options import TcpOption
 
-U32 = 0xFFFFFFFF
-U16 = 0xFFFF
+_T = TypeVar("_T")
 
-# Option kinds the language writes by name; any other kind may be written as a number.
-KIND_MD5 = 19
-KIND_FASTOPEN = 34
-KIND_EXPERIMENTAL = 254
-FASTOPEN_MAGIC = b"\xf9\x89"  # RFC 6994 ExID of the experimental Fast Open option
-NAMED_KINDS = frozenset({0, 1, 2, 3, 4, 5, 8, KIND_MD5, KIND_FASTOPEN})
 MAX_TCP_HEADER = 60
 _VALID_FLAGS = ".FSRPEWAU01234567"
 _ECN_FLAGS = "EWA"
@@ -109,13 +93,6 @@ def _script_defines(script: Script) -> dict[str, str]:
     return found
 
 
-def _describe(token: Token) -> str:
-    if token.kind == "EOF":
-        return "the end of the script"
-    text = token.text if len(token.text) <= 40 else token.text[:37] + "..."
-    return f"'{text}'"
-
-
 def parse_time_text(text: str) -> int | None:
     """Seconds as written (``1``, ``0.1``, ``.1``) to microseconds, exactly; ``None`` if negative."""
     try:
@@ -127,54 +104,7 @@ def parse_time_text(text: str) -> int | None:
     return int(value * 1_000_000)
 
 
-class _Parser:
-    def __init__(self, tokens: list[Token], path: str) -> None:
-        self.tokens = tokens
-        self.pos = 0
-        self.path = path
-
-    # ------------------------------------------------------------ helpers
-
-    def peek(self, ahead: int = 0) -> Token:
-        if not ahead:
-            return self.tokens[self.pos]  # never past EOF: next() stops there
-        return self.tokens[min(self.pos + ahead, len(self.tokens) - 1)]
-
-    def next(self) -> Token:
-        token = self.tokens[self.pos]
-        if token.kind != "EOF":
-            self.pos += 1
-        return token
-
-    def fail(self, message: str, token: Token | None = None) -> NoReturn:
-        token = token or self.peek()
-        line = token.line
-        if token.kind == "EOF" and self.pos > 0:
-            line = self.tokens[self.pos - 1].line  # what is missing belongs to the last line written
-        raise ScriptSyntaxError(self.path, line, message)
-
-    def expect(self, kind: str, what: str) -> Token:
-        token = self.peek()
-        if token.kind != kind:
-            self.fail(f"expected {what} but found {_describe(token)}", token)
-        return self.next()
-
-    def expect_kw(self, word: str) -> Token:
-        token = self.peek()
-        if not token.is_kw(word):
-            self.fail(f"expected '{word}' but found {_describe(token)}", token)
-        return self.next()
-
-    def integer(self, what: str, low: int, high: int) -> int:
-        token = self.peek()
-        if token.kind not in ("INT", "HEX"):
-            self.fail(f"expected {what} (a number) but found {_describe(token)}", token)
-        self.next()
-        assert isinstance(token.value, int)
-        if not low <= token.value <= high:
-            self.fail(f"{what} {token.value} out of range ({low}..{high})", token)
-        return token.value
-
+class _Parser(TokenCursor):
     # ------------------------------------------------------------ script
 
     def script(self) -> Script:
@@ -193,7 +123,7 @@ class _Parser:
                 if self.peek().kind != "EOF":
                     self.fail(
                         "a command without a time runs after the last event and must end the script "
-                        f"(found {_describe(self.peek())} after it)",
+                        f"(found {describe(self.peek())} after it)",
                         token,
                     )
                 break
@@ -258,7 +188,7 @@ class _Parser:
         else:
             self.fail(
                 f"expected a packet (< or >), a system call, a `command` or %{{ code }}% "
-                f"after the time, found {_describe(token)}"
+                f"after the time, found {describe(token)}"
             )
         outbound_packet = isinstance(action, (TcpPacket, IcmpPacket)) and not action.inbound
         if isinstance(action, Unsupported) and action.text.lstrip().startswith(">"):
@@ -276,7 +206,7 @@ class _Parser:
     def time_value(self) -> int:
         token = self.peek()
         if token.kind not in ("INT", "FLOAT"):
-            self.fail(f"expected a time in seconds but found {_describe(token)}", token)
+            self.fail(f"expected a time in seconds but found {describe(token)}", token)
         self.next()
         usecs = parse_time_text(token.text)
         if usecs is None:
@@ -306,7 +236,7 @@ class _Parser:
                 self.check_range(token, start, end)
                 return EventTime(TimeKind.ABSOLUTE_RANGE, start, end)
             return EventTime(TimeKind.ABSOLUTE, start)
-        self.fail(f"expected an event time (0, +.1, 1.5~2, *) but found {_describe(token)}", token)
+        self.fail(f"expected an event time (0, +.1, 1.5~2, *) but found {describe(token)}", token)
 
     def check_range(self, token: Token, start: int, end: int) -> None:
         if end < start:
@@ -336,18 +266,14 @@ class _Parser:
         type_token = self.peek()
         if type_token.kind != "WORD":
             self.fail(
-                f"expected an ICMP type (unreachable, packet_too_big...) but found {_describe(type_token)}"
+                f"expected an ICMP type (unreachable, packet_too_big...) but found {describe(type_token)}"
             )
         self.next()
-        code = mtu = echo_id = None
+        code = None
         if self.peek().kind == "WORD" and self.peek().line == direction_token.line:
             code = self.next().text
-        if self.peek().is_kw("mtu"):
-            self.next()
-            mtu = self.integer("ICMP MTU", 0, U32)
-        if self.peek().is_kw("id"):
-            self.next()
-            echo_id = self.integer("ICMP echo id", 0, U16)
+        mtu = self.keyword_integer("mtu", "ICMP MTU", U32)
+        echo_id = self.keyword_integer("id", "ICMP echo id", U16)
         echoed = None
         if self.peek().kind == "[" and self.peek().line == direction_token.line:
             self.next()
@@ -359,21 +285,31 @@ class _Parser:
                 self.expect(")", "')'")
                 echoed = (token.text, 0, 0, length)
             else:
-                seq = self.integer("start sequence number", 0, U32)
-                self.expect(":", "':' (sequence numbers are written start:end(length))")
-                end = self.integer("end sequence number", 0, U32)
-                self.expect("(", "'(' (sequence numbers are written start:end(length))")
-                length = self.integer("payload length", 0, U16)
-                self.expect(")", "')'")
-                if end != (seq + length) & U32:
-                    self.fail(
-                        f"inconsistent TCP sequence numbers and payload size: {seq}:{end}({length})", token
-                    )
-                echoed = ("tcp", seq, end, length)
+                echoed = ("tcp", *self.sequence_range())
             self.expect("]", "']' after the echoed packet")
         return IcmpPacket(
             "<" if direction_token.kind == "<" else ">", type_token.text, code, mtu, echo_id, echoed, ip
         )
+
+    def keyword_integer(self, word: str, what: str, high: int) -> int | None:
+        """``word N`` (N from 0 to ``high``), or ``None`` when the next token is not ``word``."""
+        if not self.peek().is_kw(word):
+            return None
+        self.next()
+        return self.integer(what, 0, high)
+
+    def sequence_range(self) -> tuple[int, int, int]:
+        """``start:end(length)``, whose end must be start + length (modulo 2**32)."""
+        token = self.peek()
+        seq = self.integer("start sequence number", 0, U32)
+        self.expect(":", "':' (sequence numbers are written start:end(length))")
+        end = self.integer("end sequence number", 0, U32)
+        self.expect("(", "'(' (sequence numbers are written start:end(length))")
+        length = self.integer("payload length", 0, U16)
+        self.expect(")", "')'")
+        if end != (seq + length) & U32:
+            self.fail(f"inconsistent TCP sequence numbers and payload size: {seq}:{end}({length})", token)
+        return seq, end, length
 
     def packet(self) -> TcpPacket | IcmpPacket | Unsupported:
         direction_token = self.peek()
@@ -408,25 +344,10 @@ class _Parser:
             dport = self.integer("destination port", 0, U16)
             ports = (sport, dport)
         flags = self.flags()
-        seq_token = self.peek()
-        seq = self.integer("start sequence number", 0, U32)
-        self.expect(":", "':' (sequence numbers are written start:end(length))")
-        end = self.integer("end sequence number", 0, U32)
-        self.expect("(", "'(' (sequence numbers are written start:end(length))")
-        length = self.integer("payload length", 0, U16)
-        self.expect(")", "')'")
-        if end != (seq + length) & U32:
-            self.fail(f"inconsistent TCP sequence numbers and payload size: {seq}:{end}({length})", seq_token)
-        ack = window = urgent = None
-        if self.peek().is_kw("ack"):
-            self.next()
-            ack = self.integer("ack", 0, U32)
-        if self.peek().is_kw("win"):
-            self.next()
-            window = self.integer("window", 0, U16)
-        if self.peek().is_kw("urg"):
-            self.next()
-            urgent = self.integer("urgent pointer", 0, U16)
+        seq, end, length = self.sequence_range()
+        ack = self.keyword_integer("ack", "ack", U32)
+        window = self.keyword_integer("win", "window", U16)
+        urgent = self.keyword_integer("urg", "urgent pointer", U16)
         options: tuple[TcpOption, ...] | None = ()
         if self.peek().kind == "<" and self.peek().line == direction_token.line:
             options_token = self.next()
@@ -436,7 +357,7 @@ class _Parser:
                 if direction == "<":
                     self.fail("<...> for TCP options can only be used with outbound packets", options_token)
             else:
-                parsed = self.tcp_options()
+                parsed = read_options(self)
                 if isinstance(parsed, Unsupported):
                     self.pos = start
                     return self.skip_event(direction_token, parsed.what)
@@ -481,7 +402,7 @@ class _Parser:
             self.next()
             tos_token = self.peek()
             if tos_token.kind != "HEX":
-                self.fail(f"expected the TOS byte in hex (tos 0x10) but found {_describe(tos_token)}")
+                self.fail(f"expected the TOS byte in hex (tos 0x10) but found {describe(tos_token)}")
             tos = self.integer("tos", 0, 0xFF)
         elif token.is_kw("ttl"):
             self.next()
@@ -489,18 +410,16 @@ class _Parser:
         if ttl is None and (ecn is not None or tos is not None) and self.peek().kind == ",":
             self.next()
             if not self.peek().is_kw("flowlabel"):
-                self.fail(f"expected 'flowlabel' but found {_describe(self.peek())}")
+                self.fail(f"expected 'flowlabel' but found {describe(self.peek())}")
         if ttl is None and self.peek().is_kw("flowlabel"):
             self.next()
             if self.peek().kind != "HEX":
-                self.fail(
-                    f"expected the flow label in hex (flowlabel 0x1) but found {_describe(self.peek())}"
-                )
+                self.fail(f"expected the flow label in hex (flowlabel 0x1) but found {describe(self.peek())}")
             flow_label = self.integer("flowlabel", 0, 0xFFFFF)
         if ecn is None and tos is None and flow_label is None and ttl is None:
             self.fail(
                 f"expected ECN (noecn, ect0, ect1, ce, ect01), 'tos 0x..', 'ttl N' or 'flowlabel 0x..' "
-                f"but found {_describe(self.peek())}"
+                f"but found {describe(self.peek())}"
             )
         self.expect(closing, f"'{closing}'")
         return IpInfo(ecn=ecn, tos=tos, flow_label=flow_label, ttl=ttl)
@@ -528,7 +447,7 @@ class _Parser:
             self.next()
             text = ""
         else:
-            self.fail(f"expected TCP flags (S, S., P., F., R, ., -) but found {_describe(token)}", token)
+            self.fail(f"expected TCP flags (S, S., P., F., R, ., -) but found {describe(token)}", token)
         has_ecn = has_ace = False
         for ch in text:
             if ch not in _VALID_FLAGS:
@@ -543,99 +462,6 @@ class _Parser:
                 has_ace = True
         return text
 
-    def hex_blob(self, what: str) -> bytes | None:
-        """A hex string (a cookie, a digest) written as one word or number, or ``None``."""
-        token = self.peek()
-        if token.kind not in ("WORD", "INT", "KW") or (token.kind == "KW" and not _is_hex(token.text)):
-            return None
-        if not _is_hex(token.text) or len(token.text) % 2:
-            self.fail(f"{what} must be an even number of hex digits, not {_describe(token)}", token)
-        self.next()
-        return bytes.fromhex(token.text)
-
-    def tcp_options(self) -> tuple[TcpOption, ...] | Unsupported:
-        options: list[TcpOption] = []
-        while True:
-            token = self.peek()
-            option: TcpOption
-            if token.is_kw("nop"):
-                self.next()
-                option = NoOperation()
-            elif token.is_kw("eol"):
-                self.next()
-                option = EndOfOptions()
-            elif token.is_kw("mss"):
-                self.next()
-                option = MaxSegmentSize(self.integer("mss value", 0, U16))
-            elif token.is_kw("wscale"):
-                self.next()
-                option = WindowScale(self.integer("window scale shift count", 0, 0xFF))
-            elif token.is_kw("sackOK"):
-                self.next()
-                option = SackPermitted()
-            elif token.is_kw("sack"):
-                self.next()
-                blocks = []
-                while self.peek().kind == "INT":
-                    left = self.integer("SACK left edge", 0, U32)
-                    self.expect(":", "':' in a SACK block (left:right)")
-                    right = self.integer("SACK right edge", 0, U32)
-                    blocks.append((left, right))
-                if not blocks:
-                    self.fail(f"expected SACK blocks (left:right) but found {_describe(self.peek())}")
-                if len(blocks) > 4:
-                    self.fail("a SACK option holds at most 4 blocks", token)
-                option = Sack(tuple(blocks))
-            elif token.is_kw("TS"):
-                self.next()
-                self.expect_kw("val")
-                val = self.integer("TS val", 0, U32)
-                self.expect_kw("ecr")
-                ecr = self.integer("TS ecr", 0, U32)
-                option = Timestamps(val, ecr)
-            elif token.is_kw("FO") or token.is_kw("FOEXP"):
-                self.next()
-                cookie = self.hex_blob("a Fast Open cookie") or b""
-                room = 38 if token.text == "FO" else 36  # 40 octets of options less kind, length (magic)
-                if len(cookie) > room:
-                    self.fail(
-                        f"a {token.text} cookie of {len(cookie)} bytes does not fit in the options", token
-                    )
-                if token.text == "FO":
-                    option = UnknownOption(KIND_FASTOPEN, cookie)
-                else:
-                    option = UnknownOption(KIND_EXPERIMENTAL, FASTOPEN_MAGIC + cookie)
-            elif token.is_kw("md5"):
-                self.next()
-                digest = self.hex_blob("an MD5 digest")
-                if digest is None:
-                    self.fail(f"expected an MD5 digest in hex but found {_describe(self.peek())}")
-                if len(digest) > 16:
-                    self.fail("an MD5 digest is 16 bytes", token)
-                option = UnknownOption(KIND_MD5, digest)
-            elif token.is_kw("ECN"):
-                return Unsupported("the AccECN option", "")
-            elif token.kind == "INT":
-                kind = self.integer("TCP option kind", 0, 255)
-                if kind in NAMED_KINDS:
-                    self.fail(
-                        f"option kind {kind} has a name in the language (mss, wscale, sack, TS, FO...)", token
-                    )
-                data = self.hex_blob("option data") or b""
-                if len(data) > 38:
-                    self.fail(f"option kind {kind} with {len(data)} bytes of data is too long", token)
-                option = UnknownOption(kind, data)
-            else:
-                self.fail(
-                    f"expected a TCP option (nop, eol, mss, wscale, sackOK, sack, TS, FO, FOEXP, md5, "
-                    f"or a kind number) but found {_describe(token)}",
-                    token,
-                )
-            options.append(option)
-            if self.peek().kind != ",":
-                return tuple(options)
-            self.next()
-
     # ------------------------------------------------------------ system calls
 
     def syscall(self) -> Syscall:
@@ -645,15 +471,10 @@ class _Parser:
             end_us = self.time_value()
         name_token = self.peek()
         if name_token.kind not in ("WORD", "KW"):
-            self.fail(f"expected a system call name but found {_describe(name_token)}", name_token)
+            self.fail(f"expected a system call name but found {describe(name_token)}", name_token)
         self.next()
         self.expect("(", f"'(' after {name_token.text}")
-        args: list[Expression] = []
-        if self.peek().kind != ")":
-            args.append(self.expression())
-            while self.peek().kind == ",":
-                self.next()
-                args.append(self.expression())
+        args = self.comma_list(self.expression, ")")
         self.expect(")", f"')' or ',' in the arguments of {name_token.text}")
         self.expect("=", f"'=' and the expected result of {name_token.text}")
         result = self.expression()
@@ -663,6 +484,17 @@ class _Parser:
         if self.peek().kind == "(":
             note = self.note()
         return Syscall(name_token.text, tuple(args), result, errno, note, end_us)
+
+    def comma_list(self, item: Callable[[], _T], closing: str) -> list[_T]:
+        """Items separated by commas, up to the ``closing`` token (not taken): none when
+        it comes first."""
+        items: list[_T] = []
+        if self.peek().kind != closing:
+            items.append(item())
+            while self.peek().kind == ",":
+                self.next()
+                items.append(item())
+        return items
 
     def note(self) -> str:
         opening = self.next()
@@ -714,37 +546,22 @@ class _Parser:
                 return Field(token.text, self.expression())
             if self.peek().kind == "(" and token.text in _CALLS:
                 self.next()
-                args: list[Expression] = []
-                if self.peek().kind != ")":
-                    args.append(self.expression())
-                    while self.peek().kind == ",":
-                        self.next()
-                        args.append(self.expression())
+                args = self.comma_list(self.expression, ")")
                 self.expect(")", f"')' after the arguments of {token.text}")
                 return Call(token.text, tuple(args))
             return Word(token.text)
         if kind == "[":
             self.next()
-            items: list[Expression] = []
-            if self.peek().kind != "]":
-                items.append(self.expression())
-                while self.peek().kind == ",":
-                    self.next()
-                    items.append(self.expression())
+            items = self.comma_list(self.expression, "]")
             self.expect("]", "']' or ',' in a list")
             return ListValue(tuple(items))
         if kind == "{":
             self.next()
-            fields: list[Expression | Field] = []
-            if self.peek().kind != "}":
-                fields.append(self.struct_item())
-                while self.peek().kind == ",":
-                    self.next()
-                    fields.append(self.struct_item())
+            fields = self.comma_list(self.struct_item, "}")
             self.expect("}", "'}' or ',' in a structure")
             return Struct(tuple(fields))
         self.fail(
-            f"expected a value (a number, a symbol, ..., [..], {{..}}) but found {_describe(token)}", token
+            f"expected a value (a number, a symbol, ..., [..], {{..}}) but found {describe(token)}", token
         )
 
     def struct_item(self) -> Expression | Field:
@@ -758,29 +575,3 @@ class _Parser:
             self.expect("=", f"'=' after {token.text}(...)")
             return Field(token.text, self.expression(), arg)
         return self.expression()
-
-
-def _is_hex(text: str) -> bool:
-    return bool(text) and all(ch in "0123456789abcdefABCDEF" for ch in text)
-
-
-def written_length(options: tuple[TcpOption, ...]) -> int:
-    """Octets the options take as written (no padding added: packetdrill wants scripts
-    to pad with nop themselves)."""
-    size = 0
-    for option in options:
-        if isinstance(option, (NoOperation, EndOfOptions)):
-            size += 1
-        elif isinstance(option, MaxSegmentSize):
-            size += 4
-        elif isinstance(option, WindowScale):
-            size += 3
-        elif isinstance(option, SackPermitted):
-            size += 2
-        elif isinstance(option, Sack):
-            size += 2 + 8 * len(option.blocks)
-        elif isinstance(option, Timestamps):
-            size += 10
-        else:
-            size += 2 + len(option.data)
-    return size

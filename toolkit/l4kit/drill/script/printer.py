@@ -2,9 +2,9 @@
 
 ``parse(format_script(s)) == s`` for every script the parser can build (the
 property tests check it); the text is canonical, not a copy of the source:
-times as ``0.1`` rather than ``.100``, one event a line, options as written by
-:func:`format_option`. The same functions print the packets a stack actually
-sent, so expected and actual lines read alike.
+times as ``0.1`` rather than ``.100``, one event a line, options as
+:mod:`l4kit.drill.script.options` writes them. The same functions print the packets a
+stack actually sent, so expected and actual lines read alike.
 """
 
 from __future__ import annotations
@@ -32,17 +32,7 @@ from l4kit.drill.script.model import (
     Unsupported,
     Word,
 )
-from l4kit.drill.script.parser import FASTOPEN_MAGIC, KIND_EXPERIMENTAL, KIND_FASTOPEN, KIND_MD5
-from l4kit.wire.options import (
-    EndOfOptions,
-    MaxSegmentSize,
-    NoOperation,
-    Sack,
-    SackPermitted,
-    TcpOption,
-    Timestamps,
-    WindowScale,
-)
+from l4kit.drill.script.options import format_options
 
 
 def format_seconds(usecs: int) -> str:
@@ -66,41 +56,6 @@ def format_time(time: EventTime) -> str:
     if time.kind == TimeKind.RELATIVE_RANGE:
         return f"+{start}~+{end}"
     return start
-
-
-def format_option(option: TcpOption) -> str:
-    """One TCP option as a script writes it (``mss 1460``, ``TS val 100 ecr 0``, ``FO 0a0b``)."""
-    if isinstance(option, NoOperation):
-        return "nop"
-    if isinstance(option, EndOfOptions):
-        return "eol"
-    if isinstance(option, MaxSegmentSize):
-        return f"mss {option.value}"
-    if isinstance(option, WindowScale):
-        return f"wscale {option.shift}"
-    if isinstance(option, SackPermitted):
-        return "sackOK"
-    if isinstance(option, Sack):
-        return "sack " + " ".join(f"{left}:{right}" for left, right in option.blocks)
-    if isinstance(option, Timestamps):
-        return f"TS val {option.tsval} ecr {option.tsecr}"
-    data = option.data
-    if option.kind == KIND_FASTOPEN:
-        return "FO" + (f" {data.hex()}" if data else "")
-    if option.kind == KIND_EXPERIMENTAL and data[:2] == FASTOPEN_MAGIC:
-        return "FOEXP" + (f" {data[2:].hex()}" if len(data) > 2 else "")
-    if option.kind == KIND_MD5 and data:
-        return f"md5 {data.hex()}"
-    return f"{option.kind}" + (f" {data.hex()}" if data else "")
-
-
-def format_options(options: tuple[TcpOption, ...] | None) -> str:
-    """``<mss 1460,nop,wscale 7>``, ``<...>`` for any options, ``""`` for none."""
-    if options is None:
-        return "<...>"
-    if not options:
-        return ""
-    return "<" + ",".join(format_option(option) for option in options) + ">"
 
 
 def format_ip_info(ip: IpInfo) -> str:

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 
 from l4kit.checksum import address_bytes, internet_checksum, pseudo_header_sum
 from l4kit.drill.script.model import IcmpPacket, TcpPacket, TimeKind
-from l4kit.drill.script.printer import format_option, format_options
+from l4kit.drill.script.options import format_option, format_options, option_kind
 from l4kit.drill.script.wirepacket import (
     ACK,
     AE,
@@ -45,7 +45,6 @@ from l4kit.drill.script.wirepacket import (
     WirePacket,
     flags_from_text,
     flags_to_text,
-    option_kind,
     options_length,
 )
 from l4kit.wire.ip import IPv4Header, IPv6Header, encode_ipv4, encode_ipv6

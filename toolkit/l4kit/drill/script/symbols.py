@@ -147,8 +147,8 @@ ERRNO: Final[dict[str, int]] = {
     "EXFULL": 54,
 }
 
-SYMBOLS: Final[dict[str, int]] = {
-    # tcp_info.tcpi_state values, for getsockopt(..., TCP_INFO, {tcpi_state=...})
+#: ``tcp_info.tcpi_state`` values (Linux's ``include/net/tcp_states.h``).
+TCP_STATES: Final[dict[str, int]] = {
     "TCP_ESTABLISHED": 1,
     "TCP_SYN_SENT": 2,
     "TCP_SYN_RECV": 3,
@@ -160,6 +160,11 @@ SYMBOLS: Final[dict[str, int]] = {
     "TCP_LAST_ACK": 9,
     "TCP_LISTEN": 10,
     "TCP_CLOSING": 11,
+}
+
+SYMBOLS: Final[dict[str, int]] = {
+    # for getsockopt(..., TCP_INFO, {tcpi_state=...})
+    **TCP_STATES,
     "IP_MTU_DISCOVER": 10,
     "IPV6_MTU_DISCOVER": 23,
     "IP_FREEBIND": 15,

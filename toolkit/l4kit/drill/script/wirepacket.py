@@ -12,20 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from l4kit.checksum import ipv4_header_checksum_ok
+from l4kit.drill.script.options import option_kind
 from l4kit.errors import ParseError
 from l4kit.wire.flags import TcpFlags
 from l4kit.wire.ip import IPv4Header, IPv6Header, decode_ip, encode_ipv4, encode_ipv6
-from l4kit.wire.options import (
-    EndOfOptions,
-    MaxSegmentSize,
-    NoOperation,
-    Sack,
-    SackPermitted,
-    TcpOption,
-    Timestamps,
-    UnknownOption,
-    WindowScale,
-)
+from l4kit.wire.options import EndOfOptions, TcpOption
 from l4kit.wire.seqnum import SeqNum
 from l4kit.wire.tcp import TcpHeader, encode_options, encode_tcp, parse_tcp
 
@@ -113,30 +104,8 @@ class WirePacket:
                 walked.append((0, option))
                 walked.extend((0, EndOfOptions()) for _ in option.padding)
             else:
-                walked.append((_kind(option), option))
+                walked.append((option_kind(option), option))
         return walked
-
-
-def _kind(option: TcpOption) -> int:
-    if isinstance(option, NoOperation):
-        return 1
-    if isinstance(option, MaxSegmentSize):
-        return 2
-    if isinstance(option, WindowScale):
-        return 3
-    if isinstance(option, SackPermitted):
-        return 4
-    if isinstance(option, Sack):
-        return 5
-    if isinstance(option, Timestamps):
-        return 8
-    if isinstance(option, UnknownOption):
-        return option.kind
-    return 0
-
-
-def option_kind(option: TcpOption) -> int:
-    return _kind(option)
 
 
 def decode_wire(data: bytes, time_us: int = 0) -> WirePacket | None:
