@@ -282,3 +282,15 @@ def test_checksum_verdict_of_long_segments_is_the_checksum_modules(length):
         assert fastpath.checksum_status(frame, key, 34, 34 + len(segment)) == expected
         if checksum == right:
             assert expected == "ok"
+
+
+@given(st.binary(max_size=80), st.integers(0, 7), st.integers(0, 7))
+def test_word_sum_is_the_big_integers_sum_of_words(data, before, after):
+    """The compiled build's one's complement sum (fastpath.word_sum) is the interpreted
+    one's: the octets as one big-endian integer, an odd length padded with a zero octet,
+    ≡ mod 0xFFFF; anywhere in a frame, whatever surrounds it."""
+    frame = b"\xff" * before + data + b"\xff" * after
+    total = fastpath.word_sum(frame, before, before + len(data))
+    padded = int.from_bytes(data, "big") << (8 if len(data) % 2 else 0)
+    assert total % 0xFFFF == padded % 0xFFFF
+    assert total == sum(int.from_bytes((data + b"\0")[i : i + 2], "big") for i in range(0, len(data), 2))

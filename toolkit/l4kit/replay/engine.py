@@ -117,8 +117,6 @@ _BAD: Final = fastpath.BAD
 _OBSERVE_ALL: Final = fastpath.OBSERVE_ALL
 _OBSERVE_NONE: Final = fastpath.OBSERVE_NONE
 _WS_NONE: Final = WS_NONE
-_decode_at: Final = fastpath.decode_at
-_checksum_status: Final = fastpath.checksum_status
 _NO_NOTES: Final[tuple[str, ...]] = ()
 _SIDES: Final = ("client", "server")
 _tuple_new: Final = tuple.__new__
@@ -306,15 +304,12 @@ class Replayer:
         variables, the three observers called with plain values, the record a tuple.
         """
         summary = self.summary
-        open_get = self._open.get
+        # Methods and functions are called directly, not through local aliases: once
+        # compiled (setup.py), a direct call is a C call, an alias a Python one.
+        opened = self._open
         closing = self._closing
         linger = self.linger
         max_rows = self.max_rows
-        start_conversation = self._start
-        decode_at = _decode_at
-        checksum_status = _checksum_status
-        ipv4_header_ok = fastpath.ipv4_header_ok
-        ip_length = fastpath.ip_length
         ethernet_ip = _ETHERNET_IP
         head_len = fastpath.HEAD
         frame_filter = self.frame_filter
@@ -341,7 +336,7 @@ class Replayer:
                         last_linktype = linktype
                     # Ethernet without VLAN tags, the common case, without a call
                     offset = 14 if linktype == 1 and frame[12:14] in ethernet_ip else offset_of(frame)
-                    decoded = decode_at(frame, offset, wirelen - len(frame))
+                    decoded = fastpath.decode_at(frame, offset, wirelen - len(frame))
                 except FragmentError as fragment:
                     whole = self._defragment(frame, fragment.offset, offset, linktype, t)
                     if whole is None:
@@ -375,7 +370,7 @@ class Replayer:
                     self._expire(t)
 
                 # ---- the conversation, a new one on port reuse
-                entry = open_get(key)
+                entry = opened.get(key)
                 reused = False
                 if entry is not None:
                     conv, d = entry
@@ -386,10 +381,10 @@ class Replayer:
                         isn = conv.isn[d]
                         if isn is not None and seq != isn and (conv.closed or not conv.s2c_packets):
                             self._finish(conv)
-                            conv, d = start_conversation(key, sport, dport, flags, t, number)
+                            conv, d = self._start(key, sport, dport, flags, t, number)
                             reused = True
                 else:
-                    conv, d = start_conversation(key, sport, dport, flags, t, number)
+                    conv, d = self._start(key, sport, dport, flags, t, number)
 
                 conv.end = t
                 conv.packets += 1
@@ -404,21 +399,21 @@ class Replayer:
                     stats.bytes += wirelen
                     stats.payload += payload_len
                     # in place, the segment ends where the IP packet does
-                    stats.ip_bytes += end - offset if start else ip_length(frame, offset)
+                    stats.ip_bytes += end - offset if start else fastpath.ip_length(frame, offset)
                     report.end = t
                     report.last_frame = number
                     if ip_ok is None:
-                        ip_ok = ipv4_header_ok(frame, offset)
+                        ip_ok = fastpath.ipv4_header_ok(frame, offset)
                     if not ip_ok:
                         summary.ip_checksum_bad += 1
                     if status is None:
-                        status = checksum_status(frame, key, start, end)
+                        status = fastpath.checksum_status(frame, key, start, end)
                     report.checksum[status] += 1
                 if flags & (RST | FIN) and not conv.closed and (oddity is None or oddity[1] == _OBSERVE_ALL):
                     if ip_ok is None:
-                        ip_ok = ipv4_header_ok(frame, offset)
+                        ip_ok = fastpath.ipv4_header_ok(frame, offset)
                     if status is None:
-                        status = checksum_status(frame, key, start, end)
+                        status = fastpath.checksum_status(frame, key, start, end)
                     if status is not _BAD and ip_ok:
                         if flags & RST:
                             conv.rst = True
@@ -644,7 +639,7 @@ class Replayer:
             if whole is None:
                 return None
             packet, drop_notes = whole
-            decoded = _decode_at(packet, 0, 0)
+            decoded = fastpath.decode_at(packet, 0, 0)
         except ParseError as exc:  # a fragment that cannot be read, or a datagram without TCP
             skipped[exc.reason] = skipped.get(exc.reason, 0) + 1
             return None

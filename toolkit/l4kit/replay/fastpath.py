@@ -13,7 +13,7 @@ So:
   :func:`~l4kit.checksum.classify_tcp_checksum`'s rule (see :mod:`l4kit.checksum`)
   computed straight on the frame's bytes, and only when asked for: the source and
   destination addresses are adjacent in both IP headers, so the pseudo-header sum
-  is one integer conversion;
+  is one integer conversion (one loop over the octets when compiled, :func:`word_sum`);
 * the addresses stay bytes: the *key* of a packet is the source address, the
   destination address and both ports as captured (12 octets for IPv4, 36 for
   IPv6), which is what replay looks connections up by; an address becomes text
@@ -41,7 +41,13 @@ A packet whose IPv4 header checksum is wrong is decoded anyway and flagged
 from __future__ import annotations
 
 import struct
+from types import FunctionType
 from typing import Final
+
+try:
+    from mypy_extensions import i64
+except ImportError:  # only mypyc needs it, when it compiles this module: then it is a C integer
+    i64 = int  # type: ignore[misc]
 
 from l4kit.checksum import ChecksumStatus
 from l4kit.errors import IntegrityError, ParseError, SanityError
@@ -236,10 +242,48 @@ def decode_at(frame: bytes, offset: int, missing: int = 0) -> Decoded:
     )
 
 
+def _interpreted() -> bool:
+    return isinstance(_interpreted, FunctionType)  # compiled by mypyc, it is a builtin
+
+
+INTERPRETED: Final = _interpreted()
+"""Whether this module runs as Python bytecode, not compiled by mypyc (``setup.py``).
+The one's complement sums take a different road in each: see :func:`word_sum`."""
+
+
+def word_sum(data: bytes, start: i64, end: i64) -> i64:
+    """The sum of the big-endian 16-bit words of ``data[start:end]``, an odd last octet
+    padded with a zero octet (RFC 1071): ≡ their one's complement sum (mod 0xFFFF).
+
+    For the compiled build: a loop over the octets in C integers, 4-5 times as fast as
+    one big integer reduced modulo 0xFFFF (about 0.9 against 3.9 µs for a 1,448-octet
+    segment on the benchmark's machine). Interpreted, the loop would be twenty times
+    slower than the big integer: :func:`checksum_status` and :func:`ipv4_header_ok`
+    use it only when compiled (:data:`INTERPRETED`). The even octets and the odd
+    octets are summed apart, four at a time."""
+    high: i64 = 0
+    low: i64 = 0
+    i: i64 = start
+    stop: i64 = end - 3
+    while i < stop:
+        high += i64(data[i]) + i64(data[i + 2])
+        low += i64(data[i + 1]) + i64(data[i + 3])
+        i += 4
+    while i < end - 1:
+        high += i64(data[i])
+        low += i64(data[i + 1])
+        i += 2
+    if i < end:
+        high += i64(data[i])
+    return (high << 8) + low
+
+
 def ipv4_header_ok(frame: bytes, offset: int) -> bool:
     """Whether the option-less IPv4 header at ``offset`` has a right header checksum
     (its 16-bit words sum to -0, RFC 1071)."""
-    return int.from_bytes(frame[offset : offset + 20], "big") % ONES == 0
+    if INTERPRETED:
+        return int.from_bytes(frame[offset : offset + 20], "big") % ONES == 0
+    return word_sum(frame, offset, offset + 20) % ONES == 0
 
 
 _PLAIN_OPTION_LENGTHS: Final = {2: 4, 4: 2, 8: 10}  # MSS, SACK-permitted, timestamps: the usual company
@@ -280,9 +324,16 @@ def checksum_status(frame: bytes, key: bytes, seg_start: int, seg_end: int) -> s
     of pseudo-header and segment is -0 (≡ 0 mod 0xFFFF) when right; an offloading
     sender leaves the folded pseudo-header sum in the field. 2**16 ≡ 1 (mod 0xFFFF),
     so summing 16-bit words is reducing one big integer; an odd length is padded
-    with a zero octet.
+    with a zero octet. Compiled, the words are summed (:func:`word_sum`) instead.
     """
     seg_len = seg_end - seg_start
+    if not INTERPRETED:
+        pseudo_sum = word_sum(key, 0, len(key) - 4) + 6 + seg_len
+        if (pseudo_sum + word_sum(frame, seg_start, seg_end)) % ONES == 0:
+            return OK
+        if (((frame[seg_start + 16] << 8) | frame[seg_start + 17]) - pseudo_sum) % ONES == 0:
+            return OFFLOADED
+        return BAD
     pseudo = int.from_bytes(key[:-4], "big") + 6 + seg_len
     if seg_len > 512:
         # The same sum from pieces: a piece followed by an even number of octets is
