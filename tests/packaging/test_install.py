@@ -91,10 +91,9 @@ def test_fresh_install_compiles_the_per_packet_modules(installed: Path) -> None:
     compiled = ["l4kit.replay.engine", "l4kit.replay.jsontext"]
     compiled += ["l4kit.core.connection", "l4kit.core.listener", "l4kit.core.events"]
     compiled += ["l4kit.wire.seqnum", "l4kit.wire.segment", "l4kit.codecs.fast", "l4kit.core.states"]
-    compiled += ["l4kit.live.ring", "l4kit.live.packet_thread"]
-    # the checksum is the reference; the routes file's validator relies on what a compiled
-    # module would check first; mypyc cannot compile the bug exceptions (setup.py)
-    pure = ["l4kit.checksum", "l4kit.core.server", "l4kit.core.bugs"]
+    compiled += ["l4kit.live.ring", "l4kit.live.packet_thread", "l4kit.core.server", "l4kit.wire.tcp"]
+    # the checksum is the reference; mypyc cannot compile the bug exceptions (setup.py)
+    pure = ["l4kit.checksum", "l4kit.core.bugs"]
     code = f"import importlib; print(*(importlib.import_module(m).__file__ for m in {compiled + pure}))"
     files = _python(installed, code).split()
     assert all(f.endswith(".so") for f in files[: len(compiled)]), files
