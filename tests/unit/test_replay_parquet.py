@@ -25,7 +25,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from test_replay_parallel import mixed_capture
-from test_replay_support import DATA
+from test_replay_support import DATA, preview_heads
 
 from l4kit.commands.replay import run_replay
 from l4kit.errors import ConfigError, L4kitError
@@ -272,11 +272,7 @@ def test_times_round_exactly_as_python_does_property(x):
 def test_payload_preview_bytes_are_the_preview_for_every_octet():
     """preview_bytes escapes in C: the same text as preview(), in UTF-8, for each octet
     alone, beside quotes and backslashes, and cut at PREVIEW_BYTES."""
-    tricky = b"\\'\"\n\r\t\x00\x7f\x80\xff a"
-    heads = [bytes([b]) for b in range(256)]
-    heads += [bytes([b]) + t for b in range(256) for t in (b"\\", b"'", b'"')]
-    heads += [tricky, tricky * 4, bytes(range(256))[: PREVIEW_BYTES + 1]]
-    for head in heads:
+    for head in preview_heads():
         for length in (len(head), len(head) + 1, PREVIEW_BYTES + 1):
             assert parquet.preview_bytes(head, length) == preview(head, length).encode(), (head, length)
 

@@ -165,3 +165,15 @@ def imported_by_replay(path: Path, fmt: str, watched: set[str]) -> list[str]:
     imports, in a fresh interpreter: start-up is part of every replay's time."""
     argv = [sys.executable, "-c", _IMPORTS_OF_A_REPLAY, str(path), fmt, " ".join(sorted(watched))]
     return subprocess.run(argv, capture_output=True, text=True, check=True, timeout=120).stdout.split()
+
+
+def preview_heads() -> list[bytes]:
+    """Payload heads whose preview text is easy to get wrong: every octet alone, each
+    beside a backslash and both quotes, and runs that reach past PREVIEW_BYTES."""
+    from l4kit.replay.model import PREVIEW_BYTES
+
+    tricky = b"\\'\"\n\r\t\x00\x7f\x80\xff a"
+    heads = [bytes([b]) for b in range(256)]
+    heads += [bytes([b]) + t for b in range(256) for t in (b"\\", b"'", b'"')]
+    heads += [tricky, tricky * 4, bytes(range(256))[: PREVIEW_BYTES + 1]]
+    return heads

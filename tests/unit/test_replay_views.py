@@ -10,7 +10,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from rich.console import Console
-from test_replay_support import DATA, Conv, imported_by_replay, needs_tshark, replay, tshark_fields, write
+from test_replay_support import (
+    DATA,
+    Conv,
+    imported_by_replay,
+    needs_tshark,
+    preview_heads,
+    replay,
+    tshark_fields,
+    write,
+)
 
 from l4kit.commands.replay import run_replay
 from l4kit.mermaid import mermaid_escape
@@ -243,11 +252,7 @@ def test_payload_preview_json_is_json_dumps_of_the_preview_for_every_octet():
     from l4kit.replay.jsontext import _data_json
     from l4kit.replay.model import PREVIEW_BYTES, preview
 
-    tricky = b"\\'\"\n\r\t\x00\x7f\x80\xff a"
-    heads = [bytes([b]) for b in range(256)]
-    heads += [bytes([b]) + t for b in range(256) for t in (b"\\", b"'", b'"')]
-    heads += [tricky, tricky * 4, bytes(range(256))[: PREVIEW_BYTES + 1]]
-    for head in heads:
+    for head in preview_heads():
         for length in (len(head), len(head) + 1, PREVIEW_BYTES + 1):
             assert _data_json(head, length) == json.dumps(preview(head, length)), (head, length)
 
